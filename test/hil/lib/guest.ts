@@ -1,0 +1,202 @@
+/**
+ * The hardware-in-the-loop guest: a Debian kernel under QEMU (software emulation; KVM is not
+ * available on these machines) with Linux's own st, ch and sg drivers, attached to iSCSI
+ * LUNs through QEMU's built-in iSCSI initiator as scsi-generic devices. A run boots the
+ * cached base initramfs plus a per-run script, collects `@@HIL` markers from the serial
+ * console, and powers off.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+export const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const workDir = join(projectRoot, 'test', 'hil', 'work');
+const QEMU = '/usr/bin/qemu-system-x86_64';
+
+export function kernelVersion(): string | undefined {
+  if (!existsSync('/boot')) return undefined;
+  const k = readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).sort().pop();
+  return k?.slice('vmlinuz-'.length);
+}
+
+/** Why the guest can't run here, or undefined when it can. */
+export function guestUnavailable(): string | undefined {
+  if (!existsSync(QEMU)) return `${QEMU} not found (install Debian package qemu-system-x86)`;
+  if (!existsSync('/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so')) return "QEMU's iSCSI initiator is missing (install Debian package qemu-block-extra)";
+  const k = kernelVersion();
+  if (!k) return 'no kernel in /boot (install Debian package linux-image-amd64)';
+  if (!existsSync(`/usr/lib/modules/${k}/kernel/drivers/scsi/st.ko`) && !existsSync(`/lib/modules/${k}/kernel/drivers/scsi/st.ko`)) return `no st module for kernel ${k}`;
+  for (const [bin, pkg] of [['busybox', 'busybox-static'], ['sg_inq', 'sg3-utils'], ['mtx', 'mtx'], ['mt-st', 'mt-st'], ['cpio', 'cpio']] as const) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    } catch {
+      return `${bin} not found (install Debian package ${pkg})`;
+    }
+  }
+  return undefined;
+}
+
+function treeDigest(dir: string, h: ReturnType<typeof createHash>): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) treeDigest(p, h);
+    else {
+      const st = statSync(p);
+      h.update(`${relative(projectRoot, p)}:${st.size}:${st.mtimeMs}\n`);
+    }
+  }
+}
+
+/** Builds (or reuses) the base initramfs; the dist/ tree must be compiled first. */
+export function baseImage(): string {
+  if (!existsSync(join(projectRoot, 'dist', 'src', 'transport', 'sgio', 'index.js'))) {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: projectRoot, stdio: 'inherit' });
+  }
+  const kver = kernelVersion();
+  if (!kver) throw new Error('no kernel in /boot');
+  const h = createHash('sha256');
+  h.update(kver);
+  h.update(readFileSync(join(projectRoot, 'test', 'hil', 'guest', 'build-initramfs.sh')));
+  h.update(readFileSync(join(projectRoot, 'test', 'hil', 'guest', 'sg-agent.mjs')));
+  h.update(readFileSync(join(projectRoot, 'build', 'Release', 'ptpvts.node')));
+  treeDigest(join(projectRoot, 'dist'), h);
+  const out = join(workDir, `base-${h.digest('hex').slice(0, 16)}.cpio.gz`);
+  if (!existsSync(out)) {
+    mkdirSync(workDir, { recursive: true });
+    for (const old of readdirSync(workDir).filter((f) => f.startsWith('base-'))) rmSync(join(workDir, old), { force: true });
+    execFileSync('bash', [join(projectRoot, 'test', 'hil', 'guest', 'build-initramfs.sh'), out, kver, projectRoot], { stdio: 'inherit' });
+  }
+  return out;
+}
+
+/** A newc cpio archive of the given files (path -> content), written by hand: it is tiny. */
+export function cpioArchive(files: Record<string, string | Uint8Array>): Buffer {
+  const parts: Buffer[] = [];
+  let ino = 1;
+  const dirs = new Set<string>();
+  for (const path of Object.keys(files)) {
+    const segs = path.split('/');
+    for (let i = 1; i < segs.length; i++) dirs.add(segs.slice(0, i).join('/'));
+  }
+  const entry = (name: string, mode: number, data: Buffer) => {
+    const nameBuf = Buffer.from(name + '\0');
+    const hdr =
+      '070701' +
+      [ino++, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, nameBuf.length, 0].map((n) => n.toString(16).padStart(8, '0')).join('');
+    parts.push(Buffer.from(hdr), nameBuf);
+    const pad1 = (4 - ((110 + nameBuf.length) % 4)) % 4;
+    parts.push(Buffer.alloc(pad1), data, Buffer.alloc((4 - (data.length % 4)) % 4));
+  };
+  for (const d of [...dirs].sort()) entry(d, 0o40755, Buffer.alloc(0));
+  for (const [path, content] of Object.entries(files)) entry(path, 0o100755, Buffer.from(content));
+  entry('TRAILER!!!', 0, Buffer.alloc(0));
+  return Buffer.concat(parts);
+}
+
+export interface IscsiLun {
+  host: string;
+  port: number;
+  iqn: string;
+  lun: number;
+}
+
+export interface GuestRun {
+  /** Everything the serial console printed. */
+  output: string;
+  /** `@@HIL name rest` lines, as [name, rest]. */
+  markers: Array<[string, string]>;
+  exitCode: number | null;
+}
+
+export interface GuestOptions {
+  /** Shell script run by the guest's init after the SCSI scan settled. */
+  script: string;
+  luns: IscsiLun[];
+  /** Extra files for the run archive (path inside the guest without leading slash). */
+  files?: Record<string, string | Uint8Array>;
+  timeoutMs?: number;
+  /** When set, a virtio-serial channel is exposed at this unix socket path (guest /dev/vport*p1). */
+  agentSocket?: string;
+  memoryMB?: number;
+  onOutput?: (chunk: string) => void;
+}
+
+export interface RunningGuest {
+  /** Resolves when the guest has powered off (or was killed at the timeout). */
+  done: Promise<GuestRun>;
+  kill(): void;
+}
+
+export function startGuest(opts: GuestOptions): RunningGuest {
+  const base = baseImage();
+  const tmp = mkdtempSync(join(tmpdir(), 'ptpvts-guest-'));
+  const initrd = join(tmp, 'initrd.cpio.gz');
+  const runArchive = gzipSync(cpioArchive({ 'hil/run.sh': opts.script, ...(opts.files ?? {}) }));
+  writeFileSync(initrd, Buffer.concat([readFileSync(base), runArchive]));
+  const kver = kernelVersion()!;
+  const args = [
+    '-machine', 'pc', '-accel', 'tcg', '-m', String(opts.memoryMB ?? 1536), '-smp', '1',
+    '-nographic', '-no-reboot', '-net', 'none',
+    '-kernel', `/boot/vmlinuz-${kver}`, '-initrd', initrd,
+    '-append', `console=ttyS0 panic=-1 quiet hil.luns=${opts.luns.length}`,
+    '-iscsi', 'initiator-name=iqn.2026-11.org.ptpvts:hil-guest',
+    '-device', 'virtio-scsi-pci,id=scsi0',
+  ];
+  opts.luns.forEach((l, i) => {
+    args.push('-drive', `file=iscsi://${l.host}:${l.port}/${l.iqn}/${l.lun},if=none,format=raw,id=lun${i}`);
+    args.push('-device', `scsi-generic,drive=lun${i},bus=scsi0.0,channel=0,scsi-id=${i},lun=0`);
+  });
+  if (opts.agentSocket) {
+    args.push('-device', 'virtio-serial-pci', '-chardev', `socket,id=agent,path=${opts.agentSocket},server=on,wait=off`, '-device', 'virtserialport,chardev=agent,name=ptpvts-agent');
+  }
+  const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const onData = (d: Buffer) => {
+    const s = d.toString();
+    output += s;
+    opts.onOutput?.(s);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
+  const done = new Promise<GuestRun>((resolve) => {
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rmSync(tmp, { recursive: true, force: true });
+      const markers: Array<[string, string]> = [];
+      for (const line of output.split(/\r?\n/u)) {
+        const m = /@@HIL (\S+) ?(.*)$/u.exec(line);
+        if (m) markers.push([m[1]!, m[2]!.trim()]);
+      }
+      resolve({ output, markers, exitCode: code });
+    });
+  });
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+export async function runGuest(opts: GuestOptions): Promise<GuestRun> {
+  return startGuest(opts).done;
+}
+
+/** Connects to the guest agent's virtio-serial socket once QEMU has created it. */
+export async function connectAgentSocket(path: string, timeoutMs = 30_000): Promise<Socket> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const s = connect(path);
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      });
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
