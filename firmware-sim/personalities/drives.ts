@@ -1,0 +1,221 @@
+/**
+ * Tape drive personalities: what a drive model reports (INQUIRY, READ BLOCK LIMITS,
+ * REPORT DENSITY SUPPORT), which media it reads and writes, and how long its mechanics
+ * take. The drive firmware reads only these fields; it never branches on a vendor name.
+ *
+ * Compatibility follows the LTO rules as IBM documents them for its LTO drives: up to
+ * LTO-7 a drive writes its own and the previous generation and reads two back; LTO-8
+ * reads and writes LTO-7 (including the LTO-7 Type M "M8" cartridge) and LTO-8 only;
+ * LTO-9 reads and writes LTO-8 and LTO-9 only.
+ */
+
+/** One recording format (density) a drive knows. */
+export interface Density {
+  /** Media type name shared with the library and cartridge files, e.g. `LTO7`, `LTO7-M8`. */
+  readonly mediaType: string;
+  /** Density code reported in the mode block descriptor and REPORT DENSITY SUPPORT. */
+  readonly code: number;
+  /** Native (uncompressed) capacity in bytes. */
+  readonly capacityBytes: number;
+  /** Name fields of the REPORT DENSITY SUPPORT descriptor. */
+  readonly assigningOrganization: string;
+  readonly densityName: string;
+  readonly description: string;
+  /** Physical characteristics for REPORT DENSITY SUPPORT. */
+  readonly tracks: number;
+  /** Bits per mm, for REPORT DENSITY SUPPORT. */
+  readonly bitsPerMm: number;
+  /** Tape width in tenths of mm. */
+  readonly mediaWidth: number;
+  /** The barcode's last two characters for data and WORM cartridges (IBM labelling). */
+  readonly labelSuffix: string;
+  readonly wormLabelSuffix?: string;
+  /** Medium type code used in REPORT DENSITY SUPPORT with MEDIUM TYPE=1. */
+  readonly mediumTypeCode: number;
+}
+
+/** Mechanical times in seconds at `timeScale` 1. */
+export interface DriveTiming {
+  /** From cartridge insertion until the tape is threaded and ready. */
+  readonly loadSeconds: number;
+  /** Threading part of a load (also the LOAD after a LOAD/UNLOAD with HOLD). */
+  readonly threadSeconds: number;
+  readonly unloadSeconds: number;
+  /** Rewind from the far end of the tape; shorter rewinds scale with the distance. */
+  readonly rewindSeconds: number;
+  /** Average locate (a random position); scales with distance like a rewind. */
+  readonly locateSeconds: number;
+  /** Streaming transfer time per MiB at the native data rate. */
+  readonly perMiBSeconds: number;
+  /** ERASE of a whole tape (long erase). */
+  readonly eraseSeconds: number;
+}
+
+export interface DriveFeatures {
+  readonly worm: boolean;
+  readonly encryption: boolean;
+  readonly compression: boolean;
+  /** TapeAlert log page (2Eh) and informational exceptions mode page (1Ch). */
+  readonly tapeAlert: boolean;
+  /** Partitions the drive can create (1 means no partitioning support). */
+  readonly maxPartitions: number;
+}
+
+/** A drive model. Every value the firmware reports or waits for comes from here. */
+export interface DrivePersonality {
+  /** Stable id used in configuration, e.g. `ibm-lto7-hh`. */
+  readonly id: string;
+  readonly vendor: string;
+  readonly product: string;
+  readonly revision: string;
+  /** Generation number of the drive (5 for LTO-5, ...), for display only. */
+  readonly generation: number;
+  /** Densities this drive records (the first is its native, default density). */
+  readonly writeDensities: readonly Density[];
+  /** Densities it can only read (besides those it writes). */
+  readonly readOnlyDensities: readonly Density[];
+  /** READ BLOCK LIMITS. */
+  readonly maxBlockLength: number;
+  readonly minBlockLength: number;
+  /** Granularity exponent (block lengths are multiples of 2^granularity). */
+  readonly granularity: number;
+  readonly timing: DriveTiming;
+  readonly features: DriveFeatures;
+  /** SCSI version descriptors after SAM and SPC (SSC-4 0x0460, ...). */
+  readonly versionDescriptors: readonly number[];
+}
+
+const TB = 1_000_000_000_000;
+const GB = 1_000_000_000;
+
+function lto(gen: number, code: number, capacityBytes: number, tracks: number, bitsPerMm: number, mediumTypeCode: number, wormSuffix?: string): Density {
+  return {
+    mediaType: `LTO${gen}`,
+    code,
+    capacityBytes,
+    assigningOrganization: 'LTO-CVE',
+    densityName: `U-${gen}16`,
+    description: `Ultrium ${gen}/16T`,
+    tracks,
+    bitsPerMm,
+    mediaWidth: 127,
+    labelSuffix: `L${gen}`,
+    ...(wormSuffix ? { wormLabelSuffix: wormSuffix } : {}),
+    mediumTypeCode,
+  };
+}
+
+/** LTO densities by media type name. Capacities are the LTO Program's native figures. */
+export const LtoDensity = {
+  LTO3: lto(3, 0x44, 400 * GB, 704, 9638, 0x38, 'LT'),
+  LTO4: lto(4, 0x46, 800 * GB, 896, 13250, 0x48, 'LU'),
+  LTO5: lto(5, 0x58, 1.5 * TB, 1280, 15142, 0x58, 'LV'),
+  LTO6: lto(6, 0x5a, 2.5 * TB, 2176, 15143, 0x68, 'LW'),
+  LTO7: lto(7, 0x5c, 6 * TB, 3584, 19094, 0x78, 'LX'),
+  LTO7_M8: {
+    ...lto(7, 0x5d, 9 * TB, 5376, 20668, 0x79),
+    mediaType: 'LTO7-M8',
+    densityName: 'U-732',
+    description: 'Ultrium 7 Type M/32T',
+    labelSuffix: 'M8',
+  },
+  LTO8: lto(8, 0x5e, 12 * TB, 6656, 20668, 0x88, 'LY'),
+  LTO9: lto(9, 0x60, 18 * TB, 8960, 23353, 0x98, 'LZ'),
+} as const satisfies Record<string, Density>;
+
+const SSC4 = 0x0460;
+const SSC3 = 0x0400;
+const SPC4 = 0x0460;
+
+interface LtoModel {
+  readonly gen: number;
+  readonly revision: string;
+  readonly write: readonly Density[];
+  readonly readOnly: readonly Density[];
+  /** Native data rate in MB/s (full height). */
+  readonly mbPerSecond: number;
+  readonly rewindSeconds: number;
+  readonly locateSeconds: number;
+  readonly loadSeconds: number;
+}
+
+const models: readonly LtoModel[] = [
+  { gen: 5, revision: 'G9N1', write: [LtoDensity.LTO5, LtoDensity.LTO4], readOnly: [LtoDensity.LTO3], mbPerSecond: 140, rewindSeconds: 98, locateSeconds: 50, loadSeconds: 15 },
+  { gen: 6, revision: 'J4D0', write: [LtoDensity.LTO6, LtoDensity.LTO5], readOnly: [LtoDensity.LTO4], mbPerSecond: 160, rewindSeconds: 108, locateSeconds: 56, loadSeconds: 15 },
+  { gen: 7, revision: 'M9R0', write: [LtoDensity.LTO7, LtoDensity.LTO6], readOnly: [LtoDensity.LTO5], mbPerSecond: 300, rewindSeconds: 88, locateSeconds: 60, loadSeconds: 15 },
+  { gen: 8, revision: 'Q3B0', write: [LtoDensity.LTO8, LtoDensity.LTO7_M8, LtoDensity.LTO7], readOnly: [], mbPerSecond: 360, rewindSeconds: 94, locateSeconds: 62, loadSeconds: 17 },
+  { gen: 9, revision: 'S270', write: [LtoDensity.LTO9, LtoDensity.LTO8], readOnly: [], mbPerSecond: 400, rewindSeconds: 97, locateSeconds: 65, loadSeconds: 17 },
+];
+
+function ibmLto(m: LtoModel, form: 'fh' | 'hh', product: string): DrivePersonality {
+  // Half-height drives of these generations stream a little slower than full-height ones.
+  const rate = form === 'hh' ? m.mbPerSecond * 0.85 : m.mbPerSecond;
+  return {
+    id: `ibm-lto${m.gen}-${form}`,
+    vendor: 'IBM',
+    product,
+    revision: m.revision,
+    generation: m.gen,
+    writeDensities: m.write,
+    readOnlyDensities: m.readOnly,
+    maxBlockLength: 0x800000,
+    minBlockLength: 1,
+    granularity: 0,
+    timing: {
+      loadSeconds: m.loadSeconds,
+      threadSeconds: 6,
+      unloadSeconds: 17,
+      rewindSeconds: m.rewindSeconds,
+      locateSeconds: m.locateSeconds,
+      perMiBSeconds: 1.048576 / rate,
+      eraseSeconds: 3 * 3600,
+    },
+    features: { worm: true, encryption: false, compression: true, tapeAlert: true, maxPartitions: m.gen >= 5 ? 2 : 1 },
+    versionDescriptors: [SPC4, m.gen >= 6 ? SSC4 : SSC3],
+  };
+}
+
+/** The built-in IBM LTO personalities, full-height (ULT3580-TDn) and half-height (ULT3580-HHn). */
+export const drivePersonalities: readonly DrivePersonality[] = models.flatMap((m) => [
+  ibmLto(m, 'fh', `ULT3580-TD${m.gen}`),
+  ibmLto(m, 'hh', `ULT3580-HH${m.gen}`),
+]);
+
+/** Looks a personality up by id; throws a RangeError naming the known ids otherwise. */
+export function drivePersonality(id: string): DrivePersonality {
+  const p = drivePersonalities.find((d) => d.id === id);
+  if (!p) throw new RangeError(`unknown drive personality '${id}' (known: ${drivePersonalities.map((d) => d.id).join(', ')})`);
+  return p;
+}
+
+/** The library-facing variant: same drive, product id as IBM libraries report it (ULTRIUM-TDn/HHn). */
+export function inLibrary(p: DrivePersonality): DrivePersonality {
+  return { ...p, id: `${p.id}-lib`, product: p.product.replace('ULT3580-', 'ULTRIUM-') };
+}
+
+/** What a drive can do with a cartridge of a given media type. */
+export type MediaAccess = 'read-write' | 'read-only' | 'incompatible';
+
+/** Splits `LTO7-WORM` into its density name and the WORM flag. */
+export function parseMediaType(mediaType: string): { density: string; worm: boolean } {
+  const worm = /-WORM$/u.test(mediaType);
+  return { density: worm ? mediaType.slice(0, -5) : mediaType, worm };
+}
+
+export function densityOf(mediaType: string): Density | undefined {
+  const { density } = parseMediaType(mediaType);
+  return Object.values(LtoDensity).find((d) => d.mediaType === density);
+}
+
+export function mediaAccess(p: DrivePersonality, mediaType: string): MediaAccess {
+  const { density, worm } = parseMediaType(mediaType);
+  if (worm && !p.features.worm) return 'incompatible';
+  if (p.writeDensities.some((d) => d.mediaType === density)) return 'read-write';
+  if (p.readOnlyDensities.some((d) => d.mediaType === density)) return 'read-only';
+  return 'incompatible';
+}
+
+/** Every density the drive reports in REPORT DENSITY SUPPORT, newest first. */
+export function knownDensities(p: DrivePersonality): readonly Density[] {
+  return [...p.writeDensities, ...p.readOnlyDensities].sort((a, b) => b.code - a.code);
+}

@@ -1,0 +1,367 @@
+/**
+ * The tape drive model: medium state, logical position, block size, removal prevention,
+ * counters, TapeAlert flags and faults. Command handlers (io.ts, position.ts, medium.ts,
+ * attributes.ts) drive it; the robot reaches it only through {@link DriveBay}.
+ */
+import { Sense, sense, type SenseCode, type SenseData } from '../../src/scsi/sense.js';
+import { CheckCondition } from '../engine/check.js';
+import { InsertRefused, type CartridgeRef, type DriveBay } from '../engine/library-link.js';
+import { hangUntilAborted, mechanicalDelay } from '../engine/timing.js';
+import type { EmulatedUnit } from '../engine/unit.js';
+import { Cartridge } from '../media/cartridge.js';
+import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
+import { Attr, asciiValue, binaryNumber, binaryValue } from './mam.js';
+
+/** Where the cartridge is. `unloaded`: in the drive but not threaded (after UNLOAD with HOLD). `ejected`: at the throat, ready for the robot. */
+export type MediumState = 'empty' | 'loading' | 'loaded' | 'unloaded' | 'ejected';
+
+/** TapeAlert flag numbers (1-64) the drive raises itself. */
+export const TapeAlertFlag = {
+  readWarning: 1,
+  writeWarning: 2,
+  hardError: 3,
+  media: 4,
+  readFailure: 5,
+  writeFailure: 6,
+  writeProtect: 9,
+  noRemoval: 10,
+  unsupportedFormat: 12,
+  readOnlyFormat: 17,
+  hardwareA: 30,
+} as const;
+
+const MiB = 1024 * 1024;
+
+/** Where the early-warning point sits for a given capacity: a 5% zone, at most 20 GB. */
+export function earlyWarningPoint(capacityBytes: number): number {
+  return capacityBytes - Math.min(Math.ceil(capacityBytes / 20), 20_000_000_000);
+}
+
+/**
+ * Faults a test or scenario injects. Each takes effect at once and lasts until cleared
+ * (or as stated); none waits.
+ */
+export interface DriveFaults {
+  /** READ of object `n` answers MEDIUM ERROR / UNRECOVERED READ ERROR; a WRITE at position `n` answers MEDIUM ERROR / WRITE ERROR. */
+  mediumErrorAt(objectNumber: number): void;
+  /** Every following tape command waits until it is aborted (task management, transport timeout) or the unit is reset. */
+  hang(): void;
+  /** NOT READY / LOGICAL UNIT NOT READY, OFFLINE until set back online; the robot's inserts are refused. */
+  setOffline(offline: boolean): void;
+  /** Raises a TapeAlert flag (1-64), as the drive would on detecting the condition. */
+  setTapeAlert(flag: number): void;
+  /** Power cycle: commands in flight abort, POWER ON OCCURRED for every initiator, data made durable, position back at BOP. */
+  powerCycle(): void;
+  /** Removes every injected fault. */
+  clear(): void;
+}
+
+export interface TapeDriveOptions {
+  readonly personality: DrivePersonality;
+  readonly serial: string;
+  /** Name for traces, e.g. `lib0/drive1`. */
+  readonly name?: string;
+  /** Multiplier for the personality's mechanical times; 0 (the default) makes them instant. */
+  readonly timeScale?: number;
+}
+
+interface LoadCounters {
+  bytesWritten: number;
+  bytesRead: number;
+  bytesFromHost: number;
+  bytesToHost: number;
+}
+
+/** The state of one drive. Handlers take it from `x.device`. */
+export class TapeDrive implements DriveBay {
+  readonly personality: DrivePersonality;
+  readonly serial: string;
+  readonly vendorProduct: string;
+  /** Set once by the factory; the unit wraps this model. */
+  unit!: EmulatedUnit<TapeDrive>;
+  state: MediumState = 'empty';
+  cartridge: CartridgeRef | undefined;
+  media: Cartridge | undefined;
+  access: MediaAccess = 'incompatible';
+  /** Logical object number of the current position (objectCount = EOD). */
+  position = 0;
+  /** Fixed block length from the mode block descriptor; 0 is variable-block mode. */
+  blockSize = 0;
+  /** Software write protect (device configuration page SWP). */
+  softwareWriteProtect = false;
+  readonly preventedBy = new Set<string>();
+  offline = false;
+  hung = false;
+  readonly mediumErrors = new Set<number>();
+  tapeAlert = 0n;
+  counters: LoadCounters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
+  readonly faults: DriveFaults;
+
+  constructor(o: TapeDriveOptions) {
+    this.personality = o.personality;
+    this.serial = o.serial;
+    this.vendorProduct = `${o.personality.vendor.padEnd(8)}${o.personality.product.padEnd(16)}`;
+    this.faults = {
+      mediumErrorAt: (n) => void this.mediumErrors.add(n),
+      hang: () => void (this.hung = true),
+      setOffline: (off) => void (this.offline = off),
+      setTapeAlert: (flag) => this.raiseTapeAlert(flag),
+      powerCycle: () => this.unit.powerCycle(),
+      clear: () => {
+        this.mediumErrors.clear();
+        this.hung = false;
+        this.offline = false;
+      },
+    };
+  }
+
+  private get timeScale(): number {
+    return this.unit.timeScale;
+  }
+
+  delay(seconds: number, signal: AbortSignal): Promise<void> {
+    return mechanicalDelay(seconds, this.timeScale, signal);
+  }
+
+  raiseTapeAlert(flag: number): void {
+    if (!Number.isInteger(flag) || flag < 1 || flag > 64) throw new RangeError(`TapeAlert flag must be 1..64 (got ${flag})`);
+    this.tapeAlert |= 1n << BigInt(flag - 1);
+  }
+
+  // ------------------------------------------------------------------ readiness
+
+  /** Why TEST UNIT READY fails, or undefined when a medium is loaded and usable. */
+  notReady(): SenseData | undefined {
+    if (this.offline) return sense(Sense.NOT_READY_OFFLINE);
+    switch (this.state) {
+      case 'empty':
+        return sense(Sense.MEDIUM_NOT_PRESENT);
+      case 'loading':
+        return sense(Sense.BECOMING_READY);
+      case 'unloaded':
+      case 'ejected':
+        return sense(Sense.INITIALIZING_COMMAND_REQUIRED);
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * The common gate of tape commands: a hung drive never answers; an offline drive or one
+   * without a loaded tape is NOT READY. `medium` commands also need a readable format.
+   */
+  async ready(signal: AbortSignal, medium = true): Promise<Cartridge> {
+    if (this.hung) await hangUntilAborted(signal);
+    const why = this.notReady();
+    if (why) throw new CheckCondition(why);
+    const m = this.media;
+    if (!m) throw new CheckCondition(sense(Sense.MEDIUM_NOT_PRESENT));
+    if (medium && this.access === 'incompatible') {
+      this.raiseTapeAlert(TapeAlertFlag.unsupportedFormat);
+      throw new CheckCondition(sense(Sense.INCOMPATIBLE_MEDIUM_INSTALLED));
+    }
+    return m;
+  }
+
+  /** Refuses a write for the reasons a drive refuses one, in the order a drive checks them. */
+  checkWritable(m: Cartridge, at: number): void {
+    if (this.access === 'read-only') {
+      this.raiseTapeAlert(TapeAlertFlag.readOnlyFormat);
+      this.fail(Sense.CANNOT_WRITE_MEDIUM_INCOMPATIBLE_FORMAT);
+    }
+    if (this.writeProtected()) {
+      this.raiseTapeAlert(TapeAlertFlag.writeProtect);
+      this.fail(Sense.WRITE_PROTECTED);
+    }
+    if (this.wormOverwrite(m, at)) this.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
+  }
+
+  /** WORM media take appends at EOD only; trailing filemarks may be overwritten (as LTO WORM allows). */
+  wormOverwrite(m: Cartridge, at: number): boolean {
+    if (!m.header.worm) return false;
+    for (let i = at; i < m.objectCount; i++) if (m.object(i)?.kind !== 'filemark') return true;
+    return false;
+  }
+
+  writeProtected(): boolean {
+    return (this.cartridge?.writeProtected ?? false) || this.softwareWriteProtect;
+  }
+
+  fail(code: SenseCode, extra: Omit<SenseData, 'key' | 'asc' | 'ascq'> = {}): never {
+    throw new CheckCondition(sense(code, extra));
+  }
+
+  /** The density of the loaded medium, if known. */
+  mediumDensity(): Density | undefined {
+    return this.cartridge ? densityOf(this.cartridge.mediaType) : undefined;
+  }
+
+  capacity(): number {
+    return this.media?.header.capacityBytes ?? 0;
+  }
+
+  /** Beyond the early-warning point (READ POSITION EOP bit, write warnings). */
+  pastEarlyWarning(m: Cartridge): boolean {
+    return m.dataBytesBefore(this.position) >= earlyWarningPoint(m.header.capacityBytes);
+  }
+
+  // ------------------------------------------------------------------ loading
+
+  private openCartridge(c: CartridgeRef): Cartridge {
+    const { worm } = parseMediaType(c.mediaType);
+    return Cartridge.open(c.path, { create: { mediaType: c.mediaType, barcode: c.barcode, capacityBytes: c.capacityBytes, worm } });
+  }
+
+  /** Threads the cartridge: opens its file, updates cartridge memory, BOP, MEDIUM MAY HAVE CHANGED. */
+  async thread(signal: AbortSignal, seconds: number, initiator?: string): Promise<void> {
+    const c = this.cartridge;
+    if (!c) throw new CheckCondition(sense(Sense.MEDIUM_NOT_PRESENT));
+    this.state = 'loading';
+    try {
+      await this.delay(seconds, signal);
+    } catch (e) {
+      this.state = 'unloaded';
+      throw e;
+    }
+    const m = this.media ?? this.openCartridge(c);
+    this.media = m;
+    this.access = mediaAccess(this.personality, c.mediaType);
+    this.position = 0;
+    this.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
+    this.recordLoad(m, c);
+    this.state = 'loaded';
+    if (this.access === 'read-only') this.raiseTapeAlert(TapeAlertFlag.readOnlyFormat);
+    // The host that asked for the load knows; everyone else is told the medium may have changed.
+    this.unit.raise(Sense.NOT_READY_TO_READY_CHANGE, initiator);
+  }
+
+  private recordLoad(m: Cartridge, c: CartridgeRef): void {
+    if (m.readOnly) return;
+    const attrs = m.readAttributes();
+    const set = (id: number, format: number, value: Uint8Array): void => void attrs.set(id, { format, value });
+    if (!attrs.has(Attr.MEDIUM_SERIAL_NUMBER)) {
+      const d = new Date(m.header.createdMs);
+      const ymd = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+      set(Attr.MEDIUM_MANUFACTURER, 1, asciiValue('PTPVTS', 8));
+      set(Attr.MEDIUM_SERIAL_NUMBER, 1, asciiValue(`${m.header.barcode}${m.header.createdMs.toString(16).toUpperCase()}`, 32));
+      set(Attr.MEDIUM_MANUFACTURE_DATE, 1, asciiValue(ymd, 8));
+      set(Attr.BARCODE, 1, asciiValue(c.barcode, 32));
+    }
+    const loads = binaryNumber(attrs.get(Attr.LOAD_COUNT)?.value) + 1;
+    set(Attr.LOAD_COUNT, 0, binaryValue(loads, 8));
+    const history = [Attr.DEVICE_AT_LAST_LOAD, Attr.DEVICE_AT_LOAD_MINUS_1, Attr.DEVICE_AT_LOAD_MINUS_2, Attr.DEVICE_AT_LOAD_MINUS_3];
+    for (let i = history.length - 1; i > 0; i--) {
+      const prev = attrs.get(history[i - 1] ?? 0);
+      if (prev) set(history[i] ?? 0, 1, prev.value);
+    }
+    set(Attr.DEVICE_AT_LAST_LOAD, 1, asciiValue(`${this.personality.vendor.padEnd(8)}${this.serial}`, 40));
+    set(Attr.TOTAL_MB_WRITTEN_THIS_LOAD, 0, binaryValue(0, 8));
+    set(Attr.TOTAL_MB_READ_THIS_LOAD, 0, binaryValue(0, 8));
+    m.writeAttributes(attrs);
+  }
+
+  /** Adds this load's transfer counts to the cartridge memory. */
+  private recordUsage(m: Cartridge): void {
+    if (m.readOnly) return;
+    const attrs = m.readAttributes();
+    const mbW = Math.floor(this.counters.bytesWritten / MiB);
+    const mbR = Math.floor(this.counters.bytesRead / MiB);
+    const add = (id: number, v: number): void => void attrs.set(id, { format: 0, value: binaryValue(binaryNumber(attrs.get(id)?.value) + v, 8) });
+    add(Attr.TOTAL_MB_WRITTEN_LIFETIME, mbW - binaryNumber(attrs.get(Attr.TOTAL_MB_WRITTEN_THIS_LOAD)?.value));
+    add(Attr.TOTAL_MB_READ_LIFETIME, mbR - binaryNumber(attrs.get(Attr.TOTAL_MB_READ_THIS_LOAD)?.value));
+    attrs.set(Attr.TOTAL_MB_WRITTEN_THIS_LOAD, { format: 0, value: binaryValue(mbW, 8) });
+    attrs.set(Attr.TOTAL_MB_READ_THIS_LOAD, { format: 0, value: binaryValue(mbR, 8) });
+    m.writeAttributes(attrs);
+  }
+
+  /** Makes everything written durable (a sync point) and the usage counters persistent. */
+  flush(): void {
+    const m = this.media;
+    if (!m || m.readOnly || m.closed) return;
+    m.sync();
+    this.recordUsage(m);
+  }
+
+  /** Unthreads: flushes, closes the file, and (unless `hold`) presents the cartridge to the robot. */
+  async unthread(signal: AbortSignal, hold: boolean): Promise<void> {
+    const m = this.media;
+    if (m) {
+      this.flush();
+      await this.delay(this.personality.timing.unloadSeconds, signal);
+      m.close();
+    }
+    this.media = undefined;
+    this.position = 0;
+    this.state = hold ? 'unloaded' : 'ejected';
+    // TapeAlert flags tied to the cartridge go with it.
+    this.tapeAlert &= ~((1n << BigInt(TapeAlertFlag.readOnlyFormat - 1)) | (1n << BigInt(TapeAlertFlag.unsupportedFormat - 1)) | (1n << BigInt(TapeAlertFlag.writeProtect - 1)));
+  }
+
+  // ------------------------------------------------------------------ DriveBay
+
+  hasMedium(): boolean {
+    return this.state !== 'empty';
+  }
+
+  async insert(cartridge: CartridgeRef): Promise<void> {
+    if (this.offline) throw new InsertRefused('offline', `drive ${this.serial} is offline`);
+    if (this.state !== 'empty') throw new InsertRefused('full', `drive ${this.serial} already holds ${this.cartridge?.barcode ?? 'a cartridge'}`);
+    this.cartridge = cartridge;
+    this.state = 'unloaded';
+    try {
+      await this.thread(new AbortController().signal, this.personality.timing.loadSeconds);
+    } catch (e) {
+      this.cartridge = undefined;
+      this.media?.close();
+      this.media = undefined;
+      this.state = 'empty';
+      throw e;
+    }
+  }
+
+  readyForRemoval(): boolean {
+    return this.state === 'ejected';
+  }
+
+  async unloadForRobot(): Promise<void> {
+    if (this.state === 'empty' || this.state === 'ejected') return;
+    if (this.preventedBy.size > 0) {
+      this.raiseTapeAlert(TapeAlertFlag.noRemoval);
+      throw new InsertRefused('removal-prevented', `medium removal is prevented on drive ${this.serial}`);
+    }
+    await this.unthread(new AbortController().signal, false);
+  }
+
+  remove(): CartridgeRef {
+    const c = this.cartridge;
+    if (!c || this.state !== 'ejected') throw new InsertRefused('not-unloaded', `drive ${this.serial} has not unloaded its cartridge`);
+    this.cartridge = undefined;
+    this.state = 'empty';
+    this.access = 'incompatible';
+    return c;
+  }
+
+  // ------------------------------------------------------------------ resets
+
+  /** LU reset, target reset or power on (engine hook). */
+  onReset(kind: 'lu-reset' | 'target-reset' | 'power-on'): void {
+    this.hung = false;
+    this.preventedBy.clear();
+    if (kind === 'power-on') {
+      if (this.media && !this.media.closed && !this.media.readOnly) this.flush();
+      // The drive re-threads a cartridge it finds at power on: position is back at BOP.
+      this.position = 0;
+      this.blockSize = 0;
+      this.softwareWriteProtect = false;
+      this.offline = false;
+    }
+  }
+
+  /** Flushes and closes the cartridge (process shutdown); the drive keeps its state otherwise. */
+  close(): void {
+    if (this.media && !this.media.closed) {
+      this.flush();
+      this.media.close();
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Medium handling and capability reports: LOAD/UNLOAD, ERASE, PREVENT/ALLOW MEDIUM
+ * REMOVAL, READ BLOCK LIMITS and REPORT DENSITY SUPPORT (SSC-4, SPC-4).
+ */
+import { getU16, setAscii, setU16, setU24, setU32 } from '../../src/scsi/bytes.js';
+import { SpcOpcode, SscOpcode } from '../../src/scsi/opcodes.js';
+import { Sense, sense } from '../../src/scsi/sense.js';
+import { CheckCondition, invalidCdbField } from '../engine/check.js';
+import { hangUntilAborted } from '../engine/timing.js';
+import { usage, type CommandSpec, type Exec, type HandlerResult } from '../engine/dispatch.js';
+import { allocation } from '../engine/unit.js';
+import { knownDensities, mediaAccess, type Density } from '../personalities/drives.js';
+import { TapeAlertFlag, type TapeDrive } from './drive.js';
+
+async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
+  const d = x.device;
+  const b4 = x.cdb[4] ?? 0;
+  const load = (b4 & 0x01) !== 0;
+  const eot = (b4 & 0x04) !== 0;
+  const hold = (b4 & 0x08) !== 0;
+  if (load && eot) invalidCdbField(4, 2);
+  if (d.hung) await hangUntilAborted(x.signal);
+  if (d.offline) throw new CheckCondition(sense(Sense.NOT_READY_OFFLINE));
+  if (d.state === 'empty') throw new CheckCondition(sense(Sense.MEDIUM_NOT_PRESENT));
+  if (d.state === 'loading') throw new CheckCondition(sense(Sense.BECOMING_READY));
+  if (load) {
+    if (d.state === 'loaded') {
+      // LOAD of a loaded tape positions it at BOP.
+      d.flush();
+      d.position = 0;
+      return undefined;
+    }
+    const t = d.personality.timing;
+    await d.thread(x.signal, d.state === 'ejected' ? t.loadSeconds : t.threadSeconds, x.initiator);
+    return undefined;
+  }
+  if (!hold && d.preventedBy.size > 0) {
+    d.raiseTapeAlert(TapeAlertFlag.noRemoval);
+    throw new CheckCondition(sense(Sense.MEDIUM_REMOVAL_PREVENTED));
+  }
+  if (d.state === 'loaded') await d.unthread(x.signal, hold);
+  else if (!hold) d.state = 'ejected';
+  return undefined;
+}
+
+async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
+  const d = x.device;
+  const long = ((x.cdb[1] ?? 0) & 0x01) !== 0;
+  const m = await d.ready(x.signal);
+  d.checkWritable(m, d.position);
+  // WORM media cannot be erased at all, not even the filemarks a write may overwrite.
+  if (m.header.worm && d.position < m.objectCount) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
+  const cap = Math.max(1, m.header.capacityBytes);
+  const fraction = long ? 1 - m.dataBytesBefore(d.position) / cap : 0;
+  m.truncate(d.position);
+  d.flush();
+  await d.delay(fraction * d.personality.timing.eraseSeconds, x.signal);
+  return undefined;
+}
+
+function preventAllow(x: Exec<TapeDrive>): HandlerResult {
+  const prevent = (x.cdb[4] ?? 0) & 0x03;
+  // Values 2 and 3 concern medium changers' magazines.
+  if (prevent > 1) invalidCdbField(4, 1);
+  if (prevent) x.device.preventedBy.add(x.initiator);
+  else x.device.preventedBy.delete(x.initiator);
+  return undefined;
+}
+
+function readBlockLimits(x: Exec<TapeDrive>): Uint8Array {
+  const p = x.device.personality;
+  const b = new Uint8Array(6);
+  b[0] = p.granularity & 0x1f;
+  setU24(b, 1, p.maxBlockLength);
+  setU16(b, 4, p.minBlockLength);
+  return b;
+}
+
+function densityDescriptor(dn: Density, writeOk: boolean, isDefault: boolean): Uint8Array {
+  const b = new Uint8Array(52);
+  b[0] = dn.code;
+  b[1] = dn.code;
+  b[2] = (writeOk ? 0x80 : 0) | (isDefault ? 0x20 : 0);
+  setU16(b, 3, 0x0034);
+  setU24(b, 5, dn.bitsPerMm);
+  setU16(b, 8, dn.mediaWidth);
+  setU16(b, 10, dn.tracks);
+  setU32(b, 12, Math.floor(dn.capacityBytes / 1_000_000));
+  setAscii(b, 16, 8, dn.assigningOrganization);
+  setAscii(b, 24, 8, dn.densityName);
+  setAscii(b, 32, 20, dn.description);
+  return b;
+}
+
+function mediumTypeDescriptor(dn: Density, codes: readonly number[]): Uint8Array {
+  const b = new Uint8Array(56);
+  b[0] = dn.mediumTypeCode;
+  setU16(b, 2, 52);
+  b[4] = Math.min(9, codes.length);
+  codes.slice(0, 9).forEach((c, i) => (b[5 + i] = c));
+  setU16(b, 14, dn.mediaWidth);
+  setU16(b, 16, 1000);
+  setAscii(b, 20, 8, dn.assigningOrganization);
+  setAscii(b, 28, 8, dn.densityName);
+  setAscii(b, 36, 20, dn.description);
+  return b;
+}
+
+async function reportDensitySupport(x: Exec<TapeDrive>): Promise<HandlerResult> {
+  const d = x.device;
+  const media = ((x.cdb[1] ?? 0) & 0x01) !== 0;
+  const mediumType = ((x.cdb[1] ?? 0) & 0x02) !== 0;
+  const alloc = getU16(x.cdb, 7);
+  const p = d.personality;
+  let list: readonly Density[];
+  if (media) {
+    await d.ready(x.signal, false);
+    const dn = d.mediumDensity();
+    list = dn && d.access !== 'incompatible' ? [dn] : [];
+  } else list = knownDensities(p);
+  const native = p.writeDensities[0];
+  const parts = list.map((dn) => {
+    const access = media && d.cartridge ? d.access : mediaAccess(p, dn.mediaType);
+    const writeOk = access === 'read-write' && !(media && d.writeProtected());
+    return mediumType ? mediumTypeDescriptor(dn, [dn.code]) : densityDescriptor(dn, writeOk, media ? true : dn === native);
+  });
+  const len = parts.reduce((n, q) => n + q.length, 0);
+  const b = new Uint8Array(4 + len);
+  setU16(b, 0, len + 2);
+  let off = 4;
+  for (const q of parts) {
+    b.set(q, off);
+    off += q.length;
+  }
+  return allocation(b, alloc);
+}
+
+export const mediumCommands: CommandSpec<TapeDrive>[] = [
+  { opcode: SscOpcode.READ_BLOCK_LIMITS, name: 'READ BLOCK LIMITS', usage: usage(6), handler: readBlockLimits, nominalTimeout: 1, recommendedTimeout: 10 },
+  { opcode: SscOpcode.LOAD_UNLOAD, name: 'LOAD/UNLOAD', usage: usage(6, { 1: 0x01, 4: 0x0f }), handler: loadUnload, nominalTimeout: 60, recommendedTimeout: 780 },
+  { opcode: SscOpcode.ERASE_6, name: 'ERASE(6)', usage: usage(6, { 1: 0x03 }), handler: erase, nominalTimeout: 60, recommendedTimeout: 23_000 },
+  { opcode: SpcOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, name: 'PREVENT ALLOW MEDIUM REMOVAL', usage: usage(6, { 4: 0x03 }), handler: preventAllow, nominalTimeout: 1, recommendedTimeout: 10 },
+  { opcode: SscOpcode.REPORT_DENSITY_SUPPORT, name: 'REPORT DENSITY SUPPORT', usage: usage(10, { 1: 0x03, 7: 0xff, 8: 0xff }), handler: reportDensitySupport, nominalTimeout: 1, recommendedTimeout: 10 },
+];
