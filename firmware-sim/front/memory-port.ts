@@ -53,15 +53,15 @@ export class MemoryPort implements ScsiPort {
       const result = await Promise.race([
         this.unit.execute({
           initiator: this.initiator,
-          cdb: Uint8Array.from(request.cdb),
-          ...(request.direction === 'out' && request.dataOut ? { dataOut: Uint8Array.from(request.dataOut) } : {}),
+          cdb: request.cdb.slice(),
+          ...(request.direction === 'out' && request.dataOut ? { dataOut: request.dataOut.slice() } : {}),
           dataInLength,
           signal: controller.signal,
         }),
         new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
       ]);
       if (failure) throw failure;
-      const data = result.data ? Uint8Array.from(result.data.subarray(0, dataInLength)) : new Uint8Array(0);
+      const data = result.data ? result.data.slice(0, dataInLength) : new Uint8Array(0);
       return {
         status: result.status,
         data,

@@ -5,7 +5,7 @@
  * executes one medium operation at a time, and a crash test needs every write to have
  * reached the kernel when the call returns.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, fstatSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   CartridgeFormatError,
@@ -15,6 +15,7 @@ import {
   encodeHeader,
   encodeMamSlot,
   encodeRecord,
+  encodeRecordHeader,
   FORMAT_VERSION,
   HEADER_SIZE,
   LOG_OFFSET,
@@ -308,10 +309,22 @@ export class Cartridge {
     this.fileSize = this.appendOffset;
   }
 
-  private append(record: Uint8Array): void {
+  private append(record: Uint8Array, payload?: Uint8Array): void {
     this.cutTail();
-    writeAll(this.fd, record, this.appendOffset);
-    this.appendOffset += record.length;
+    const total = record.length + (payload?.length ?? 0);
+    if (payload && payload.length > 0) {
+      // Header and payload go down in one writev: no copy of the block into a record buffer.
+      const done = writevSync(this.fd, [record, payload], this.appendOffset);
+      if (done < total) {
+        const whole = new Uint8Array(total);
+        whole.set(record, 0);
+        whole.set(payload, record.length);
+        writeAll(this.fd, whole.subarray(done), this.appendOffset + done);
+      }
+    } else {
+      writeAll(this.fd, record, this.appendOffset);
+    }
+    this.appendOffset += total;
     this.fileSize = Math.max(this.fileSize, this.appendOffset);
     this.dirty = true;
   }
@@ -320,7 +333,7 @@ export class Cartridge {
   appendBlock(data: Uint8Array): void {
     this.writable();
     const off = this.appendOffset;
-    this.append(encodeRecord(RecordKind.data, this.generation, data));
+    this.append(encodeRecordHeader(RecordKind.data, this.generation, data), data);
     this.push('block', off, data.length);
   }
 

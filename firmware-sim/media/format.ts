@@ -93,15 +93,24 @@ export interface RecordHeader {
 }
 
 export function encodeRecord(kind: RecordKind, generation: number, payload?: Uint8Array): Uint8Array {
+  const header = encodeRecordHeader(kind, generation, payload);
+  if (!payload || payload.length === 0) return header;
+  const b = new Uint8Array(RECORD_HEADER_SIZE + payload.length);
+  b.set(header, 0);
+  b.set(payload, RECORD_HEADER_SIZE);
+  return b;
+}
+
+/** Just the header of a record, so a writer can hand header and payload to writev without a copy. */
+export function encodeRecordHeader(kind: RecordKind, generation: number, payload?: Uint8Array): Uint8Array {
   const len = payload?.length ?? 0;
-  const b = new Uint8Array(RECORD_HEADER_SIZE + len);
+  const b = new Uint8Array(RECORD_HEADER_SIZE);
   setU32(b, 0, RECORD_MAGIC);
   b[4] = kind;
   setU32(b, 8, generation >>> 0);
   setU32(b, 12, len);
   setU32(b, 16, payload && len ? crc32c(payload) : 0);
   setU32(b, 20, crc32c(b.subarray(0, 20)));
-  if (payload) b.set(payload, RECORD_HEADER_SIZE);
   return b;
 }
 

@@ -274,19 +274,24 @@ export class TapeDrive implements DriveBay {
     m.writeAttributes(attrs);
   }
 
-  /** Makes everything written durable (a sync point) and the usage counters persistent. */
-  flush(): void {
+  /**
+   * Makes everything written durable (a sync point). With `usage`, the load's usage
+   * counters also go to cartridge memory: drives write it when the cartridge leaves
+   * (unload, power loss), not at every filemark, and READ ATTRIBUTE reports live values
+   * meanwhile, so filemarks cost one fdatasync rather than two.
+   */
+  flush(usage = false): void {
     const m = this.media;
     if (!m || m.readOnly || m.closed) return;
     m.sync();
-    this.recordUsage(m);
+    if (usage) this.recordUsage(m);
   }
 
   /** Unthreads: flushes, closes the file, and (unless `hold`) presents the cartridge to the robot. */
   async unthread(signal: AbortSignal, hold: boolean): Promise<void> {
     const m = this.media;
     if (m) {
-      this.flush();
+      this.flush(true);
       await this.delay(this.personality.timing.unloadSeconds, signal);
       m.close();
     }
@@ -348,7 +353,7 @@ export class TapeDrive implements DriveBay {
     this.hung = false;
     this.preventedBy.clear();
     if (kind === 'power-on') {
-      if (this.media && !this.media.closed && !this.media.readOnly) this.flush();
+      if (this.media && !this.media.closed && !this.media.readOnly) this.flush(true);
       // The drive re-threads a cartridge it finds at power on: position is back at BOP.
       this.position = 0;
       this.blockSize = 0;
@@ -360,7 +365,7 @@ export class TapeDrive implements DriveBay {
   /** Flushes and closes the cartridge (process shutdown); the drive keeps its state otherwise. */
   close(): void {
     if (this.media && !this.media.closed) {
-      this.flush();
+      this.flush(true);
       this.media.close();
     }
   }

@@ -1,0 +1,139 @@
+/**
+ * The SMC-3 command set of the changer, as dispatch table entries. Handlers decode the
+ * CDB and call the {@link ChangerModel}; the model raises the motion errors. Optional
+ * commands are present only when the personality has the capability, so REPORT SUPPORTED
+ * OPERATION CODES and INVALID COMMAND OPERATION CODE follow the product.
+ */
+import { getU16, getU24 } from '../../src/scsi/bytes.js';
+import { SmcOpcode, SpcOpcode } from '../../src/scsi/opcodes.js';
+import { invalidCdbField } from '../engine/check.js';
+import { usage, type CommandSpec, type Exec } from '../engine/dispatch.js';
+import { allocation } from '../engine/unit.js';
+import type { ChangerModel } from './changer.js';
+import { encodeElementStatus } from './element-status.js';
+
+type X = Exec<ChangerModel>;
+
+function moveMedium(x: X): Promise<void> {
+  const transport = getU16(x.cdb, 2);
+  x.device.checkTransport(transport, 2);
+  return x.device.move(getU16(x.cdb, 4), getU16(x.cdb, 6), x.signal, { transport: 2, source: 4, destination: 6 });
+}
+
+function exchangeMedium(x: X): Promise<void> {
+  x.device.checkTransport(getU16(x.cdb, 2), 2);
+  return x.device.exchange(getU16(x.cdb, 4), getU16(x.cdb, 6), getU16(x.cdb, 8), x.signal, { transport: 2, source: 4, destination: 6, second: 8 });
+}
+
+async function readElementStatus(x: X): Promise<Uint8Array> {
+  const b1 = x.cdb[1] ?? 0;
+  const volumeTags = (b1 & 0x10) !== 0;
+  const elementType = b1 & 0x0f;
+  const b6 = x.cdb[6] ?? 0;
+  const currentData = (b6 & 0x02) !== 0;
+  const deviceIds = (b6 & 0x01) !== 0;
+  const caps = x.device.personality.capabilities;
+  if (elementType > 4) invalidCdbField(1, 3);
+  if (volumeTags && !caps.volumeTags) invalidCdbField(1, 4);
+  if (deviceIds && !caps.deviceIdentifiers) invalidCdbField(6, 0);
+  const alloc = getU24(x.cdb, 7);
+  if (!currentData) await x.device.ensureCurrent(x.signal);
+  const data = encodeElementStatus(x.device, { elementType, volumeTags, startingAddress: getU16(x.cdb, 2), count: getU16(x.cdb, 4), deviceIds });
+  return allocation(data, alloc);
+}
+
+function initializeElementStatus(x: X): Promise<void> {
+  return x.device.initializeStatus(x.signal);
+}
+
+function initializeElementStatusWithRange(x: X): Promise<void> {
+  const range = ((x.cdb[1] ?? 0) & 0x01) !== 0;
+  if (!range) return x.device.initializeStatus(x.signal);
+  return x.device.initializeStatus(x.signal, { start: getU16(x.cdb, 2), count: getU16(x.cdb, 6), startByte: 2 });
+}
+
+function positionToElement(x: X): Promise<void> {
+  x.device.checkTransport(getU16(x.cdb, 2), 2);
+  return x.device.positionTo(getU16(x.cdb, 4), x.signal, { transport: 2, destination: 4 });
+}
+
+function preventAllow(x: X): undefined {
+  const prevent = (x.cdb[4] ?? 0) & 0x03;
+  // SMC-3 defines only allow (00b) and prevent (01b); the persistent forms belong to other device types.
+  if (prevent > 1) invalidCdbField(4, 1);
+  x.device.setPrevent(x.initiator, prevent === 1);
+  return undefined;
+}
+
+/** The changer's own commands for `model`'s personality (SPC commands come from firmware-sim/spc). */
+export function smcCommands(model: ChangerModel): CommandSpec<ChangerModel>[] {
+  const t = model.personality.timing;
+  const caps = model.personality.capabilities;
+  const moveTimeout = Math.ceil((t.moveSeconds + t.driveMoveExtraSeconds) * 2);
+  const scanTimeout = Math.ceil(t.scanSecondsPerElement * model.elements.all().length * 2) + 10;
+  const specs: CommandSpec<ChangerModel>[] = [
+    {
+      opcode: SmcOpcode.MOVE_MEDIUM,
+      name: 'MOVE MEDIUM',
+      usage: usage(12, { 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff }),
+      handler: moveMedium,
+      nominalTimeout: moveTimeout,
+      recommendedTimeout: moveTimeout * 5,
+    },
+    {
+      opcode: SmcOpcode.READ_ELEMENT_STATUS,
+      name: 'READ ELEMENT STATUS',
+      usage: usage(12, { 1: 0x1f, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0x03, 7: 0xff, 8: 0xff, 9: 0xff }),
+      handler: readElementStatus,
+      nominalTimeout: scanTimeout,
+      recommendedTimeout: scanTimeout * 2,
+    },
+    {
+      opcode: SmcOpcode.INITIALIZE_ELEMENT_STATUS,
+      name: 'INITIALIZE ELEMENT STATUS',
+      usage: usage(6),
+      handler: initializeElementStatus,
+      nominalTimeout: scanTimeout,
+      recommendedTimeout: scanTimeout * 2,
+    },
+    {
+      opcode: SpcOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
+      name: 'PREVENT ALLOW MEDIUM REMOVAL',
+      usage: usage(6, { 4: 0x03 }),
+      handler: preventAllow,
+      nominalTimeout: 1,
+      recommendedTimeout: 10,
+    },
+  ];
+  if (caps.exchange) {
+    specs.push({
+      opcode: SmcOpcode.EXCHANGE_MEDIUM,
+      name: 'EXCHANGE MEDIUM',
+      usage: usage(12, { 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff }),
+      handler: exchangeMedium,
+      nominalTimeout: moveTimeout * 2,
+      recommendedTimeout: moveTimeout * 10,
+    });
+  }
+  if (caps.initializeWithRange) {
+    specs.push({
+      opcode: SmcOpcode.INITIALIZE_ELEMENT_STATUS_WITH_RANGE,
+      name: 'INITIALIZE ELEMENT STATUS WITH RANGE',
+      usage: usage(10, { 1: 0x03, 2: 0xff, 3: 0xff, 6: 0xff, 7: 0xff }),
+      handler: initializeElementStatusWithRange,
+      nominalTimeout: scanTimeout,
+      recommendedTimeout: scanTimeout * 2,
+    });
+  }
+  if (caps.positionToElement) {
+    specs.push({
+      opcode: SmcOpcode.POSITION_TO_ELEMENT,
+      name: 'POSITION TO ELEMENT',
+      usage: usage(10, { 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff }),
+      handler: positionToElement,
+      nominalTimeout: Math.ceil(t.positionSeconds * 2),
+      recommendedTimeout: Math.ceil(t.positionSeconds * 10),
+    });
+  }
+  return specs;
+}

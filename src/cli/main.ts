@@ -1,0 +1,331 @@
+/**
+ * The `ptpvts` command: the composition root where the emulator (firmware-sim) meets the
+ * controller stack. Commands for a person at a lab bench work on a lab: the embedded
+ * emulated library (default `ptpvts-lab/library.yaml`, made on first use) or real devices
+ * (`--changer sg:/dev/sgN --drive sg:/dev/sgM`).
+ */
+import { Command, Option } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { ensureDefaultLab } from './default-lab.js';
+import { openDeviceLab, openEmbeddedLab, readState, type Lab, type LabState } from './lab.js';
+import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unloadCartridge, UsageError } from './ops.js';
+import { bytes, consoleOut, hex, type Out } from './output.js';
+import { patternData, readFile, writeFile } from './tape-io.js';
+import { runDemo } from './demo.js';
+import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
+import { SpaceCode } from '../scsi/cdb.js';
+import { isSenseError } from '../devices/errors.js';
+import { dirname, join } from 'node:path';
+
+interface LabOptions {
+  library?: string;
+  changer?: string;
+  drive?: string[];
+}
+
+function labOptions(cmd: Command): Command {
+  return cmd
+    .option('-l, --library <file>', 'library YAML of the embedded emulator (default: ptpvts-lab/library.yaml, made on first use)')
+    .option('--changer <address>', 'a real changer instead of the emulator, e.g. sg:/dev/sg5')
+    .option('--drive <address...>', 'real drives, in data transfer element order, e.g. sg:/dev/sg3');
+}
+
+async function withLab<T>(o: LabOptions, out: Out, fn: (lab: Lab) => Promise<T>): Promise<T> {
+  let lab: Lab;
+  if (o.changer) lab = await openDeviceLab(o.changer, o.drive ?? []);
+  else {
+    let path = o.library;
+    if (!path) {
+      const made = ensureDefaultLab();
+      if (made.created) out.line(`Made a default emulated library in ${made.path}.`);
+      path = made.path;
+    }
+    lab = await openEmbeddedLab(path);
+  }
+  try {
+    return await fn(lab);
+  } finally {
+    await lab.close();
+  }
+}
+
+function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max} (got "${v}")`);
+    return n;
+  };
+}
+
+function size(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(k|m|g|kib|mib|gib|kb|mb|gb|b)?$/i.exec(v.trim());
+  const mult: Record<string, number> = { b: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6, g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9 };
+  const n = m ? Math.floor(Number(m[1]) * (mult[(m[2] ?? 'b').toLowerCase()] ?? NaN)) : NaN;
+  if (!(n > 0)) throw new UsageError(`"${v}" is not a size such as 256KiB or 10MiB`);
+  return n;
+}
+
+export function buildProgram(out: Out): Command {
+  const program = new Command('ptpvts')
+    .description('Emulator and controller stack for peer-to-peer virtual tape systems')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });
+
+  program
+    .command('demo')
+    .description('run the main job on the embedded emulator and print what happened')
+    .option('--keep <dir>', 'keep the demo library and its cartridges in this directory')
+    .action(async (o: { keep?: string }) => {
+      await runDemo(out, o.keep === undefined ? {} : { dir: o.keep });
+    });
+
+  labOptions(program.command('inventory'))
+    .description('list every element of the library and what it holds')
+    .option('--init', 'run INITIALIZE ELEMENT STATUS first (rescan), with progress')
+    .action(async (o: LabOptions & { init?: boolean }) => {
+      await withLab(o, out, async (lab) => {
+        if (o.init) {
+          const inv0 = await lab.changer.inventory();
+          const bar = out.progress('Scanning elements', inv0.all.length, 'elements');
+          let done = 0;
+          for (const e of inv0.all) {
+            await lab.changer.initializeElementStatus({ start: e.address, count: 1 });
+            bar.update(++done);
+          }
+          bar.stop();
+        }
+        const inv = await lab.changer.inventory();
+        out.line(`${lab.description}: ${inv.storage.length} slots, ${inv.dataTransfer.length} drives, ${inv.importExport.length} import/export slots`);
+        out.line('element      address  contents');
+        for (const e of [...inv.dataTransfer, ...inv.importExport, ...inv.storage]) {
+          const label = elementLabel(e, inv).padEnd(12);
+          const what = e.full ? `${barcodeOf(e) ?? '(no label)'}${e.sourceAddress !== undefined ? `  (from ${hex(e.sourceAddress)})` : ''}` : '-';
+          out.line(`${label} ${hex(e.address)}   ${what}${e.except ? `  EXCEPTION asc=${hex(e.asc, 2)} ascq=${hex(e.ascq, 2)}` : ''}`);
+        }
+      });
+    });
+
+  labOptions(program.command('move'))
+    .description('move a cartridge: ptpvts move "slot 3" "drive 1" (elements, addresses or a barcode as source)')
+    .argument('<source>')
+    .argument('<destination>')
+    .action(async (src: string, dst: string, o: LabOptions) => {
+      await withLab(o, out, async (lab) => {
+        const inv = await lab.changer.inventory();
+        const s = resolveElement(src, inv);
+        const d = resolveElement(dst, inv);
+        await lab.changer.move(s.address, d.address);
+        out.line(`Moved ${barcodeOf(s) ?? 'the cartridge'} from ${elementLabel(s, inv)} (${hex(s.address)}) to ${elementLabel(d, inv)} (${hex(d.address)}).`);
+      });
+    });
+
+  labOptions(program.command('load'))
+    .description('load a cartridge (barcode or element) into a drive and wait until it is ready')
+    .argument('<cartridge>')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .action(async (what: string, o: LabOptions & { driveNumber: number }) => {
+      await withLab(o, out, async (lab) => {
+        const r = await loadCartridge(lab, what, o.driveNumber);
+        out.line(`Loaded ${r.barcode} from ${r.from} into drive ${o.driveNumber}; the drive is ready.`);
+      });
+    });
+
+  labOptions(program.command('unload'))
+    .description('unload a drive and put the cartridge back in its slot (or --to)')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('--to <element>', 'where to put the cartridge')
+    .action(async (o: LabOptions & { driveNumber: number; to?: string }) => {
+      await withLab(o, out, async (lab) => {
+        const r = await unloadCartridge(lab, o.driveNumber, o.to);
+        out.line(`Unloaded ${r.barcode} from drive ${o.driveNumber} to ${r.to}.`);
+      });
+    });
+
+  const tape = program.command('tape').description('work with the tape in a drive');
+  labOptions(tape.command('status'))
+    .description('what the drive holds and where it is')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .action(async (o: LabOptions & { driveNumber: number }) => {
+      await withLab(o, out, async (lab) => {
+        const d = driveAt(lab, o.driveNumber);
+        const inq = await d.inquiry();
+        out.line(`Drive ${o.driveNumber}: ${inq.vendor} ${inq.product} rev ${inq.revision}, serial ${await d.unitSerialNumber()}`);
+        try {
+          await d.testUnitReady();
+        } catch (e) {
+          out.line(`Not ready: ${e instanceof Error ? e.message : String(e)}`);
+          return;
+        }
+        const pos = await d.position({ form: 'long' });
+        const mode = await d.blockMode();
+        const attrs = await d.readAttributes().catch(() => []);
+        const attr = (id: number): string | undefined => {
+          const a = attrs.find((x) => x.id === id);
+          return a === undefined ? undefined : typeof a.decoded === 'bigint' ? a.decoded.toString() : typeof a.decoded === 'string' ? a.decoded : undefined;
+        };
+        out.line(`Cartridge ${attr(0x0806) ?? '(no barcode in cartridge memory)'}, ${mode.writeProtected ? 'write-protected' : 'writable'}, density ${hex(mode.densityCode, 2)}, ${mode.blockSize === 0 ? "variable blocks" : `fixed ${mode.blockSize}-byte blocks`}`);
+        out.line(`Position: block ${pos.block}, file ${pos.fileNumber ?? '?'}${pos.bop ? ', at beginning of partition' : ''}${pos.eop ? ', at end of partition' : ''}${pos.bpew ? ', past early warning' : ''}`);
+        const remaining = attr(0x0000);
+        const max = attr(0x0001);
+        if (remaining && max) out.line(`Capacity: ${remaining} MiB remaining of ${max} MiB`);
+        const alerts = await d.tapeAlerts().catch(() => []);
+        out.line(alerts.length ? `TapeAlert: ${alerts.map((a) => `${a.flag} ${a.name}`).join('; ')}` : 'TapeAlert: no flags set');
+      });
+    });
+
+  labOptions(tape.command('write'))
+    .description('write a file (or generated data) at the current position, then a filemark')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('-f, --file <path>', 'the file to write')
+    .option('--size <bytes>', 'write this much generated data instead of a file', size)
+    .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
+    .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number }) => {
+      if (!o.file && !o.size) throw new UsageError('say what to write: --file PATH or --size N');
+      const data = o.file ? readFileSync(o.file) : patternData(o.size!, Date.now() & 0xffff);
+      await withLab(o, out, async (lab) => {
+        const d = driveAt(lab, o.driveNumber);
+        const bar = data.length > 16 * o.blockSize ? out.progress('Writing', data.length, 'bytes') : undefined;
+        const w = await writeFile(d, data, o.blockSize, (n) => bar?.update(n));
+        bar?.stop();
+        const pos = await d.position();
+        out.line(`Wrote ${bytes(w.bytes)} in ${w.blocks} blocks and a filemark; now at block ${pos.block}. sha256 ${w.sha256}${w.earlyWarning ? '. Early warning: the tape is nearly full.' : ''}`);
+      });
+    });
+
+  labOptions(tape.command('read'))
+    .description('read the file at the current position (up to the next filemark)')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('-o, --out <path>', 'where to save what was read')
+    .option('--rewind', 'rewind first')
+    .option('--file-number <n>', 'space to this file (counted from 0 after rewinding) first', int('file number', 0))
+    .action(async (o: LabOptions & { driveNumber: number; out?: string; rewind?: boolean; fileNumber?: number }) => {
+      await withLab(o, out, async (lab) => {
+        const d = driveAt(lab, o.driveNumber);
+        if (o.rewind || o.fileNumber !== undefined) await d.rewind();
+        if (o.fileNumber) await d.space(SpaceCode.filemarks, o.fileNumber);
+        const limits = await d.readBlockLimits();
+        const r = await readFile(d, Math.min(limits.maxBlockLength || 1 << 20, 8 << 20));
+        if (o.out) writeFileSync(o.out, r.data);
+        out.line(`Read ${bytes(r.data.length)} in ${r.blocks} blocks${r.endOfData ? ', up to end of data' : ' and a filemark'}. sha256 ${r.sha256}${o.out ? `; saved to ${o.out}` : ''}`);
+      });
+    });
+
+  labOptions(tape.command('fill'))
+    .description('write generated data until the tape reports early warning, with progress')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
+    .action(async (o: LabOptions & { driveNumber: number; blockSize: number }) => {
+      await withLab(o, out, async (lab) => {
+        const d = driveAt(lab, o.driveNumber);
+        const rem = await d.readAttribute(0x0000).catch(() => undefined);
+        const remainingMiB = rem && typeof rem.decoded === 'bigint' ? Number(rem.decoded) : 0;
+        const total = Math.max(1, remainingMiB * 1024 * 1024);
+        const bar = out.progress('Filling', total, 'bytes');
+        const block = patternData(o.blockSize, 7);
+        let written = 0;
+        let blocks = 0;
+        let stopped = 'early warning';
+        try {
+          for (;;) {
+            const w = await d.writeBlock(block);
+            written += block.length;
+            blocks++;
+            bar.update(Math.min(total, written));
+            if (w.earlyWarning) break;
+          }
+        } catch (e) {
+          if (!isSenseError(e)) throw e;
+          stopped = e.message;
+        }
+        await d.writeFilemarks(1).catch(() => undefined);
+        bar.stop();
+        out.line(`Wrote ${bytes(written)} in ${blocks} blocks before ${stopped}.`);
+      });
+    });
+
+  const media = program.command('media').description('cartridge files of the emulator');
+  media
+    .command('check')
+    .description('verify a cartridge file (every record and its CRC32C) and report damage')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const report = await checkCartridge(file);
+      out.line(formatCartridgeReport(report));
+      if (report.damaged.length > 0) process.exitCode = 1;
+    });
+
+  const fault = program.command('fault').description('inject faults into the embedded emulator (kept until cleared)');
+  const faultKinds = ['medium-error', 'drive-hang', 'drive-offline', 'tapealert', 'robot-jam', 'power-cycle'] as const;
+  fault
+    .command('inject')
+    .description(`inject a fault: ${faultKinds.join(', ')}`)
+    .addOption(new Option('-k, --kind <kind>').choices(faultKinds).makeOptionMandatory())
+    .option('-l, --library <file>', 'library YAML (default ptpvts-lab/library.yaml)')
+    .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('--block <n>', 'medium-error: object (block) number', int('block', 0))
+    .option('--flag <n>', 'tapealert: flag number 1..64', int('flag', 1, 64))
+    .option('--moves <n>', 'robot-jam: how many moves fail', int('moves', 1), 1)
+    .action(async (o: { kind: (typeof faultKinds)[number]; library?: string; driveNumber: number; block?: number; flag?: number; moves: number }) => {
+      const path = o.library ?? ensureDefaultLab().path;
+      if (o.kind === 'power-cycle') {
+        await withLab({ library: path }, out, async (lab) => {
+          await lab.emulated!.library.faults.powerCycle();
+          out.line(`Power-cycled ${lab.description}: every initiator will see POWER ON OCCURRED.`);
+        });
+        return;
+      }
+      const state: LabState = readState(path);
+      const f = state.faults;
+      const n = String(o.driveNumber);
+      switch (o.kind) {
+        case 'medium-error':
+          if (o.block === undefined) throw new UsageError('medium-error needs --block N');
+          f.mediumErrors = { ...f.mediumErrors, [n]: [...(f.mediumErrors?.[n] ?? []), o.block] };
+          break;
+        case 'drive-hang':
+          f.hungDrives = [...new Set([...(f.hungDrives ?? []), o.driveNumber])];
+          break;
+        case 'drive-offline':
+          f.offlineDrives = [...new Set([...(f.offlineDrives ?? []), o.driveNumber])];
+          break;
+        case 'tapealert':
+          if (o.flag === undefined) throw new UsageError('tapealert needs --flag N (1..64)');
+          f.tapeAlerts = { ...f.tapeAlerts, [n]: [...(f.tapeAlerts?.[n] ?? []), o.flag] };
+          break;
+        case 'robot-jam':
+          f.robotJams = (f.robotJams ?? 0) + o.moves;
+          break;
+      }
+      writeFileSync(join(dirname(path), 'state.json'), JSON.stringify(state, null, 2) + '\n');
+      out.line(`Injected ${o.kind}${o.kind === 'robot-jam' ? ` for the next ${o.moves} move(s)` : ` on drive ${o.driveNumber}`}; it stays until \`ptpvts fault clear\`.`);
+    });
+  fault
+    .command('clear')
+    .description('remove every injected fault')
+    .option('-l, --library <file>', 'library YAML (default ptpvts-lab/library.yaml)')
+    .action((o: { library?: string }) => {
+      const path = o.library ?? ensureDefaultLab().path;
+      const state = readState(path);
+      state.faults = {};
+      writeFileSync(join(dirname(path), 'state.json'), JSON.stringify(state, null, 2) + '\n');
+      out.line('Cleared every injected fault.');
+    });
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: readonly string[], out: Out = consoleOut()): Promise<number> {
+  const program = buildProgram(out);
+  try {
+    await program.parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : (err.exitCode ?? 2);
+    }
+    out.error(`ptpvts: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
