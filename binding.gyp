@@ -4,7 +4,11 @@
       "target_name": "ptpvts",
       "sources": [
         "native/addon.cc",
-        "native/crc32c.cc"
+        "native/crc32c.cc",
+        "native/vote_tally.cc",
+        "native/key_journal.cc",
+        "native/sgio.cc",
+        "native/pty.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

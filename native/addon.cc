@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "crc32c.h"
+#include "register.h"
 
 namespace ptpvts {
 namespace {
@@ -26,7 +27,12 @@ Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs, "crc32c"));
+  RegisterVoteTally(env, exports);
+  RegisterKeyJournal(env, exports);
+  RegisterSgio(env, exports);
+  RegisterPty(env, exports);
   return exports;
 }
 

@@ -7,9 +7,83 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Raw shape of the addon's exports; extended as native areas are added. */
+/**
+ * An OS failure as the addon reports it: a real `Error` keeping the symbolic code
+ * (`ENOENT`), the number (`errno`) and the call that failed (`syscall`).
+ */
+export interface NativeOsError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+}
+
+/** Raw vote tally handle (native/vote_tally.cc); use src/hotpath/vote-tally.ts. */
+export interface NativeVoteTally {
+  /** Packed decisions (24 bytes each) or null when the batch decided nothing. */
+  castBatch(ballots: Uint8Array): Uint8Array | null;
+  /** One ballot; returns a cast code (0 accepted, 1 duplicate, 2 stale, 3 invalid, 4/5 accepted and decided online/offline). */
+  cast(election: number, voter: number, choice: number, keySeq: bigint): number;
+  open(election: number): boolean;
+  /** [yes, no, decided (0 none, 1 online, 2 offline), maxKeySeq] or undefined. */
+  election(election: number): [number, number, number, bigint] | undefined;
+  stats(): { accepted: number; duplicates: number; stale: number; invalid: number; decided: number; horizon: number };
+}
+
+/** Raw key journal handle (native/key_journal.cc); use src/hotpath/key-journal.ts. */
+export interface NativeKeyJournal {
+  open(): Promise<{ records: Uint8Array[]; validBytes: number; truncatedBytes: number }>;
+  append(record: Uint8Array): Promise<{ offset: number; seq: number }>;
+  /** Copies a record into the staging area (nothing is written yet). */
+  stage(record: Uint8Array): void;
+  /** Appends every staged record as one group; resolves with the first one's position, null when none was staged. */
+  commit(): Promise<{ offset: number; seq: number } | null>;
+  /** Resolves with the new file size. */
+  compact(records: readonly Uint8Array[]): Promise<number>;
+  readAll(): Promise<Uint8Array[]>;
+  close(): Promise<void>;
+  stats(): { appends: number; syncs: number; size: number; nextSeq: number };
+}
+
+/** What one SG_IO ioctl reported (native/sgio.cc). */
+export interface NativeSgResult {
+  status: number;
+  hostStatus: number;
+  driverStatus: number;
+  /** sb_len_wr bytes of sense. */
+  sense: Uint8Array;
+  /** The whole Data-In buffer (dataInLength bytes); `resid` says how much was not filled. */
+  data: Uint8Array;
+  resid: number;
+  /** Wall time of the ioctl, nanoseconds. */
+  durationNs: number;
+  /** The sg driver's info flags (SG_INFO_*). */
+  info: number;
+}
+
+/** Raw SCSI generic handle; use src/transport/sgio. */
+export interface NativeSgDevice {
+  /** direction: 0 none, 1 in (device to host), 2 out. */
+  execute(cdb: Uint8Array, direction: number, dataOut: Uint8Array | null, dataInLength: number, timeoutMs: number): Promise<NativeSgResult>;
+  /** Closes once the commands in flight have returned. Idempotent. */
+  close(): void;
+  readonly version: number;
+}
+
+/**
+ * Raw shape of the addon's exports; extended as native areas are added. Nothing here has
+ * a timeout or cancellation of its own (the facades document theirs); OS failures reject
+ * or throw {@link NativeOsError}, bad arguments throw `TypeError` / `RangeError`, and use
+ * after close fails with code `ECLOSED`.
+ */
 export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
+  VoteTally: new (electorate: number, threshold: number, window: number) => NativeVoteTally;
+  KeyJournal: new (path: string) => NativeKeyJournal;
+  /** Opens a SCSI generic node; rejects ENOTTY when it does not speak sg v3. */
+  sgOpen(path: string): Promise<NativeSgDevice>;
+  /** A pseudo-terminal pair with the slave in raw mode. */
+  openPty(): { masterFd: number; slaveFd: number; slavePath: string };
 }
 
 function findPackageRoot(start: string): string {
@@ -24,7 +98,11 @@ function findPackageRoot(start: string): string {
 
 function load(): NativeAddon {
   const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
-  const candidates = [join(root, 'build', 'Release', 'ptpvts.node'), join(root, 'build', 'Debug', 'ptpvts.node')];
+  // PTPVTS_NATIVE lets native/sanitize.sh run the same tests over an instrumented build.
+  const override = process.env['PTPVTS_NATIVE'];
+  const candidates = override
+    ? [override]
+    : [join(root, 'build', 'Release', 'ptpvts.node'), join(root, 'build', 'Debug', 'ptpvts.node')];
   const require = createRequire(import.meta.url);
   for (const path of candidates) {
     if (existsSync(path)) return require(path) as NativeAddon;

@@ -261,7 +261,7 @@ describe('engine: SPC commands from the table', () => {
     const one = await p.execute(Cdb.reportSupportedOperationCodes({ opcode: BUMP, allocationLength: 64 }));
     expect(one.data[1]! & 0x07).toBe(0x03);
     expect(getU16(one.data, 2)).toBe(6);
-    expect([...one.data.subarray(4, 10)]).toEqual([0xff, 0, 0, 0, 0xff, 0]);
+    expect([...one.data.subarray(4, 10)]).toEqual([BUMP, 0, 0, 0, 0xff, 0]);
     const none = await p.execute(Cdb.reportSupportedOperationCodes({ opcode: 0xd7, allocationLength: 64 }));
     expect(none.data[1]! & 0x07).toBe(0x01);
   });

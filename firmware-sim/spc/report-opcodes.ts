@@ -58,7 +58,11 @@ function rsoc(x: Exec<unknown>): Uint8Array {
   const b = new Uint8Array(4 + spec.usage.length + (rctd ? 12 : 0));
   b[1] = (rctd ? 0x80 : 0) | 0x03; // supported, in conformance with a standard
   setU16(b, 2, spec.usage.length);
+  // CDB usage data starts with the operation code itself, and the service action field holds
+  // the service action (SPC-4 6.35.3); the other bytes are the mask of bits the command uses.
   b.set(spec.usage, 4);
+  b[4] = spec.opcode;
+  if (spec.serviceAction !== undefined) b[5] = ((spec.usage[1] ?? 0) & 0xe0) | spec.serviceAction;
   if (rctd) b.set(timeouts(spec), 4 + spec.usage.length);
   return allocation(b, alloc);
 }

@@ -151,11 +151,19 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
   d.checkWritable(m, d.position);
   if (d.position < m.objectCount) m.truncate(d.position);
   if (d.mediumErrors.has(d.position)) writeFault(d, count);
-  m.appendFilemarks(count);
-  d.position += count;
+  // A filemark takes room on the medium too; past the physical end the rest are not
+  // written and the command ends in VOLUME OVERFLOW with the count not written.
+  const fit = Math.max(0, Math.floor((m.header.capacityBytes - m.dataBytes) / FILEMARK_MEDIUM_BYTES));
+  const now = Math.min(count, fit);
+  if (now > 0) m.appendFilemarks(now);
+  d.position += now;
   d.flush();
+  if (now < count) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: count - now }));
   return earlyWarning(d, m);
 }
+
+/** Room a filemark is taken to use on the medium, for the end-of-medium check. */
+const FILEMARK_MEDIUM_BYTES = 4096;
 
 async function writeFilemarks6(x: Exec<TapeDrive>): Promise<HandlerResult> {
   // LTO has no setmarks.

@@ -171,7 +171,14 @@ export function driveHooks(d: TapeDrive): UnitHooks {
       b0[1] = 0xb0;
       setU16(b0, 2, 4);
       b0[4] = d.personality.features.worm ? 0x01 : 0;
-      return new Map([[0xb0, b0]]);
+      // B1h manufacturer-assigned serial number, as LTO drives report it beside 80h.
+      const serial = new TextEncoder().encode(d.serial);
+      const b1 = new Uint8Array(4 + serial.length);
+      b1[0] = 0x01;
+      b1[1] = 0xb1;
+      setU16(b1, 2, serial.length);
+      b1.set(serial, 4);
+      return new Map([[0xb0, b0], [0xb1, b1]]);
     },
     onReset: (kind) => d.onReset(kind),
   };

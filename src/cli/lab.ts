@@ -49,7 +49,8 @@ export function sscDriveFactory(made: TapeDriveUnit[]): DriveFactory {
   return (spec) => {
     const unit = createTapeDrive({ personality: libraryDrivePersonality(spec.personality), serial: spec.serial, name: spec.name, timeScale: spec.timeScale });
     made.push(unit);
-    return { unit, bay: unit, close: () => unit.close() };
+    // The engine unit itself is the LU, so the library can share its LUN list and power-cycle it.
+    return { unit: unit.unit, bay: unit, close: () => unit.close() };
   };
 }
 
@@ -165,6 +166,9 @@ export async function openPort(address: string): Promise<ScsiPort> {
   const m = /^([a-z]+):(.+)$/.exec(address);
   if (!m) throw new Error(`device address "${address}" is not of the form sg:/dev/sgN`);
   const [, scheme, rest] = m;
-  void rest;
+  if (scheme === 'sg') {
+    const { SgioPort } = await import('../transport/sgio/index.js');
+    return SgioPort.open(rest!);
+  }
   throw new Error(`device address "${address}": unknown scheme "${scheme}" (known: sg)`);
 }

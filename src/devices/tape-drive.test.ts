@@ -240,7 +240,7 @@ describe('TapeDrive: positioning', () => {
   it('space backward to BOP and forward to EOD', async () => {
     const port = new FakePort().on(0x11, [{ sense: { ...Sense.BEGINNING_OF_PARTITION_MEDIUM_DETECTED, eom: true, information: -2 } }, { sense: { ...Sense.END_OF_DATA_DETECTED, information: 3 } }]);
     const t = drive(port);
-    expect(await t.space(SpaceCode.filemarks, -5)).toMatchObject({ bop: true, eom: false, residue: -2 });
+    expect(await t.space(SpaceCode.filemarks, -5)).toMatchObject({ bop: true, eom: false, residue: 2 });
     expect(port.cdbs[0]).toEqual([0x11, 0x01, 0xff, 0xff, 0xfb, 0]);
     expect(await t.space(SpaceCode.filemarks, 5)).toMatchObject({ eod: true, residue: 3 });
   });

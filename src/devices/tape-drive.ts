@@ -75,7 +75,7 @@ export interface WriteResult {
 
 /** Outcome of a SPACE. */
 export interface SpaceResult {
-  /** Count requested minus count actually spaced (signed like the request); 0 when complete. */
+  /** How many of the requested objects were not spaced over (a magnitude, whatever the direction); 0 when complete. */
   readonly residue: number;
   /** Spacing over blocks stopped at a filemark (the position is after it when forward). */
   readonly filemark: boolean;
@@ -275,7 +275,8 @@ export class TapeDrive extends ScsiDevice {
     const eopHit = s.key === SenseKey.MEDIUM_ERROR && (s.eom ?? false) && s.asc === 0x00 && (s.ascq === 0x02 || s.ascq === 0x04);
     if (s.key !== SenseKey.NO_SENSE && s.key !== SenseKey.BLANK_CHECK && !eopHit) throw senseError(outcome);
     return {
-      residue: informationOf(s) ?? 0,
+      // Drives differ in the sign they give a backward residue; callers get the magnitude.
+      residue: Math.abs(informationOf(s) ?? 0),
       filemark: s.filemark ?? false,
       setmark: s.asc === 0x00 && s.ascq === 0x03,
       eod: s.key === SenseKey.BLANK_CHECK,

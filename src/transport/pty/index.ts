@@ -1,0 +1,2 @@
+export { openPty, PtyError } from './pty.js';
+export type { PtyPair } from './pty.js';

@@ -1,0 +1,1 @@
+export declare function payload(i: number): Uint8Array;
