@@ -139,12 +139,60 @@ export const MemoryLayout = {
   slot: (n: number): number => 0x1000 + n - 1,
 } as const;
 
-const memoryBinding: Binding = {
-  name: 'memory',
+/** How a binding reaches the emulated library's LUNs: ports for each, and how to release them. */
+interface Connector {
+  connect(library: EmulatedLibrary): Promise<{ port(lun: number): Promise<ScsiPort>; close(): Promise<void> }>;
+}
+
+const memoryConnector: Connector = {
+  async connect(lib) {
+    return {
+      port: async (lun) => {
+        const unit = lib.luns().get(lun);
+        if (!unit) throw new Error(`no LUN ${lun}`);
+        return new MemoryPort(unit, { defaultTimeoutMs: 60_000 });
+      },
+      close: async () => {},
+    };
+  },
+};
+
+/** The library's target served over iSCSI on 127.0.0.1, each LUN through its own session. */
+const iscsiConnector: Connector = {
+  async connect(lib) {
+    const { startIscsiTarget } = await import('../../firmware-sim/front/iscsi-target/index.js');
+    const { openIscsiPort } = await import('../../src/transport/iscsi/index.js');
+    const served = await startIscsiTarget({ target: lib, host: '127.0.0.1', port: 0 });
+    return {
+      port: (lun) => openIscsiPort({ host: '127.0.0.1', port: served.port, targetName: served.iqn, initiatorName: 'iqn.2026-11.io.ptpvts:conformance', lun, defaultTimeoutMs: 60_000 }),
+      close: () => served.stop(),
+    };
+  },
+};
+
+/** Each LUN behind its own emulated USB Bulk-Only device, as an autoloader presents it. */
+const usbConnector: Connector = {
+  async connect(lib) {
+    const { emulatedUsbPort } = await import('../../firmware-sim/front/usb-bot/index.js');
+    return {
+      port: (lun) => {
+        const unit = lib.luns().get(lun);
+        if (!unit) throw new Error(`no LUN ${lun}`);
+        return emulatedUsbPort(unit, { defaultTimeoutMs: 60_000 });
+      },
+      close: async () => {},
+    };
+  },
+};
+
+function emulatedBinding(name: string, connector: Connector): Binding {
+  return {
+  name,
   async open() {
     const dir = mkdtempSync(join(TEST_TMPDIR, 'ptpvts-conf-'));
     let library: EmulatedLibrary | undefined;
-    const ports: MemoryPort[] = [];
+    const ports: ScsiPort[] = [];
+    let link: Awaited<ReturnType<Connector['connect']>> | undefined;
     try {
       const yamlPath = join(dir, 'library.yaml');
       writeFileSync(yamlPath, MEMORY_LIBRARY_YAML);
@@ -152,15 +200,16 @@ const memoryBinding: Binding = {
       const driveUnits: TapeDriveUnit[] = [];
       library = await createLibrary(config, { driveFactory: sscDriveFactory(driveUnits), timeScale: 0 });
       const lib = library;
-      const port = (lun: number): MemoryPort => {
-        const unit = lib.luns().get(lun);
-        if (!unit) throw new Error(`no LUN ${lun}`);
-        const p = new MemoryPort(unit, { defaultTimeoutMs: 60_000 });
+      const l = await connector.connect(lib);
+      link = l;
+      const port = async (lun: number): Promise<ScsiPort> => {
+        const p = await l.port(lun);
         ports.push(p);
         return p;
       };
-      const changer = port(0);
-      const drives = lib.drives.map((d) => port(d.lun));
+      const changer = await port(0);
+      const drives: ScsiPort[] = [];
+      for (const d of lib.drives) drives.push(await port(d.lun));
       for (const p of ports) await drainAttentions(p);
       return {
         changer,
@@ -181,18 +230,28 @@ const memoryBinding: Binding = {
         cartridgeFiles: new Map(config.cartridges.map((c) => [c.barcode, c.path])),
         async close() {
           for (const p of ports) await p.close();
+          await l.close();
+          // A handler that threw is an emulator bug, whatever the test checked.
+          const bugs = [lib.changer, ...driveUnits.map((d) => d.unit)].flatMap((u) => u.bugs);
           await lib.close();
           rmSync(dir, { recursive: true, force: true });
+          if (bugs.length > 0) throw new Error(`emulator bugs: ${bugs.map((b) => `${b.command} (cdb ${b.cdb}): ${String(b.error)}`).join('; ')}`);
         },
       };
     } catch (e) {
       for (const p of ports) await p.close();
+      await link?.close();
       await library?.close();
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   },
-};
+  };
+}
+
+const memoryBinding = emulatedBinding('memory', memoryConnector);
+const iscsiBinding = emulatedBinding('iscsi', iscsiConnector);
+const usbBinding = emulatedBinding('usb-bot (emulated device)', usbConnector);
 
 // ------------------------------------------------------------------ sg (Linux SG_IO, real hardware)
 
@@ -232,8 +291,41 @@ const sgBinding: Binding = {
   },
 };
 
-// ------------------------------------------------------------------ more bindings
-// iSCSI (firmware-sim's target over 127.0.0.1) and USB Bulk-Only entries go here, in the
-// same shape: `{ name: 'iscsi', open() {...} }`, `{ name: 'usb-bot', skip?, open() {...} }`.
+// ------------------------------------------------------------------ usb-bot (real hardware)
 
-export const bindings: readonly Binding[] = [memoryBinding, sgBinding];
+const usbDevice = process.env['TEST_USB_DEVICE'];
+/** LUNs of the USB device: TEST_USB_LUNS=changer:1,drives:0 (an autoloader's usual layout). */
+const usbLuns = /changer:(\d+)\s*,\s*drives:([\d+]+)/.exec(process.env['TEST_USB_LUNS'] ?? 'changer:1,drives:0');
+
+const usbHardwareBinding: Binding = {
+  name: 'usb-bot (hardware)',
+  ...(usbDevice ? {} : { skip: 'set TEST_USB_DEVICE (vvvv:pppp[:serial]) and TEST_USB_LUNS (changer:N,drives:M+K), TEST_SG_SCRATCH for writable barcodes' }),
+  async open() {
+    const { openUsbBotPort } = await import('../../src/transport/usb-bot/index.js');
+    const ports: ScsiPort[] = [];
+    try {
+      const changer = await openUsbBotPort(usbDevice ?? '', Number(usbLuns?.[1] ?? 1));
+      ports.push(changer);
+      const drives: ScsiPort[] = [];
+      for (const lun of (usbLuns?.[2] ?? '0').split('+')) {
+        const p = await openUsbBotPort(usbDevice ?? '', Number(lun));
+        ports.push(p);
+        drives.push(p);
+      }
+      for (const p of ports) await drainAttentions(p);
+      return {
+        changer,
+        drives,
+        media: { scratch: sgScratch },
+        async close() {
+          for (const p of ports) await p.close();
+        },
+      };
+    } catch (e) {
+      for (const p of ports) await p.close();
+      throw e;
+    }
+  },
+};
+
+export const bindings: readonly Binding[] = [memoryBinding, iscsiBinding, usbBinding, sgBinding, usbHardwareBinding];
