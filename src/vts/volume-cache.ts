@@ -1,0 +1,464 @@
+/**
+ * The tape volume cache (TVC): a directory holding one data file per resident virtual
+ * volume and one metadata file per volume. Metadata is the truth: a data file counts only
+ * once a metadata file names it, and metadata is replaced atomically and fsynced, so an
+ * acknowledged close survives a crash and an unacknowledged one leaves the previous
+ * generation intact.
+ *
+ * ```
+ * <dir>/meta/<VOLSER>.json             token, residency, tape copy
+ * <dir>/data/<VOLSER>.<gen>.<nonce>.vol committed volume data (volume-format.ts)
+ * <dir>/data/<VOLSER>.<nonce>.work      a mount's writes, until close
+ * ```
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { z } from 'zod';
+import { readJson, syncDir, unlinkQuiet, writeJsonDurable } from './durable.js';
+import { BadVolumeDataError, CacheFullError, checkVolser } from './errors.js';
+import { RECORD_HEADER_BYTES, RecordKind, VOLUME_MAGIC, VolumeParser, recordHeader, type RecordEntry } from './volume-format.js';
+
+/** A volume's token on this VTS (the same shape the protocol core uses). */
+export interface VolumeToken {
+  readonly generation: number;
+  /** True when this VTS holds the data of `generation`; false while a copy from the peer is pending. */
+  readonly consistent: boolean;
+}
+
+/** Where a volume's premigrated copy sits on a physical cartridge. */
+export interface TapeCopy {
+  readonly barcode: string;
+  /** Logical object number of the copy's header block (what LOCATE takes). */
+  readonly block: number;
+  /** Filemarks before the header block (informative: a person can `mt fsf` to it). */
+  readonly fileNumber: number;
+  readonly generation: number;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/** What the cache knows of one volume. */
+export interface VolumeMeta {
+  readonly volser: string;
+  /** Token generation: the newest generation this VTS knows of. */
+  readonly generation: number;
+  /** Generation of the data this VTS holds (0: none). The token is consistent when it equals `generation`. */
+  readonly dataGeneration: number;
+  /** Data file name under data/, or null when the data is not in cache (migrated, or none). */
+  readonly dataFile: string | null;
+  readonly bytes: number;
+  readonly records: number;
+  readonly sha256: string;
+  /** The copy on tape, when one of `dataGeneration` was made. */
+  readonly premigrated: TapeCopy | null;
+  readonly lastAccess: number;
+}
+
+const tapeCopySchema = z.object({
+  barcode: z.string().min(1),
+  block: z.number().int().nonnegative(),
+  fileNumber: z.number().int().nonnegative(),
+  generation: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+});
+const metaSchema = z.object({
+  volser: z.string(),
+  generation: z.number().int().nonnegative(),
+  dataGeneration: z.number().int().nonnegative(),
+  dataFile: z.string().nullable(),
+  bytes: z.number().int().nonnegative(),
+  records: z.number().int().nonnegative(),
+  sha256: z.string(),
+  premigrated: tapeCopySchema.nullable(),
+  lastAccess: z.number(),
+});
+
+export const tokenOf = (m: VolumeMeta): VolumeToken => ({ generation: m.generation, consistent: m.dataGeneration === m.generation });
+export const isResident = (m: VolumeMeta): boolean => m.dataFile !== null;
+/** The tape copy holds exactly the data this VTS has. */
+export const isPremigrated = (m: VolumeMeta): boolean => m.premigrated !== null && m.premigrated.generation === m.dataGeneration && m.dataGeneration > 0;
+
+/** Options of {@link VolumeCache.open}. */
+export interface VolumeCacheOptions {
+  readonly dir: string;
+  /** Bytes of volume data the cache may hold (committed and being written). Default: unlimited. */
+  readonly capacityBytes?: number;
+  /** Clock for LRU order (ms). Default Date.now. */
+  readonly now?: () => number;
+  readonly logger?: Logger;
+}
+
+/**
+ * One volume file opened for record access: a committed file read-only, or a working
+ * file a mount writes. Keeps the record index in memory.
+ */
+export class VolumeFile {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly entries: RecordEntry[],
+    private size: number,
+    readonly writable: boolean,
+  ) {}
+
+  /** Opens and indexes a volume file. Rejects with {@link BadVolumeDataError} when it is malformed. */
+  static async open(path: string, writable: boolean): Promise<VolumeFile> {
+    const fh = await open(path, writable ? 'r+' : 'r');
+    try {
+      const parser = new VolumeParser({ index: true });
+      const buf = Buffer.alloc(1 << 20);
+      let pos = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        parser.push(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      parser.end();
+      return new VolumeFile(path, fh, parser.entries ?? [], pos, writable);
+    } catch (e) {
+      await fh.close();
+      throw e instanceof BadVolumeDataError ? new BadVolumeDataError(`${path}: ${e.message}`, { cause: e }) : e;
+    }
+  }
+
+  /** Creates an empty working volume (magic only). */
+  static async create(path: string): Promise<VolumeFile> {
+    const fh = await open(path, 'wx+');
+    await fh.write(VOLUME_MAGIC, 0, VOLUME_MAGIC.length, 0);
+    return new VolumeFile(path, fh, [], VOLUME_MAGIC.length, true);
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get records(): number {
+    return this.entries.length;
+  }
+
+  /** Byte offset where record `i` begins (the file size when `i` is past the end). */
+  offsetOf(i: number): number {
+    return this.entries[i]?.offset ?? this.size;
+  }
+
+  async readRecord(i: number, max: number): Promise<{ kind: RecordKind; data: Uint8Array; length: number }> {
+    const e = this.entries[i];
+    if (!e) throw new RangeError(`record ${i} past end of data`);
+    if (e.kind === RecordKind.filemark) return { kind: e.kind, data: new Uint8Array(0), length: 0 };
+    const n = Math.min(max, e.length);
+    const data = Buffer.alloc(n);
+    const { bytesRead } = await this.fh.read(data, 0, n, e.offset + RECORD_HEADER_BYTES);
+    if (bytesRead !== n) throw new BadVolumeDataError(`${this.path}: short read of record ${i}`);
+    return { kind: e.kind, data, length: e.length };
+  }
+
+  /** Drops records from `i` on (tape semantics: a write ends the data at the new record). */
+  async truncateTo(i: number): Promise<void> {
+    if (i >= this.entries.length) return;
+    const off = this.offsetOf(i);
+    await this.fh.truncate(off);
+    this.entries.length = i;
+    this.size = off;
+  }
+
+  async append(kind: RecordKind, data: Uint8Array): Promise<void> {
+    const head = recordHeader(kind, data.length);
+    const buf = data.length ? Buffer.concat([head, data]) : head;
+    await this.fh.write(buf, 0, buf.length, this.size);
+    this.entries.push({ kind, offset: this.size, length: data.length });
+    this.size += buf.length;
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+/** Streams a file's bytes and returns their SHA-256 and length. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    h.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: h.digest('hex'), bytes };
+}
+
+/**
+ * The tape volume cache. Methods reject with the fs error on I/O failure; the on-disk
+ * state is then the one before the call (metadata is replaced atomically). No method has
+ * a timeout or can be cancelled: each is a short run of local file operations.
+ */
+export class VolumeCache {
+  readonly dir: string;
+  readonly capacityBytes: number;
+  readonly #metaDir: string;
+  readonly #dataDir: string;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #meta = new Map<string, VolumeMeta>();
+  /** Volumes that must stay resident (mounted, being premigrated or exported). */
+  readonly #pins = new Map<string, number>();
+  #workBytes = 0;
+  #lastTick = 0;
+
+  private constructor(o: VolumeCacheOptions) {
+    this.dir = o.dir;
+    this.capacityBytes = o.capacityBytes ?? Number.POSITIVE_INFINITY;
+    this.#metaDir = join(o.dir, 'meta');
+    this.#dataDir = join(o.dir, 'data');
+    this.#now = o.now ?? Date.now;
+    this.#log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'vts-cache' });
+  }
+
+  /**
+   * Opens (creating if needed) the cache and recovers from a crash: leftover temporary and
+   * working files are removed, data files no metadata names are removed, and metadata
+   * whose data file vanished is marked not resident (migrated when a tape copy exists).
+   */
+  static async open(o: VolumeCacheOptions): Promise<VolumeCache> {
+    const c = new VolumeCache(o);
+    await mkdir(c.#metaDir, { recursive: true });
+    await mkdir(c.#dataDir, { recursive: true });
+    await c.#recover();
+    return c;
+  }
+
+  async #recover(): Promise<void> {
+    for (const name of await readdir(this.#metaDir)) {
+      if (!name.endsWith('.json')) {
+        await unlinkQuiet(join(this.#metaDir, name));
+        continue;
+      }
+      const m = await readJson(join(this.#metaDir, name), metaSchema);
+      if (m) this.#meta.set(m.volser, m);
+    }
+    const referenced = new Set([...this.#meta.values()].map((m) => m.dataFile).filter((f): f is string => f !== null));
+    for (const name of await readdir(this.#dataDir)) {
+      if (referenced.has(name)) continue;
+      this.#log.info({ file: name }, 'removing data file no committed volume names (interrupted write or eviction)');
+      await unlinkQuiet(join(this.#dataDir, name));
+    }
+    for (const m of [...this.#meta.values()]) {
+      if (m.dataFile === null) continue;
+      const size = await stat(join(this.#dataDir, m.dataFile)).then((s) => s.size, () => -1);
+      if (size === m.bytes) continue;
+      this.#log.error({ volser: m.volser, file: m.dataFile, size, expected: m.bytes }, 'volume data file missing or wrong size');
+      const lost = { ...m, dataFile: null };
+      await this.#writeMeta(isPremigrated(m) ? lost : { ...lost, dataGeneration: 0, premigrated: null });
+    }
+    await syncDir(this.#dataDir);
+  }
+
+  /** Monotonic access stamp: wall time, forced to increase so LRU order is total. */
+  #stamp(): number {
+    this.#lastTick = Math.max(this.#now(), this.#lastTick + 1);
+    return this.#lastTick;
+  }
+
+  async #writeMeta(m: VolumeMeta): Promise<void> {
+    await writeJsonDurable(join(this.#metaDir, `${m.volser}.json`), m);
+    this.#meta.set(m.volser, m);
+  }
+
+  get(volser: string): VolumeMeta | undefined {
+    return this.#meta.get(volser);
+  }
+
+  list(): VolumeMeta[] {
+    return [...this.#meta.values()].sort((a, b) => (a.volser < b.volser ? -1 : a.volser > b.volser ? 1 : 0));
+  }
+
+  /** Bytes of resident committed data plus data being written. */
+  get usedBytes(): number {
+    let n = this.#workBytes;
+    for (const m of this.#meta.values()) if (m.dataFile !== null) n += m.bytes;
+    return n;
+  }
+
+  dataPath(m: VolumeMeta): string | null {
+    return m.dataFile === null ? null : join(this.#dataDir, m.dataFile);
+  }
+
+  pin(volser: string): void {
+    this.#pins.set(volser, (this.#pins.get(volser) ?? 0) + 1);
+  }
+
+  unpin(volser: string): void {
+    const n = (this.#pins.get(volser) ?? 0) - 1;
+    if (n <= 0) this.#pins.delete(volser);
+    else this.#pins.set(volser, n);
+  }
+
+  isPinned(volser: string): boolean {
+    return this.#pins.has(volser);
+  }
+
+  /** Records an access for LRU (memory only; persisted with the next metadata write). */
+  touch(volser: string): void {
+    const m = this.#meta.get(volser);
+    if (m) this.#meta.set(volser, { ...m, lastAccess: this.#stamp() });
+  }
+
+  /**
+   * Makes room for `bytes` more by evicting premigrated, unpinned volumes, least recently
+   * used first. Rejects with {@link CacheFullError} when not enough can be evicted.
+   */
+  async ensureSpace(bytes: number): Promise<void> {
+    if (this.usedBytes + bytes <= this.capacityBytes) return;
+    const candidates = [...this.#meta.values()].filter((m) => isResident(m) && isPremigrated(m) && !this.#pins.has(m.volser)).sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const m of candidates) {
+      if (this.usedBytes + bytes <= this.capacityBytes) break;
+      await this.evict(m.volser);
+    }
+    if (this.usedBytes + bytes > this.capacityBytes) throw new CacheFullError(this.usedBytes + bytes - this.capacityBytes, this.capacityBytes);
+  }
+
+  /** Accounts bytes a working file grew (positive) or released (negative). */
+  accountWork(delta: number): void {
+    this.#workBytes = Math.max(0, this.#workBytes + delta);
+  }
+
+  /**
+   * Removes a volume's data from the cache, keeping its tape copy. Only a premigrated,
+   * unpinned volume can be evicted; returns false otherwise.
+   */
+  async evict(volser: string): Promise<boolean> {
+    const m = this.#meta.get(volser);
+    if (!m || !isResident(m) || !isPremigrated(m) || this.#pins.has(volser)) return false;
+    const path = this.dataPath(m);
+    // Metadata first: a crash between the two leaves an orphan file, which open() removes.
+    await this.#writeMeta({ ...m, dataFile: null });
+    if (path) await unlinkQuiet(path);
+    this.#log.info({ volser, bytes: m.bytes, barcode: m.premigrated?.barcode }, 'evicted from cache');
+    return true;
+  }
+
+  /** A fresh working file for `volser`; `prefixOf`, when given, is copied into it first up to `prefixBytes`. */
+  async newWork(volser: string, prefixOf?: { path: string; bytes: number }): Promise<VolumeFile> {
+    checkVolser(volser);
+    const path = join(this.#dataDir, `${volser}.${randomBytes(6).toString('hex')}.work`);
+    if (!prefixOf) {
+      const f = await VolumeFile.create(path);
+      this.accountWork(f.bytes);
+      return f;
+    }
+    await this.ensureSpace(prefixOf.bytes);
+    await copyFile(prefixOf.path, path);
+    const h = await open(path, 'r+');
+    try {
+      await h.truncate(prefixOf.bytes);
+    } finally {
+      await h.close();
+    }
+    const f = await VolumeFile.open(path, true);
+    this.accountWork(f.bytes);
+    return f;
+  }
+
+  /** A fresh path for data arriving whole (a recall), in the data directory so a rename commits it. */
+  workPath(volser: string): string {
+    return join(this.#dataDir, `${checkVolser(volser)}.${randomBytes(6).toString('hex')}.work`);
+  }
+
+  /** Opens a complete working file written by someone else (a recall) and accounts its bytes. */
+  async adoptWork(path: string): Promise<VolumeFile> {
+    const f = await VolumeFile.open(path, true);
+    this.accountWork(f.bytes);
+    return f;
+  }
+
+  /** Discards a working file (a mount aborted or closed without writing). */
+  async discardWork(f: VolumeFile): Promise<void> {
+    await f.close();
+    this.accountWork(-f.bytes);
+    await unlinkQuiet(f.path);
+  }
+
+  /**
+   * Commits a working file as the data of `generation`: the file is fsynced and renamed,
+   * then the metadata names it, then the previous data file is removed. Resolves only once
+   * all of that is durable: that is the moment a close may be acknowledged.
+   */
+  async commitData(volser: string, f: VolumeFile, generation: number): Promise<VolumeMeta> {
+    await f.sync();
+    const bytes = f.bytes;
+    const records = f.records;
+    await f.close();
+    const { sha256 } = await hashFile(f.path);
+    const name = `${volser}.${generation}.${randomBytes(6).toString('hex')}.vol`;
+    await rename(f.path, join(this.#dataDir, name));
+    await syncDir(this.#dataDir);
+    this.accountWork(-bytes);
+    const old = this.#meta.get(volser);
+    const meta: VolumeMeta = {
+      volser,
+      generation: Math.max(generation, old?.generation ?? 0),
+      dataGeneration: generation,
+      dataFile: name,
+      bytes,
+      records,
+      sha256,
+      premigrated: null,
+      lastAccess: this.#stamp(),
+    };
+    await this.#writeMeta(meta);
+    const oldPath = old ? this.dataPath(old) : null;
+    if (oldPath) await unlinkQuiet(oldPath);
+    return meta;
+  }
+
+  /** Writes a token-only change (the data stays): used to mark this VTS behind. */
+  async setGeneration(volser: string, generation: number): Promise<VolumeMeta> {
+    checkVolser(volser);
+    const old = this.#meta.get(volser);
+    const meta: VolumeMeta = old
+      ? { ...old, generation }
+      : { volser, generation, dataGeneration: 0, dataFile: null, bytes: 0, records: 0, sha256: '', premigrated: null, lastAccess: this.#stamp() };
+    await this.#writeMeta(meta);
+    return meta;
+  }
+
+  /** Records the tape copy of a volume (ignored when the volume moved on to a newer generation meanwhile). */
+  async setPremigrated(volser: string, copy: TapeCopy): Promise<boolean> {
+    const m = this.#meta.get(volser);
+    if (!m || m.dataGeneration !== copy.generation || m.sha256 !== copy.sha256) return false;
+    await this.#writeMeta({ ...m, premigrated: copy });
+    return true;
+  }
+
+  /** Installs recalled data (a verified file already in the data directory's work name) for a migrated volume. */
+  async installRecalled(volser: string, f: VolumeFile, copy: TapeCopy): Promise<VolumeMeta> {
+    const m = this.#meta.get(volser);
+    if (!m || m.dataGeneration !== copy.generation) {
+      await this.discardWork(f);
+      throw new BadVolumeDataError(`recalled generation ${copy.generation} of ${volser} is no longer the cached one`);
+    }
+    await f.sync();
+    await f.close();
+    const name = `${volser}.${copy.generation}.${randomBytes(6).toString('hex')}.vol`;
+    await rename(f.path, join(this.#dataDir, name));
+    await syncDir(this.#dataDir);
+    this.accountWork(-f.bytes);
+    const meta: VolumeMeta = { ...m, dataFile: name, lastAccess: this.#stamp() };
+    await this.#writeMeta(meta);
+    return meta;
+  }
+
+  /** Metadata write with a fresh access stamp (persists LRU order at close). */
+  async persistAccess(volser: string): Promise<void> {
+    const m = this.#meta.get(volser);
+    if (m) await this.#writeMeta({ ...m, lastAccess: this.#stamp() });
+  }
+}

@@ -1,0 +1,730 @@
+/**
+ * One Virtual Tape Server (a distributed library of a PtP composite library): virtual
+ * volumes for hosts over the tape volume cache, tokens per volume, the VTS's status and
+ * the last key seq it recorded, peer copies in and out, and premigration to a physical
+ * library when one is attached.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open as openFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { z } from 'zod';
+import { readJson, unlinkQuiet, writeJsonDurable } from './durable.js';
+import {
+  BadHandleError,
+  BadVolumeDataError,
+  ClosedError,
+  FencedError,
+  MountAbortedError,
+  MountLimitError,
+  MountsRefusedError,
+  ReadOnlyMountError,
+  RecallError,
+  StaleGenerationError,
+  VolumeInUseError,
+  VolumeNotConsistentError,
+  VolumeNotFoundError,
+  VtsOutOfOperationError,
+  checkVolser,
+} from './errors.js';
+import { Premigrator, type PremigratorOptions } from './premigration.js';
+import { VolumeCache, VolumeFile, isPremigrated, isResident, tokenOf, type VolumeMeta, type VolumeToken } from './volume-cache.js';
+import { MAX_HOST_BLOCK, RecordKind, VolumeParser } from './volume-format.js';
+
+/** The physical library behind a VTS: what {@link Premigrator} needs besides the VTS's name and state directory. */
+export type VtsLibraryOptions = Omit<PremigratorOptions, 'vtsId' | 'stateDir' | 'logger'>;
+
+/** Options of {@link VtsUnit.open}. */
+export interface VtsUnitOptions {
+  /** The VTS's name: `A`, `B`, or any. */
+  readonly id: string;
+  /** Directory of the tape volume cache. */
+  readonly cacheDir: string;
+  /** Directory of the VTS's own state (status, last key seq, cartridge states). */
+  readonly stateDir: string;
+  /** Cache capacity in bytes; premigrated volumes are evicted (LRU) to stay under it. Default unlimited. */
+  readonly cacheCapacityBytes?: number;
+  /** Virtual drives: most volumes mounted at once. Default 16. */
+  readonly maxMounts?: number;
+  /** Physical library for premigration and recall. Without one, volumes stay in cache. */
+  readonly library?: VtsLibraryOptions;
+  /** Queue a volume for premigration at every close and at open. Default true with a library. */
+  readonly autoPremigrate?: boolean;
+  /** Status of a VTS that has no state file yet. Default in operation. */
+  readonly initiallyInOperation?: boolean;
+  readonly now?: () => number;
+  readonly logger?: Logger;
+}
+
+/** An active mount. Opaque: pass it back to the host operations. */
+export interface MountHandle {
+  readonly id: number;
+  readonly volser: string;
+  readonly writable: boolean;
+}
+
+export interface MountOptions {
+  /** Scratch mount: the volume is presented empty (created if new) and its old data is discarded at close. */
+  readonly scratch?: boolean;
+  /** Default true; a read-only mount refuses writes. */
+  readonly writable?: boolean;
+  /** The caller's epoch (newest key seq it knows): refused when older than this VTS's last key seq. */
+  readonly epoch?: number;
+}
+
+export interface CloseOptions {
+  /** Generation of the new data, as the VTC planned it. Default: the current generation + 1. */
+  readonly generation?: number;
+  readonly epoch?: number;
+}
+
+/** One READ from a mounted volume, with tape semantics. */
+export type HostRead =
+  | { readonly kind: 'block'; readonly data: Uint8Array; readonly length: number; readonly truncated: boolean }
+  | { readonly kind: 'filemark' }
+  | { readonly kind: 'eod' };
+
+/** A volume as {@link VtsUnit.volumes} lists it. */
+export interface VolumeInfo {
+  readonly volser: string;
+  readonly token: VolumeToken;
+  readonly dataGeneration: number;
+  readonly bytes: number;
+  readonly resident: boolean;
+  readonly premigrated: boolean;
+  readonly mounted: boolean;
+}
+
+/** A volume's committed data, streamed out for a peer copy. */
+export interface VolumeExport {
+  readonly volser: string;
+  readonly token: VolumeToken;
+  readonly bytes: number;
+  readonly records: number;
+  readonly sha256: string;
+  /** The volume's bytes (volume-format.ts), in chunks; iterate once. The file stays readable even if the volume changes meanwhile. */
+  readonly chunks: AsyncIterable<Uint8Array>;
+  /** Releases the export without reading it (reading to the end releases it too). */
+  release(): Promise<void>;
+}
+
+/** What the protocol core sees of this VTS (the shape of src/ptp VtsView). */
+export interface VtsStatusView {
+  readonly name: string;
+  readonly inOperation: boolean;
+  readonly lastKeySeq: number;
+  readonly behind: readonly string[];
+}
+
+export interface PremigrationStatus {
+  readonly queued: readonly string[];
+  readonly running: readonly string[];
+  readonly failed: ReadonlyMap<string, Error>;
+}
+
+interface Mount {
+  readonly handle: MountHandle;
+  readonly scratch: boolean;
+  committed: VolumeFile | null;
+  work: VolumeFile | null;
+  pos: number;
+  modified: boolean;
+  aborted: string | null;
+  chain: Promise<unknown>;
+}
+
+const stateSchema = z.object({ id: z.string(), lastKeySeq: z.number().int().nonnegative(), inOperation: z.boolean() });
+
+/**
+ * A VTS. Every host operation rejects with {@link VtsOutOfOperationError} while the VTS
+ * is out of operation, and with {@link MountAbortedError} once its mount was aborted.
+ * Operations on one mount run in order; operations on different mounts run concurrently.
+ *
+ * Timeout: host operations have none of their own (they are local file work), except a
+ * mount that recalls from tape, bounded by the device clients' timeouts. Cancel: a host
+ * operation cannot be cancelled; {@link abortMounts} ends mounts and discards what they
+ * wrote. Error: file system errors reject unchanged; the acknowledged state on disk is
+ * then the one before the call.
+ */
+export class VtsUnit {
+  readonly id: string;
+  readonly cache: VolumeCache;
+  readonly premigrator: Premigrator | undefined;
+  readonly maxMounts: number;
+  readonly #log: Logger;
+  readonly #statePath: string;
+  readonly #autoPremigrate: boolean;
+  #inOperation: boolean;
+  #lastKeySeq: number;
+  #refuse = false;
+  #closed = false;
+  #nextHandle = 1;
+  readonly #mounts = new Map<number, Mount>();
+  /** Volumes held by a mount, a copy in or a recall: one holder at a time. */
+  readonly #busy = new Set<string>();
+  readonly #pmQueue: string[] = [];
+  readonly #pmRunning = new Set<string>();
+  readonly #pmFailed = new Map<string, Error>();
+  #pmIdle: (() => void)[] = [];
+
+  private constructor(o: VtsUnitOptions, cache: VolumeCache, premigrator: Premigrator | undefined, state: z.infer<typeof stateSchema>, log: Logger) {
+    this.id = o.id;
+    this.cache = cache;
+    this.premigrator = premigrator;
+    this.maxMounts = o.maxMounts ?? 16;
+    this.#log = log;
+    this.#statePath = join(o.stateDir, 'vts-state.json');
+    this.#autoPremigrate = o.autoPremigrate ?? premigrator !== undefined;
+    this.#inOperation = state.inOperation;
+    this.#lastKeySeq = state.lastKeySeq;
+  }
+
+  /**
+   * Opens a VTS from its directories, creating them for a new one. After a crash the
+   * cache recovers (see {@link VolumeCache.open}); status and last key seq are those last
+   * made durable. Closed volumes without a current tape copy are queued for premigration.
+   */
+  static async open(o: VtsUnitOptions): Promise<VtsUnit> {
+    const log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'vts', vts: o.id });
+    await mkdir(o.stateDir, { recursive: true });
+    const cache = await VolumeCache.open({ dir: o.cacheDir, ...(o.cacheCapacityBytes === undefined ? {} : { capacityBytes: o.cacheCapacityBytes }), ...(o.now ? { now: o.now } : {}), logger: log });
+    const premigrator = o.library ? await Premigrator.open({ ...o.library, vtsId: o.id, stateDir: o.stateDir, logger: log }) : undefined;
+    const statePath = join(o.stateDir, 'vts-state.json');
+    let state = await readJson(statePath, stateSchema);
+    if (!state) {
+      state = { id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true };
+      await writeJsonDurable(statePath, state);
+    }
+    const vts = new VtsUnit(o, cache, premigrator, state, log);
+    if (vts.#autoPremigrate) for (const m of cache.list()) if (isResident(m) && !isPremigrated(m) && m.dataGeneration > 0) vts.#enqueue(m.volser);
+    log.info({ inOperation: state.inOperation, lastKeySeq: state.lastKeySeq, volumes: cache.list().length }, 'VTS opened');
+    return vts;
+  }
+
+  // ------------------------------------------------------------------ status and keys
+
+  get inOperation(): boolean {
+    return this.#inOperation;
+  }
+
+  /** Seq of the newest key recorded while in operation (durable). */
+  get lastKeySeq(): number {
+    return this.#lastKeySeq;
+  }
+
+  async #saveState(): Promise<void> {
+    await writeJsonDurable(this.#statePath, { id: this.id, lastKeySeq: this.#lastKeySeq, inOperation: this.#inOperation });
+  }
+
+  /**
+   * Records `seq` as the newest key seen; resolves once durable. Keys only move forward:
+   * an older seq is ignored. Rejects with {@link VtsOutOfOperationError} when out of
+   * operation, because an out VTS must keep reporting the key that took it out.
+   */
+  async recordKey(seq: number): Promise<number> {
+    this.#open();
+    if (!this.#inOperation) throw new VtsOutOfOperationError(this.id);
+    if (!Number.isInteger(seq) || seq < 0) throw new RangeError(`key seq must be a non-negative integer (got ${seq})`);
+    if (seq > this.#lastKeySeq) {
+      const prev = this.#lastKeySeq;
+      this.#lastKeySeq = seq;
+      try {
+        await this.#saveState();
+      } catch (e) {
+        this.#lastKeySeq = prev;
+        throw e;
+      }
+    }
+    return this.#lastKeySeq;
+  }
+
+  /** Enters operation, recording `seq` (the key of the command) first when given. Resolves once durable. */
+  async setInOperation(o: { seq?: number } = {}): Promise<void> {
+    this.#open();
+    this.#inOperation = true;
+    if (o.seq !== undefined && o.seq > this.#lastKeySeq) this.#lastKeySeq = o.seq;
+    await this.#saveState();
+    this.#log.info({ lastKeySeq: this.#lastKeySeq }, 'in operation');
+  }
+
+  /**
+   * Leaves operation, recording `seq` (the key that takes it out) first when given.
+   * Mounts still active are aborted (the VTC drains them first in normal and expedite
+   * modes). Resolves once the status is durable.
+   */
+  async setOutOfOperation(o: { seq?: number; reason?: string } = {}): Promise<void> {
+    this.#open();
+    if (o.seq !== undefined && o.seq > this.#lastKeySeq) this.#lastKeySeq = o.seq;
+    this.#inOperation = false;
+    await this.#saveState();
+    await this.abortMounts(o.reason ?? `VTS ${this.id} went out of operation`);
+    this.#log.info({ lastKeySeq: this.#lastKeySeq, reason: o.reason }, 'out of operation');
+  }
+
+  /** Refuse (true) or accept again (false) new mounts; active mounts go on. */
+  refuseNewMounts(refuse: boolean): void {
+    this.#refuse = refuse;
+  }
+
+  get refusingMounts(): boolean {
+    return this.#refuse;
+  }
+
+  /** What the protocol core reads: status, last key seq, and the volumes this VTS is behind on. */
+  view(): VtsStatusView {
+    const behind = this.cache
+      .list()
+      .filter((m) => m.dataGeneration !== m.generation)
+      .map((m) => m.volser);
+    return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind };
+  }
+
+  #open(): void {
+    if (this.#closed) throw new ClosedError(`VTS ${this.id}`);
+  }
+
+  #operating(epoch?: number): void {
+    this.#open();
+    if (!this.#inOperation) throw new VtsOutOfOperationError(this.id);
+    if (epoch !== undefined && epoch < this.#lastKeySeq) throw new FencedError(epoch, this.#lastKeySeq);
+  }
+
+  // ------------------------------------------------------------------ tokens and volumes
+
+  token(volser: string): VolumeToken | undefined {
+    const m = this.cache.get(volser);
+    return m ? tokenOf(m) : undefined;
+  }
+
+  /** Token summary: every volume's token. */
+  tokens(): Map<string, VolumeToken> {
+    return new Map(this.cache.list().map((m) => [m.volser, tokenOf(m)]));
+  }
+
+  volumes(): VolumeInfo[] {
+    return this.cache.list().map((m) => ({
+      volser: m.volser,
+      token: tokenOf(m),
+      dataGeneration: m.dataGeneration,
+      bytes: m.bytes,
+      resident: isResident(m),
+      premigrated: isPremigrated(m),
+      mounted: this.#busy.has(m.volser),
+    }));
+  }
+
+  /**
+   * Marks this VTS behind on `volser`: its token moves to `generation` while its data stays
+   * older (a deferred copy from the peer is pending). Idempotent; an older generation is
+   * ignored. Resolves once durable.
+   */
+  async markBehind(volser: string, generation: number): Promise<VolumeToken> {
+    this.#operating();
+    checkVolser(volser);
+    const m = this.cache.get(volser);
+    if (m && generation <= m.generation) return tokenOf(m);
+    return tokenOf(await this.cache.setGeneration(volser, generation));
+  }
+
+  // ------------------------------------------------------------------ host I/O
+
+  activeMounts(): MountHandle[] {
+    return [...this.#mounts.values()].map((m) => m.handle);
+  }
+
+  /**
+   * Mounts a volume on a virtual drive. A volume no longer in cache is recalled from tape
+   * first. Rejects with VtsOutOfOperationError, MountsRefusedError, MountLimitError,
+   * VolumeNotFoundError (not scratch and unknown), VolumeInUseError,
+   * VolumeNotConsistentError (this VTS is behind), FencedError, or RecallError.
+   */
+  async mount(volser: string, o: MountOptions = {}): Promise<MountHandle> {
+    this.#operating(o.epoch);
+    checkVolser(volser);
+    if (this.#refuse) throw new MountsRefusedError(this.id);
+    if (this.#mounts.size + this.#pendingMounts >= this.maxMounts) throw new MountLimitError(this.maxMounts);
+    if (this.#busy.has(volser)) throw new VolumeInUseError(volser);
+    const scratch = o.scratch ?? false;
+    const meta = this.cache.get(volser);
+    if (!scratch) {
+      if (!meta || meta.dataGeneration === 0) throw meta ? new VolumeNotConsistentError(volser, meta.generation, 0) : new VolumeNotFoundError(volser);
+      if (meta.dataGeneration !== meta.generation) throw new VolumeNotConsistentError(volser, meta.generation, meta.dataGeneration);
+    }
+    this.#busy.add(volser);
+    this.cache.pin(volser);
+    this.#pendingMounts++;
+    let committed: VolumeFile | null = null;
+    try {
+      if (!scratch && meta) {
+        const resident = isResident(meta) ? meta : await this.#recall(meta);
+        const path = this.cache.dataPath(resident);
+        if (!path) throw new RecallError(volser, 'volume has no data in cache after recall');
+        committed = await VolumeFile.open(path, false);
+      }
+      this.#operating(o.epoch);
+      if (this.#refuse) throw new MountsRefusedError(this.id);
+    } catch (e) {
+      await committed?.close();
+      this.#busy.delete(volser);
+      this.cache.unpin(volser);
+      throw e;
+    } finally {
+      this.#pendingMounts--;
+    }
+    this.cache.touch(volser);
+    const handle: MountHandle = { id: this.#nextHandle++, volser, writable: o.writable ?? true };
+    this.#mounts.set(handle.id, { handle, scratch, committed, work: null, pos: 0, modified: scratch, aborted: null, chain: Promise.resolve() });
+    this.#log.debug({ volser, handle: handle.id, scratch }, 'mounted');
+    return handle;
+  }
+
+  #pendingMounts = 0;
+  /** Handles of aborted mounts, so a host's later operations say why rather than "bad handle". */
+  readonly #abortedHandles = new Map<number, string>();
+
+  #mount(h: MountHandle): Mount {
+    const m = this.#mounts.get(h.id);
+    const aborted = this.#abortedHandles.get(h.id);
+    if (!m && aborted !== undefined) throw new MountAbortedError(h.volser, aborted);
+    if (!m || m.handle !== h) throw new BadHandleError(`handle ${h.id} (${h.volser}) is not an active mount of VTS ${this.id}`);
+    return m;
+  }
+
+  /** Runs one operation of a mount after the previous ones; an abort meanwhile turns its result into MountAbortedError. */
+  async #run<T>(h: MountHandle, fn: (m: Mount) => Promise<T>, epoch?: number): Promise<T> {
+    this.#operating(epoch);
+    const m = this.#mount(h);
+    const step = m.chain.then(async () => {
+      if (m.aborted !== null) throw new MountAbortedError(m.handle.volser, m.aborted);
+      const r = await fn(m);
+      if (m.aborted !== null) throw new MountAbortedError(m.handle.volser, m.aborted);
+      return r;
+    });
+    m.chain = step.catch(() => undefined);
+    return step;
+  }
+
+  async #writable(m: Mount): Promise<VolumeFile> {
+    if (!m.handle.writable) throw new ReadOnlyMountError(m.handle.volser);
+    if (!m.work) {
+      const c = m.committed;
+      m.work = c && m.pos > 0 ? await this.cache.newWork(m.handle.volser, { path: c.path, bytes: c.offsetOf(m.pos) }) : await this.cache.newWork(m.handle.volser);
+    }
+    if (m.pos < m.work.records) {
+      const before = m.work.bytes;
+      await m.work.truncateTo(m.pos);
+      this.cache.accountWork(m.work.bytes - before);
+    }
+    m.modified = true;
+    return m.work;
+  }
+
+  async #append(m: Mount, kind: RecordKind, data: Uint8Array): Promise<void> {
+    const f = await this.#writable(m);
+    await this.cache.ensureSpace(data.length + 5);
+    await f.append(kind, data);
+    this.cache.accountWork(data.length + 5);
+    m.pos++;
+  }
+
+  /** Writes one host block (1 byte to 8 MiB) at the current position; what followed it is gone (tape semantics). */
+  write(h: MountHandle, data: Uint8Array): Promise<void> {
+    if (data.length === 0 || data.length > MAX_HOST_BLOCK) return Promise.reject(new RangeError(`a block is 1..${MAX_HOST_BLOCK} bytes (got ${data.length})`));
+    const copy = Uint8Array.from(data);
+    return this.#run(h, (m) => this.#append(m, RecordKind.block, copy));
+  }
+
+  /** Writes one tape mark at the current position. */
+  writeFilemark(h: MountHandle): Promise<void> {
+    return this.#run(h, (m) => this.#append(m, RecordKind.filemark, new Uint8Array(0)));
+  }
+
+  /** Reads the next record: a block (cut to `max` bytes, `truncated` then true), a filemark, or end of data. */
+  read(h: MountHandle, max: number): Promise<HostRead> {
+    return this.#run(h, async (m): Promise<HostRead> => {
+      const f = m.work ?? (m.scratch ? null : m.committed);
+      if (!f || m.pos >= f.records) return { kind: 'eod' };
+      const r = await f.readRecord(m.pos, max);
+      m.pos++;
+      if (r.kind === RecordKind.filemark) return { kind: 'filemark' };
+      return { kind: 'block', data: r.data, length: r.length, truncated: r.length > r.data.length };
+    });
+  }
+
+  rewind(h: MountHandle): Promise<void> {
+    return this.#run(h, async (m) => {
+      m.pos = 0;
+    });
+  }
+
+  /** Current record number (0 at the beginning). */
+  position(h: MountHandle): number {
+    return this.#mount(h).pos;
+  }
+
+  /**
+   * Closes a mount. When the mount wrote (or was a scratch mount), the data becomes the
+   * volume's new generation and the promise resolves only once that is durable: that is
+   * the acknowledgement a host may rely on. Resolves with the volume's token. Rejects
+   * with StaleGenerationError (the mount stays active: close again with a newer
+   * generation), FencedError, MountAbortedError or VtsOutOfOperationError.
+   */
+  close(h: MountHandle, o: CloseOptions = {}): Promise<VolumeToken> {
+    return this.#run(h, async (m) => {
+      const volser = m.handle.volser;
+      const meta = this.cache.get(volser);
+      let token: VolumeToken;
+      if (m.modified) {
+        const current = meta?.generation ?? 0;
+        const gen = o.generation ?? current + 1;
+        if (gen <= current) throw new StaleGenerationError(volser, gen, current);
+        m.work ??= await this.cache.newWork(volser);
+        const committed = await this.cache.commitData(volser, m.work, gen);
+        m.work = null;
+        token = tokenOf(committed);
+        this.#log.info({ volser, generation: gen, bytes: committed.bytes }, 'closed, new generation committed');
+        if (this.#autoPremigrate) this.#enqueue(volser);
+      } else {
+        if (!meta) throw new VolumeNotFoundError(volser);
+        await this.cache.persistAccess(volser);
+        token = tokenOf(meta);
+      }
+      await this.#release(m);
+      return token;
+    }, o.epoch);
+  }
+
+  async #release(m: Mount): Promise<void> {
+    this.#mounts.delete(m.handle.id);
+    await m.committed?.close();
+    if (m.work) await this.cache.discardWork(m.work);
+    m.committed = null;
+    m.work = null;
+    this.#busy.delete(m.handle.volser);
+    this.cache.unpin(m.handle.volser);
+  }
+
+  /**
+   * Aborts every active mount: hosts get MountAbortedError on their pending and later
+   * operations, and data written since the mount is discarded (the previous generation
+   * stays). Resolves with the number aborted, once they are cleaned up.
+   */
+  async abortMounts(reason: string): Promise<number> {
+    const all = [...this.#mounts.values()];
+    for (const m of all) {
+      m.aborted = reason;
+      this.#abortedHandles.set(m.handle.id, reason);
+    }
+    await Promise.all(all.map(async (m) => {
+      await m.chain;
+      await this.#release(m);
+    }));
+    if (all.length) this.#log.warn({ count: all.length, reason }, 'mounts aborted');
+    return all.length;
+  }
+
+  // ------------------------------------------------------------------ peer copies
+
+  /**
+   * Streams a volume's committed data and token out, for a copy to the peer VTS (recalled
+   * first when not in cache). Rejects with VolumeNotFoundError, VolumeNotConsistentError
+   * (nothing current to give), VtsOutOfOperationError or RecallError.
+   */
+  async exportVolume(volser: string): Promise<VolumeExport> {
+    this.#operating();
+    checkVolser(volser);
+    let meta = this.cache.get(volser);
+    if (!meta || meta.dataGeneration === 0) throw new VolumeNotFoundError(volser);
+    if (meta.dataGeneration !== meta.generation) throw new VolumeNotConsistentError(volser, meta.generation, meta.dataGeneration);
+    this.cache.pin(volser);
+    let fh;
+    try {
+      if (!isResident(meta)) meta = await this.#recall(meta);
+      const path = this.cache.dataPath(meta);
+      if (!path) throw new RecallError(volser, 'volume has no data in cache after recall');
+      fh = await openFile(path, 'r');
+    } catch (e) {
+      this.cache.unpin(volser);
+      throw e;
+    }
+    this.cache.touch(volser);
+    const handle = fh;
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      this.cache.unpin(volser);
+      await handle.close().catch(() => undefined);
+    };
+    const total = meta.bytes;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      try {
+        let pos = 0;
+        while (pos < total) {
+          const buf = Buffer.alloc(Math.min(1 << 20, total - pos));
+          const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
+          if (bytesRead === 0) throw new BadVolumeDataError(`${volser}: cache file shorter than ${total} bytes`);
+          pos += bytesRead;
+          yield buf.subarray(0, bytesRead);
+        }
+      } finally {
+        await release();
+      }
+    }
+    return { volser, token: tokenOf(meta), bytes: meta.bytes, records: meta.records, sha256: meta.sha256, chunks: chunks(), release };
+  }
+
+  /**
+   * Installs a copy from the peer as the data of `token.generation`, with the token made
+   * consistent. The bytes are checked as they arrive (format, and `sha256` when given);
+   * nothing changes unless the whole copy is durable. Idempotent for the same generation
+   * and checksum. Rejects with StaleGenerationError (this VTS already knows newer),
+   * VolumeInUseError (mounted), BadVolumeDataError, CacheFullError or VtsOutOfOperationError.
+   */
+  async applyCopy(volser: string, data: AsyncIterable<Uint8Array> | Uint8Array, token: VolumeToken, o: { sha256?: string } = {}): Promise<VolumeToken> {
+    this.#operating();
+    checkVolser(volser);
+    const meta = this.cache.get(volser);
+    if (meta && meta.dataGeneration === token.generation && (o.sha256 === undefined || o.sha256 === meta.sha256) && meta.dataGeneration > 0) return tokenOf(meta);
+    if (meta && (token.generation < meta.generation || token.generation <= meta.dataGeneration)) throw new StaleGenerationError(volser, token.generation, meta.generation);
+    if (this.#busy.has(volser)) throw new VolumeInUseError(volser, 'is mounted or being copied');
+    this.#busy.add(volser);
+    const path = this.cache.workPath(volser);
+    let accounted = 0;
+    try {
+      const fh = await openFile(path, 'wx');
+      const parser = new VolumeParser();
+      const hash = createHash('sha256');
+      try {
+        const source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
+        for await (const chunk of source) {
+          parser.push(chunk);
+          hash.update(chunk);
+          await this.cache.ensureSpace(chunk.length);
+          this.cache.accountWork(chunk.length);
+          accounted += chunk.length;
+          await fh.write(chunk, 0, chunk.length, parser.bytes - chunk.length);
+        }
+        parser.end();
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const sha = hash.digest('hex');
+      if (o.sha256 !== undefined && sha !== o.sha256) throw new BadVolumeDataError(`copy of ${volser}: sha256 ${sha}, expected ${o.sha256}`);
+      this.cache.accountWork(-accounted);
+      accounted = 0;
+      const f = await this.cache.adoptWork(path);
+      const committed = await this.cache.commitData(volser, f, token.generation);
+      this.#log.info({ volser, generation: token.generation, bytes: committed.bytes }, 'peer copy applied');
+      if (this.#autoPremigrate) this.#enqueue(volser);
+      return tokenOf(committed);
+    } catch (e) {
+      this.cache.accountWork(-accounted);
+      await unlinkQuiet(path);
+      throw e;
+    } finally {
+      this.#busy.delete(volser);
+    }
+  }
+
+  // ------------------------------------------------------------------ premigration and recall
+
+  async #recall(meta: VolumeMeta): Promise<VolumeMeta> {
+    const copy = meta.premigrated;
+    if (!this.premigrator || !copy || !isPremigrated(meta)) throw new RecallError(meta.volser, 'not in cache and no tape copy of the current data');
+    await this.cache.ensureSpace(meta.bytes);
+    const path = this.cache.workPath(meta.volser);
+    await this.premigrator.recall(meta.volser, copy, path);
+    const f = await this.cache.adoptWork(path);
+    return this.cache.installRecalled(meta.volser, f, copy);
+  }
+
+  /** Evicts a premigrated volume from the cache now; false when it is not premigrated or is in use. */
+  evict(volser: string): Promise<boolean> {
+    return this.cache.evict(volser);
+  }
+
+  /** Queues volumes (default: every resident one without a current tape copy) for premigration. */
+  premigrate(volsers?: readonly string[]): void {
+    this.#open();
+    if (!this.premigrator) return;
+    const list = volsers ?? this.cache.list().filter((m) => isResident(m) && !isPremigrated(m) && m.dataGeneration > 0).map((m) => m.volser);
+    for (const v of list) this.#enqueue(v);
+  }
+
+  /** Queues again every volume whose premigration failed. */
+  retryFailedPremigrations(): void {
+    const failed = [...this.#pmFailed.keys()];
+    this.#pmFailed.clear();
+    this.premigrate(failed);
+  }
+
+  premigrationStatus(): PremigrationStatus {
+    return { queued: [...this.#pmQueue], running: [...this.#pmRunning], failed: new Map(this.#pmFailed) };
+  }
+
+  /** Resolves when no premigration is queued or running (failures are in {@link premigrationStatus}). */
+  whenPremigrationIdle(): Promise<void> {
+    if (this.#pmQueue.length === 0 && this.#pmRunning.size === 0) return Promise.resolve();
+    return new Promise((r) => this.#pmIdle.push(r));
+  }
+
+  #enqueue(volser: string): void {
+    if (!this.premigrator || this.#closed) return;
+    if (!this.#pmQueue.includes(volser)) this.#pmQueue.push(volser);
+    this.#pump();
+  }
+
+  #pump(): void {
+    const p = this.premigrator;
+    if (!p) return;
+    while (this.#pmRunning.size < p.driveCount && !this.#closed) {
+      const i = this.#pmQueue.findIndex((v) => !this.#pmRunning.has(v));
+      if (i < 0) break;
+      const [volser] = this.#pmQueue.splice(i, 1);
+      if (volser === undefined) break;
+      this.#pmRunning.add(volser);
+      void this.#premigrateOne(p, volser).finally(() => {
+        this.#pmRunning.delete(volser);
+        this.#pump();
+        if (this.#pmQueue.length === 0 && this.#pmRunning.size === 0) for (const r of this.#pmIdle.splice(0)) r();
+      });
+    }
+    if (this.#pmQueue.length === 0 && this.#pmRunning.size === 0) for (const r of this.#pmIdle.splice(0)) r();
+  }
+
+  async #premigrateOne(p: Premigrator, volser: string): Promise<void> {
+    const meta = this.cache.get(volser);
+    const path = meta ? this.cache.dataPath(meta) : null;
+    if (!meta || !path || isPremigrated(meta) || meta.dataGeneration === 0) return;
+    this.cache.pin(volser);
+    try {
+      const copy = await p.premigrate({ volser, generation: meta.dataGeneration, path, bytes: meta.bytes, sha256: meta.sha256 });
+      const recorded = await this.cache.setPremigrated(volser, copy);
+      this.#pmFailed.delete(volser);
+      if (!recorded) this.#log.info({ volser }, 'volume changed while premigrating; the copy is superseded');
+    } catch (e) {
+      const now = this.cache.get(volser);
+      // A volume rewritten meanwhile was queued again by its close; this failure is moot.
+      if (now && now.dataGeneration !== meta.dataGeneration) return;
+      this.#pmFailed.set(volser, e as Error);
+      this.#log.error({ volser, err: (e as Error).message }, 'premigration failed; the volume stays in cache');
+    } finally {
+      this.cache.unpin(volser);
+    }
+  }
+
+  /**
+   * Shuts the VTS down cleanly: mounts are aborted, queued premigrations dropped (they are
+   * queued again at the next open), running ones finish. Status stays as it was.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    await this.abortMounts(`VTS ${this.id} shutting down`);
+    this.#pmQueue.length = 0;
+    await this.whenPremigrationIdle();
+    this.#closed = true;
+    this.premigrator?.close();
+  }
+}
