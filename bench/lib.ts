@@ -65,3 +65,13 @@ export function writeResults(suite: string, figures: Figure[], targets: Target[]
 export function formatNumber(v: number): string {
   return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(3);
 }
+
+/**
+ * benny calls an async case once more, without awaiting it, to learn its type; queueing the
+ * calls of a case keeps that extra call from overlapping a timed one (two streams
+ * interleaved on one tape would measure nonsense and scramble the cartridge).
+ */
+export function serial(fn: () => Promise<void>): () => Promise<void> {
+  let last: Promise<void> = Promise.resolve();
+  return () => (last = last.then(fn));
+}

@@ -227,6 +227,14 @@ describe('engine: SPC commands from the table', () => {
     expect(back.data[6]).toBe(0x07);
   });
 
+  it('MODE SENSE of page 00h answers the header alone, as Linux st asks at open', async () => {
+    const p = new MemoryPort(makeUnit());
+    await cleared(p);
+    const r = await p.execute({ cdb: raw(0x1a, 0, 0, 0, 0x0c, 0), direction: 'in', dataInLength: 12 });
+    expect(r.status).toBe(ScsiStatus.GOOD);
+    expect([...r.data]).toEqual([3, 0, 0, 0]);
+  });
+
   it('MODE SENSE changeable values show the mask; saved values are refused', async () => {
     const p = new MemoryPort(makeUnit());
     await cleared(p);

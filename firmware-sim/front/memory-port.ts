@@ -54,7 +54,7 @@ export class MemoryPort implements ScsiPort {
         this.unit.execute({
           initiator: this.initiator,
           cdb: request.cdb.slice(),
-          ...(request.direction === 'out' && request.dataOut ? { dataOut: request.dataOut.slice() } : {}),
+          ...(request.direction === 'out' && request.dataOut ? { dataOut: request.dataOut } : {}),
           dataInLength,
           signal: controller.signal,
         }),

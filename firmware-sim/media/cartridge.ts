@@ -301,11 +301,15 @@ export class Cartridge {
     this.cutTail();
   }
 
+  /**
+   * Cuts the file at the append point. The cut becomes durable with the next sync point's
+   * fdatasync (a size change is part of what fdatasync writes); until then the raised
+   * generation keeps any old records that a crash brings back from reading as data.
+   */
   private cutTail(): void {
     if (this.fileSize <= this.appendOffset) return;
     this.generation++;
     ftruncateSync(this.fd, this.appendOffset);
-    fdatasyncSync(this.fd);
     this.fileSize = this.appendOffset;
   }
 

@@ -43,8 +43,11 @@ function modeSense(x: Exec<unknown>, ten: boolean): Uint8Array {
   const subpage = cdb[3] ?? 0;
   const alloc = ten ? getU16(cdb, 7) : (cdb[4] ?? 0);
   if (pc === PC_SAVED) throw new CheckCondition(sense(Sense.SAVING_PARAMETERS_NOT_SUPPORTED, { fieldPointer: { inCdb: true, byte: 2, bit: 7 } }));
-  const pages = selectPages(unit, page, subpage);
-  if (pages.length === 0) invalidCdbField(subpage !== 0 && page !== 0x3f && unit.modePages.get(page) ? 3 : 2, subpage !== 0 && page !== 0x3f && unit.modePages.get(page) ? 7 : 5);
+  // Page 00h asks for no page at all: just the header and block descriptors, which is what
+  // Linux st reads at open to learn density, block size and write protection.
+  const headerOnly = page === 0x00 && subpage === 0x00 && !unit.modePages.get(0x00);
+  const pages = headerOnly ? [] : selectPages(unit, page, subpage);
+  if (pages.length === 0 && !headerOnly) invalidCdbField(subpage !== 0 && page !== 0x3f && unit.modePages.get(page) ? 3 : 2, subpage !== 0 && page !== 0x3f && unit.modePages.get(page) ? 7 : 5);
   const bd = dbd ? new Uint8Array(0) : (unit.hooks.blockDescriptors?.() ?? new Uint8Array(0));
   const body = pages.map((p) => pageBytes(p, pc));
   const bodyLen = body.reduce((n, p) => n + p.length, 0);

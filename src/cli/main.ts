@@ -12,6 +12,8 @@ import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unload
 import { bytes, consoleOut, hex, type Out } from './output.js';
 import { patternData, readFile, writeFile } from './tape-io.js';
 import { runDemo } from './demo.js';
+import { registerSimServe } from './sim-serve.js';
+import { serialConsoleExtension } from './serial-extension.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { isSenseError } from '../devices/errors.js';
@@ -310,6 +312,8 @@ export function buildProgram(out: Out): Command {
       writeFileSync(join(dirname(path), 'state.json'), JSON.stringify(state, null, 2) + '\n');
       out.line('Cleared every injected fault.');
     });
+
+  registerSimServe(program, out, [serialConsoleExtension]);
 
   return program;
 }

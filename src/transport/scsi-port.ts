@@ -22,7 +22,10 @@ export interface ScsiRequest {
   /** The command descriptor block, 6 to 16 bytes (up to 260 for variable-length CDBs). */
   readonly cdb: Uint8Array;
   readonly direction: DataDirection;
-  /** Data-Out buffer; required when `direction` is `out`, ignored otherwise. */
+  /**
+   * Data-Out buffer; required when `direction` is `out`, ignored otherwise. Bindings do not
+   * copy it (as a socket write does not): leave it unchanged until `execute` settles.
+   */
   readonly dataOut?: Uint8Array;
   /**
    * Data-In buffer size: the most bytes the initiator accepts (the expected data transfer

@@ -174,6 +174,14 @@ describe.each(bindings)('tape drive over $name', (binding) => {
       expect(m6.pages.map((p) => p.pageCode)).toEqual(expect.arrayContaining([0x0a, 0x10]));
     });
 
+    it('MODE SENSE of page 00h gives the header and block descriptor alone (what Linux st reads at open)', async () => {
+      await mount(c, lab.media.writeProtected ?? scratch());
+      const m = await drive().modeSense(0x00);
+      expect(m.pages).toEqual([]);
+      expect(m.blockDescriptors[0]?.densityCode).toBe(LTO8_DENSITY);
+      expect(m.writeProtected).toBe(lab.media.writeProtected !== undefined);
+    });
+
     it('MODE SENSE of a page the drive lacks is refused at byte 2', async () => {
       const e = await expectSense(drive().modeSense(0x3e), Sense.INVALID_FIELD_IN_CDB);
       expect(e.fieldPointer).toMatchObject({ inCdb: true, byte: 2 });

@@ -1,32 +1,26 @@
 #!/usr/bin/env bash
-# Builds the base initramfs of the hardware-in-the-loop guest from this machine's Debian
-# packages: busybox-static, the kernel's virtio/SCSI modules (st, ch, sg, virtio_scsi,
-# virtio_console), sg3-utils, mtx, mt-st, GNU tar, and node with the project's built addon
-# and compiled dist/ (for the SG_IO agent). Per-run scripts are appended later as a second
-# cpio archive, which the kernel unpacks over this one.
+# Builds one layer of the hardware-in-the-loop guest's initramfs from this machine's Debian
+# packages. The kernel unpacks concatenated cpio archives in order, so a boot uses the
+# base layer, optionally the agent layer, then a small per-run archive with the script.
 #
-# usage: build-initramfs.sh OUT.cpio.gz KERNEL_VERSION PROJECT_ROOT
+#   base:  busybox-static, the kernel's virtio/SCSI modules (virtio_scsi, virtio_console,
+#          st, ch, sg), sg3-utils, mtx, mt-st, GNU tar, and /init.
+#   agent: node, the project's built addon and the compiled SG_IO agent (large: only the
+#          SG_IO suite boots with it).
+#
+# usage: build-initramfs.sh base  OUT.cpio.gz KERNEL_VERSION
+#        build-initramfs.sh agent OUT.cpio    AGENT_DIR     (AGENT_DIR: dist/, build/, package files)
 set -euo pipefail
-out=$1
-kver=$2
-root=$3
+layer=$1
+out=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 r=$work/root
-mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,tmp,hil,mnt,etc,opt/ptpvts}
+mkdir -p "$r"
 
 need() { command -v "$1" >/dev/null || { echo "build-initramfs: missing $1 (install Debian package $2)" >&2; exit 3; }; }
-need busybox busybox-static
-need sg_inq sg3-utils
-need mtx mtx
-need mt-st mt-st
-need cpio cpio
-[ -f "/boot/vmlinuz-$kver" ] || { echo "build-initramfs: /boot/vmlinuz-$kver missing (install linux-image-amd64)" >&2; exit 3; }
-file -L "$(command -v busybox)" | grep -q 'statically linked' || { echo "build-initramfs: busybox is not static (install busybox-static)" >&2; exit 3; }
 
-cp "$(command -v busybox)" "$r/bin/busybox"
-
-# Executables and every shared library they need, at the same paths as on the host.
+# An executable and every shared library it needs, at the same paths as on the host.
 copy_with_libs() {
   local bin=$1 dest=$2
   mkdir -p "$r$(dirname "$dest")"
@@ -36,41 +30,61 @@ copy_with_libs() {
     [ -e "$r$lib" ] || cp -L "$lib" "$r$lib"
   done
 }
-for t in sg_inq sg_vpd sg_modes sg_logs sg_raw sg_turs sg_map sg_readcap sg_rep_zones sg_requests sg_opcodes; do
-  p=$(command -v "$t" || true)
-  [ -n "$p" ] && copy_with_libs "$p" "/usr/bin/$t"
-done
-copy_with_libs "$(command -v mtx)" /usr/sbin/mtx
-copy_with_libs "$(command -v mt-st)" /usr/bin/mt-st
-copy_with_libs "$(command -v tar)" /usr/bin/tar
-copy_with_libs "$(command -v node)" /usr/bin/node
-copy_with_libs "$(command -v cmp)" /usr/bin/cmp
 
-# Modules, in the order modprobe resolves their dependencies.
-modlist=$work/modules.order
-: > "$modlist"
-for m in virtio_pci virtio_scsi virtio_console st ch sg; do
-  modprobe --show-depends -S "$kver" "$m" | awk '$1=="insmod"{print $2}' >> "$modlist"
-done
-awk '!seen[$0]++' "$modlist" > "$r/modules.order"
-while read -r mod; do
-  mkdir -p "$r$(dirname "$mod")"
-  case "$mod" in
-    *.ko.xz) xz -dc "$mod" > "$r${mod%.xz}" ;;
-    *.ko.zst) zstd -qdc "$mod" > "$r${mod%.zst}" ;;
-    *) cp "$mod" "$r$mod" ;;
-  esac
-done < "$r/modules.order"
-sed -i -e 's/\.ko\.xz$/.ko/' -e 's/\.ko\.zst$/.ko/' "$r/modules.order"
+pack() { # DIR OUT [gzip]
+  if [ "${3:-}" = gzip ]; then
+    (cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) | gzip -1 > "$2.tmp"
+  else
+    # Uncompressed: the guest copies it instead of inflating it, which is much faster under
+    # software emulation for a layer this size.
+    (cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) > "$2.tmp"
+  fi
+  mv "$2.tmp" "$2"
+  echo "built $2 ($(du -h "$2" | cut -f1))"
+}
 
-# The project pieces the SG_IO agent needs: compiled dist/ and the addon. No node_modules.
-cp -r "$root/dist" "$r/opt/ptpvts/dist"
-mkdir -p "$r/opt/ptpvts/build/Release"
-cp "$root/build/Release/ptpvts.node" "$r/opt/ptpvts/build/Release/"
-cp "$root/binding.gyp" "$root/package.json" "$r/opt/ptpvts/"
-cp "$root/test/hil/guest/sg-agent.mjs" "$r/opt/ptpvts/sg-agent.mjs"
+case "$layer" in
+base)
+  kver=$3
+  mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,tmp,hil,mnt,etc}
+  need busybox busybox-static
+  need sg_inq sg3-utils
+  need mtx mtx
+  need mt-st mt-st
+  need cpio cpio
+  need tar tar
+  [ -f "/boot/vmlinuz-$kver" ] || { echo "build-initramfs: /boot/vmlinuz-$kver missing (install linux-image-amd64)" >&2; exit 3; }
+  if ldd "$(command -v busybox)" >/dev/null 2>&1; then echo "build-initramfs: busybox is not static (install busybox-static)" >&2; exit 3; fi
+  cp "$(command -v busybox)" "$r/bin/busybox"
 
-cat > "$r/init" <<'INIT'
+  for t in sg_inq sg_vpd sg_modes sg_logs sg_raw sg_turs sg_map sg_readcap sg_requests sg_opcodes sg_reset; do
+    p=$(command -v "$t" || true)
+    if [ -n "$p" ]; then copy_with_libs "$p" "/usr/bin/$t"; fi
+  done
+  copy_with_libs "$(command -v mtx)" /usr/sbin/mtx
+  copy_with_libs "$(command -v mt-st)" /usr/bin/mt-st
+  copy_with_libs "$(command -v tar)" /usr/bin/tar
+
+  # Modules, in the order modprobe resolves their dependencies (built-ins print no insmod).
+  modlist=$work/modules.order
+  : > "$modlist"
+  for m in virtio_pci virtio_scsi virtio_console st ch sg; do
+    modprobe --show-depends -S "$kver" "$m" | awk '$1=="insmod"{print $2}' >> "$modlist"
+  done
+  awk '!seen[$0]++' "$modlist" > "$work/order"
+  : > "$r/modules.order"
+  while read -r mod; do
+    dest=${mod%.xz}; dest=${dest%.zst}
+    mkdir -p "$r$(dirname "$dest")"
+    case "$mod" in
+      *.ko.xz) xz -dc "$mod" > "$r$dest" ;;
+      *.ko.zst) zstd -qdc "$mod" > "$r$dest" ;;
+      *) cp "$mod" "$r$dest" ;;
+    esac
+    echo "$dest" >> "$r/modules.order"
+  done < "$work/order"
+
+  cat > "$r/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
@@ -78,20 +92,31 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
-ln -sf /usr/bin/mt-st /bin/mt
+echo "@@HIL kernel-up $(cut -d' ' -f1 /proc/uptime)"
 while read -r m; do insmod "$m" 2>/dev/null; done < /modules.order
 # Wait for the SCSI scan to settle: every LUN the host attached shows up as an sg node.
 want=$(sed -n 's/.*hil.luns=\([0-9]*\).*/\1/p' /proc/cmdline)
 i=0
 while [ "$(ls /sys/class/scsi_generic 2>/dev/null | wc -l)" -lt "${want:-0}" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
-echo "@@HIL boot-ok $(ls /sys/class/scsi_generic | tr '\n' ' ')"
+echo "@@HIL boot-ok $(cut -d' ' -f1 /proc/uptime) $(ls /sys/class/scsi_generic | tr '\n' ' ')"
 if [ -f /hil/run.sh ]; then sh /hil/run.sh; echo "@@HIL exit $?"; fi
 echo "@@HIL done"
 sync
 poweroff -f
 INIT
-chmod +x "$r/init"
-
-(cd "$r" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out.tmp"
-mv "$out.tmp" "$out"
-echo "built $out ($(du -h "$out" | cut -f1))"
+  chmod +x "$r/init"
+  pack "$r" "$out" gzip
+  ;;
+agent)
+  src=$3
+  need node nodejs
+  mkdir -p "$r/opt/ptpvts"
+  copy_with_libs "$(command -v node)" /usr/bin/node
+  cp -r "$src/." "$r/opt/ptpvts/"
+  pack "$r" "$out"
+  ;;
+*)
+  echo "usage: build-initramfs.sh base|agent OUT ..." >&2
+  exit 2
+  ;;
+esac

@@ -5,7 +5,7 @@
 //
 // Frame (both directions): u32 BE total length, u32 BE JSON length, JSON, payload bytes.
 import { open } from 'node:fs/promises';
-import { SgioPort, listScsiGeneric } from '/opt/ptpvts/dist/src/transport/sgio/index.js';
+import { SgioPort, listSgDevices } from '/opt/ptpvts/dist/src/transport/sgio/index.js';
 
 const portPath = process.argv[2] ?? '/dev/vport1p1';
 const fh = await open(portPath, 'r+');
@@ -29,7 +29,13 @@ async function handle(req, payload) {
   try {
     switch (req.op) {
       case 'list':
-        return [{ id: req.id, ok: true, devices: await listScsiGeneric() }];
+        return [
+          {
+            id: req.id,
+            ok: true,
+            devices: (await listSgDevices()).map((d) => ({ path: d.path, scsiType: d.scsiType, vendor: d.vendor ?? '', model: d.model ?? '' })),
+          },
+        ];
       case 'open': {
         const port = await SgioPort.open(req.path);
         const h = nextHandle++;

@@ -7,6 +7,13 @@
 import type { Socket } from 'node:net';
 import { TransportError, validateRequest, type ScsiPort, type ScsiRequest, type ScsiResponse } from '../../../src/transport/scsi-port.js';
 
+export interface GuestSgDevice {
+  path: string;
+  scsiType: number;
+  vendor: string;
+  model: string;
+}
+
 interface Pending {
   resolve: (v: { res: Record<string, unknown>; payload: Buffer }) => void;
   reject: (e: Error) => void;
@@ -62,9 +69,10 @@ export class GuestAgent {
     return out;
   }
 
-  async list(): Promise<Array<{ path: string; type: string; vendor: string; product: string }>> {
+  /** The guest's /dev/sgN nodes as ptpvts's listSgDevices sees them (scsiType 1 tape, 8 changer). */
+  async list(): Promise<GuestSgDevice[]> {
     const { res } = await this.call({ op: 'list' });
-    return res.devices as Array<{ path: string; type: string; vendor: string; product: string }>;
+    return res.devices as GuestSgDevice[];
   }
 
   async open(path: string): Promise<ScsiPort> {

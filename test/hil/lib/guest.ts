@@ -7,7 +7,7 @@
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -41,38 +41,62 @@ export function guestUnavailable(): string | undefined {
   return undefined;
 }
 
-function treeDigest(dir: string, h: ReturnType<typeof createHash>): void {
-  if (!existsSync(dir)) return;
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) treeDigest(p, h);
-    else {
-      const st = statSync(p);
-      h.update(`${relative(projectRoot, p)}:${st.size}:${st.mtimeMs}\n`);
-    }
+function fileDigest(paths: readonly string[], h: ReturnType<typeof createHash>): void {
+  for (const p of paths) {
+    h.update(relative(projectRoot, p));
+    h.update(readFileSync(p));
   }
 }
 
-/** Builds (or reuses) the base initramfs; the dist/ tree must be compiled first. */
-export function baseImage(): string {
-  if (!existsSync(join(projectRoot, 'dist', 'src', 'transport', 'sgio', 'index.js'))) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: projectRoot, stdio: 'inherit' });
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+/** Builds a layer unless one with the same digest is cached; old layers of that kind go. */
+function cachedLayer(kind: string, digest: string, ext: string, build: (out: string) => void): string {
+  const out = join(workDir, `${kind}-${digest.slice(0, 16)}.${ext}`);
+  if (!existsSync(out)) {
+    mkdirSync(workDir, { recursive: true });
+    for (const old of readdirSync(workDir).filter((f) => f.startsWith(`${kind}-`))) rmSync(join(workDir, old), { force: true });
+    build(out);
   }
+  return out;
+}
+
+const buildScript = join(projectRoot, 'test', 'hil', 'guest', 'build-initramfs.sh');
+
+/** The base initramfs layer (busybox, modules, sg3-utils, mtx, mt-st, tar, /init), cached. */
+export function baseImage(): string {
   const kver = kernelVersion();
   if (!kver) throw new Error('no kernel in /boot');
   const h = createHash('sha256');
   h.update(kver);
-  h.update(readFileSync(join(projectRoot, 'test', 'hil', 'guest', 'build-initramfs.sh')));
-  h.update(readFileSync(join(projectRoot, 'test', 'hil', 'guest', 'sg-agent.mjs')));
-  h.update(readFileSync(join(projectRoot, 'build', 'Release', 'ptpvts.node')));
-  treeDigest(join(projectRoot, 'dist'), h);
-  const out = join(workDir, `base-${h.digest('hex').slice(0, 16)}.cpio.gz`);
-  if (!existsSync(out)) {
-    mkdirSync(workDir, { recursive: true });
-    for (const old of readdirSync(workDir).filter((f) => f.startsWith('base-'))) rmSync(join(workDir, old), { force: true });
-    execFileSync('bash', [join(projectRoot, 'test', 'hil', 'guest', 'build-initramfs.sh'), out, kver, projectRoot], { stdio: 'inherit' });
-  }
-  return out;
+  fileDigest([buildScript], h);
+  return cachedLayer('base', h.digest('hex'), 'cpio.gz', (out) => execFileSync('bash', [buildScript, 'base', out, kver], { stdio: 'inherit' }));
+}
+
+/**
+ * The agent layer: node, the built addon and the SG_IO binding compiled on its own from
+ * src/ (so a stale or half-built dist/ never leaks in), with the agent script. Cached by
+ * content.
+ */
+export function agentImage(): string {
+  const addon = join(projectRoot, 'build', 'Release', 'ptpvts.node');
+  if (!existsSync(addon)) throw new Error(`${addon} is missing: run npm run build:native`);
+  const stage = join(workDir, 'agent');
+  rmSync(stage, { recursive: true, force: true });
+  execFileSync(process.execPath, [join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(projectRoot, 'test', 'hil', 'guest', 'tsconfig.agent.json')], { cwd: projectRoot, stdio: 'inherit' });
+  mkdirSync(join(stage, 'build', 'Release'), { recursive: true });
+  copyFileSync(addon, join(stage, 'build', 'Release', 'ptpvts.node'));
+  copyFileSync(join(projectRoot, 'binding.gyp'), join(stage, 'binding.gyp'));
+  writeFileSync(join(stage, 'package.json'), JSON.stringify({ name: 'ptpvts-guest-agent', private: true, type: 'module' }) + '\n');
+  copyFileSync(join(projectRoot, 'test', 'hil', 'guest', 'sg-agent.mjs'), join(stage, 'sg-agent.mjs'));
+  const h = createHash('sha256');
+  fileDigest([buildScript, ...filesUnder(stage)], h);
+  return cachedLayer('agent', h.digest('hex'), 'cpio', (out) => execFileSync('bash', [buildScript, 'agent', out, stage], { stdio: 'inherit' }));
 }
 
 /** A newc cpio archive of the given files (path -> content), written by hand: it is tiny. */
@@ -112,6 +136,8 @@ export interface GuestRun {
   /** `@@HIL name rest` lines, as [name, rest]. */
   markers: Array<[string, string]>;
   exitCode: number | null;
+  /** From QEMU's start to its exit. */
+  wallMs: number;
 }
 
 export interface GuestOptions {
@@ -133,18 +159,25 @@ export interface RunningGuest {
   kill(): void;
 }
 
+/** Zero bytes up to a multiple of 512, so each concatenated archive starts aligned. */
+function padded(b: Buffer): Buffer {
+  const pad = (512 - (b.length % 512)) % 512;
+  return pad === 0 ? b : Buffer.concat([b, Buffer.alloc(pad)]);
+}
+
 export function startGuest(opts: GuestOptions): RunningGuest {
-  const base = baseImage();
+  const withAgent = opts.agentSocket !== undefined;
+  const layers = [baseImage(), ...(withAgent ? [agentImage()] : [])];
   const tmp = mkdtempSync(join(tmpdir(), 'ptpvts-guest-'));
-  const initrd = join(tmp, 'initrd.cpio.gz');
+  const initrd = join(tmp, 'initrd.img');
   const runArchive = gzipSync(cpioArchive({ 'hil/run.sh': opts.script, ...(opts.files ?? {}) }));
-  writeFileSync(initrd, Buffer.concat([readFileSync(base), runArchive]));
+  writeFileSync(initrd, Buffer.concat([...layers.map((l) => padded(readFileSync(l))), runArchive]));
   const kver = kernelVersion()!;
   const args = [
-    '-machine', 'pc', '-accel', 'tcg', '-m', String(opts.memoryMB ?? 1536), '-smp', '1',
-    '-nographic', '-no-reboot', '-net', 'none',
+    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memoryMB ?? (withAgent ? 1024 : 384)), '-smp', '1',
+    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-net', 'none',
     '-kernel', `/boot/vmlinuz-${kver}`, '-initrd', initrd,
-    '-append', `console=ttyS0 panic=-1 quiet hil.luns=${opts.luns.length}`,
+    '-append', `console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off nokaslr hil.luns=${opts.luns.length}`,
     '-iscsi', 'initiator-name=iqn.2026-11.org.ptpvts:hil-guest',
     '-device', 'virtio-scsi-pci,id=scsi0',
   ];
@@ -164,6 +197,7 @@ export function startGuest(opts: GuestOptions): RunningGuest {
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
+  const started = Date.now();
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
   const done = new Promise<GuestRun>((resolve) => {
     child.once('exit', (code) => {
@@ -174,7 +208,7 @@ export function startGuest(opts: GuestOptions): RunningGuest {
         const m = /@@HIL (\S+) ?(.*)$/u.exec(line);
         if (m) markers.push([m[1]!, m[2]!.trim()]);
       }
-      resolve({ output, markers, exitCode: code });
+      resolve({ output, markers, exitCode: code, wallMs: Date.now() - started });
     });
   });
   return { done, kill: () => child.kill('SIGKILL') };

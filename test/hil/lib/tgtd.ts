@@ -21,6 +21,12 @@ export interface TgtdOptions {
   /** Tape size in MB. */
   tapeMB?: number;
   iqn?: string;
+  /** Require this CHAP account from initiators (tgtadm account bound to the target). */
+  chap?: { user: string; secret: string };
+  /** Where the backing files go (a fresh directory is made inside); default the OS temp dir. */
+  parentDir?: string;
+  /** Offer CRC32C header and data digests (tgt's default is None only). */
+  digests?: boolean;
 }
 
 export interface TgtdLibrary {
@@ -73,7 +79,7 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
   const barcodes = opts.barcodes ?? ['PTP001L8', 'PTP002L8', 'PTP003L8'];
   const slotsN = barcodes.length + (opts.spareSlots ?? 1);
   const iqn = opts.iqn ?? 'iqn.2026-11.org.ptpvts:tgtd';
-  const dir = await mkdtemp(join(tmpdir(), 'ptpvts-tgtd-'));
+  const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), 'ptpvts-tgtd-'));
   const port = await freePort();
   // Control-socket number: private to this instance so parallel runs never collide.
   const cn = String(100 + Math.floor(Math.random() * 800));
@@ -95,7 +101,8 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
 
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
+      // tgtd ignores SIGTERM while it serves targets; its own shutdown request is the clean way.
+      await run('/usr/sbin/tgtadm', ['-C', cn, '--mode', 'sys', '--op', 'delete']).catch(() => child.kill('SIGTERM'));
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(t);
@@ -132,6 +139,13 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
     await upd(`element_type=2,start_address=${firstSlot},quantity=${slotsN}`);
     for (const [i, b] of barcodes.entries()) await upd(`element_type=2,address=${firstSlot + i},barcode=${b},sides=1`);
     await tgtadm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
+    if (opts.digests) {
+      for (const name of ['HeaderDigest', 'DataDigest']) await tgtadm('--mode', 'target', '--op', 'update', '--tid', '1', '--name', name, '--value', 'CRC32C,None');
+    }
+    if (opts.chap) {
+      await tgtadm('--mode', 'account', '--op', 'new', '--user', opts.chap.user, '--password', opts.chap.secret);
+      await tgtadm('--mode', 'account', '--op', 'bind', '--tid', '1', '--user', opts.chap.user);
+    }
     return {
       host: '127.0.0.1',
       port,

@@ -1,0 +1,252 @@
+/**
+ * iSCSI over loopback, ptpvts's target against tgtd with the same client (ptpvts's
+ * initiator, same session options) in the same run:
+ *
+ * - TEST UNIT READY commands/s at queue depth 1 and 16 (one measured call = 256 commands
+ *   kept 16 in flight);
+ * - 256 KiB WRITE(6) and READ(6) MB/s to a loaded tape LUN (one measured call = REWIND,
+ *   128 blocks, and for writes WRITE FILEMARKS(1): 32 MiB);
+ * - a raw fs write of the same bytes to the same disk, made durable once per call as our
+ *   target makes a cartridge durable at the filemark.
+ *
+ * Cartridge files of both targets sit on the project's disk (bench/results/.iscsi-*).
+ */
+import b from 'benny';
+import { spawn } from 'node:child_process';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import * as Cdb from '../src/scsi/cdb.js';
+import { ScsiStatus } from '../src/scsi/status.js';
+import { IscsiSession } from '../src/iscsi/session.js';
+import { IscsiPort } from '../src/transport/iscsi/iscsi-port.js';
+import { MediaChanger } from '../src/devices/media-changer.js';
+import { startTgtd, tgtdUnavailable } from '../test/hil/lib/tgtd.js';
+import { serial, target, writeResults, type Figure, type Target } from './lib.js';
+
+const CHUNK = 256 * 1024;
+const CHUNKS = 128;
+const STREAM = CHUNK * CHUNKS;
+const TURS_PER_CALL = 256;
+const INITIATOR = 'iqn.2026-11.io.ptpvts:bench';
+
+const dir = mkdtempSync(join(process.cwd(), 'bench', 'results', '.iscsi-'));
+const chunk = Buffer.alloc(CHUNK);
+for (let i = 0; i < CHUNK; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+const write6 = Cdb.write6(chunk);
+const read6 = Cdb.read6({ length: CHUNK });
+const tur = Cdb.testUnitReady();
+
+async function must(p: Promise<{ status: number; data?: Uint8Array; sense?: Uint8Array }>, length?: number): Promise<void> {
+  const r = await p;
+  if (r.status !== ScsiStatus.GOOD) throw new Error(`command failed with status 0x${r.status.toString(16)}${r.sense?.length ? `, sense ${Buffer.from(r.sense).toString('hex')}` : ''}`);
+  if (length !== undefined && r.data?.length !== length) throw new Error(`read ${r.data?.length} bytes, expected ${length}`);
+}
+
+interface Subject {
+  name: string;
+  port: IscsiPort;
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ ptpvts target
+
+/**
+ * `ptpvts sim serve` in a process of its own, as a user runs it (and as tgtd runs): the
+ * target never shares an event loop with the client being measured.
+ */
+async function ptpvtsSubject(): Promise<Subject> {
+  const yaml = join(dir, 'library.yaml');
+  writeFileSync(
+    yaml,
+    `name: bench
+personality: PTPVTS-LIB
+timeScale: 0
+mediaDir: ./media
+storageSlots: 4
+drives:
+  count: 1
+  personality: LTO8
+cartridges:
+  - barcode: BEN001L8
+    capacity: 8GiB
+    location: drive 1
+`,
+  );
+  const runner = join(process.cwd(), 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  const found = await new Promise<RegExpExecArray>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(out);
+      if (m) resolve(m);
+    });
+    void exited.then((code) => reject(new Error(`ptpvts sim serve exited (${code}) before serving:\n${out}`)));
+  });
+  const [, iqn, host, portNo] = found;
+  const session = await IscsiSession.open({ host: host!, port: Number(portNo), initiatorName: INITIATOR, targetName: iqn!, queueDepth: 16 });
+  const port = new IscsiPort(session, 1);
+  await port.execute(Cdb.requestSense());
+  return {
+    name: 'ptpvts',
+    port,
+    async close() {
+      await session.close();
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (code !== 0) throw new Error(`ptpvts sim serve exited with ${code}`);
+    },
+  };
+}
+
+// ------------------------------------------------------------------ tgtd
+
+async function tgtdSubject(): Promise<Subject> {
+  const lib = await startTgtd({ drives: 1, barcodes: ['BEN001L8'], tapeMB: 2048, parentDir: dir });
+  const session = await IscsiSession.open({ host: lib.host, port: lib.port, initiatorName: INITIATOR, targetName: lib.iqn, queueDepth: 16 });
+  try {
+    const changer = new MediaChanger(new IscsiPort(session, lib.changerLun));
+    await changer.testUnitReady().catch(() => undefined);
+    await changer.move(lib.elements.slots[0]!, lib.elements.drives[0]!);
+    const port = new IscsiPort(session, lib.driveLuns[0]!);
+    await port.execute(Cdb.requestSense());
+    await port.execute(tur);
+    return {
+      name: 'tgtd',
+      port,
+      async close() {
+        await session.close();
+        await lib.stop();
+      },
+    };
+  } catch (e) {
+    await session.close();
+    await lib.stop();
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------ workloads
+
+async function turDepth16(port: IscsiPort): Promise<void> {
+  let left = TURS_PER_CALL;
+  const worker = async (): Promise<void> => {
+    while (left-- > 0) await must(port.execute(tur));
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+async function writeStream(port: IscsiPort): Promise<void> {
+  await must(port.execute(Cdb.rewind()));
+  for (let i = 0; i < CHUNKS; i++) await must(port.execute(write6));
+  await must(port.execute(Cdb.writeFilemarks6(1)));
+}
+
+async function readStream(port: IscsiPort): Promise<void> {
+  await must(port.execute(Cdb.rewind()));
+  for (let i = 0; i < CHUNKS; i++) {
+    try {
+      await must(port.execute(read6), CHUNK);
+    } catch (e) {
+      throw new Error(`${port.address}: READ ${i}: ${(e as Error).message}`);
+    }
+  }
+}
+
+const rawPath = join(dir, 'raw.bin');
+function rawStream(): void {
+  const fd = openSync(rawPath, 'w');
+  try {
+    for (let i = 0; i < CHUNKS; i++) writeSync(fd, chunk);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ------------------------------------------------------------------ run
+
+const subjects: Subject[] = [];
+try {
+  subjects.push(await ptpvtsSubject());
+  const why = tgtdUnavailable();
+  if (!why) subjects.push(await tgtdSubject());
+  const notes: string[] = [
+    "same client for both targets: ptpvts's initiator, queue depth 16, no digests, each target's own default negotiation (tgtd: MaxRecvDataSegmentLength 8 KiB; ptpvts: 64 KiB)",
+    'each target runs in a process of its own: tgtd, and `ptpvts sim serve` (node --import tsx)',
+  `load average when the run started: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (figures on a shared machine move by ±30% between runs)`,
+    `tape streams: REWIND, ${CHUNKS} x ${CHUNK}-byte variable blocks (and WRITE FILEMARKS(1) for writes) per call, cartridge files on ${dir}`,
+    'durability: the ptpvts drive makes the cartridge durable at the filemark ending each write call (fdatasync); tgtd never syncs tape writes (they stay in the page cache); the raw write calls fdatasync once per call',
+  ];
+  if (why) notes.push(`tgtd comparison not run: ${why}`);
+
+  // Every path works (and the cartridges hold a full stream) before anything is timed.
+  for (const s of subjects) {
+    await writeStream(s.port);
+    await readStream(s.port);
+  }
+  rawStream();
+
+  const cases = subjects.flatMap((s) => [
+    { suite: 'tur1', name: `${s.name}: TEST UNIT READY, queue depth 1`, fn: serial(() => must(s.port.execute(tur))) },
+    { suite: 'tur16', name: `${s.name}: ${TURS_PER_CALL} TEST UNIT READY, queue depth 16`, fn: serial(() => turDepth16(s.port)) },
+    { suite: 'write', name: `${s.name}: ${CHUNKS} x 256 KiB WRITE(6) + filemark`, fn: serial(() => writeStream(s.port)) },
+    { suite: 'read', name: `${s.name}: ${CHUNKS} x 256 KiB READ(6)`, fn: serial(() => readStream(s.port)) },
+  ]);
+  const ops = new Map<string, { ops: number; margin: number; samples: number }>();
+  for (const suite of ['tur1', 'tur16', 'write', 'read']) {
+    const mine = cases.filter((c) => c.suite === suite);
+    const extra = suite === 'write' ? [b.add('raw fs write of the same bytes + fdatasync', () => rawStream())] : [];
+    const summary = await b.suite(`iscsi-${suite}`, ...mine.map((c) => b.add(c.name, async () => c.fn())), ...extra, b.cycle());
+    for (const r of summary.results) ops.set(r.name, { ops: r.ops, margin: r.margin, samples: r.samples });
+  }
+
+  const get = (name: string) => {
+    const r = ops.get(name);
+    if (!r) throw new Error(`missing result ${name}`);
+    return r;
+  };
+  const mb = (o: number): number => (o * STREAM) / 1e6;
+  const figures: Figure[] = [];
+  const value = new Map<string, number>();
+  for (const s of subjects) {
+    const t1 = get(`${s.name}: TEST UNIT READY, queue depth 1`);
+    const t16 = get(`${s.name}: ${TURS_PER_CALL} TEST UNIT READY, queue depth 16`);
+    const w = get(`${s.name}: ${CHUNKS} x 256 KiB WRITE(6) + filemark`);
+    const r = get(`${s.name}: ${CHUNKS} x 256 KiB READ(6)`);
+    const add = (key: string, f: Figure): void => {
+      figures.push(f);
+      value.set(`${s.name}:${key}`, f.value);
+    };
+    add('tur1', { name: `${s.name}: TEST UNIT READY, queue depth 1`, value: t1.ops, unit: 'commands/s', detail: { marginPercent: t1.margin, samples: t1.samples } });
+    add('tur16', { name: `${s.name}: TEST UNIT READY, queue depth 16`, value: t16.ops * TURS_PER_CALL, unit: 'commands/s', detail: { marginPercent: t16.margin, samples: t16.samples, commandsPerCall: TURS_PER_CALL } });
+    add('write', {
+      name: `${s.name}: 256 KiB WRITE(6) to a tape LUN`,
+      value: mb(w.ops),
+      unit: 'MB/s',
+      detail: { marginPercent: w.margin, samples: w.samples, bytesPerCall: STREAM, synced: s.name === 'ptpvts' ? 'fdatasync at the filemark ending each call' : 'never (tgtd does not sync tape writes)' },
+    });
+    add('read', { name: `${s.name}: 256 KiB READ(6) from a tape LUN`, value: mb(r.ops), unit: 'MB/s', detail: { marginPercent: r.margin, samples: r.samples, bytesPerCall: STREAM } });
+  }
+  const raw = get('raw fs write of the same bytes + fdatasync');
+  figures.push({ name: 'raw fs write of the same bytes', value: mb(raw.ops), unit: 'MB/s', detail: { marginPercent: raw.margin, samples: raw.samples, bytesPerCall: STREAM, synced: 'fdatasync once per call' } });
+
+  const targets: Target[] = [];
+  if (subjects.some((s) => s.name === 'tgtd')) {
+    for (const [key, label] of [
+      ['tur1', 'TEST UNIT READY queue depth 1'],
+      ['tur16', 'TEST UNIT READY queue depth 16'],
+      ['write', '256 KiB WRITE(6)'],
+      ['read', '256 KiB READ(6)'],
+    ] as const) {
+      targets.push(target(`ptpvts vs tgtd, ${label}`, value.get(`ptpvts:${key}`)!, value.get(`tgtd:${key}`)!, 1.0));
+    }
+  }
+  targets.push(target('ptpvts WRITE(6) over iSCSI vs raw write', value.get('ptpvts:write')!, mb(raw.ops), 0.8));
+  writeResults('iscsi', figures, targets, notes);
+} finally {
+  for (const s of subjects) await s.close().catch((e: unknown) => console.error(`closing ${s.name}: ${String(e)}`));
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,132 @@
+/**
+ * `ptpvts sim serve` as a user runs it: a process of its own serving a library YAML over
+ * iSCSI, reached by the ptpvts initiator, stopped with SIGTERM.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IscsiSession } from '../../src/iscsi/session.js';
+import { IscsiPort } from '../../src/transport/iscsi/index.js';
+import { MediaChanger } from '../../src/devices/media-changer.js';
+import { TapeDrive } from '../../src/devices/tape-drive.js';
+import { DeviceType } from '../../src/scsi/index.js';
+
+const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const YAML = `
+name: serve0
+personality: PTPVTS-LIB
+timeScale: 0
+mediaDir: ./media
+storageSlots: 6
+drives:
+  count: 1
+  personality: LTO8
+  serials: ["SERVEDRV01"]
+cartridges:
+  - barcode: S00001L8
+    capacity: 8MiB
+`;
+
+interface Served {
+  child: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function serve(args: string[]): Served {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'test', 'interop', 'fixtures', 'sim-serve-runner.ts'), 'sim', 'serve', ...args], { cwd: projectRoot });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, exit };
+}
+
+async function until<T>(what: string, ms: number, fn: () => T | undefined, s: Served): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end || s.child.exitCode !== null) throw new Error(`no ${what}; stdout:\n${s.stdout()}\nstderr:\n${s.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, host);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+describe('ptpvts sim serve', () => {
+  let dir: string;
+  let served: Served | undefined;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ptpvts-serve-'));
+    writeFileSync(join(dir, 'library.yaml'), YAML);
+  });
+  afterAll(async () => {
+    if (served && served.child.exitCode === null && served.child.signalCode === null) {
+      served.child.kill('SIGKILL');
+      await served.exit;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the changer on LUN 0 and the drive on LUN 1, says where, and exits 0 on SIGTERM with the port closed', async () => {
+    const s = (served = serve([join(dir, 'library.yaml'), '--portal', '127.0.0.1:0']));
+    const [, iqn, host, port] = await until('portal sentence', 30_000, () => /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(s.stdout()) ?? undefined, s);
+    expect(s.stdout()).toMatch(/LUN 0 is the medium changer .* 6 storage slots, 0 import\/export slots and 1 drives\./u);
+    expect(s.stdout()).toMatch(/LUN 1 is tape drive 1 \(LTO8, serial SERVEDRV01\) at element address 0x\w+\./u);
+
+    const session = await IscsiSession.open({ host: host!, port: Number(port), initiatorName: 'iqn.2026-11.org.ptpvts:serve-test', targetName: iqn! });
+    try {
+      const changer = new MediaChanger(new IscsiPort(session, 0));
+      const drive = new TapeDrive(new IscsiPort(session, 1));
+      expect((await changer.inquiry()).deviceType).toBe(DeviceType.mediumChanger);
+      const q = await drive.inquiry();
+      expect(q.deviceType).toBe(DeviceType.sequentialAccess);
+      expect((await drive.unitSerialNumber()).trim()).toBe('SERVEDRV01');
+    } finally {
+      await session.close();
+    }
+
+    s.child.kill('SIGTERM');
+    const { code, signal } = await s.exit;
+    expect({ code, signal, stderr: s.stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(s.stdout()).toMatch(/Received SIGTERM: stopping the target and closing the library\.\nStopped\.\n$/u);
+    expect(await portOpen(host!, Number(port))).toBe(false);
+  });
+
+  it('refuses a CHAP user without a secret before opening anything', async () => {
+    const s = serve([join(dir, 'library.yaml'), '--portal', '127.0.0.1:0', '--chap-user', 'alice']);
+    const { code } = await s.exit;
+    expect(code).toBe(1);
+    expect(s.stderr()).toContain('--chap-user and --chap-secret go together');
+  });
+
+  it('makes initiators log in with CHAP when --chap-user and --chap-secret are given', async () => {
+    const s = (served = serve([join(dir, 'library.yaml'), '--portal', '127.0.0.1:0', '--chap-user', 'alice', '--chap-secret', 'secret-12chars']));
+    const [, iqn, host, port] = await until('portal sentence', 30_000, () => /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(s.stdout()) ?? undefined, s);
+    expect(s.stdout()).toContain('Initiators must log in with CHAP as alice.');
+    const base = { host: host!, port: Number(port), initiatorName: 'iqn.2026-11.org.ptpvts:serve-test', targetName: iqn! };
+    await expect(IscsiSession.open(base)).rejects.toThrow();
+    const session = await IscsiSession.open({ ...base, chap: { name: 'alice', secret: 'secret-12chars' } });
+    await session.close();
+    s.child.kill('SIGINT');
+    expect((await s.exit).code).toBe(0);
+  });
+});
