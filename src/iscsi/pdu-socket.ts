@@ -3,7 +3,7 @@
  * applies the digests in force. Both the initiator and the emulator's target use it.
  */
 import type { Socket } from 'node:net';
-import { decodePdu, encodePdu, PduFormatError, PduFramer, type Digests, type FrameEvent, type Pdu } from './pdu.js';
+import { decodePdu, encodePduParts, PduFormatError, PduFramer, type Digests, type FrameEvent, type Pdu } from './pdu.js';
 
 export interface PduSocketHandlers {
   /** A decoded PDU. */
@@ -67,8 +67,21 @@ export class PduSocket {
 
   send(pdu: Pdu): boolean {
     if (this.ended || this.socket.destroyed) return false;
-    return this.socket.write(encodePdu(pdu, this.txDigests));
+    // PDUs sent in one turn of the event loop leave in one gathered write: many small
+    // responses share a system call, and a large data segment is not copied into a frame.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        if (!this.socket.destroyed) this.socket.uncork();
+      });
+    }
+    let ok = true;
+    for (const part of encodePduParts(pdu, this.txDigests)) ok = this.socket.write(part) && ok;
+    return ok;
   }
+  private corked = false;
 
   /** Sends what is queued, then closes. */
   end(): void {

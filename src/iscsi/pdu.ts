@@ -282,6 +282,30 @@ export function encodePdu(pdu: Pdu, digests: Digests = NO_DIGESTS): Buffer {
   return out;
 }
 
+/**
+ * The same bytes as {@link encodePdu}, as pieces for a gathered write: the header (BHS,
+ * AHS, header digest), the data segment as given (not copied), then padding and data
+ * digest. Large Data-In and Data-Out segments then cross to the socket without a copy.
+ */
+export function encodePduParts(pdu: Pdu, digests: Digests = NO_DIGESTS): Uint8Array[] {
+  const data = pdu.data ?? EMPTY;
+  if (data.length < 4096) return [encodePdu(pdu, digests)];
+  const ahs = pdu.ahs ?? EMPTY;
+  if (ahs.length % 4 !== 0 || ahs.length > 255 * 4) throw new RangeError(`AHS length ${ahs.length} must be a multiple of 4 up to 1020`);
+  if (data.length > 0xffffff) throw new RangeError(`data segment length ${data.length} exceeds 2^24-1`);
+  const pad = (4 - (data.length % 4)) % 4;
+  const hd = digests.header ? 4 : 0;
+  const head = Buffer.alloc(BHS_LENGTH + ahs.length + hd);
+  writeBhs(head, pdu);
+  head[4] = ahs.length / 4;
+  head.writeUIntBE(data.length, 5, 3);
+  head.set(ahs, BHS_LENGTH);
+  if (hd) head.writeUInt32LE(crc32c(head.subarray(0, BHS_LENGTH + ahs.length)), BHS_LENGTH + ahs.length);
+  const tail = Buffer.alloc(pad + (digests.data ? 4 : 0));
+  if (digests.data) tail.writeUInt32LE(crc32c(tail.subarray(0, pad), crc32c(data)), pad);
+  return tail.length > 0 ? [head, data, tail] : [head, data];
+}
+
 function writeBhs(b: Buffer, p: Pdu): void {
   b[0] = p.opcode;
   const lun = (v: bigint): void => {
@@ -630,8 +654,8 @@ export class PduFramer {
   private peek(n: number): Buffer {
     const first = this.chunks[0];
     if (first && first.length >= n) return first.subarray(0, n);
-    this.chunks = [Buffer.concat(this.chunks)];
-    return (this.chunks[0] ?? Buffer.alloc(0)).subarray(0, n);
+    // Only the bytes asked for are joined; later PDUs stay in their chunks.
+    return this.gather(n, false);
   }
 
   private take(n: number): Buffer {
@@ -642,11 +666,28 @@ export class PduFramer {
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
     } else {
-      const all = Buffer.concat(this.chunks);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
+      out = this.gather(n, true);
     }
     this.buffered -= n;
+    return out;
+  }
+
+  /** The first `n` buffered bytes in one buffer (copied once); `consume` drops them from the queue. */
+  private gather(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    let i = 0;
+    while (got < n) {
+      const c = this.chunks[i];
+      if (!c) throw new Error(`framer: ${n} bytes asked, ${got} buffered`);
+      const k = Math.min(c.length, n - got);
+      c.copy(out, got, 0, k);
+      got += k;
+      if (consume) {
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      } else i++;
+    }
     return out;
   }
 }
