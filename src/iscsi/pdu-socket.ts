@@ -67,20 +67,28 @@ export class PduSocket {
 
   send(pdu: Pdu): boolean {
     if (this.ended || this.socket.destroyed) return false;
-    // PDUs sent in one turn of the event loop leave in one gathered write: many small
-    // responses share a system call, and a large data segment is not copied into a frame.
-    if (!this.corked) {
+    // The first PDU of a turn of the event loop goes out at once (no added latency for a
+    // lone response); any more in the same turn are corked and leave in one gathered
+    // write. A large data segment is written as it is, not copied into a frame.
+    if (this.sentThisTurn && !this.corked) {
       this.corked = true;
       this.socket.cork();
+    }
+    if (!this.sentThisTurn) {
+      this.sentThisTurn = true;
       setImmediate(() => {
-        this.corked = false;
-        if (!this.socket.destroyed) this.socket.uncork();
+        this.sentThisTurn = false;
+        if (this.corked) {
+          this.corked = false;
+          if (!this.socket.destroyed) this.socket.uncork();
+        }
       });
     }
     let ok = true;
     for (const part of encodePduParts(pdu, this.txDigests)) ok = this.socket.write(part) && ok;
     return ok;
   }
+  private sentThisTurn = false;
   private corked = false;
 
   /** Sends what is queued, then closes. */
