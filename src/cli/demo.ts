@@ -3,9 +3,10 @@
  * takes its inventory, loads a cartridge, writes files separated by filemarks, finds and
  * reads them back, and puts the cartridge away, saying what it did at each step.
  */
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { runPtpDemo } from './ptp-demo.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { defaultLibraryYaml } from './default-lab.js';
 import { openEmbeddedLab } from './lab.js';
@@ -17,6 +18,10 @@ import { checkCartridge } from '../../firmware-sim/media/index.js';
 export interface DemoOptions {
   /** Keep the library here instead of a temporary directory. */
   readonly dir?: string;
+  /** Where the timeline pictures go (default `ptpvts-demo` in the working directory). */
+  readonly timelines?: string;
+  /** Skip the PtP recovery stories (device layer only). */
+  readonly devicesOnly?: boolean;
 }
 
 export async function runDemo(out: Out, o: DemoOptions = {}): Promise<void> {
@@ -72,8 +77,21 @@ export async function runDemo(out: Out, o: DemoOptions = {}): Promise<void> {
     out.line(`6. Cartridge file check: ${report.damaged.length === 0 ? 'every record verifies' : `${report.damaged.length} damaged records`} (${tapeFile}).`);
     const ok = [f0, f1, f2].every((f, i) => f.sha256 === written[[0, 1, 2][i]!]!.sha256);
     out.line('');
-    out.line(ok ? 'Demo finished: everything written read back identical.' : 'Demo finished with differences: see above.');
+    out.line(ok ? 'Devices: everything written read back identical.' : 'Devices: differences, see above.');
     if (!ok) process.exitCode = 1;
+    if (!o.devicesOnly) {
+      out.line('');
+      const stories = await runPtpDemo(out, join(dir, 'ptp'));
+      const pictures = resolve(o.timelines ?? 'ptpvts-demo');
+      mkdirSync(pictures, { recursive: true });
+      for (const f of readdirSync(join(dir, 'ptp')).filter((x) => x.endsWith('.svg'))) copyFileSync(join(dir, 'ptp', f), join(pictures, f));
+      out.line('');
+      out.line(`Timelines (SVG): ${pictures}/claim-1.svg and ${pictures}/claim-7.svg.`);
+      out.line(stories ? 'PtP: both stories ended as the claims say.' : 'PtP: a story did not end as the claims say; see above.');
+      if (!stories) process.exitCode = 1;
+    }
+    out.line('');
+    out.line(process.exitCode ? 'Demo finished with problems.' : 'Demo finished.');
   } finally {
     await lab.close();
     if (!o.dir) rmSync(dir, { recursive: true, force: true });

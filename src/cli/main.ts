@@ -14,6 +14,7 @@ import { patternData, readFile, writeFile } from './tape-io.js';
 import { runDemo } from './demo.js';
 import { registerSimServe } from './sim-serve.js';
 import { serialConsoleExtension } from './serial-extension.js';
+import { registerPtpCommands } from './ptp-commands.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { isSenseError } from '../devices/errors.js';
@@ -77,8 +78,10 @@ export function buildProgram(out: Out): Command {
     .command('demo')
     .description('run the main job on the embedded emulator and print what happened')
     .option('--keep <dir>', 'keep the demo library and its cartridges in this directory')
-    .action(async (o: { keep?: string }) => {
-      await runDemo(out, o.keep === undefined ? {} : { dir: o.keep });
+    .option('--timelines <dir>', 'where the SVG timelines of the recovery stories go', 'ptpvts-demo')
+    .option('--devices-only', 'only the device part (library, drive, tape I/O)')
+    .action(async (o: { keep?: string; timelines: string; devicesOnly?: boolean }) => {
+      await runDemo(out, { ...(o.keep === undefined ? {} : { dir: o.keep }), timelines: o.timelines, ...(o.devicesOnly ? { devicesOnly: true } : {}) });
     });
 
   labOptions(program.command('inventory'))
@@ -314,6 +317,7 @@ export function buildProgram(out: Out): Command {
     });
 
   registerSimServe(program, out, [serialConsoleExtension]);
+  registerPtpCommands(program, out);
 
   return program;
 }

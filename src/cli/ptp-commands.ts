@@ -1,0 +1,337 @@
+/**
+ * The PtP commands of `ptpvts`: run a VTC or a VTS as its own process (or the whole system
+ * in one), send operator commands to any VTC, show the status, and run scenarios.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { OperatorCommand } from '../ptp/engine.js';
+import { checkThreshold, checkVts, defaultThreshold } from '../ptp/rules.js';
+import { VTS_NAMES } from '../ptp/types.js';
+import type { VtsName } from '../ptp/types.js';
+import { BUILTIN_SCENARIOS, builtinScenario } from '../scenario/builtins.js';
+import { runScenario } from '../scenario/runner.js';
+import { loadScenarioFile } from '../scenario/schema.js';
+import { timelineSvg } from '../scenario/svg.js';
+import { VtcAgent } from '../vtc/agent.js';
+import type { AgentStatus, KeySummary } from '../vtc/agent.js';
+import { ControlClient } from '../vtc/control-client.js';
+import { UnreachableError } from '../vtc/errors.js';
+import { VtsHost } from '../vtc/vts-host.js';
+import type { VtsLibraryOptions } from '../vts/index.js';
+import { openEmbeddedLab } from './lab.js';
+import type { Lab } from './lab.js';
+import { UsageError } from './ops.js';
+import type { Out } from './output.js';
+import { tellScenario } from './ptp-demo.js';
+import { loadTopology, vtcOf } from './topology.js';
+import type { Topology } from './topology.js';
+
+const MODES = ['normal', 'expedite', 'immediate', 'forced'] as const;
+const defaultTopology = (): string => process.env.PTPVTS_TOPOLOGY ?? 'topology.yaml';
+
+function logger(): Logger {
+  return pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'info' }, pino.destination(2));
+}
+
+// ------------------------------------------------------------------ processes
+
+/** Starts the VTC `id` of a topology. The caller stops it. Rejects on a journal or bind error. */
+export async function startVtc(t: Topology, id: string, log?: Logger): Promise<VtcAgent> {
+  const me = vtcOf(t, id);
+  const peers: Record<string, { host: string; port: number }> = {};
+  for (const v of t.vtcs) if (v.id !== id) peers[v.id] = v.listen;
+  const agent = await VtcAgent.start({
+    ptpId: t.ptpId,
+    vtcs: t.vtcs.map((v) => v.id),
+    self: id,
+    secret: t.secret,
+    listen: me.listen,
+    control: me.control,
+    peers,
+    vts: { A: t.vts.A.listen, B: t.vts.B.listen },
+    journalDir: me.journalDir,
+    timing: t.timing,
+    copyMode: t.copyMode,
+    ioSelection: t.ioSelection,
+    ...(me.preferredVts === undefined ? {} : { preferredVts: me.preferredVts }),
+    ...(log === undefined ? {} : { logger: log }),
+    allowFaults: process.env.PTPVTS_ALLOW_FAULTS === '1',
+  });
+  // The configured threshold is set once, by the first VTC, when the journal holds no key yet.
+  if (t.threshold !== undefined && t.threshold !== defaultThreshold(t.vtcs.length) && t.vtcs[0]?.id === id && agent.engine.newestKey().seq === 0) {
+    const want = t.threshold;
+    void (async () => {
+      while (!agent.stopped && agent.engine.threshold() !== want) {
+        await new Promise((r) => setTimeout(r, 500));
+        if (agent.stopped || agent.engine.status().kind !== 'online-both') continue;
+        await agent.command({ command: 'threshold-set', threshold: want }, 10_000).catch(() => undefined);
+      }
+    })();
+  }
+  return agent;
+}
+
+/** Starts VTS `x` of a topology, with its emulated library when the topology names one. */
+export async function startVts(t: Topology, x: VtsName, log?: Logger): Promise<{ host: VtsHost; lab: Lab | null; stop: () => Promise<void> }> {
+  const v = t.vts[x];
+  let lab: Lab | null = null;
+  let library: VtsLibraryOptions | undefined;
+  if (v.library !== undefined) {
+    lab = await openEmbeddedLab(v.library.yaml, { timeScale: 0 });
+    const c = v.library.cartridges;
+    library = { changer: lab.changer, drives: lab.drives, cartridges: Array.isArray(c) ? c : (b: string) => b.startsWith((c as { prefix: string }).prefix) };
+  }
+  const host = new VtsHost({
+    name: x,
+    vtcs: t.vtcs.map((c) => c.id),
+    secret: t.secret,
+    listen: v.listen,
+    cacheDir: v.cacheDir,
+    stateDir: v.stateDir,
+    ...(library === undefined ? {} : { library }),
+    ...(log === undefined ? {} : { logger: log }),
+  });
+  try {
+    await host.start();
+  } catch (e) {
+    await lab?.close();
+    throw e;
+  }
+  return {
+    host,
+    lab,
+    async stop() {
+      await host.stop();
+      await lab?.close();
+    },
+  };
+}
+
+/** Resolves when SIGINT or SIGTERM arrives. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+// ------------------------------------------------------------------ operator
+
+interface OpOptions {
+  topology?: string;
+  vtc?: string;
+  timeout: number;
+}
+
+function opOptions(cmd: Command): Command {
+  return cmd
+    .option('-t, --topology <file>', 'topology file (default: $PTPVTS_TOPOLOGY or topology.yaml)')
+    .option('--vtc <id>', 'the VTC to send the command to (default: the first one that answers)')
+    .addOption(new Option('--timeout <ms>', 'how long to wait for the command').default(30_000).argParser((v) => intArg('--timeout', v, 1)));
+}
+
+function intArg(name: string, v: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max} (got "${v}")`);
+  return n;
+}
+
+/** Runs `fn` against the chosen VTC, or the first reachable one. Unreachable VTCs give one clear error. */
+export async function withVtc<T>(o: OpOptions, fn: (c: ControlClient, t: Topology) => Promise<T>): Promise<T> {
+  const t = loadTopology(o.topology ?? defaultTopology());
+  const candidates = o.vtc === undefined ? t.vtcs : [vtcOf(t, o.vtc)];
+  const tried: string[] = [];
+  for (const v of candidates) {
+    const c = new ControlClient(t.vtcs.map((x) => x.id), v.id, v.control, t.secret, o.timeout + 5000);
+    try {
+      return await fn(c, t);
+    } catch (e) {
+      if (!(e instanceof UnreachableError)) throw e;
+      tried.push(`${v.id} at ${v.control.host}:${v.control.port}`);
+    } finally {
+      c.close();
+    }
+  }
+  throw new UsageError(candidates.length === 1 ? `VTC ${tried[0] ?? ''} cannot be reached: is it running (ptpvts vtc --id ${o.vtc ?? ''})?` : `no VTC of ${t.ptpId} can be reached (tried ${tried.join(', ')})`);
+}
+
+function describeKey(k: KeySummary): string {
+  const subj = k.subjects.length === 1 ? ` ${k.subjects[0]}` : '';
+  const pending = k.copiesPending === null ? 'pending copies unknown' : `${k.copiesPending.length} cop${k.copiesPending.length === 1 ? 'y' : 'ies'} pending`;
+  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}`;
+}
+
+/** Sends one operator command; prints the key it produced. */
+export async function sendCommand(out: Out, o: OpOptions, cmd: OperatorCommand): Promise<KeySummary> {
+  return withVtc(o, async (c) => {
+    const k = await c.command(cmd, o.timeout);
+    out.line(`VTC ${c.vtc} coordinated the command; ${describeKey(k)}.`);
+    return k;
+  });
+}
+
+/** Prints a VTC's view of the PtP system in plain sentences. */
+export function printStatus(out: Out, s: AgentStatus, ptpId: string): void {
+  out.line(`PtP system ${ptpId} as ${s.vtc} sees it: ${s.ptp}, newest key ${s.keySeq}, VTC agreement threshold ${s.threshold}.`);
+  for (const x of VTS_NAMES) {
+    const v = s.vts[x];
+    if (v === null) out.line(`VTS ${x}: not answering.`);
+    else out.line(`VTS ${x}: ${v.inOperation ? 'in operation' : 'out of operation'}, last key seq ${v.lastKeySeq}, ${v.behind.length} volume(s) behind the other VTS, ${v.mounts} mount(s)${v.refusing ? ', refusing new mounts' : ''}.`);
+  }
+  if (s.keys.length === 0) out.line('No shutdown key yet: both VTS in operation since the start.');
+  else {
+    out.line('Shutdown keys (newest last):');
+    for (const k of s.keys) out.line(`  ${describeKey(k)}.`);
+  }
+  const e = s.lastElection;
+  if (e === null) out.line('No election seen yet.');
+  else {
+    const yes = e.ballots.filter((b) => b.choice === 'yes').length;
+    out.line(`Last election: placing ${e.id.vts} on-line after key ${e.id.seq} (round ${e.id.round}): ${yes} yes, ${e.ballots.length - yes} no; it passes only with more than ${s.threshold} yes.`);
+    for (const b of e.ballots) out.line(`  ${b.voter} voted ${b.choice} with key ${b.keySeq}: ${b.why}.`);
+  }
+  out.line(`Rejected frames: ${s.rejectedFrames}; rejected messages: ${s.rejectedMessages}; copies queued: ${s.copyQueue}.`);
+}
+
+// ------------------------------------------------------------------ registration
+
+export function registerPtpCommands(program: Command, out: Out): void {
+  program
+    .command('vtc')
+    .description('run one VTC of a topology until SIGINT or SIGTERM')
+    .option('-t, --topology <file>', 'topology file', defaultTopology())
+    .requiredOption('--id <id>', 'which VTC of the topology')
+    .action(async (o: { topology: string; id: string }) => {
+      const t = loadTopology(o.topology);
+      const agent = await startVtc(t, o.id, logger());
+      out.line(`VTC ${o.id} of ${t.ptpId} is running: peers on ${agent.options.listen.host}:${agent.listenPort}, operator commands on port ${agent.controlPort}. Stop it with Ctrl-C.`);
+      const sig = await untilSignal();
+      await agent.stop();
+      out.line(`VTC ${o.id} stopped (${sig}).`);
+    });
+
+  const vts = program
+    .command('vts')
+    .description('run one VTS of a topology (--id A|B), or take a VTS out of or into operation (out, in)')
+    .option('-t, --topology <file>', 'topology file (default: $PTPVTS_TOPOLOGY or topology.yaml)')
+    .option('--id <vts>', 'which VTS to run: A or B')
+    .action(async (o: { topology?: string; id?: string }) => {
+      if (o.id === undefined) throw new UsageError('give --id A or --id B to run a VTS, or use "ptpvts vts out A" / "ptpvts vts in A"');
+      const x = checkVts(o.id);
+      const t = loadTopology(o.topology ?? defaultTopology());
+      const v = await startVts(t, x, logger());
+      out.line(`VTS ${x} of ${t.ptpId} is serving on ${t.vts[x].listen.host}:${v.host.port}${v.lab === null ? '' : ` with ${v.lab.description}`}. Stop it with Ctrl-C.`);
+      const sig = await untilSignal();
+      await v.stop();
+      out.line(`VTS ${x} stopped (${sig}).`);
+    });
+
+  opOptions(vts.command('out'))
+    .description('take a VTS out of operation (a shutdown key is made durable on the VTCs first)')
+    .argument('<vts>', 'A or B')
+    .addOption(new Option('--mode <mode>', 'command execution mode').choices(MODES).default('normal'))
+    .action(async (name: string, o: OpOptions & { mode: (typeof MODES)[number] }) => {
+      await sendCommand(out, { ...o, topology: o.topology ?? (vts.opts() as { topology?: string }).topology }, { command: 'vts-out', vts: checkVts(name), mode: o.mode });
+    });
+
+  opOptions(vts.command('in'))
+    .description('put a VTS back in operation (alone, the PtP system goes on-line only after an election)')
+    .argument('<vts>', 'A or B')
+    .action(async (name: string, o: OpOptions) => {
+      await sendCommand(out, { ...o, topology: o.topology ?? (vts.opts() as { topology?: string }).topology }, { command: 'vts-in', vts: checkVts(name) });
+    });
+
+  const ptp = program.command('ptp').description('the PtP system as a whole');
+  opOptions(ptp.command('shutdown'))
+    .description('take both VTS out of operation')
+    .addOption(new Option('--mode <mode>', 'command execution mode').choices(MODES).default('normal'))
+    .action(async (o: OpOptions & { mode: (typeof MODES)[number] }) => {
+      await sendCommand(out, o, { command: 'ptp-shutdown', mode: o.mode });
+    });
+  opOptions(ptp.command('start'))
+    .description('put both VTS in operation (on-line with both, no vote)')
+    .action(async (o: OpOptions) => {
+      await sendCommand(out, o, { command: 'ptp-start' });
+    });
+  opOptions(ptp.command('override'))
+    .description('audited forced override: place one VTS on-line alone without an election')
+    .argument('<vts>', 'A or B')
+    .action(async (name: string, o: OpOptions) => {
+      await sendCommand(out, o, { command: 'override', vts: checkVts(name) });
+    });
+  ptp
+    .command('run')
+    .description('run every VTC and both VTS of a topology in this process until SIGINT or SIGTERM')
+    .option('-t, --topology <file>', 'topology file', defaultTopology())
+    .action(async (o: { topology: string }) => {
+      const t = loadTopology(o.topology);
+      const log = logger();
+      const hosts = [];
+      const agents: VtcAgent[] = [];
+      try {
+        for (const x of VTS_NAMES) hosts.push(await startVts(t, x, log));
+        for (const v of t.vtcs) agents.push(await startVtc(t, v.id, log));
+        out.line(`PtP system ${t.ptpId} is running: VTS A and B, VTCs ${t.vtcs.map((v) => v.id).join(', ')}. Stop it with Ctrl-C.`);
+        await untilSignal();
+      } finally {
+        for (const a of agents) await a.stop();
+        for (const h of hosts) await h.stop();
+      }
+      out.line(`PtP system ${t.ptpId} stopped.`);
+    });
+
+  const threshold = program.command('threshold').description('the VTC agreement threshold');
+  opOptions(threshold.command('set'))
+    .description('set the VTC agreement threshold T (0 <= T < number of VTCs); single-VTS on-line needs more than T YES')
+    .argument('<T>')
+    .action(async (v: string, o: OpOptions) => {
+      const t = loadTopology(o.topology ?? defaultTopology());
+      const n = Number(v);
+      checkThreshold(/^\d+$/.test(v.trim()) ? n : v, t.vtcs.length);
+      await sendCommand(out, o, { command: 'threshold-set', threshold: n });
+    });
+
+  opOptions(program.command('status'))
+    .description('VTS and PtP states, keys, and the last election with each ballot, as one VTC sees them')
+    .option('--json', 'print JSON')
+    .action(async (o: OpOptions & { json?: boolean }) => {
+      await withVtc(o, async (c, t) => {
+        const s = await c.status();
+        if (o.json === true) out.line(JSON.stringify(s, null, 2));
+        else printStatus(out, s, t.ptpId);
+      });
+    });
+
+  const scenario = program.command('scenario').description('recovery scenarios: timelines of events with expected outcomes');
+  scenario
+    .command('list')
+    .description('list the built-in scenarios')
+    .action(() => {
+      for (const s of BUILTIN_SCENARIOS) out.line(`${s.name.padEnd(24)} ${s.title}${s.claims.length > 0 ? ` (claims ${s.claims.join(', ')})` : ''}`);
+    });
+  scenario
+    .command('run')
+    .description('run a scenario file or a built-in scenario in this process; writes an SVG timeline')
+    .argument('<scenario>', 'a YAML file, or a built-in name (ptpvts scenario list)')
+    .option('--svg <file>', 'where to write the timeline (default: <name>.svg)')
+    .option('--keep <dir>', 'keep the VTC journals and VTS directories here')
+    .option('--processes', 'run each VTS and each VTC as its own process instead of all in this one')
+    .action(async (what: string, o: { svg?: string; keep?: string; processes?: boolean }) => {
+      const s = existsSync(what) ? loadScenarioFile(what) : builtinScenario(what);
+      if (s === undefined) throw new UsageError(`"${what}" is neither a scenario file nor a built-in scenario (${BUILTIN_SCENARIOS.map((b) => b.name).join(', ')})`);
+      const r = await runScenario(s, { ...(o.keep === undefined ? {} : { dir: o.keep }), processes: o.processes === true });
+      tellScenario(out, r);
+      const svg = o.svg ?? `${s.name}.svg`;
+      writeFileSync(svg, timelineSvg(r));
+      out.line(`The timeline is in ${svg}.`);
+      if (!r.passed) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,1025 @@
+/**
+ * The VTC protocol engine: one VTC's side of PROTOCOL.md as a deterministic state machine
+ * without I/O. Inputs are method calls carrying the current time; outputs are effects
+ * (send a message, make a record durable, operate a VTS, answer a command) that a driver
+ * performs and whose results it feeds back. The same engine runs under the simulation and
+ * under the production agent (`agent.ts`).
+ */
+import { RecordSigner } from './codec.js';
+import { CommandConflictError, EngineStoppedError, InvalidCommandError, NoQuorumError, PtpError, VtsUnreachableError } from './errors.js';
+import type { MacAlgorithm } from './mac.js';
+import { parseMessage } from './messages.js';
+import type { PeerMessage } from './messages.js';
+import { checkThreshold, checkVts, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, sortVts, transition } from './rules.js';
+import type { BrokenRule, CommandShape } from './rules.js';
+import { formatStatus, otherVts, VTS_NAMES } from './types.js';
+import type { CommitRecord, ElectionId, JournalRecord, Mode, PtpStatus, ShutdownKey, SignedBallot, VtsName, VtsView } from './types.js';
+import type { VoteTallyApi, VoteTallyOptions } from '../hotpath/ballots.js';
+
+/** Protocol timers, in the Clock's milliseconds. */
+export interface Timing {
+  /** How often the driver calls `tick` (heartbeats go out at every tick). */
+  readonly tick: number;
+  readonly heartbeatTimeout: number;
+  readonly ackTimeout: number;
+  readonly vtsOpTimeout: number;
+  readonly returnGrace: number;
+  readonly electionTimeout: number;
+  /** How long an uncommitted key may sit before another VTC takes its command over. */
+  readonly pendingTimeout: number;
+  readonly helloInterval: number;
+  readonly expediteTimeout: number;
+  /** Per-rank delay before an automatic action, so the first VTC to see a change coordinates it. */
+  readonly stagger: number;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  tick: 100,
+  heartbeatTimeout: 500,
+  ackTimeout: 1000,
+  vtsOpTimeout: 30_000,
+  returnGrace: 2000,
+  electionTimeout: 2000,
+  pendingTimeout: 5000,
+  helloInterval: 1000,
+  expediteTimeout: 10_000,
+  stagger: 200,
+};
+
+export interface EngineConfig {
+  readonly ptpId: string;
+  /** Every configured VTC, in a fixed order shared by all: the index is the voter id. */
+  readonly vtcs: readonly string[];
+  readonly self: string;
+  readonly timing: Timing;
+}
+
+export type TallyFactory = (options: VoteTallyOptions) => VoteTallyApi;
+
+export interface EngineDeps {
+  readonly mac: MacAlgorithm;
+  /** A vote tally per election: the native tally in production, the JS reference in simulation. */
+  readonly tally: TallyFactory;
+  /** Test-only: break a voting rule on purpose. */
+  readonly broken?: BrokenRule;
+}
+
+/** An operation the engine asks of a VTS. Every one is idempotent for the same seq. */
+export type VtsOp =
+  | { readonly op: 'status' }
+  /** Record `seq` as the newest key seen while in operation; fence host I/O older than it. */
+  | { readonly op: 'record'; readonly seq: number }
+  /** Leave operation per mode (MODE_POLICY), draining copies with `drainTo` first where the mode says so; records `seq`. */
+  | { readonly op: 'stop'; readonly seq: number; readonly mode: Mode; readonly expediteTimeout: number; readonly drainTo: VtsName | null }
+  /** Enter operation (no-op when in); records `seq`. */
+  | { readonly op: 'start'; readonly seq: number }
+  /** Reconcile tokens with the other VTS (max generation wins, copies queued); records `seq` on both. */
+  | { readonly op: 'reconcile'; readonly seq: number };
+
+export type VtsResult = { readonly ok: true; readonly view: VtsView } | { readonly ok: false; readonly error: string };
+
+export type OperatorCommand =
+  | { readonly command: 'vts-out'; readonly vts: string; readonly mode: Mode }
+  | { readonly command: 'vts-in'; readonly vts: string }
+  | { readonly command: 'ptp-shutdown'; readonly mode: Mode }
+  | { readonly command: 'ptp-start' }
+  | { readonly command: 'threshold-set'; readonly threshold: number }
+  /** The audited forced override: place `vts` on-line alone without an election. */
+  | { readonly command: 'override'; readonly vts: string };
+
+export type CommandResult = { readonly ok: true; readonly seq: number; readonly key: ShutdownKey } | { readonly ok: false; readonly error: PtpError };
+
+export type Effect =
+  | { readonly kind: 'send'; readonly to: string; readonly msg: PeerMessage }
+  | { readonly kind: 'append'; readonly record: JournalRecord; readonly token: number }
+  | { readonly kind: 'vts'; readonly vts: VtsName; readonly op: VtsOp; readonly token: number }
+  | { readonly kind: 'result'; readonly commandId: string; readonly result: CommandResult }
+  | { readonly kind: 'status'; readonly status: PtpStatus; readonly seq: number }
+  | { readonly kind: 'ballot'; readonly ballot: SignedBallot };
+
+interface Step {
+  readonly vts: VtsName;
+  readonly op: VtsOp;
+  readonly required: boolean;
+  readonly pending?: 'survivor' | 'union';
+}
+
+interface Coordination {
+  readonly key: ShutdownKey;
+  readonly prev: ShutdownKey;
+  readonly commandId: string | null;
+  readonly acks: Set<string>;
+  readonly nacks: Set<string>;
+  phase: 0 | 1 | 2 | 3;
+  deadline: number;
+  readonly steps: Step[];
+  i: number;
+  readonly recorded: Set<VtsName>;
+  readonly attempted: Set<VtsName>;
+  pending: string[] | null;
+  unionFailed: boolean;
+  error: PtpError | null;
+}
+
+interface Election {
+  readonly id: ElectionId;
+  readonly tally: VoteTallyApi;
+  readonly ballots: Map<string, SignedBallot>;
+  readonly startedAt: number;
+  online: { at: number; yes: string[] } | null;
+  offline: boolean;
+}
+
+interface VtsObs {
+  view: VtsView | undefined;
+  at: number;
+  lastOk: number;
+  inSince: number | null;
+  hbToken: number | null;
+}
+
+export interface EngineStats {
+  rejected: number;
+  rejectedReasons: Record<string, number>;
+  ballotsCast: number;
+  keysCoordinated: number;
+}
+
+function lexLess(a: readonly number[], b: readonly number[], ma: string, mb: string): boolean {
+  for (let i = 0; i < a.length; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  return ma < mb;
+}
+
+const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
+const newer = (a: ElectionId, b: ElectionId): boolean =>
+  a.seq !== b.seq ? a.seq > b.seq : a.round !== b.round ? a.round > b.round : a.vts > b.vts;
+
+/** One VTC's protocol state machine. Not thread-safe by design: a driver feeds it one input at a time. */
+export class VtcEngine {
+  readonly config: EngineConfig;
+  readonly #deps: EngineDeps;
+  readonly #signer: RecordSigner;
+  readonly #n: number;
+  readonly #index: number;
+  #out: Effect[] = [];
+  #stopped = false;
+  #boot = 0;
+  #now = 0;
+
+  readonly #keys = new Map<number, Map<string, ShutdownKey>>();
+  readonly #commits = new Map<number, CommitRecord[]>();
+  readonly #chosen = new Map<number, { key: ShutdownKey; commit: CommitRecord }>();
+  #eff: ShutdownKey;
+  #effAt = -Infinity;
+  #hw = 0;
+  #maxHeld = 0;
+  readonly #keySeenAt = new Map<number, number>();
+  readonly #appending = new Map<number, { record: JournalRecord; then: () => void }>();
+  readonly #appendingMacs = new Set<string>();
+  readonly #waitingAcks = new Map<string, Set<string>>();
+  #nextToken = 1;
+  readonly #ops = new Map<number, { deadline: number; done: (r: VtsResult) => void }>();
+  readonly #obs: Record<VtsName, VtsObs> = {
+    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null },
+    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null },
+  };
+  readonly #lastHeard = new Map<string, number>();
+  #lastHello = -Infinity;
+  #coord: Coordination | null = null;
+  #election: Election | null = null;
+  readonly #rounds = new Map<string, number>();
+  readonly #ballotBuffer = new Map<string, SignedBallot[]>();
+  #seenMaxKeySeq = 0;
+  readonly #voterKeySeq = new Map<string, number>();
+  #auto: { action: string; since: number } | null = null;
+  #lastStatus = '';
+  readonly stats: EngineStats = { rejected: 0, rejectedReasons: {}, ballotsCast: 0, keysCoordinated: 0 };
+
+  constructor(config: EngineConfig, deps: EngineDeps) {
+    this.config = config;
+    this.#deps = deps;
+    this.#signer = new RecordSigner(deps.mac);
+    this.#n = config.vtcs.length;
+    this.#index = config.vtcs.indexOf(config.self);
+    if (this.#index < 0) throw new InvalidCommandError(`VTC ${config.self} is not in the configured VTC list`);
+    if (new Set(config.vtcs).size !== this.#n || this.#n < 2) throw new InvalidCommandError('the VTC list needs at least two distinct names');
+    this.#eff = genesisKey(config.ptpId, this.#n);
+  }
+
+  get signer(): RecordSigner {
+    return this.#signer;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Rebuilds state from the durable journal (oldest first). Call once, before any other input. */
+  restore(records: readonly JournalRecord[], now: number): void {
+    this.#now = now;
+    this.#boot = now;
+    for (const r of records) {
+      this.#holdKey(r.key, now);
+      if (r.type === 'commit') this.#applyCommit(r.key, r.commit);
+    }
+    this.#flush();
+  }
+
+  tick(now: number): void {
+    if (this.#stopped) return;
+    this.#now = now;
+    for (const [token, op] of this.#ops) if (op.deadline <= now) this.#finishOp(token, { ok: false, error: 'timeout' });
+    for (const x of VTS_NAMES) {
+      const o = this.#obs[x];
+      if (o.hbToken === null) {
+        o.hbToken = this.#vts(x, { op: 'status' }, (r) => {
+          o.hbToken = null;
+          if (r.ok) this.#observe(r.view);
+        });
+      }
+    }
+    if (now - this.#lastHello >= this.config.timing.helloInterval) {
+      this.#lastHello = now;
+      this.#broadcast({ t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac });
+    }
+    if (this.#coord !== null && this.#coord.phase === 1 && now >= this.#coord.deadline) this.#phase1Timeout();
+    this.#autonomous();
+    this.#flush();
+  }
+
+  /** A message from an authenticated peer; its content is still untrusted and is validated here. */
+  receive(from: string, value: unknown, now: number): void {
+    if (this.#stopped) return;
+    this.#now = now;
+    if (!this.config.vtcs.includes(from) || from === this.config.self) return this.#reject('unknown-sender');
+    let msg: PeerMessage;
+    try {
+      msg = parseMessage(value, this.#signer);
+    } catch (e) {
+      return this.#reject(e instanceof PtpError ? e.code : 'malformed');
+    }
+    this.#lastHeard.set(from, now);
+    switch (msg.t) {
+      case 'propose':
+        this.#onPropose(from, msg.key);
+        break;
+      case 'ack':
+      case 'nack':
+        this.#onAck(from, msg.seq, msg.keyMac, msg.t === 'ack');
+        break;
+      case 'commit':
+        this.#ingestCommit(msg.key, msg.commit, from);
+        break;
+      case 'ballot':
+        this.#onBallot(from, msg.ballot);
+        break;
+      case 'hello':
+        // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
+        if (msg.top > this.#eff.seq || msg.hi > this.#hw) this.#send(from, { t: 'sync-req', after: msg.top > this.#eff.seq ? this.#eff.seq : this.#hw });
+        else if (msg.topMac !== this.#eff.mac && msg.top > 0) this.#send(from, { t: 'sync-req', after: Math.max(0, Math.min(msg.top, this.#eff.seq) - 1) });
+        break;
+      case 'sync-req':
+        this.#onSyncReq(from, msg.after);
+        break;
+      case 'sync':
+        for (const r of msg.records) this.#ingestCommit(r.key, r.commit, from);
+        break;
+    }
+    this.#flush();
+  }
+
+  /** The record of `append` effect `token` is durable. */
+  appended(token: number, now: number): void {
+    if (this.#stopped) return;
+    this.#now = now;
+    const a = this.#appending.get(token);
+    if (a === undefined) return;
+    this.#appending.delete(token);
+    a.then();
+    this.#flush();
+  }
+
+  /** A VTS operation finished (or failed: unreachable, refused). Late results after the op timed out are ignored. */
+  vtsResult(token: number, result: VtsResult, now: number): void {
+    if (this.#stopped) return;
+    this.#now = now;
+    this.#finishOp(token, result);
+    this.#flush();
+  }
+
+  /**
+   * An operator command taken by this VTC, which coordinates it. The answer comes as a
+   * `result` effect with the same id: errors are {@link PtpError} subclasses (invalid
+   * threshold, unknown VTS, conflicting command in flight, no quorum, VTS unreachable).
+   */
+  command(commandId: string, cmd: OperatorCommand, now: number): void {
+    this.#now = now;
+    if (this.#stopped) return this.#result(commandId, { ok: false, error: new EngineStoppedError() });
+    try {
+      const shape = this.#shapeOf(cmd);
+      this.#checkFree();
+      transition(this.#eff, shape, []);
+      const mode: Mode = cmd.command === 'vts-out' || cmd.command === 'ptp-shutdown' ? cmd.mode : cmd.command === 'override' ? 'forced' : 'normal';
+      this.#coordinate(shape, mode, commandId, null);
+    } catch (e) {
+      if (!(e instanceof PtpError)) throw e;
+      this.#result(commandId, { ok: false, error: e });
+    }
+    this.#flush();
+  }
+
+  /** The VTC stops (crash or shutdown): pending commands fail, nothing more is emitted. */
+  stop(): void {
+    if (this.#coord?.commandId != null) this.#out.push({ kind: 'result', commandId: this.#coord.commandId, result: { ok: false, error: new EngineStoppedError() } });
+    this.#stopped = true;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  takeEffects(): Effect[] {
+    const e = this.#out;
+    this.#out = [];
+    return e;
+  }
+  /** Newest committed key as this VTC knows it (acks, copiesPending, current from its commit record). */
+  newestKey(): ShutdownKey {
+    return this.#eff;
+  }
+  /** Newest key of the chain that more than T VTCs held (a forced key with fewer acks is skipped). */
+  newestStrongKey(): ShutdownKey {
+    let k = this.#eff;
+    while (!isStrong(k)) k = this.#effBelow(k.seq);
+    return k;
+  }
+  status(): PtpStatus {
+    return deriveStatus(this.#eff, { A: this.#obs.A.view, B: this.#obs.B.view });
+  }
+  threshold(): number {
+    return this.#eff.threshold;
+  }
+  /** What host I/O may do now: the status, and the epoch (newest key seq) every VTS fences host I/O with. */
+  writeContext(): { readonly status: PtpStatus; readonly epoch: number } {
+    return { status: this.status(), epoch: this.#eff.seq };
+  }
+  /** Committed (effective) keys, for anti-entropy checks and audits. */
+  committedKeys(): ShutdownKey[] {
+    return [...this.#chosen.values()].filter((c) => c.commit.outcome === 'done').map((c) => effectiveKey(c.key, c.commit)).sort((a, b) => a.seq - b.seq);
+  }
+  heldSeqs(): { hw: number; maxHeld: number; newest: number } {
+    return { hw: this.#hw, maxHeld: this.#maxHeld, newest: this.#eff.seq };
+  }
+  inFlight(): boolean {
+    return this.#coord !== null;
+  }
+
+  // ---------------------------------------------------------------- journal and keys
+
+  #append(record: JournalRecord, then: () => void): void {
+    const token = this.#nextToken++;
+    this.#appending.set(token, { record, then });
+    this.#out.push({ kind: 'append', record, token });
+  }
+
+  #holds(seq: number, mac: string): boolean {
+    return this.#keys.get(seq)?.has(mac) === true;
+  }
+
+  #holdKey(key: ShutdownKey, now: number): void {
+    let m = this.#keys.get(key.seq);
+    if (m === undefined) {
+      m = new Map();
+      this.#keys.set(key.seq, m);
+      this.#keySeenAt.set(key.seq, now);
+    }
+    m.set(key.mac, key);
+    if (key.seq > this.#maxHeld) this.#maxHeld = key.seq;
+  }
+
+  #applyCommit(key: ShutdownKey, commit: CommitRecord): void {
+    this.#holdKey(key, this.#now);
+    const list = this.#commits.get(commit.seq) ?? [];
+    if (list.some((c) => c.mac === commit.mac)) return;
+    list.push(commit);
+    this.#commits.set(commit.seq, list);
+    this.#rechain();
+  }
+
+  /**
+   * Rebuilds the chain from seq 1: at each seq the best done commit whose key follows the
+   * chain so far (strong before weak, then lowest origin and coordinator) becomes the
+   * head. A key built on a fork or above a gap is held but not followed until its
+   * predecessor is known.
+   */
+  #rechain(): void {
+    const idx = (v: string): number => this.config.vtcs.indexOf(v);
+    const genesis = genesisKey(this.config.ptpId, this.#n);
+    // Every done commit whose ancestry reaches genesis through done commits is a chain; the
+    // chain with the most strong keys wins (strong keys cannot fork), then the longest, then
+    // a fixed order, so every VTC holding the same records picks the same head.
+    const best = new Map<string, { eff: ShutdownKey; strong: number; len: number; parent: string | null; commit: CommitRecord; key: ShutdownKey }>();
+    this.#chosen.clear();
+    const headOf = new Map<string, { eff: ShutdownKey; strong: number; len: number }>([['', { eff: genesis, strong: 0, len: 0 }]]);
+    for (let s = 1; s <= this.#maxHeld; s++) {
+      const list = this.#commits.get(s);
+      if (list === undefined) continue;
+      let pick: { key: ShutdownKey; commit: CommitRecord; rank: number[] } | undefined;
+      for (const c of list) {
+        const k = this.#keys.get(s)?.get(c.keyMac);
+        if (k === undefined) continue;
+        const parent = headOf.get(k.prevMac);
+        const linked = parent !== undefined && parent.eff.seq === k.prevSeq;
+        const eff = effectiveKey(k, c);
+        const strong = isStrong(eff);
+        if (c.outcome === 'done' && linked && parent !== undefined) {
+          const prevBest = headOf.get(k.mac);
+          const cand = { eff, strong: parent.strong + (strong ? 1 : 0), len: parent.len + 1 };
+          if (prevBest === undefined || idx(c.coordinator) < idx(best.get(k.mac)?.commit.coordinator ?? '')) {
+            headOf.set(k.mac, cand);
+            best.set(k.mac, { ...cand, parent: k.prevMac, commit: c, key: k });
+          }
+        }
+        const rank = [c.outcome === 'done' && linked ? 0 : 1, strong ? 0 : 1, idx(k.originVtc), idx(c.coordinator)];
+        if (pick === undefined || lexLess(rank, pick.rank, c.mac, pick.commit.mac)) pick = { key: k, commit: c, rank };
+      }
+      if (pick !== undefined) this.#chosen.set(s, { key: pick.key, commit: pick.commit });
+    }
+    let head = { eff: genesis, strong: 0, len: 0 };
+    for (const h of headOf.values()) {
+      if (h.strong > head.strong || (h.strong === head.strong && (h.len > head.len || (h.len === head.len && h.eff.seq > head.eff.seq) || (h.len === head.len && h.eff.seq === head.eff.seq && h.eff.mac < head.eff.mac)))) head = h;
+    }
+    // The chain itself is what peers sync from: put its records in `chosen` at their seqs.
+    for (let m: string | null = head.eff.mac; m !== null && m !== ''; ) {
+      const e = best.get(m);
+      if (e === undefined) break;
+      this.#chosen.set(e.key.seq, { key: e.key, commit: e.commit });
+      m = e.parent;
+    }
+    const headKey = head.eff;
+    const hwBefore = this.#hw;
+    this.#hw = 0;
+    while (this.#chosen.has(this.#hw + 1)) this.#hw++;
+    // Any settled key restarts the staggered wait, so VTCs do not all retry at once.
+    if (this.#hw !== hwBefore) this.#auto = null;
+    const before = this.#eff;
+    this.#eff = headKey;
+    if (headKey.seq !== before.seq || headKey.mac !== before.mac || headKey.acks.length !== before.acks.length) {
+      this.#election = null;
+      this.#auto = null;
+      this.#effAt = this.#now;
+    }
+  }
+
+  /** The chain's head below `seq`, following prev links back from the current head. */
+  #effBelow(seq: number): ShutdownKey {
+    let k = this.#eff;
+    while (k.seq >= seq && k.seq > 0) {
+      const p = this.#chosen.get(k.prevSeq);
+      if (p === undefined) return genesisKey(this.config.ptpId, this.#n);
+      k = effectiveKey(p.key, p.commit);
+    }
+    return k;
+  }
+
+  #ingestCommit(key: ShutdownKey, commit: CommitRecord, from: string | null): void {
+    if (key.ptpId !== this.config.ptpId || commit.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
+    if (commit.keyMac !== key.mac || commit.seq !== key.seq) return this.#reject('commit-key-mismatch');
+    // A key that does not follow the chain here: fetch its predecessor (the fork may be deep).
+    const prevHere = this.#chosen.get(key.prevSeq);
+    if (from !== null && key.prevSeq > 0 && (prevHere === undefined || prevHere.key.mac !== key.prevMac)) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
+    if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
+    this.#appendingMacs.add(commit.mac);
+    this.#append({ type: 'commit', key, commit }, () => {
+      this.#appendingMacs.delete(commit.mac);
+      this.#applyCommit(key, commit);
+    });
+    if (from !== null && commit.seq > this.#hw + 1) this.#send(from, { t: 'sync-req', after: this.#hw });
+  }
+
+  #onSyncReq(from: string, after: number): void {
+    const records = this.#syncRecords(after);
+    if (records.length > 0) this.#send(from, { t: 'sync', records });
+  }
+
+  #syncRecords(after: number): { key: ShutdownKey; commit: CommitRecord }[] {
+    const records: { key: ShutdownKey; commit: CommitRecord }[] = [];
+    for (let s = after + 1; s <= this.#maxHeld && records.length < 64; s++) {
+      const c = this.#chosen.get(s);
+      if (c !== undefined) records.push(c);
+    }
+    return records;
+  }
+
+  // ---------------------------------------------------------------- phase 1, receiver side
+
+  #onPropose(from: string, key: ShutdownKey): void {
+    if (key.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
+    this.#auto = null;
+    const nack = (reason: string): void => this.#send(from, { t: 'nack', seq: key.seq, keyMac: key.mac, reason });
+    if (this.#chosen.has(key.seq) && !this.#holds(key.seq, key.mac)) return nack(`seq ${key.seq} is already committed here`);
+    if (this.#holds(key.seq, key.mac)) return this.#send(from, { t: 'ack', seq: key.seq, keyMac: key.mac });
+    const eff = this.#eff;
+    if (eff.seq >= key.seq) return nack(`seq ${key.seq} is taken: key ${eff.seq} is committed here`);
+    if (eff.seq > key.prevSeq) {
+      this.#send(from, { t: 'sync', records: this.#syncRecords(key.prevSeq) });
+      return nack(`key ${key.seq} follows key ${key.prevSeq}, but key ${eff.seq} is committed here`);
+    }
+    if (eff.seq === key.prevSeq && eff.mac !== key.prevMac) return nack(`key ${key.seq} follows another key ${key.prevSeq} than the one committed here (a fork)`);
+    const atPrev = this.#keys.get(key.prevSeq);
+    if (key.prevSeq > 0 && atPrev !== undefined && atPrev.size > 0 && !atPrev.has(key.prevMac)) return nack(`key ${key.seq} follows a key ${key.prevSeq} this VTC never acknowledged (a fork)`);
+    const held = this.#keys.get(key.seq);
+    const inProgress = this.#waitingAcks.get(`${key.seq}`);
+    if ((held !== undefined && held.size > 0) || (inProgress !== undefined && !this.#waitingAcks.has(key.mac))) {
+      return nack(`conflict: another key holds seq ${key.seq} here`);
+    }
+    const waiting = this.#waitingAcks.get(key.mac);
+    if (waiting !== undefined) {
+      waiting.add(from);
+      return;
+    }
+    this.#waitingAcks.set(key.mac, new Set([from]));
+    this.#waitingAcks.set(`${key.seq}`, new Set());
+    this.#append({ type: 'key', key }, () => {
+      this.#holdKey(key, this.#now);
+      const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
+      this.#waitingAcks.delete(key.mac);
+      this.#waitingAcks.delete(`${key.seq}`);
+      for (const p of to) this.#send(p, { t: 'ack', seq: key.seq, keyMac: key.mac });
+    });
+    if (key.seq > this.#hw + 1) this.#send(from, { t: 'sync-req', after: this.#hw });
+  }
+
+  // ---------------------------------------------------------------- coordination
+
+  #shapeOf(cmd: OperatorCommand): CommandShape {
+    switch (cmd.command) {
+      case 'vts-out':
+        return { command: 'vts-out', subjects: [checkVts(cmd.vts)], reason: 'command' };
+      case 'vts-in':
+        return { command: 'vts-in', subjects: [checkVts(cmd.vts)], reason: 'command' };
+      case 'override':
+        return { command: 'vts-in', subjects: [checkVts(cmd.vts)], reason: 'override' };
+      case 'ptp-shutdown':
+        return { command: 'ptp-shutdown', subjects: ['A', 'B'], reason: 'command' };
+      case 'ptp-start':
+        return { command: 'ptp-start', subjects: ['A', 'B'], reason: 'command' };
+      case 'threshold-set':
+        return { command: 'threshold-set', subjects: [], reason: 'command', threshold: checkThreshold(cmd.threshold, this.#n) };
+      default:
+        throw new InvalidCommandError(`unknown command ${JSON.stringify((cmd as { command?: unknown }).command)}`);
+    }
+  }
+
+  /** Throws when a command cannot start now: one status change at a time per PtP system. */
+  #checkFree(): void {
+    if (this.#coord !== null) throw new CommandConflictError(`key ${this.#coord.key.seq} (${this.#coord.key.command}) is in flight from this VTC`);
+    if (this.#maxHeld > this.#hw) throw new CommandConflictError(`key ${this.#maxHeld} is in flight and not yet committed`);
+  }
+
+  #coordinate(shape: CommandShape, mode: Mode, commandId: string | null, election: ShutdownKey['election']): void {
+    const prev = this.#eff;
+    const estimate = this.#estimatePending(prev, shape);
+    const t = transition(prev, shape, estimate);
+    const key = this.#signer.sign<ShutdownKey>({
+      ptpId: this.config.ptpId,
+      seq: this.#maxHeld + 1,
+      issuedAt: this.#now,
+      originVtc: this.config.self,
+      command: shape.command,
+      subjects: sortVts(shape.subjects),
+      status: t.status,
+      current: sortVts(t.current),
+      mode,
+      copiesPending: estimate,
+      acks: [],
+      reason: shape.reason,
+      state: t.state,
+      threshold: t.threshold,
+      election,
+      prevSeq: prev.seq,
+      prevMac: prev.mac,
+    });
+    this.stats.keysCoordinated++;
+    this.#begin(key, prev, commandId);
+  }
+
+  #estimatePending(prev: ShutdownKey, shape: CommandShape): string[] | null {
+    if (shape.command !== 'vts-out') return [];
+    const y = otherVts(shape.subjects[0] ?? 'A');
+    if (prev.status[y] !== 'in') return [];
+    return this.#obs[y].view?.behind.slice() ?? null;
+  }
+
+  #begin(key: ShutdownKey, prev: ShutdownKey, commandId: string | null): void {
+    const c: Coordination = {
+      key,
+      prev,
+      commandId,
+      acks: new Set(),
+      nacks: new Set(),
+      phase: 0,
+      deadline: Infinity,
+      steps: this.#stepsFor(key, prev),
+      i: 0,
+      recorded: new Set(),
+      attempted: new Set(),
+      pending: [],
+      unionFailed: false,
+      error: null,
+    };
+    this.#coord = c;
+    const go = (): void => {
+      if (this.#coord !== c) return;
+      this.#holdKey(key, this.#now);
+      c.acks.add(this.config.self);
+      c.phase = 1;
+      c.deadline = this.#now + this.config.timing.ackTimeout;
+      this.#broadcast({ t: 'propose', key });
+      this.#checkQuorum(c);
+    };
+    if (this.#holds(key.seq, key.mac)) go();
+    else this.#append({ type: 'key', key }, go);
+  }
+
+  #stepsFor(key: ShutdownKey, prev: ShutdownKey): Step[] {
+    const forced = key.mode === 'forced';
+    const s = key.seq;
+    switch (key.command) {
+      case 'vts-out': {
+        const x = key.subjects[0] ?? 'A';
+        const y = otherVts(x);
+        const yIn = prev.status[y] === 'in';
+        const steps: Step[] = [{ vts: x, op: { op: 'stop', seq: s, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: yIn ? y : null }, required: !forced }];
+        // The survivor is not the subject: without it nothing counts the pending copies or fences old writers, so even forced needs it.
+        if (yIn) steps.push({ vts: y, op: { op: 'record', seq: s }, required: true, pending: 'survivor' });
+        return steps;
+      }
+      case 'ptp-shutdown': {
+        const ins = VTS_NAMES.filter((v) => prev.status[v] === 'in');
+        return ins.map((v, i) => ({
+          vts: v,
+          op: { op: 'stop', seq: s, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: i === 0 && ins.length === 2 ? otherVts(v) : null },
+          required: !forced,
+          pending: 'union',
+        }));
+      }
+      case 'vts-in':
+      case 'ptp-start': {
+        const steps: Step[] = [];
+        for (const v of VTS_NAMES) {
+          if (key.subjects.includes(v)) steps.push({ vts: v, op: { op: 'start', seq: s }, required: !forced });
+          else if (key.status[v] === 'in') steps.push({ vts: v, op: { op: 'record', seq: s }, required: !forced });
+        }
+        if (key.status.A === 'in' && key.status.B === 'in') steps.push({ vts: 'A', op: { op: 'reconcile', seq: s }, required: true });
+        return steps;
+      }
+      case 'threshold-set':
+        return VTS_NAMES.filter((v) => prev.status[v] === 'in').map((v) => ({ vts: v, op: { op: 'record', seq: s }, required: false }));
+    }
+  }
+
+  #onAck(from: string, seq: number, keyMac: string, ok: boolean): void {
+    if (!ok && seq > this.#hw) this.#send(from, { t: 'sync-req', after: Math.min(this.#hw, this.#eff.seq) });
+    const c = this.#coord;
+    if (c === null || c.key.seq !== seq || c.key.mac !== keyMac) return;
+    if (ok) c.acks.add(from);
+    else c.nacks.add(from);
+    if (c.phase !== 1) return;
+    if (!ok) {
+      // Forced goes ahead without answers, never against one: a VTC holding another key for
+      // this seq (or a newer chain) proves the key would fork the history.
+      c.error = new CommandConflictError(`key ${c.key.seq} conflicts with the keys held by ${from}: retry the command`);
+      this.#send(from, { t: 'sync-req', after: Math.max(0, Math.min(this.#hw, c.key.prevSeq) - 1) });
+      return this.#commit(c, 'failed');
+    }
+    this.#checkQuorum(c);
+  }
+
+  #checkQuorum(c: Coordination): void {
+    const T = c.prev.threshold;
+    if (c.key.mode !== 'forced' && c.acks.size > T) return this.#phase2(c);
+    if (c.key.mode === 'forced' && c.acks.size + c.nacks.size >= this.#n) return this.#phase2(c);
+    if (c.key.mode !== 'forced' && this.#n - c.nacks.size <= T) {
+      c.error = new CommandConflictError(`key ${c.key.seq} was refused by ${c.nacks.size} VTC(s) holding a conflicting key: retry the command`);
+      this.#commit(c, 'failed');
+    }
+  }
+
+  #phase1Timeout(): void {
+    const c = this.#coord;
+    if (c === null) return;
+    if (c.key.mode === 'forced') return this.#phase2(c);
+    c.error = new NoQuorumError(c.key.seq, c.acks.size, c.prev.threshold);
+    this.#commit(c, 'failed');
+  }
+
+  #phase2(c: Coordination): void {
+    c.phase = 2;
+    this.#nextStep(c);
+  }
+
+  #nextStep(c: Coordination): void {
+    if (this.#coord !== c) return;
+    const step = c.steps[c.i];
+    if (step === undefined) return this.#commit(c, 'done');
+    c.attempted.add(step.vts);
+    if (step.op.op === 'reconcile') c.attempted.add(otherVts(step.vts));
+    this.#vts(step.vts, step.op, (r) => {
+      if (this.#coord !== c) return;
+      if (r.ok) {
+        this.#observe(r.view);
+        if (r.view.lastKeySeq >= c.key.seq) c.recorded.add(step.vts);
+        if (step.op.op === 'reconcile') c.recorded.add(otherVts(step.vts));
+        if (step.pending === 'survivor') c.pending = r.view.behind.slice();
+        if (step.pending === 'union') c.pending = [...new Set([...(c.pending ?? []), ...r.view.behind])].sort();
+      } else {
+        if (step.pending === 'survivor') c.pending = null;
+        if (step.pending === 'union') c.unionFailed = true;
+        if (step.required) {
+          c.error = new VtsUnreachableError(step.vts, c.key.seq, r.error);
+          return this.#commit(c, 'failed');
+        }
+      }
+      c.i++;
+      this.#nextStep(c);
+    });
+  }
+
+  #commit(c: Coordination, outcome: 'done' | 'failed'): void {
+    c.phase = 3;
+    let pending: readonly string[] | null = c.unionFailed ? null : c.pending;
+    let current = c.prev.current;
+    let state = c.prev.state;
+    if (outcome === 'done') {
+      const chosen = this.#chosen.get(c.key.seq);
+      if (chosen !== undefined && chosen.key.mac !== c.key.mac && chosen.commit.outcome === 'done') {
+        outcome = 'failed';
+        c.error = new CommandConflictError(`key ${c.key.seq} from ${chosen.key.originVtc} was committed first`);
+      } else {
+        const shape: CommandShape = { command: c.key.command, subjects: c.key.subjects, reason: c.key.reason, threshold: c.key.threshold, ...(this.#deps.broken === 'yes-without-key-checks' ? { unchecked: true } : {}) };
+        try {
+          // Another key may have committed below this one while it was in flight (forced keys do not wait for
+          // a quorum): the outcome is computed on the chain as it is now, and refused if it no longer applies.
+          const t = transition(this.#effBelow(c.key.seq), shape, pending);
+          current = sortVts(t.current);
+          state = t.state;
+        } catch (e) {
+          if (!(e instanceof PtpError)) throw e;
+          outcome = 'failed';
+          c.error = e;
+        }
+      }
+    }
+    if (outcome === 'failed') pending = c.key.copiesPending;
+    const commit = this.#signer.sign<CommitRecord>({
+      ptpId: this.config.ptpId,
+      seq: c.key.seq,
+      keyMac: c.key.mac,
+      coordinator: this.config.self,
+      outcome,
+      error: c.error?.message ?? null,
+      acks: [...c.acks].sort((a, b) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(b)),
+      copiesPending: pending,
+      current,
+      state,
+      recorded: sortVts(c.recorded),
+      attempted: sortVts(c.attempted),
+    });
+    this.#appendingMacs.add(commit.mac);
+    this.#append({ type: 'commit', key: c.key, commit }, () => {
+      this.#appendingMacs.delete(commit.mac);
+      this.#applyCommit(c.key, commit);
+      if (this.#coord === c) this.#coord = null;
+      this.#broadcast({ t: 'commit', key: c.key, commit });
+      if (c.commandId !== null) {
+        this.#result(c.commandId, outcome === 'done' ? { ok: true, seq: c.key.seq, key: effectiveKey(c.key, commit) } : { ok: false, error: c.error ?? new CommandConflictError(`key ${c.key.seq} failed`) });
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- VTS
+
+  #vts(vts: VtsName, op: VtsOp, done: (r: VtsResult) => void): number {
+    const token = this.#nextToken++;
+    const timeout = op.op === 'status' ? this.config.timing.heartbeatTimeout : this.config.timing.vtsOpTimeout;
+    this.#ops.set(token, { deadline: this.#now + timeout, done });
+    this.#out.push({ kind: 'vts', vts, op, token });
+    return token;
+  }
+
+  #finishOp(token: number, r: VtsResult): void {
+    const op = this.#ops.get(token);
+    if (op === undefined) return;
+    this.#ops.delete(token);
+    op.done(r);
+  }
+
+  #observe(view: VtsView): void {
+    const o = this.#obs[view.name];
+    o.view = view;
+    o.at = this.#now;
+    if (view.inOperation) {
+      o.lastOk = this.#now;
+      if (o.inSince === null) o.inSince = this.#now;
+    } else {
+      o.inSince = null;
+    }
+  }
+
+  #seenIn(x: VtsName): boolean {
+    const o = this.#obs[x];
+    return o.view !== undefined && o.view.inOperation && this.#now - o.lastOk <= this.config.timing.heartbeatTimeout;
+  }
+
+  /** Only evidence newer than the newest key counts: a view taken before a key started the VTS says nothing. */
+  #lost(x: VtsName): boolean {
+    const o = this.#obs[x];
+    if (o.view !== undefined && !o.view.inOperation && o.at > this.#effAt) return true;
+    return this.#now - Math.max(o.lastOk, this.#boot, this.#effAt) > this.config.timing.heartbeatTimeout;
+  }
+
+  // ---------------------------------------------------------------- autonomous actions
+
+  #rank(among?: readonly string[]): number {
+    const live = this.config.vtcs.filter(
+      (v) => (among === undefined || among.includes(v)) && (v === this.config.self || this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval),
+    );
+    return Math.max(0, live.indexOf(this.config.self));
+  }
+
+  /** True once `action` has been wanted continuously for this VTC's stagger delay. */
+  #due(action: string, rank: number): boolean {
+    if (this.#auto === null || this.#auto.action !== action) this.#auto = { action, since: this.#now };
+    return this.#now - this.#auto.since >= rank * this.config.timing.stagger;
+  }
+
+  #autonomous(): void {
+    if (this.#coord !== null) return;
+    const eff = this.#eff;
+    const t = this.config.timing;
+    if (this.#maxHeld > this.#hw) {
+      this.#election = null;
+      const seen = this.#keySeenAt.get(this.#maxHeld) ?? this.#now;
+      if (this.#hw === this.#maxHeld - 1 && this.#now - seen >= t.pendingTimeout && this.#due(`takeover:${this.#maxHeld}`, this.#rank())) this.#takeover();
+      return;
+    }
+    for (const x of VTS_NAMES) {
+      // A VTC that sees neither VTS cannot fence the survivor; one that sees it coordinates instead.
+      if (eff.status[x] === 'in' && this.#lost(x) && (eff.status[otherVts(x)] === 'out' || this.#seenIn(otherVts(x)))) {
+        if (this.#due(`fail:${eff.seq}:${x}`, this.#rank())) this.#coordinate({ command: 'vts-out', subjects: [x], reason: 'failure' }, 'forced', null, null);
+        return;
+      }
+    }
+    const back = VTS_NAMES.filter((x) => eff.status[x] === 'out' && this.#seenIn(x));
+    const graceOver = (x: VtsName): boolean => this.#now - (this.#obs[x].inSince ?? this.#now) >= t.returnGrace;
+    if (back.length > 0) {
+      const others = VTS_NAMES.filter((x) => !back.includes(x));
+      if (others.every((y) => eff.status[y] === 'in' || this.#seenIn(y))) {
+        const subjects = VTS_NAMES.filter((x) => eff.status[x] === 'out');
+        if (this.#due(`return:${eff.seq}:${subjects.join('')}`, this.#rank())) this.#coordinate({ command: 'vts-in', subjects, reason: 'return' }, 'normal', null, null);
+        return;
+      }
+    }
+    const status = this.status();
+    if (status.kind !== 'offline') {
+      this.#election = null;
+      return;
+    }
+    const up = VTS_NAMES.filter((x) => this.#seenIn(x));
+    const x = up[0];
+    if (up.length !== 1 || x === undefined || !graceOver(x)) return;
+    const e = this.#election;
+    if (e !== null && e.online !== null && e.id.vts === x && e.id.seq === eff.seq) {
+      const yesRank = e.online.yes.indexOf(this.config.self);
+      const rank = yesRank >= 0 ? yesRank : e.online.yes.length + this.#rank();
+      if (this.#due(`elect:${idKey(e.id)}`, rank)) {
+        try {
+          this.#coordinate({ command: 'vts-in', subjects: [x], reason: 'election', ...(this.#deps.broken === 'yes-without-key-checks' ? { unchecked: true } : {}) }, 'normal', null, { ...e.id, yes: e.online.yes });
+        } catch (err) {
+          if (!(err instanceof PtpError)) throw err;
+          this.#election = null;
+        }
+      }
+      return;
+    }
+    const stale = e === null || e.id.vts !== x || e.id.seq !== eff.seq || this.#now - e.startedAt >= t.electionTimeout + this.#rank() * t.stagger;
+    if (stale) {
+      const rk = `${eff.seq}:${x}`;
+      const round = (this.#rounds.get(rk) ?? -1) + 1;
+      this.#join({ seq: eff.seq, vts: x, round });
+    }
+  }
+
+  #takeover(): void {
+    const held = this.#keys.get(this.#maxHeld);
+    if (held === undefined || held.size === 0) return;
+    const key = [...held.values()].sort((a, b) => this.config.vtcs.indexOf(a.originVtc) - this.config.vtcs.indexOf(b.originVtc) || (a.mac < b.mac ? -1 : 1))[0];
+    if (key === undefined) return;
+    this.#begin(key, this.#eff, null);
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  #join(id: ElectionId): void {
+    const rk = `${id.seq}:${id.vts}`;
+    if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+    const e: Election = {
+      id,
+      tally: this.#deps.tally({ electorate: this.#n, threshold: this.#eff.threshold, window: 1 }),
+      ballots: new Map(),
+      startedAt: this.#now,
+      online: null,
+      offline: false,
+    };
+    this.#election = e;
+    const { lo, hi } = this.#expectRange(id.vts);
+    const vote = decideVote({
+      key: this.#eff,
+      vts: id.vts,
+      view: this.#seenIn(id.vts) ? this.#obs[id.vts].view : undefined,
+      expectLo: lo,
+      expectHi: hi,
+      electionSeq: id.seq,
+      seenMaxKeySeq: this.#seenMaxKeySeq,
+      ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
+    });
+    const ballot = this.#signer.sign<SignedBallot>({
+      ptpId: this.config.ptpId,
+      election: id,
+      voter: this.config.self,
+      keySeq: this.#eff.seq,
+      choice: vote.yes ? 'yes' : 'no',
+      why: vote.why,
+    });
+    this.stats.ballotsCast++;
+    this.#out.push({ kind: 'ballot', ballot });
+    this.#broadcast({ t: 'ballot', ballot });
+    this.#tally(e, ballot);
+    const buffered = this.#ballotBuffer.get(idKey(id)) ?? [];
+    this.#ballotBuffer.clear();
+    for (const b of buffered) this.#tally(e, b);
+  }
+
+  /** [newest seq the VTS confirmed recording, newest key seq held here]: a VTS outside it is another image. */
+  #expectRange(x: VtsName): { lo: number; hi: number } {
+    let lo = 0;
+    for (const { commit } of this.#chosen.values()) if (commit.recorded.includes(x) && commit.seq > lo) lo = commit.seq;
+    return { lo, hi: this.#maxHeld };
+  }
+
+  #onBallot(from: string, b: SignedBallot): void {
+    if (b.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
+    if (b.voter !== from) return this.#reject('ballot-voter-mismatch');
+    // Each voter's latest ballot counts: a VTC that left a fork stops holding the others back.
+    this.#voterKeySeq.set(b.voter, b.keySeq);
+    this.#seenMaxKeySeq = Math.max(0, ...this.#voterKeySeq.values());
+    if (b.keySeq > this.#eff.seq) this.#send(from, { t: 'sync-req', after: this.#hw });
+    const e = this.#election;
+    if (e !== null && idKey(e.id) === idKey(b.election)) return this.#tally(e, b);
+    if (e !== null && !newer(b.election, e.id)) return this.#reject('stale-ballot');
+    // A newer election: take part once it is one this VTC can vote in, with its own decision.
+    if (this.#coord === null && this.#maxHeld === this.#hw) {
+      const buf = this.#ballotBuffer.get(idKey(b.election)) ?? [];
+      buf.push(b);
+      this.#ballotBuffer.clear();
+      this.#ballotBuffer.set(idKey(b.election), buf);
+      this.#join(b.election);
+    }
+  }
+
+  #tally(e: Election, b: SignedBallot): void {
+    const voter = this.config.vtcs.indexOf(b.voter);
+    if (voter < 0) return this.#reject('unknown-voter');
+    if (e.ballots.has(b.voter)) return;
+    e.ballots.set(b.voter, b);
+    const r = e.tally.cast({ election: 0, voter, choice: b.choice === 'yes' ? 1 : 0, keySeq: BigInt(b.keySeq) });
+    if (r.decision === undefined) return;
+    if (r.decision.outcome === 'online') {
+      const yes = [...e.ballots.values()].filter((x) => x.choice === 'yes').map((x) => x.voter);
+      yes.sort((a, c) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(c));
+      e.online = { at: this.#now, yes };
+    } else e.offline = true;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #send(to: string, msg: PeerMessage): void {
+    this.#out.push({ kind: 'send', to, msg });
+  }
+  #broadcast(msg: PeerMessage): void {
+    for (const v of this.config.vtcs) if (v !== this.config.self) this.#out.push({ kind: 'send', to: v, msg });
+  }
+  #result(commandId: string, result: CommandResult): void {
+    this.#out.push({ kind: 'result', commandId, result });
+  }
+  #reject(reason: string): void {
+    this.stats.rejected++;
+    this.stats.rejectedReasons[reason] = (this.stats.rejectedReasons[reason] ?? 0) + 1;
+  }
+  #flush(): void {
+    const s = this.status();
+    const k = `${formatStatus(s)}@${this.#eff.seq}`;
+    if (k !== this.#lastStatus) {
+      this.#lastStatus = k;
+      this.#out.push({ kind: 'status', status: s, seq: this.#eff.seq });
+    }
+  }
+}
+

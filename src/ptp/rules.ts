@@ -1,0 +1,201 @@
+/**
+ * The decision rules of PROTOCOL.md as pure functions: thresholds, how a command changes
+ * status / current / state, the mode table, the vote, and the PtP status a VTC derives.
+ */
+import { InvalidCommandError, InvalidThresholdError, UnknownVtsError } from './errors.js';
+import { otherVts } from './types.js';
+import type { CommitRecord, Command, KeyReason, KeyState, Mode, PtpStatus, ShutdownKey, StatusPair, VtsName, VtsView } from './types.js';
+
+export const defaultThreshold = (n: number): number => Math.floor(n / 2);
+
+/** Returns T when `0 <= T < n`; the electorate is all n configured VTCs. */
+export function checkThreshold(threshold: unknown, n: number): number {
+  if (typeof threshold !== 'number' || !Number.isInteger(threshold) || threshold < 0 || threshold >= n) {
+    throw new InvalidThresholdError(threshold, n);
+  }
+  return threshold;
+}
+
+export function checkVts(name: unknown): VtsName {
+  if (name === 'A' || name === 'B') return name;
+  throw new UnknownVtsError(name);
+}
+
+/**
+ * What each mode does on the VTS (PROTOCOL.md, execution modes). Data, so the VTS unit,
+ * the simulation and the docs all read the same table.
+ */
+export const MODE_POLICY = {
+  normal: { newMounts: 'refused', activeMounts: 'complete', pendingCopies: 'drain', unreachable: 'fail' },
+  expedite: { newMounts: 'refused', activeMounts: 'complete-until-bound', pendingCopies: 'drain-until-bound', unreachable: 'fail' },
+  immediate: { newMounts: 'refused', activeMounts: 'abort', pendingCopies: 'leave', unreachable: 'fail' },
+  forced: { newMounts: 'refused', activeMounts: 'abort', pendingCopies: 'leave', unreachable: 'proceed' },
+} as const satisfies Record<Mode, { newMounts: string; activeMounts: string; pendingCopies: string; unreachable: string }>;
+export type ModePolicy = (typeof MODE_POLICY)[Mode];
+
+/** The key a PtP system starts from (seq 0, never stored): both in, in sync, on-line. */
+export function genesisKey(ptpId: string, n: number): ShutdownKey {
+  return {
+    ptpId,
+    seq: 0,
+    issuedAt: 0,
+    originVtc: '',
+    command: 'ptp-start',
+    subjects: ['A', 'B'],
+    status: { A: 'in', B: 'in' },
+    current: ['A', 'B'],
+    mode: 'normal',
+    copiesPending: [],
+    acks: [],
+    reason: 'command',
+    state: { kind: 'online-both' },
+    threshold: defaultThreshold(n),
+    election: null,
+    prevSeq: 0,
+    prevMac: '',
+    mac: '',
+  };
+}
+
+/** The key as committed: acks, final copiesPending, current and state come from the commit record. */
+export function effectiveKey(key: ShutdownKey, commit: CommitRecord): ShutdownKey {
+  return { ...key, acks: commit.acks, copiesPending: commit.copiesPending, current: commit.current, state: commit.state };
+}
+
+/** A forced key that fewer than T+1 VTCs hold does not let the PtP system on-line by itself (decided here). */
+export function isStrong(key: ShutdownKey): boolean {
+  return key.seq === 0 || key.mode !== 'forced' || key.acks.length > key.threshold;
+}
+
+export interface CommandShape {
+  readonly command: Command;
+  readonly subjects: readonly VtsName[];
+  readonly reason: KeyReason;
+  readonly threshold?: number;
+  /** Test-only (with a BrokenRule): skip the check that an elected VTS is current. */
+  readonly unchecked?: boolean;
+}
+
+export interface Transition {
+  readonly status: StatusPair;
+  readonly current: readonly VtsName[];
+  readonly state: KeyState;
+  readonly threshold: number;
+}
+
+const sortVts = (l: Iterable<VtsName>): VtsName[] => [...new Set(l)].sort();
+
+/**
+ * How a command changes the PtP system, given the previous effective key and the volumes
+ * pending on the subjects (null: unknown, because the survivor could not be asked).
+ * `current` is computed, never guessed (PROTOCOL.md "Shutdown key"). Throws
+ * {@link InvalidCommandError} when the command does not apply to the previous status.
+ */
+export function transition(prev: ShutdownKey, c: CommandShape, pending: readonly string[] | null): Transition {
+  const drained = pending !== null && pending.length === 0;
+  const T = prev.threshold;
+  switch (c.command) {
+    case 'vts-out': {
+      const x = c.subjects[0];
+      if (x === undefined || c.subjects.length !== 1) throw new InvalidCommandError('vts-out names exactly one VTS');
+      if (prev.status[x] === 'out') throw new InvalidCommandError(`VTS ${x} is already out of operation (key ${prev.seq})`);
+      const y = otherVts(x);
+      const status = { ...prev.status, [x]: 'out' } as StatusPair;
+      if (prev.status[y] === 'in' && prev.state.kind === 'online-both') {
+        return drained
+          ? { status, current: [y], state: { kind: 'online-single', vts: y }, threshold: T }
+          : { status, current: [], state: { kind: 'offline' }, threshold: T };
+      }
+      // The last VTS to go out keeps its membership; an off-line system took no writes since.
+      return { status, current: prev.current, state: { kind: 'offline' }, threshold: T };
+    }
+    case 'ptp-shutdown': {
+      if (prev.status.A === 'out' && prev.status.B === 'out') throw new InvalidCommandError('both VTS are already out of operation');
+      const status: StatusPair = { A: 'out', B: 'out' };
+      if (prev.state.kind === 'online-both') return { status, current: drained ? ['A', 'B'] : [], state: { kind: 'offline' }, threshold: T };
+      return { status, current: prev.current, state: { kind: 'offline' }, threshold: T };
+    }
+    case 'vts-in': {
+      const x = c.subjects[0];
+      if (x === undefined) throw new InvalidCommandError('vts-in names a VTS');
+      const status = { ...prev.status } as { A: 'in' | 'out'; B: 'in' | 'out' };
+      for (const s of c.subjects) status[s] = 'in';
+      if (c.reason === 'election' || c.reason === 'override') {
+        const y = otherVts(x);
+        if (prev.status[y] === 'in') throw new InvalidCommandError(`VTS ${y} is in operation: placing ${x} on-line alone needs ${y} out`);
+        if (c.reason === 'election' && c.unchecked !== true && !prev.current.includes(x)) throw new InvalidCommandError(`VTS ${x} is not current in key ${prev.seq}`);
+        return { status, current: [x], state: { kind: 'online-single', vts: x }, threshold: T };
+      }
+      if (status.A === 'in' && status.B === 'in') {
+        // Phase 2 reconciles the tokens before the key commits, so both hold every write between them.
+        return { status, current: ['A', 'B'], state: { kind: 'online-both' }, threshold: T };
+      }
+      if (prev.status[x] === 'in') throw new InvalidCommandError(`VTS ${x} is already in operation (key ${prev.seq})`);
+      // One VTS back alone: on-line only after an election (claims 1, 8).
+      return { status, current: prev.current, state: { kind: 'offline' }, threshold: T };
+    }
+    case 'ptp-start':
+      return { status: { A: 'in', B: 'in' }, current: ['A', 'B'], state: { kind: 'online-both' }, threshold: T };
+    case 'threshold-set':
+      return { status: prev.status, current: prev.current, state: prev.state, threshold: c.threshold ?? T };
+  }
+}
+
+export { sortVts };
+
+/** The PtP status a VTC derives from its newest committed key and what the VTS report. */
+export function deriveStatus(key: ShutdownKey, views: { readonly A?: VtsView | undefined; readonly B?: VtsView | undefined }): PtpStatus {
+  if (!isStrong(key)) return { kind: 'offline' };
+  const s = key.state;
+  if (s.kind !== 'online-both') return s;
+  for (const to of ['A', 'B'] as const) {
+    const from = otherVts(to);
+    const vt = views[to];
+    const vf = views[from];
+    if (vt !== undefined && vf !== undefined && vt.behind.length > 0 && vf.behind.length === 0) return { kind: 'resync', from, to };
+  }
+  return s;
+}
+
+export const isOnline = (s: PtpStatus): boolean => s.kind !== 'offline';
+
+/** Test-only switches that break a voting rule on purpose, to prove the invariant checker catches it. */
+export const BrokenRule = {
+  none: 'none',
+  yesWithoutKeyChecks: 'yes-without-key-checks',
+  yesWithoutKeySeqCheck: 'yes-without-keyseq-check',
+} as const;
+export type BrokenRule = (typeof BrokenRule)[keyof typeof BrokenRule];
+
+export interface VoteInput {
+  readonly key: ShutdownKey;
+  readonly vts: VtsName;
+  readonly view: VtsView | undefined;
+  /** Range of last key seq this VTC expects the VTS to report: [newest confirmed record, newest key held]. */
+  readonly expectLo: number;
+  readonly expectHi: number;
+  readonly electionSeq: number;
+  /** Highest keySeq on any ballot this VTC has seen. */
+  readonly seenMaxKeySeq: number;
+  readonly broken?: BrokenRule;
+}
+
+/**
+ * A VTC's own decision (PROTOCOL.md vote step 2). YES only if the VTS is in `current` of
+ * this VTC's newest key, reports a last key seq this VTC expects (the same VTS, not an
+ * old image), holds no token it knows to be behind (decided here), the election is about
+ * this VTC's newest key, and no ballot seen carries a newer keySeq.
+ */
+export function decideVote(v: VoteInput): { yes: boolean; why: string } {
+  if (v.view === undefined || !v.view.inOperation) return { yes: false, why: `${v.vts} is not in operation as seen here` };
+  if (v.view.behind.length > 0) return { yes: false, why: `${v.vts} reports ${v.view.behind.length} volume(s) behind the other VTS` };
+  if (v.broken === 'yes-without-key-checks') return { yes: true, why: 'broken rule: no key checks' };
+  if (!v.key.current.includes(v.vts)) return { yes: false, why: `${v.vts} is not in current {${v.key.current.join(',')}} of key ${v.key.seq}` };
+  if (v.view.lastKeySeq < v.expectLo || v.view.lastKeySeq > v.expectHi) {
+    return { yes: false, why: `${v.vts} reports last key seq ${v.view.lastKeySeq}, expected ${v.expectLo}..${v.expectHi}` };
+  }
+  if (v.broken === 'yes-without-keyseq-check') return { yes: true, why: 'broken rule: no keySeq check' };
+  if (v.electionSeq !== v.key.seq) return { yes: false, why: `election is about key ${v.electionSeq}, newest here is ${v.key.seq}` };
+  if (v.seenMaxKeySeq > v.key.seq) return { yes: false, why: `a ballot carries key ${v.seenMaxKeySeq}, newer than ${v.key.seq} here` };
+  return { yes: true, why: 'current, same last key seq, newest key' };
+}

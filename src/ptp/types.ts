@@ -1,0 +1,143 @@
+/**
+ * Protocol vocabulary of PROTOCOL.md: VTS names, commands, modes, states, the shutdown
+ * key, its commit record and the ballot. Plain data only, so every record can be encoded
+ * canonically and authenticated.
+ */
+
+export const VtsName = { A: 'A', B: 'B' } as const;
+export type VtsName = (typeof VtsName)[keyof typeof VtsName];
+export const VTS_NAMES: readonly VtsName[] = ['A', 'B'];
+export const otherVts = (x: VtsName): VtsName => (x === 'A' ? 'B' : 'A');
+
+export const Command = {
+  vtsOut: 'vts-out',
+  vtsIn: 'vts-in',
+  ptpShutdown: 'ptp-shutdown',
+  ptpStart: 'ptp-start',
+  thresholdSet: 'threshold-set',
+} as const;
+export type Command = (typeof Command)[keyof typeof Command];
+
+export const Mode = { normal: 'normal', expedite: 'expedite', immediate: 'immediate', forced: 'forced' } as const;
+export type Mode = (typeof Mode)[keyof typeof Mode];
+
+/** Why a key exists: an operator command, a detected VTS loss, an election, an audited override, or VTS that came back. */
+export const KeyReason = {
+  command: 'command',
+  failure: 'failure',
+  election: 'election',
+  override: 'override',
+  return: 'return',
+} as const;
+export type KeyReason = (typeof KeyReason)[keyof typeof KeyReason];
+
+export const VtsStatus = { in: 'in', out: 'out' } as const;
+export type VtsStatus = (typeof VtsStatus)[keyof typeof VtsStatus];
+export type StatusPair = { readonly A: VtsStatus; readonly B: VtsStatus };
+
+/** PtP status. `resync` is online (both in operation) while the returning VTS catches up by tokens. */
+export const PtpStatusKind = {
+  onlineBoth: 'online-both',
+  onlineSingle: 'online-single',
+  offline: 'offline',
+  resync: 'resync',
+} as const;
+export type PtpStatusKind = (typeof PtpStatusKind)[keyof typeof PtpStatusKind];
+export type PtpStatus =
+  | { readonly kind: 'online-both' }
+  | { readonly kind: 'online-single'; readonly vts: VtsName }
+  | { readonly kind: 'offline' }
+  | { readonly kind: 'resync'; readonly from: VtsName; readonly to: VtsName };
+
+export const formatStatus = (s: PtpStatus): string =>
+  s.kind === 'online-single' ? `online-single(${s.vts})` : s.kind === 'resync' ? `resync(${s.from}->${s.to})` : s.kind;
+
+/** The PtP state a key puts the system in (resync is derived at run time, never stored). */
+export type KeyState = { readonly kind: 'online-both' } | { readonly kind: 'online-single'; readonly vts: VtsName } | { readonly kind: 'offline' };
+
+/** Identity of one election: the key seq it is about, the VTS, and the round (re-held elections get a new round). */
+export interface ElectionId {
+  readonly seq: number;
+  readonly vts: VtsName;
+  readonly round: number;
+}
+
+/**
+ * The shutdown key (PROTOCOL.md table). `acks` and the final `copiesPending` are only
+ * known after phase 1 / phase 2: the key as proposed carries the coordinator's estimate,
+ * and {@link CommitRecord} carries the final values; {@link effectiveKey} merges them.
+ */
+export interface ShutdownKey {
+  readonly ptpId: string;
+  readonly seq: number;
+  readonly issuedAt: number;
+  readonly originVtc: string;
+  readonly command: Command;
+  readonly subjects: readonly VtsName[];
+  readonly status: StatusPair;
+  readonly current: readonly VtsName[];
+  readonly mode: Mode;
+  /** Volumes whose only current copy is on a subject VTS; null when the survivor could not be asked. */
+  readonly copiesPending: readonly string[] | null;
+  readonly acks: readonly string[];
+  /** Decided here: why the key exists, the state it puts the PtP in, and the threshold in force after it. */
+  readonly reason: KeyReason;
+  readonly state: KeyState;
+  readonly threshold: number;
+  /** Set for election keys: the election that placed the VTS on-line and who elected it. */
+  readonly election: (ElectionId & { readonly yes: readonly string[] }) | null;
+  /** Decided here: the key this one follows (seq and MAC), so a key built on a fork is refused. */
+  readonly prevSeq: number;
+  readonly prevMac: string;
+  readonly mac: string;
+}
+
+export const Outcome = { done: 'done', failed: 'failed' } as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+/** Phase 2 result for one key: final copiesPending/current/state, who acked phase 1, which VTS recorded the seq. */
+export interface CommitRecord {
+  readonly ptpId: string;
+  readonly seq: number;
+  /** MAC of the key this record commits: binds the record to exactly one key. */
+  readonly keyMac: string;
+  readonly coordinator: string;
+  readonly outcome: Outcome;
+  readonly error: string | null;
+  readonly acks: readonly string[];
+  readonly copiesPending: readonly string[] | null;
+  readonly current: readonly VtsName[];
+  readonly state: KeyState;
+  /** VTS that confirmed recording the seq, and VTS it was attempted on (confirmation may be lost). */
+  readonly recorded: readonly VtsName[];
+  readonly attempted: readonly VtsName[];
+  readonly mac: string;
+}
+
+export const Choice = { no: 'no', yes: 'yes' } as const;
+export type Choice = (typeof Choice)[keyof typeof Choice];
+
+/** A signed ballot `{ptpId, election: (seq, X), voter, keySeq, choice}`; `round` is decided here. */
+export interface SignedBallot {
+  readonly ptpId: string;
+  readonly election: ElectionId;
+  readonly voter: string;
+  readonly keySeq: number;
+  readonly choice: Choice;
+  /** Why the voter chose so (audit); not part of the decision. */
+  readonly why: string;
+  readonly mac: string;
+}
+
+/** A journal record: a key made durable in phase 1 or a commit record made durable in phase 2. */
+export type JournalRecord = { readonly type: 'key'; readonly key: ShutdownKey } | { readonly type: 'commit'; readonly commit: CommitRecord; readonly key: ShutdownKey };
+
+/** What a VTS reports about itself (heartbeat reply and every operation reply). */
+export interface VtsView {
+  readonly name: VtsName;
+  readonly inOperation: boolean;
+  /** Seq of the newest key recorded while in operation. */
+  readonly lastKeySeq: number;
+  /** Token summary: volumes whose token on this VTS is not consistent (a newer copy lives on the other VTS). */
+  readonly behind: readonly string[];
+}

@@ -1,0 +1,727 @@
+/**
+ * The VTC agent: drives one VtcEngine (src/ptp) with a real clock, the key journal as its
+ * durable storage, the other VTCs over authenticated TCP frames, and both VTS over RPC;
+ * serves hosts (mount, write, read, close with copies per copy mode) and the operator.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { KeyJournal } from '../hotpath/key-journal.js';
+import { VoteTally } from '../hotpath/vote-tally.js';
+import { TcpTransport } from '../net/tcp-transport.js';
+import { SecureChannel } from '../net/transport.js';
+import { DEFAULT_TIMING, VtcEngine } from '../ptp/engine.js';
+import type { Effect, OperatorCommand, Timing } from '../ptp/engine.js';
+import { PtpError } from '../ptp/errors.js';
+import { HmacSha256 } from '../ptp/mac.js';
+import { formatStatus, VTS_NAMES } from '../ptp/types.js';
+import type { ElectionId, PtpStatus, ShutdownKey, SignedBallot, VtsName } from '../ptp/types.js';
+import { planWrite } from '../ptp/volumes.js';
+import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
+import { CopyQueue, copyVolume } from './copier.js';
+import { AgentStoppedError, BadRequestError, CommandInFlightError, NotAllowedError, PtpOfflineError, VtcError, VtcErrorCode } from './errors.js';
+import { FaultyTransport, noFaults } from './faults.js';
+import type { LinkFaults } from './faults.js';
+import { MAX_BODY, OPERATOR, participants, RpcServer } from './rpc.js';
+import type { RpcReply, RpcSecurity } from './rpc.js';
+import { VtsClient } from './vts-client.js';
+import type { RemoteView } from './vts-client.js';
+import { RemoteVtsPort } from './vts-port.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export const IoSelection = { preferred: 'preferred', balanced: 'balanced' } as const;
+export type IoSelection = (typeof IoSelection)[keyof typeof IoSelection];
+
+export interface VtcAgentOptions {
+  readonly ptpId: string;
+  /** Every configured VTC, in the order shared by the whole PtP system. */
+  readonly vtcs: readonly string[];
+  readonly self: string;
+  /** The cluster secret (at least 16 bytes). */
+  readonly secret: string | Uint8Array;
+  /** Where this VTC listens for its peers (port 0: any). */
+  readonly listen: Address;
+  /** Where it listens for operator commands and host requests; null: no control endpoint. */
+  readonly control: Address | null;
+  /** Peer addresses; may be completed later with {@link VtcAgent.setPeer}. */
+  readonly peers: Readonly<Record<string, Address>>;
+  readonly vts: Readonly<Record<VtsName, Address>>;
+  readonly journalDir: string;
+  readonly timing?: Partial<Timing>;
+  /** Copy mode of host writes that do not name one. Default immediate. */
+  readonly copyMode?: CopyMode;
+  readonly ioSelection?: IoSelection;
+  readonly preferredVts?: VtsName;
+  /** JS vote tally instead of the native one (tests on machines without the addon). */
+  readonly logger?: Logger;
+  readonly rpcTimeoutMs?: number;
+  /** Let the operator inject faults over the control endpoint (scenario runs against processes only). */
+  readonly allowFaults?: boolean;
+}
+
+/** A host's mount through this VTC. */
+export interface HostHandle {
+  readonly id: number;
+  readonly volser: string;
+  /** The VTS serving the mount. */
+  readonly vts: VtsName;
+  readonly writable: boolean;
+}
+
+export interface CloseResult {
+  readonly volser: string;
+  readonly generation: number;
+  readonly copyMode: CopyMode;
+  /** VTS holding the data when the close was acknowledged. */
+  readonly copies: readonly VtsName[];
+  /** VTS that will get the data from the copy queue. */
+  readonly queued: readonly VtsName[];
+}
+
+export interface BallotView {
+  readonly voter: string;
+  readonly choice: 'yes' | 'no';
+  readonly keySeq: number;
+  readonly why: string;
+}
+
+export interface ElectionView {
+  readonly id: ElectionId;
+  readonly ballots: readonly BallotView[];
+}
+
+export interface KeySummary {
+  readonly seq: number;
+  readonly command: string;
+  readonly subjects: readonly VtsName[];
+  readonly mode: string;
+  readonly reason: string;
+  readonly status: { readonly A: string; readonly B: string };
+  readonly current: readonly VtsName[];
+  readonly state: string;
+  readonly threshold: number;
+  readonly acks: readonly string[];
+  readonly copiesPending: readonly string[] | null;
+  readonly originVtc: string;
+}
+
+export interface AgentStatus {
+  readonly vtc: string;
+  readonly ptp: string;
+  readonly keySeq: number;
+  readonly threshold: number;
+  readonly vts: Readonly<Record<VtsName, RemoteView | null>>;
+  readonly keys: readonly KeySummary[];
+  readonly lastElection: ElectionView | null;
+  readonly rejectedFrames: number;
+  readonly rejectedMessages: number;
+  readonly copyQueue: number;
+}
+
+export const summarizeKey = (k: ShutdownKey): KeySummary => ({
+  seq: k.seq,
+  command: k.command,
+  subjects: k.subjects,
+  mode: k.mode,
+  reason: k.reason,
+  status: k.status,
+  current: k.current,
+  state: k.state.kind === 'online-single' ? `online-single(${k.state.vts})` : k.state.kind,
+  threshold: k.threshold,
+  acks: k.acks,
+  copiesPending: k.copiesPending,
+  originVtc: k.originVtc,
+});
+
+/** Events for timelines and tests. */
+export type AgentEvent =
+  | { readonly kind: 'status'; readonly vtc: string; readonly at: number; readonly status: PtpStatus; readonly seq: number }
+  | { readonly kind: 'ballot'; readonly vtc: string; readonly at: number; readonly ballot: SignedBallot }
+  | { readonly kind: 'key'; readonly vtc: string; readonly at: number; readonly key: KeySummary }
+  | { readonly kind: 'vts'; readonly vtc: string; readonly at: number; readonly view: RemoteView };
+
+const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
+
+interface Mount {
+  readonly handle: HostHandle;
+  readonly h: number;
+  readonly plan: (WritePlan & { ok: true }) | null;
+  readonly copyMode: CopyMode;
+  readonly epoch: number;
+}
+
+/**
+ * One VTC. Created by {@link VtcAgent.start}; stopped by {@link VtcAgent.stop}.
+ *
+ * Timeout: operator commands reject with a VtcError `EVTC_TIMEOUT` after `timeoutMs`
+ * (the command may still complete: read the status). Host operations inherit the RPC
+ * timeout towards the VTS. Cancel: nothing is cancellable once sent; `stop` fails pending
+ * commands with EngineStoppedError. Error: commands reject with the core's PtpError
+ * classes (invalid threshold, unknown VTS, conflict, no quorum, VTS unreachable); host
+ * I/O rejects with PtpOfflineError, RemoteError (the VTS's code) or CopyError. A key
+ * journal failure stops the agent (it must not vote on keys it could not keep).
+ */
+export class VtcAgent extends EventEmitter {
+  readonly self: string;
+  readonly options: VtcAgentOptions;
+  readonly engine: VtcEngine;
+  readonly faults: LinkFaults = noFaults();
+  readonly log: Logger;
+  readonly timing: Timing;
+  readonly #journal: KeyJournal;
+  readonly #tcp: TcpTransport;
+  readonly #channel: SecureChannel;
+  readonly #clients: Record<VtsName, VtsClient>;
+  readonly #ports: Record<VtsName, RemoteVtsPort>;
+  readonly copies: CopyQueue;
+  #control: RpcServer | null = null;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #tickTimer: NodeJS.Timeout | null = null;
+  #copyTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  readonly #pending = new Map<string, { resolve: (k: ShutdownKey) => void; reject: (e: Error) => void }>();
+  #commandInFlight: string | null = null;
+  #cmdSeq = 0;
+  readonly #views: Record<VtsName, RemoteView | null> = { A: null, B: null };
+  readonly #elections = new Map<string, { id: ElectionId; ballots: Map<string, BallotView> }>();
+  #lastElection: string | null = null;
+  readonly #lastHeard = new Map<string, number>();
+  #lastKeySeq = -1;
+  readonly #held: [string, unknown][] = [];
+  #holdSince = 0;
+  #fresh: Record<VtsName, boolean> = { A: true, B: true };
+  readonly #mounts = new Map<number, Mount>();
+  #nextMount = 1;
+  #balance = 0;
+  listenPort = 0;
+  controlPort = 0;
+
+  private constructor(o: VtcAgentOptions, journal: KeyJournal, log: Logger) {
+    super();
+    this.options = o;
+    this.self = o.self;
+    this.log = log;
+    this.timing = { ...DEFAULT_TIMING, ...o.timing };
+    this.#journal = journal;
+    const mac = new HmacSha256(o.secret);
+    this.engine = new VtcEngine({ ptpId: o.ptpId, vtcs: o.vtcs, self: o.self, timing: this.timing }, { mac, tally: (opts) => new VoteTally(opts) });
+    this.#tcp = new TcpTransport(Object.entries(o.peers).map(([name, a]) => ({ name, host: a.host, port: a.port })));
+    this.#channel = new SecureChannel(new FaultyTransport(this.#tcp, this.faults, o.vtcs), { vtcs: o.vtcs, self: o.self, mac, freshnessMs: 30_000 }, () => Date.now());
+    const sec: RpcSecurity = { names: participants(o.vtcs), mac };
+    const t = o.rpcTimeoutMs ?? Math.max(2000, this.timing.vtsOpTimeout);
+    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t), B: new VtsClient(o.self, 'B', o.vts.B, sec, t) };
+    this.copies = new CopyQueue(this.#clients, log);
+    this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout) };
+    if (o.control !== null) {
+      this.#control = new RpcServer(o.self, sec, (from, m, p, b) => this.#onControl(from, m, p, b));
+    }
+  }
+
+  /** Opens the key journal, restores the engine from it, starts listening and ticking. Rejects on a journal or bind error. */
+  static async start(o: VtcAgentOptions): Promise<VtcAgent> {
+    const log = (o.logger ?? pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'warn' })).child({ component: 'vtc', vtc: o.self });
+    await mkdir(o.journalDir, { recursive: true });
+    const journal = await KeyJournal.open(join(o.journalDir, 'keys.journal'));
+    const agent = new VtcAgent(o, journal, log);
+    try {
+      await agent.#begin();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
+  }
+
+  async #begin(): Promise<void> {
+    const records = this.#journal.records().map((b) => this.engine.signer.decodeRecord(b));
+    this.engine.restore(records, Date.now());
+    this.#channel.onDeliver((from, msg) => this.#onPeer(from, msg));
+    this.listenPort = await this.#tcp.listen(this.options.listen.host, this.options.listen.port);
+    if (this.#control !== null && this.options.control !== null) this.controlPort = await this.#control.listen(this.options.control.host, this.options.control.port);
+    this.#drain();
+    this.#tickTimer = setInterval(() => {
+      if (this.#stopped) return;
+      this.engine.tick(Date.now());
+      this.#drain();
+    }, this.timing.tick);
+    this.#copyTimer = setInterval(() => this.#resync(), Math.max(50, this.timing.tick * 4));
+    this.log.info({ records: records.length, port: this.listenPort, control: this.controlPort }, 'VTC started');
+  }
+
+  setPeer(name: string, a: Address): void {
+    this.#tcp.setPeer({ name, host: a.host, port: a.port });
+  }
+
+  setVtsAddress(x: VtsName, a: Address): void {
+    this.#clients[x].rpc.setAddress(a);
+  }
+
+  /** Fault injection: the link from this VTC to VTS `x` fails as if cut. */
+  cutVts(x: VtsName, cut: boolean): void {
+    this.#clients[x].rpc.blocked = cut;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  // ------------------------------------------------------------------ engine plumbing
+
+  /**
+   * Commits (and anti-entropy syncs) wait until the engine holds a view of both VTS taken
+   * after they arrived: a heartbeat answered just before a VTS left operation must not
+   * make the engine see it "back" the moment the key that took it out lands. Messages
+   * behind a held one wait with it, so order is kept. At most one heartbeat timeout.
+   */
+  #onPeer(from: string, msg: unknown): void {
+    if (this.#stopped) return;
+    const t = (msg as { t?: unknown } | null)?.t;
+    if (this.#held.length > 0 || t === 'commit' || t === 'sync') {
+      if (this.#held.length === 0) {
+        this.#holdSince = Date.now();
+        this.#fresh = { A: false, B: false };
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          this.#release();
+        }, this.timing.heartbeatTimeout);
+        this.#timers.add(timer);
+      }
+      this.#held.push([from, msg]);
+      return;
+    }
+    this.#deliver(from, msg);
+  }
+
+  #release(): void {
+    const held = this.#held.splice(0);
+    for (const [from, msg] of held) this.#deliver(from, msg);
+  }
+
+  #deliver(from: string, msg: unknown): void {
+    if (this.#stopped) return;
+    this.#lastHeard.set(from, Date.now());
+    const m = msg as { t?: unknown; ballot?: unknown };
+    if (m !== null && typeof m === 'object' && m.t === 'ballot') {
+      const b = m.ballot as SignedBallot;
+      try {
+        if (b.voter === from && this.engine.signer.valid(b) && b.ptpId === this.options.ptpId) this.#noteBallot(b);
+      } catch {
+        // Malformed ballots are the engine's to count.
+      }
+    }
+    this.engine.receive(from, msg, Date.now());
+    this.#drain();
+  }
+
+  #noteBallot(b: SignedBallot): void {
+    const k = idKey(b.election);
+    let e = this.#elections.get(k);
+    if (e === undefined) {
+      e = { id: b.election, ballots: new Map() };
+      this.#elections.set(k, e);
+      const last = this.#lastElection === null ? undefined : this.#elections.get(this.#lastElection);
+      if (last === undefined || b.election.seq > last.id.seq || (b.election.seq === last.id.seq && b.election.round >= last.id.round)) this.#lastElection = k;
+      if (this.#elections.size > 64) {
+        const first = this.#elections.keys().next().value;
+        if (first !== undefined && first !== this.#lastElection) this.#elections.delete(first);
+      }
+    }
+    if (!e.ballots.has(b.voter)) {
+      e.ballots.set(b.voter, { voter: b.voter, choice: b.choice, keySeq: b.keySeq, why: b.why });
+      this.emit('event', { kind: 'ballot', vtc: this.self, at: Date.now(), ballot: b } satisfies AgentEvent);
+    }
+  }
+
+  #drain(): void {
+    if (this.#stopped) return;
+    for (const e of this.engine.takeEffects()) this.#effect(e);
+    const k = this.engine.newestKey();
+    if (k.seq !== this.#lastKeySeq) {
+      this.#lastKeySeq = k.seq;
+      if (k.seq > 0) {
+        this.log.info({ seq: k.seq, command: k.command, subjects: k.subjects, current: k.current, state: k.state }, 'newest key');
+        this.emit('event', { kind: 'key', vtc: this.self, at: Date.now(), key: summarizeKey(k) } satisfies AgentEvent);
+      }
+    }
+  }
+
+  #effect(e: Effect): void {
+    switch (e.kind) {
+      case 'send':
+        try {
+          this.#channel.send(e.to, e.msg);
+        } catch (err) {
+          this.log.error({ err, to: e.to, t: e.msg.t }, 'message too large to send');
+        }
+        return;
+      case 'append': {
+        const bytes = this.engine.signer.encodeRecord(e.record);
+        this.#journal.append(bytes).then(
+          () => {
+            if (this.#stopped) return;
+            this.engine.appended(e.token, Date.now());
+            this.#drain();
+          },
+          (err: unknown) => {
+            this.log.fatal({ err }, 'key journal append failed: stopping this VTC');
+            this.emit('fatal', err);
+            void this.stop();
+          },
+        );
+        return;
+      }
+      case 'vts': {
+        const issued = Date.now();
+        void this.#ports[e.vts].execute(e.op).then((r) => {
+          if (this.#stopped) return;
+          if (r.ok && e.op.op === 'status') this.#noteView(e.vts, r.view as RemoteView);
+          else if (!r.ok && e.op.op === 'status') this.#views[e.vts] = null;
+          this.engine.vtsResult(e.token, r, Date.now());
+          this.#drain();
+          if (e.op.op === 'status' && this.#held.length > 0 && issued >= this.#holdSince) {
+            this.#fresh[e.vts] = true;
+            if (this.#fresh.A && this.#fresh.B) this.#release();
+          }
+        });
+        return;
+      }
+      case 'result': {
+        const p = this.#pending.get(e.commandId);
+        if (p === undefined) return;
+        this.#pending.delete(e.commandId);
+        if (e.result.ok) p.resolve(e.result.key);
+        else p.reject(e.result.error);
+        return;
+      }
+      case 'status':
+        this.log.info({ status: formatStatus(e.status), seq: e.seq }, 'PtP status');
+        this.emit('event', { kind: 'status', vtc: this.self, at: Date.now(), status: e.status, seq: e.seq } satisfies AgentEvent);
+        return;
+      case 'ballot':
+        this.log.info({ election: e.ballot.election, choice: e.ballot.choice, why: e.ballot.why }, 'ballot cast');
+        this.#noteBallot(e.ballot);
+        return;
+    }
+  }
+
+  #noteView(x: VtsName, v: RemoteView): void {
+    const old = this.#views[x];
+    this.#views[x] = v;
+    if (old === null || old.inOperation !== v.inOperation) this.emit('event', { kind: 'vts', vtc: this.self, at: Date.now(), view: v } satisfies AgentEvent);
+  }
+
+  /** The VTC that copies in the background: the first configured VTC this one hears from (or itself). */
+  #copyLeader(): boolean {
+    const now = Date.now();
+    for (const v of this.options.vtcs) {
+      if (v === this.self) return true;
+      if (now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.timing.helloInterval) return false;
+    }
+    return true;
+  }
+
+  #resync(): void {
+    if (this.#stopped || this.copies.length > 0) return;
+    const s = this.engine.status();
+    if (s.kind !== 'online-both' && s.kind !== 'resync') return;
+    const a = this.#views.A;
+    const b = this.#views.B;
+    if (a === null || b === null || !a.inOperation || !b.inOperation || !this.#copyLeader()) return;
+    for (const v of b.behind) if (!a.behind.includes(v)) this.copies.enqueue(v, 'A', 'B');
+    for (const v of a.behind) if (!b.behind.includes(v)) this.copies.enqueue(v, 'B', 'A');
+  }
+
+  // ------------------------------------------------------------------ operator
+
+  /**
+   * Runs an operator command with this VTC as coordinator. Resolves with the committed
+   * key. One command at a time per VTC: another one rejects with CommandInFlightError.
+   */
+  command(cmd: OperatorCommand, timeoutMs = 60_000): Promise<ShutdownKey> {
+    if (this.#stopped) return Promise.reject(new AgentStoppedError(this.self));
+    if (this.#commandInFlight !== null) return Promise.reject(new CommandInFlightError(this.self, this.#commandInFlight));
+    const id = `${this.self}-${++this.#cmdSeq}`;
+    const what = cmd.command;
+    this.#commandInFlight = what;
+    this.log.info({ cmd }, 'operator command');
+    const p = new Promise<ShutdownKey>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new VtcError(VtcErrorCode.timeout, `${what} did not finish within ${timeoutMs} ms; it may still complete (check ptpvts status)`));
+      }, timeoutMs);
+      this.#pending.set(id, {
+        resolve: (k) => {
+          clearTimeout(timer);
+          resolve(k);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+    this.engine.command(id, cmd, Date.now());
+    this.#drain();
+    return p.finally(() => {
+      this.#commandInFlight = null;
+    });
+  }
+
+  status(): AgentStatus {
+    const e = this.#lastElection === null ? undefined : this.#elections.get(this.#lastElection);
+    const k = this.engine.newestKey();
+    const fr = this.#channel.stats.rejected;
+    return {
+      vtc: this.self,
+      ptp: formatStatus(this.engine.status()),
+      keySeq: k.seq,
+      threshold: this.engine.threshold(),
+      vts: { A: this.#views.A, B: this.#views.B },
+      keys: this.engine.committedKeys().slice(-16).map(summarizeKey),
+      lastElection: e === undefined ? null : { id: e.id, ballots: [...e.ballots.values()].sort((x, y) => this.options.vtcs.indexOf(x.voter) - this.options.vtcs.indexOf(y.voter)) },
+      rejectedFrames: Object.values(fr).reduce((a, b) => a + b, 0) + this.#channel.stats.undecodable,
+      rejectedMessages: this.engine.stats.rejected,
+      copyQueue: this.copies.length,
+    };
+  }
+
+  /** Elections this VTC saw (at most the last 64), oldest first, each with the ballots it received. */
+  elections(): ElectionView[] {
+    return [...this.#elections.values()]
+      .map((e) => ({ id: e.id, ballots: [...e.ballots.values()] }))
+      .sort((a, b) => a.id.seq - b.id.seq || a.id.round - b.id.round);
+  }
+
+  /** Frame statistics of the peer channel (accepted, rejected by reason). */
+  frameStats(): SecureChannel['stats'] {
+    return this.#channel.stats;
+  }
+
+  /** Connections dropped for a length field over the frame limit (oversized or malformed streams). */
+  transportStats(): TcpTransport['stats'] {
+    return this.#tcp.stats;
+  }
+
+  controlStats(): RpcServer['stats'] | null {
+    return this.#control?.stats ?? null;
+  }
+
+  // ------------------------------------------------------------------ host I/O
+
+  #select(candidates: readonly VtsName[]): VtsName {
+    const o = this.options;
+    const first = candidates[0] ?? 'A';
+    if (candidates.length < 2) return first;
+    if ((o.ioSelection ?? 'preferred') === 'preferred') return candidates.includes(o.preferredVts ?? 'A') ? (o.preferredVts ?? 'A') : first;
+    this.#balance = (this.#balance + 1) % 2;
+    const load = (x: VtsName): number => this.#views[x]?.mounts ?? 0;
+    const [x, y] = candidates as [VtsName, VtsName];
+    if (load(x) !== load(y)) return load(x) < load(y) ? x : y;
+    return this.#balance === 0 ? x : y;
+  }
+
+  async #tokens(volser: string): Promise<{ A?: Token; B?: Token; data: Partial<Record<VtsName, number>> }> {
+    const out: { A?: Token; B?: Token; data: Partial<Record<VtsName, number>> } = { data: {} };
+    await Promise.all(
+      VTS_NAMES.map(async (x) => {
+        try {
+          const v = await this.#clients[x].view(this.timing.heartbeatTimeout * 4);
+          if (!v.inOperation) return;
+          const t = (await this.#clients[x].tokens()).find((k) => k.volser === volser);
+          out[x] = t === undefined ? { generation: 0, consistent: true } : { generation: t.generation, consistent: t.consistent };
+          out.data[x] = t?.dataGeneration ?? 0;
+        } catch {
+          // Unreachable: not a candidate.
+        }
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Mounts a volume for a host. A writable mount plans the write now (generation, epoch,
+   * targets per copy mode); a read-only mount goes to a VTS holding current data. Rejects
+   * with PtpOfflineError when the PtP system is off-line or no VTS can serve the volume.
+   */
+  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; copyMode?: CopyMode } = {}): Promise<HostHandle> {
+    if (this.#stopped) throw new AgentStoppedError(this.self);
+    const ctx = this.engine.writeContext();
+    if (ctx.status.kind === 'offline') throw new PtpOfflineError(`PtP system is off-line (newest key ${ctx.epoch})`);
+    const writable = o.writable !== false;
+    const tokens = await this.#tokens(volser);
+    const copyMode = o.copyMode ?? this.options.copyMode ?? 'immediate';
+    if (writable) {
+      const usable = VTS_NAMES.filter((x) => tokens[x] !== undefined);
+      const chosen = this.#select(usable);
+      const plan = planWrite({ status: ctx.status, epoch: ctx.epoch, copyMode, primary: chosen, tokens: { A: tokens.A, B: tokens.B } });
+      if (!plan.ok) throw new PtpOfflineError(plan.reason);
+      // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
+      const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
+      const h = await this.#clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, epoch: plan.epoch });
+      const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
+      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch });
+      return handle;
+    }
+    const allowed: VtsName[] = ctx.status.kind === 'online-single' ? [ctx.status.vts] : ['A', 'B'];
+    const holders = allowed.filter((x) => tokens[x]?.consistent === true && (tokens.data[x] ?? 0) > 0);
+    if (holders.length === 0) throw new PtpOfflineError(`no VTS in service holds current data of ${volser}`);
+    const x = this.#select(holders);
+    const h = await this.#clients[x].mount(volser, { writable: false, epoch: ctx.epoch });
+    const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
+    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch });
+    return handle;
+  }
+
+  #m(h: HostHandle): Mount {
+    const m = this.#mounts.get(h.id);
+    if (m === undefined) throw new BadRequestError(`mount ${h.id} is not active on VTC ${this.self}`);
+    return m;
+  }
+
+  write(h: HostHandle, data: Uint8Array): Promise<void> {
+    const m = this.#m(h);
+    return this.#clients[m.handle.vts].write(m.h, data);
+  }
+  writeFilemark(h: HostHandle): Promise<void> {
+    const m = this.#m(h);
+    return this.#clients[m.handle.vts].writeFilemark(m.h);
+  }
+  read(h: HostHandle, max = MAX_BODY): ReturnType<VtsClient['read']> {
+    const m = this.#m(h);
+    return this.#clients[m.handle.vts].read(m.h, max);
+  }
+  rewind(h: HostHandle): Promise<void> {
+    const m = this.#m(h);
+    return this.#clients[m.handle.vts].rewind(m.h);
+  }
+
+  /**
+   * Closes a mount. For a write: commits the planned generation on the primary VTS, then
+   * per copy mode either copies to the other VTS before answering (immediate) or marks it
+   * behind and queues the copy (deferred). The answer is the acknowledgement; a rejection
+   * means the write is not acknowledged.
+   */
+  async close(h: HostHandle): Promise<CloseResult> {
+    const m = this.#m(h);
+    this.#mounts.delete(h.id);
+    const x = m.handle.vts;
+    if (m.plan === null) {
+      const t = await this.#clients[x].close(m.h, { epoch: m.epoch });
+      return { volser: h.volser, generation: t.generation, copyMode: m.copyMode, copies: [x], queued: [] };
+    }
+    const plan = m.plan;
+    await this.#clients[x].close(m.h, { generation: plan.generation, epoch: plan.epoch });
+    const copies: VtsName[] = [x];
+    const queued: VtsName[] = [];
+    for (const t of plan.targets) {
+      if (t.vts === x) continue;
+      if (t.data) {
+        await copyVolume(h.volser, this.#clients[x], this.#clients[t.vts]);
+        copies.push(t.vts);
+      } else {
+        await this.#clients[t.vts].markBehind(h.volser, plan.generation);
+        this.copies.enqueue(h.volser, x, t.vts);
+        queued.push(t.vts);
+      }
+    }
+    return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
+  }
+
+  /** Writes a whole volume (scratch mount, blocks of at most 256 KiB, close). */
+  async writeVolume(volser: string, data: Uint8Array, o: { copyMode?: CopyMode } = {}): Promise<CloseResult> {
+    const h = await this.mount(volser, { scratch: true, writable: true, ...o });
+    try {
+      for (let off = 0; off < data.length; off += MAX_BODY / 2) await this.write(h, data.subarray(off, Math.min(data.length, off + MAX_BODY / 2)));
+    } catch (e) {
+      this.#mounts.delete(h.id);
+      throw e;
+    }
+    return this.close(h);
+  }
+
+  /** Reads a whole volume up to its first filemark or end of data. */
+  async readVolume(volser: string): Promise<{ data: Uint8Array; vts: VtsName }> {
+    const h = await this.mount(volser, { writable: false });
+    const parts: Uint8Array[] = [];
+    try {
+      while (true) {
+        const r = await this.read(h, MAX_BODY / 2);
+        if (r.kind !== 'block') break;
+        parts.push(r.data);
+      }
+    } finally {
+      await this.close(h).catch(() => undefined);
+    }
+    return { data: Buffer.concat(parts), vts: h.vts };
+  }
+
+  // ------------------------------------------------------------------ control endpoint
+
+  async #onControl(from: string, m: string, p: Record<string, unknown>, body: Uint8Array): Promise<RpcReply> {
+    if (from !== OPERATOR && !this.options.vtcs.includes(from)) throw new NotAllowedError(from, m);
+    switch (m) {
+      case 'status':
+        return { result: this.status() };
+      case 'command': {
+        if (from !== OPERATOR) throw new NotAllowedError(from, m);
+        const timeoutMs = typeof p.timeoutMs === 'number' ? p.timeoutMs : 60_000;
+        const key = await this.command(p.cmd as OperatorCommand, timeoutMs);
+        return { result: summarizeKey(key) };
+      }
+      case 'write-volume': {
+        const copyMode = p.copyMode === 'deferred' ? 'deferred' : p.copyMode === 'immediate' ? 'immediate' : undefined;
+        return { result: await this.writeVolume(String(p.volser), body, copyMode === undefined ? {} : { copyMode }) };
+      }
+      case 'elections':
+        return { result: this.elections() };
+      case 'faults': {
+        if (from !== OPERATOR || this.options.allowFaults !== true) throw new NotAllowedError(from, m);
+        if (Array.isArray(p.cut)) {
+          this.faults.cut.clear();
+          for (const v of p.cut) if (typeof v === 'string') this.faults.cut.add(v);
+        }
+        if (typeof p.loss === 'number' && p.loss >= 0 && p.loss < 1) this.faults.loss = p.loss;
+        if (typeof p.pauseCopies === 'boolean') this.copies.paused = p.pauseCopies;
+        return {};
+      }
+      case 'read-volume': {
+        const r = await this.readVolume(String(p.volser));
+        if (r.data.length > MAX_BODY) throw new BadRequestError(`volume ${String(p.volser)} is larger than one control answer`);
+        return { result: { vts: r.vts, bytes: r.data.length }, body: r.data };
+      }
+      default:
+        throw new BadRequestError(`unknown control method ${m}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Stops everything this agent started. Pending commands fail with EngineStoppedError. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.engine.stop();
+    for (const e of this.engine.takeEffects()) if (e.kind === 'result') this.#effect(e);
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      p.reject(new AgentStoppedError(this.self));
+    }
+    if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+    if (this.#copyTimer !== null) clearInterval(this.#copyTimer);
+    for (const t of this.#timers) clearTimeout(t);
+    this.copies.stop();
+    await this.#tcp.close();
+    await this.#control?.close();
+    for (const x of VTS_NAMES) this.#clients[x].disconnect();
+    await this.#journal.close().catch(() => undefined);
+    this.log.info('VTC stopped');
+  }
+}
+
+export { PtpError };

@@ -1,0 +1,134 @@
+/**
+ * Peer copies between the two VTS: one volume at a time streamed from the VTS holding the
+ * current data (exportVolume) into the other (applyCopy), and a deduplicating queue for
+ * deferred copies and resync.
+ */
+import type { Logger } from 'pino';
+import type { VtsName } from '../ptp/types.js';
+import { CopyError } from './errors.js';
+import { MAX_BODY } from './rpc.js';
+import type { VtsClient } from './vts-client.js';
+
+/**
+ * Copies `volser` from `from` to `to`. Resolves with the generation copied. Rejects with
+ * {@link CopyError} (cause: the VTS error, e.g. EVOLBEHIND when `from` holds nothing
+ * current, ESTALEGEN when `to` already knows newer). No timeout beyond the RPC calls'.
+ */
+export async function copyVolume(volser: string, from: VtsClient, to: VtsClient): Promise<number> {
+  try {
+    const x = await from.exportOpen(volser);
+    let cid: number;
+    try {
+      cid = await to.copyOpen(volser, x.token, x.sha256);
+    } catch (e) {
+      await from.exportRelease(x.xid).catch(() => undefined);
+      throw e;
+    }
+    while (true) {
+      const chunk = await from.exportRead(x.xid);
+      if (chunk === null) break;
+      for (let off = 0; off < chunk.length; off += MAX_BODY) await to.copyWrite(cid, chunk.subarray(off, off + MAX_BODY));
+    }
+    const t = await to.copyClose(cid);
+    return t.generation;
+  } catch (e) {
+    throw new CopyError(volser, from.name, to.name, e);
+  }
+}
+
+interface Job {
+  readonly volser: string;
+  readonly from: VtsName;
+  readonly to: VtsName;
+}
+
+/**
+ * A queue of deferred copies, deduplicated by (volser, direction). Failed copies are
+ * dropped and counted (resync finds them again through the `behind` lists). `drain`
+ * waits until the queue is empty or its deadline passes.
+ */
+export class CopyQueue {
+  readonly #clients: Record<VtsName, VtsClient>;
+  readonly #log: Logger;
+  readonly #queue: Job[] = [];
+  readonly #keys = new Set<string>();
+  #running = 0;
+  readonly #concurrency: number;
+  readonly #idle: (() => void)[] = [];
+  readonly stats = { copied: 0, failed: 0 };
+  #stopped = false;
+  #paused = false;
+
+  constructor(clients: Record<VtsName, VtsClient>, log: Logger, concurrency = 2) {
+    this.#clients = clients;
+    this.#log = log;
+    this.#concurrency = concurrency;
+  }
+
+  get length(): number {
+    return this.#queue.length + this.#running;
+  }
+
+  enqueue(volser: string, from: VtsName, to: VtsName, urgent = false): void {
+    const k = `${volser}:${from}>${to}`;
+    if (this.#stopped || this.#keys.has(k)) return;
+    this.#keys.add(k);
+    const job = { volser, from, to };
+    if (urgent) this.#queue.unshift(job);
+    else this.#queue.push(job);
+    this.#pump();
+  }
+
+  /** Holds queued copies (scenarios use it to keep a copy pending); they run again on resume. */
+  set paused(p: boolean) {
+    this.#paused = p;
+    if (!p) this.#pump();
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  #pump(): void {
+    while (!this.#stopped && !this.#paused && this.#running < this.#concurrency && this.#queue.length > 0) {
+      const j = this.#queue.shift();
+      if (j === undefined) break;
+      this.#running++;
+      copyVolume(j.volser, this.#clients[j.from], this.#clients[j.to])
+        .then(
+          () => {
+            this.stats.copied++;
+          },
+          (e: unknown) => {
+            this.stats.failed++;
+            this.#log.debug({ err: e, volser: j.volser }, 'deferred copy failed');
+          },
+        )
+        .finally(() => {
+          this.#keys.delete(`${j.volser}:${j.from}>${j.to}`);
+          this.#running--;
+          this.#pump();
+          if (this.length === 0) for (const r of this.#idle.splice(0)) r();
+        });
+    }
+  }
+
+  /** Resolves true once the queue is empty, false at `deadline` (epoch ms) if it is not. */
+  drain(deadline = Infinity): Promise<boolean> {
+    if (this.length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let t: NodeJS.Timeout | undefined;
+      const done = (v: boolean): void => {
+        if (t !== undefined) clearTimeout(t);
+        resolve(v);
+      };
+      this.#idle.push(() => done(true));
+      if (Number.isFinite(deadline)) t = setTimeout(() => done(this.length === 0), Math.max(0, deadline - Date.now()));
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#queue.length = 0;
+    for (const r of this.#idle.splice(0)) r();
+  }
+}

@@ -1,0 +1,111 @@
+/** A VTC's typed view of one remote VTS (vts-server.ts), over the authenticated RPC. */
+import type { VtsName } from '../ptp/types.js';
+import { RpcClient, vtsParticipant } from './rpc.js';
+import type { RpcSecurity } from './rpc.js';
+
+export interface RemoteView {
+  readonly name: VtsName;
+  readonly inOperation: boolean;
+  readonly lastKeySeq: number;
+  readonly behind: readonly string[];
+  readonly mounts: number;
+  readonly refusing: boolean;
+}
+
+export interface RemoteToken {
+  readonly volser: string;
+  readonly generation: number;
+  readonly consistent: boolean;
+  readonly dataGeneration: number;
+}
+
+export type RemoteRead = { readonly kind: 'block'; readonly data: Uint8Array; readonly truncated: boolean } | { readonly kind: 'filemark' } | { readonly kind: 'eod' };
+
+
+/**
+ * Every method rejects with UnreachableError (link down, VTS process gone),
+ * RpcTimeoutError (no answer in time; the operation may still run on the VTS) or
+ * RemoteError carrying the VTS's own error code (EVTSOUT, EFENCED, ESTALEGEN...).
+ */
+export class VtsClient {
+  readonly name: VtsName;
+  readonly rpc: RpcClient;
+
+  constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000) {
+    this.name = name;
+    this.rpc = new RpcClient(self, vtsParticipant(name), address, sec, timeoutMs);
+  }
+
+  async #r<T>(m: string, p: Record<string, unknown> = {}, body?: Uint8Array, timeoutMs?: number): Promise<T> {
+    const r = await this.rpc.call(m, p, { ...(body === undefined ? {} : { body }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    return r.result as T;
+  }
+
+  view(timeoutMs?: number): Promise<RemoteView> {
+    return this.#r('view', {}, undefined, timeoutMs);
+  }
+  tokens(): Promise<RemoteToken[]> {
+    return this.#r('tokens');
+  }
+  record(seq: number): Promise<RemoteView> {
+    return this.#r('record', { seq });
+  }
+  setIn(seq: number): Promise<RemoteView> {
+    return this.#r('set-in', { seq });
+  }
+  setOut(seq: number, reason: string): Promise<RemoteView> {
+    return this.#r('set-out', { seq, reason });
+  }
+  refuse(refuse: boolean): Promise<RemoteView> {
+    return this.#r('refuse', { refuse });
+  }
+  abort(reason: string): Promise<{ aborted: number }> {
+    return this.#r('abort', { reason });
+  }
+  markBehind(volser: string, generation: number): Promise<unknown> {
+    return this.#r('mark-behind', { volser, generation });
+  }
+  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number }): Promise<number> {
+    return (await this.#r<{ h: number }>('mount', { volser, ...o })).h;
+  }
+  async write(h: number, data: Uint8Array): Promise<void> {
+    await this.#r('write', { h }, data);
+  }
+  async writeFilemark(h: number): Promise<void> {
+    await this.#r('filemark', { h });
+  }
+  async read(h: number, max: number): Promise<RemoteRead> {
+    const r = await this.rpc.call('read', { h, max });
+    const res = r.result as { kind: 'block' | 'filemark' | 'eod'; truncated?: boolean };
+    if (res.kind === 'block') return { kind: 'block', data: r.body, truncated: res.truncated === true };
+    return { kind: res.kind };
+  }
+  async rewind(h: number): Promise<void> {
+    await this.#r('rewind', { h });
+  }
+  close(h: number, o: { generation?: number; epoch?: number }): Promise<{ generation: number; consistent: boolean }> {
+    return this.#r('close', { h, ...o });
+  }
+  exportOpen(volser: string): Promise<{ xid: number; token: { generation: number; consistent: boolean }; bytes: number; sha256: string }> {
+    return this.#r('export-open', { volser });
+  }
+  async exportRead(xid: number): Promise<Uint8Array | null> {
+    const r = await this.rpc.call('export-read', { xid });
+    return (r.result as { done: boolean }).done ? null : r.body;
+  }
+  async exportRelease(xid: number): Promise<void> {
+    await this.#r('export-release', { xid });
+  }
+  async copyOpen(volser: string, token: { generation: number }, sha256: string): Promise<number> {
+    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256 })).cid;
+  }
+  async copyWrite(cid: number, chunk: Uint8Array): Promise<void> {
+    await this.#r('copy-write', { cid }, chunk);
+  }
+  copyClose(cid: number): Promise<{ generation: number; consistent: boolean }> {
+    return this.#r('copy-close', { cid }, undefined, 60_000);
+  }
+  disconnect(): void {
+    this.rpc.close();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The protocol core's VtsPort over a remote VTS: each VtsOp of src/ptp mapped onto the
+ * VTS unit's calls, with the execution modes of PROTOCOL.md (MODE_POLICY) carried out
+ * here, since draining mounts and copies needs both VTS.
+ */
+import type { Logger } from 'pino';
+import type { VtsOp, VtsResult } from '../ptp/engine.js';
+import type { VtsPort } from '../ptp/ports.js';
+import { otherVts } from '../ptp/types.js';
+import type { VtsName, VtsView } from '../ptp/types.js';
+import { copyVolume } from './copier.js';
+import type { CopyQueue } from './copier.js';
+import type { RemoteView, VtsClient } from './vts-client.js';
+
+/** The core reads the VtsView fields; the agent keeps the rest (mounts, refusing) for status. */
+const toView = (v: RemoteView): VtsView => v;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Never rejects: a VTS that cannot be reached or refuses answers `{ok: false, error}`.
+ * The engine puts its own timeout on every operation; a stop keeps running after that
+ * (it cannot be cancelled) and its late answer is ignored by the engine.
+ */
+export class RemoteVtsPort implements VtsPort {
+  readonly name: VtsName;
+  readonly #clients: Record<VtsName, VtsClient>;
+  readonly #copies: CopyQueue;
+  readonly #log: Logger;
+  readonly #pollMs: number;
+  readonly #opTimeoutMs: number;
+
+  /** `opTimeoutMs`: the engine's vtsOpTimeout; a stop gives up (the VTS stays in operation) before the engine stops waiting for it. */
+  constructor(name: VtsName, clients: Record<VtsName, VtsClient>, copies: CopyQueue, log: Logger, opTimeoutMs: number, pollMs = 20) {
+    this.name = name;
+    this.#opTimeoutMs = opTimeoutMs;
+    this.#clients = clients;
+    this.#copies = copies;
+    this.#log = log;
+    this.#pollMs = pollMs;
+  }
+
+  async execute(op: VtsOp): Promise<VtsResult> {
+    try {
+      return { ok: true, view: toView(await this.#run(op)) };
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e) };
+    }
+  }
+
+  async #run(op: VtsOp): Promise<RemoteView> {
+    const me = this.#clients[this.name];
+    switch (op.op) {
+      case 'status':
+        return me.view();
+      case 'record':
+        return me.record(op.seq);
+      case 'start':
+        return me.setIn(op.seq);
+      case 'reconcile':
+        return this.#reconcile(op.seq);
+      case 'stop':
+        return this.#stop(op);
+    }
+  }
+
+  /** Tokens after a return: the newest generation wins; the side holding older data is marked behind and queued for a copy. */
+  async #reconcile(seq: number): Promise<RemoteView> {
+    const x = this.name;
+    const y = otherVts(x);
+    const [tx, ty] = await Promise.all([this.#clients[x].tokens(), this.#clients[y].tokens()]);
+    const gx = new Map(tx.map((t) => [t.volser, t]));
+    const gy = new Map(ty.map((t) => [t.volser, t]));
+    for (const v of new Set([...gx.keys(), ...gy.keys()])) {
+      const a = gx.get(v);
+      const b = gy.get(v);
+      const g = Math.max(a?.generation ?? 0, b?.generation ?? 0);
+      if ((a?.generation ?? 0) < g) await this.#clients[x].markBehind(v, g);
+      if ((b?.generation ?? 0) < g) await this.#clients[y].markBehind(v, g);
+      if ((a?.dataGeneration ?? 0) === g && (b?.dataGeneration ?? 0) < g) this.#copies.enqueue(v, x, y);
+      if ((b?.dataGeneration ?? 0) === g && (a?.dataGeneration ?? 0) < g) this.#copies.enqueue(v, y, x);
+    }
+    await this.#clients[y].record(seq);
+    return this.#clients[x].record(seq);
+  }
+
+  async #stop(op: Extract<VtsOp, { op: 'stop' }>): Promise<RemoteView> {
+    const me = this.#clients[this.name];
+    const v0 = await me.view();
+    if (!v0.inOperation) return me.setOut(op.seq, `key ${op.seq}`);
+    // Past the engine's own timeout the key fails: the VTS must then still be in operation, never out without a key.
+    const giveUp = Date.now() + this.#opTimeoutMs * 0.8;
+    await me.record(op.seq);
+    await me.refuse(true);
+    const bound = op.mode === 'expedite' ? Math.min(giveUp, Date.now() + op.expediteTimeout) : giveUp;
+    if (op.mode === 'normal' || op.mode === 'expedite') {
+      while ((await me.view()).mounts > 0 && Date.now() < bound) await sleep(this.#pollMs);
+      if (op.drainTo !== null) await this.#drain(op.drainTo, bound);
+      if (op.mode === 'normal' && Date.now() >= giveUp) {
+        await me.refuse(false);
+        throw new Error(`VTS ${this.name}: active mounts or pending copies did not finish within ${Math.round(this.#opTimeoutMs * 0.8)} ms; it stays in operation`);
+      }
+    }
+    const aborted = await me.abort(`VTS ${this.name} leaving operation (${op.mode}, key ${op.seq})`);
+    if (aborted.aborted > 0) this.#log.warn({ vts: this.name, aborted: aborted.aborted, mode: op.mode }, 'mounts aborted');
+    return me.setOut(op.seq, `key ${op.seq} (${op.mode})`);
+  }
+
+  /** Copies every volume one side is behind on from the side that holds it, until `bound`. */
+  async #drain(to: VtsName, bound: number): Promise<void> {
+    const x = this.name;
+    const [vx, vy] = await Promise.all([this.#clients[x].view(), this.#clients[to].view()]);
+    const jobs: [string, VtsName, VtsName][] = [...vy.behind.map((v): [string, VtsName, VtsName] => [v, x, to]), ...vx.behind.map((v): [string, VtsName, VtsName] => [v, to, x])];
+    for (const [v, from, dest] of jobs) {
+      if (Date.now() >= bound) return;
+      try {
+        await copyVolume(v, this.#clients[from], this.#clients[dest]);
+      } catch (e) {
+        this.#log.warn({ err: e, volser: v }, 'copy while draining failed; it stays pending');
+      }
+    }
+  }
+}

@@ -1,0 +1,19 @@
+// The PtP commands as a process of their own (what `ptpvts` runs once main.ts registers them).
+import { Command } from 'commander';
+import { consoleOut } from '../../src/cli/output.js';
+import { registerPtpCommands } from '../../src/cli/ptp-commands.js';
+
+const out = consoleOut();
+const program = new Command('ptpvts').exitOverride();
+registerPtpCommands(program, out);
+program.parseAsync(process.argv).then(
+  () => undefined,
+  (e: unknown) => {
+    const err = e as { code?: string; message?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) process.exitCode = 2;
+    else {
+      out.error(`ptpvts: ${err.message ?? String(e)}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,59 @@
+/** A simulated clock: a binary heap of events ordered by (time, insertion order). */
+import type { SimScheduler } from '../../src/net/sim-network.js';
+
+interface Ev {
+  readonly time: number;
+  readonly seq: number;
+  readonly fn: () => void;
+}
+
+export class Scheduler implements SimScheduler {
+  #now = 0;
+  #seq = 0;
+  readonly #heap: Ev[] = [];
+  steps = 0;
+
+  now(): number {
+    return this.#now;
+  }
+  at(time: number, fn: () => void): void {
+    const ev: Ev = { time: Math.max(time, this.#now), seq: this.#seq++, fn };
+    const h = this.#heap;
+    h.push(ev);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pe = h[p]!;
+      if (pe.time < ev.time || (pe.time === ev.time && pe.seq < ev.seq)) break;
+      h[i] = pe;
+      i = p;
+    }
+    h[i] = ev;
+  }
+  /** Runs the next event; false when none is due by `until`. */
+  step(until: number): boolean {
+    const h = this.#heap;
+    const top = h[0];
+    if (top === undefined || top.time > until) return false;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      const n = h.length;
+      while (true) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && (h[r]!.time < h[l]!.time || (h[r]!.time === h[l]!.time && h[r]!.seq < h[l]!.seq)) ? r : l;
+        const ce = h[c]!;
+        if (last.time < ce.time || (last.time === ce.time && last.seq < ce.seq)) break;
+        h[i] = ce;
+        i = c;
+      }
+      h[i] = last;
+    }
+    this.#now = top.time;
+    this.steps++;
+    top.fn();
+    return true;
+  }
+}

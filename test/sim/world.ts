@@ -1,0 +1,584 @@
+/**
+ * The deterministic simulation: n VTC engines, two VTS models, a seeded network with an
+ * adversary, VTC crashes, VTS outages, operator commands in every mode and host writes,
+ * under one simulated clock. Invariants are checked after every event.
+ */
+import { RecordSigner } from '../../src/ptp/codec.js';
+import { VtcEngine } from '../../src/ptp/engine.js';
+import type { CommandResult, Effect, OperatorCommand, Timing, VtsOp, VtsResult } from '../../src/ptp/engine.js';
+import { PtpError } from '../../src/ptp/errors.js';
+import { HmacSha256 } from '../../src/ptp/mac.js';
+import type { MacAlgorithm } from '../../src/ptp/mac.js';
+import { MemoryJournal } from '../../src/ptp/memory-journal.js';
+import { SeededRandom } from '../../src/ptp/random.js';
+import { isOnline, isStrong } from '../../src/ptp/rules.js';
+import type { BrokenRule } from '../../src/ptp/rules.js';
+import { formatStatus, otherVts, VTS_NAMES } from '../../src/ptp/types.js';
+import type { Mode, ShutdownKey, VtsName } from '../../src/ptp/types.js';
+import { applyWrite, copyVolume, planWrite, reconcileTokens } from '../../src/ptp/volumes.js';
+import type { CopyMode } from '../../src/ptp/volumes.js';
+import { FrameCodec } from '../../src/net/frame.js';
+import { SimNetwork } from '../../src/net/sim-network.js';
+import { VoteTallyRef } from '../../src/hotpath/vote-tally-ref.js';
+import { Scheduler } from './scheduler.js';
+import { SimMac } from './sim-mac.js';
+import { SimVts } from './vts-model.js';
+import type { Mount } from './vts-model.js';
+
+export const SIM_TIMING: Timing = {
+  tick: 50,
+  heartbeatTimeout: 160,
+  ackTimeout: 200,
+  vtsOpTimeout: 500,
+  returnGrace: 150,
+  electionTimeout: 300,
+  pendingTimeout: 600,
+  helloInterval: 400,
+  expediteTimeout: 60,
+  stagger: 40,
+};
+
+export class InvariantViolation extends Error {
+  override readonly name = 'InvariantViolation';
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+interface VtcNode {
+  readonly name: string;
+  engine: VtcEngine;
+  alive: boolean;
+  incarnation: number;
+  readonly journal: MemoryJournal;
+  codec: FrameCodec;
+}
+
+export interface WorldOptions {
+  readonly seed: number;
+  readonly n: number;
+  readonly hmac?: boolean;
+  readonly broken?: BrokenRule;
+  readonly timing?: Timing;
+  readonly loss?: number;
+  readonly duplicate?: number;
+  readonly maxDelay?: number;
+  /** Keep a readable log of events (for a failing seed). */
+  readonly trace?: boolean;
+  /** Background copies between the VTS (default on). */
+  readonly copier?: boolean;
+}
+
+export class World {
+  readonly sched = new Scheduler();
+  readonly rng: SeededRandom;
+  readonly net: SimNetwork;
+  readonly vtcs: VtcNode[] = [];
+  readonly results = new Map<string, CommandResult>();
+  readonly vts: Record<VtsName, SimVts> = { A: new SimVts('A'), B: new SimVts('B') };
+  readonly names: string[];
+  readonly timing: Timing;
+  readonly mac: MacAlgorithm;
+  readonly #signer: RecordSigner;
+  readonly #cutVts = new Set<string>();
+  readonly #copyMode = new Map<string, CopyMode>();
+  readonly volumes: string[];
+  readonly #maxAcked = new Map<string, number>();
+  readonly #honestFrames = new Set<string>();
+  readonly #deliveredFrames = new Set<string>();
+  readonly #yesCast = new Map<string, Set<string>>();
+  readonly #honestKeys = new Set<string>();
+  readonly #checkedElectionKeys = new Set<string>();
+  readonly #traced = new Set<string>();
+  readonly captured: { to: string; frame: Uint8Array }[] = [];
+  readonly log: string[] = [];
+  readonly trace: boolean;
+  readonly counters = { acked: 0, refused: 0, failedWrites: 0, commandsOk: 0, commandsFailed: 0, adversaryFrames: 0, elections: 0 };
+  readonly errorCodes: Record<string, number> = {};
+  #cmdSeq = 0;
+  readonly #broken: BrokenRule | undefined;
+
+  constructor(o: WorldOptions) {
+    this.rng = new SeededRandom(o.seed);
+    this.timing = o.timing ?? SIM_TIMING;
+    this.trace = o.trace ?? false;
+    this.#broken = o.broken;
+    this.names = Array.from({ length: o.n }, (_, i) => `vtc${i}`);
+    this.mac = o.hmac === true ? new HmacSha256('sim cluster secret 0123456789') : new SimMac(0x5eed ^ o.seed);
+    this.#signer = new RecordSigner(this.mac);
+    this.net = new SimNetwork(this.sched, this.rng, { loss: o.loss ?? 0, duplicate: o.duplicate ?? 0, minDelay: 1, maxDelay: o.maxDelay ?? 10 });
+    this.net.onWire = (_from, to, frame) => {
+      if (this.captured.length < 64) this.captured.push({ to, frame });
+      else if (this.rng.next() < 0.05) this.captured[this.rng.int(64)] = { to, frame };
+    };
+    this.volumes = Array.from({ length: 6 }, (_, i) => `V0000${i}`);
+    for (const v of this.volumes) this.#copyMode.set(v, this.rng.next() < 0.5 ? 'immediate' : 'deferred');
+    for (const name of this.names) {
+      const journal = new MemoryJournal();
+      const node: VtcNode = { name, engine: this.#newEngine(name), alive: true, incarnation: 0, journal, codec: this.#newCodec(name) };
+      this.vtcs.push(node);
+      const ep = this.net.endpoint(name);
+      ep.onFrame((frame) => this.#onFrame(node, frame));
+      node.engine.restore([], 0);
+      this.#drain(node);
+    }
+    for (const node of this.vtcs) this.#scheduleTick(node, node.incarnation, this.rng.int(this.timing.tick));
+    if (o.copier !== false) this.#scheduleCopier();
+  }
+
+  #newEngine(name: string): VtcEngine {
+    return new VtcEngine(
+      { ptpId: 'ptp1', vtcs: this.names, self: name, timing: this.timing },
+      { mac: this.mac, tally: (opts) => new VoteTallyRef(opts), ...(this.#broken === undefined ? {} : { broken: this.#broken }) },
+    );
+  }
+  #newCodec(name: string): FrameCodec {
+    return new FrameCodec({ vtcs: this.names, self: name, mac: this.mac, freshnessMs: 2000 }, this.sched.now());
+  }
+
+  note(s: string): void {
+    if (this.trace) this.log.push(`${this.sched.now().toFixed(1)} ${s}`);
+  }
+
+  // ------------------------------------------------------------------ engine plumbing
+
+  #scheduleTick(node: VtcNode, inc: number, delay: number): void {
+    this.sched.at(this.sched.now() + delay, () => {
+      if (!node.alive || node.incarnation !== inc) return;
+      node.engine.tick(this.sched.now());
+      this.#drain(node);
+      this.#scheduleTick(node, inc, this.timing.tick);
+    });
+  }
+
+  #drain(node: VtcNode): void {
+    const inc = node.incarnation;
+    for (const e of node.engine.takeEffects()) this.#effect(node, inc, e);
+    this.check();
+  }
+
+  #effect(node: VtcNode, inc: number, e: Effect): void {
+    switch (e.kind) {
+      case 'send': {
+        if (!node.alive) return;
+        const frame = node.codec.seal(e.to, new TextEncoder().encode(JSON.stringify(e.msg)), this.sched.now());
+        const v = new DataView(frame.buffer);
+        this.#honestFrames.add(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
+        if (e.msg.t === 'propose' || e.msg.t === 'commit') {
+          this.#honestKeys.add(e.msg.key.mac);
+          if (this.trace) {
+            const k = e.msg.key;
+            const tag = `${e.msg.t}:${k.mac}:${node.name}`;
+            if (!this.#traced.has(tag)) {
+              this.#traced.add(tag);
+              const c = e.msg.t === 'commit' ? e.msg.commit : null;
+              this.note(`${node.name} ${e.msg.t} key ${k.seq} ${k.command} [${k.subjects.join(',')}] ${k.mode} ${k.reason} origin=${k.originVtc}` + (c === null ? '' : ` -> ${c.outcome} current={${c.current.join(',')}} pending=${JSON.stringify(c.copiesPending)} acks=${c.acks.join(',')} state=${c.state.kind}${c.error === null ? '' : ' err=' + c.error}`));
+            }
+          }
+        }
+        this.net.endpoint(node.name).send(e.to, frame);
+        return;
+      }
+      case 'append': {
+        this.#honestKeys.add(e.record.key.mac);
+        node.journal.stage(this.#signer.encodeRecord(e.record));
+        this.sched.at(this.sched.now() + 0.5 + this.rng.next() * 2, () => {
+          if (!node.alive || node.incarnation !== inc) return;
+          node.journal.sync();
+          node.engine.appended(e.token, this.sched.now());
+          this.#drain(node);
+        });
+        return;
+      }
+      case 'vts':
+        return this.#vtsOp(node, inc, e.vts, e.op, e.token);
+      case 'result':
+        this.results.set(e.commandId, e.result);
+        if (e.result.ok) this.counters.commandsOk++;
+        else {
+          this.counters.commandsFailed++;
+          this.errorCodes[e.result.error.code] = (this.errorCodes[e.result.error.code] ?? 0) + 1;
+        }
+        this.note(`${node.name} command ${e.commandId}: ${e.result.ok ? `ok key ${e.result.seq}` : e.result.error.message}`);
+        return;
+      case 'status':
+        this.note(`${node.name} status ${formatStatus(e.status)} @key ${e.seq}`);
+        return;
+      case 'ballot': {
+        const b = e.ballot;
+        const k = `${b.election.seq}:${b.election.vts}:${b.election.round}`;
+        this.note(`${node.name} ballot ${k} ${b.choice} keySeq=${b.keySeq} (${b.why})`);
+        if (b.choice === 'yes') {
+          let s = this.#yesCast.get(k);
+          if (s === undefined) this.#yesCast.set(k, (s = new Set()));
+          s.add(b.voter);
+        }
+        return;
+      }
+    }
+  }
+
+  #onFrame(node: VtcNode, frame: Uint8Array): void {
+    if (!node.alive) return;
+    const r = node.codec.open(frame, this.sched.now());
+    if (!r.ok) return;
+    const id = `${r.from}>${node.name}@${r.sentAt}:${r.counter}`;
+    if (!this.#honestFrames.has(id)) throw new InvariantViolation('security', `a frame no VTC sent was accepted by ${node.name}: ${id}`);
+    if (this.#deliveredFrames.has(id)) throw new InvariantViolation('security', `a replayed frame was accepted by ${node.name}: ${id}`);
+    this.#deliveredFrames.add(id);
+    let msg: unknown;
+    try {
+      msg = JSON.parse(new TextDecoder().decode(r.payload));
+    } catch {
+      throw new InvariantViolation('security', 'an authenticated frame did not decode');
+    }
+    node.engine.receive(r.from, msg, this.sched.now());
+    this.#drain(node);
+  }
+
+  // ------------------------------------------------------------------ VTS
+
+  vtsLinked(vtc: string, x: VtsName): boolean {
+    return !this.#cutVts.has(`${vtc}|${x}`);
+  }
+  cutVtsLink(vtc: string, x: VtsName): void {
+    this.#cutVts.add(`${vtc}|${x}`);
+  }
+  healVtsLinks(): void {
+    this.#cutVts.clear();
+  }
+  #usable(vtc: string, x: VtsName): boolean {
+    const v = this.vts[x];
+    return v.powered && v.inOperation && !v.stopping && this.vtsLinked(vtc, x);
+  }
+
+  #vtsOp(node: VtcNode, inc: number, x: VtsName, op: VtsOp, token: number): void {
+    const v = this.vts[x];
+    const reply = (delay: number, fn: () => VtsResult): void => {
+      this.sched.at(this.sched.now() + delay, () => {
+        if (!node.alive || node.incarnation !== inc) return;
+        const r = v.powered && this.vtsLinked(node.name, x) ? fn() : { ok: false as const, error: 'unreachable' };
+        node.engine.vtsResult(token, r, this.sched.now());
+        this.#drain(node);
+      });
+    };
+    if (!v.powered || !this.vtsLinked(node.name, x)) return reply(1, () => ({ ok: false, error: 'unreachable' }));
+    switch (op.op) {
+      case 'status':
+        // Heartbeats answer within the same event: half the events of a schedule otherwise.
+        node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
+        return;
+      case 'record':
+        v.record(op.seq);
+        return reply(0.5, () => ({ ok: true, view: v.view() }));
+      case 'start':
+        v.inOperation = true;
+        v.stopping = false;
+        v.record(op.seq);
+        this.note(`VTS ${x} start by ${node.name} key ${op.seq}`);
+        return reply(0.5, () => ({ ok: true, view: v.view() }));
+      case 'reconcile': {
+        const o = this.vts[otherVts(x)];
+        if (!o.powered || !o.inOperation || !v.inOperation) return reply(1, () => ({ ok: false, error: 'other VTS not in operation' }));
+        reconcileTokens(v.vols, o.vols);
+        v.record(op.seq);
+        o.record(op.seq);
+        return reply(0.5, () => ({ ok: true, view: v.view() }));
+      }
+      case 'stop':
+        return this.#stop(node, inc, v, op, token);
+    }
+  }
+
+  #stop(node: VtcNode, inc: number, v: SimVts, op: Extract<VtsOp, { op: 'stop' }>, token: number): void {
+    const now = this.sched.now();
+    if (!v.inOperation) {
+      v.lastKeySeq = Math.max(v.lastKeySeq, op.seq);
+      this.sched.at(now + 0.5, () => {
+        if (!node.alive || node.incarnation !== inc) return;
+        node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
+        this.#drain(node);
+      });
+      return;
+    }
+    // The seq is recorded when the VTS leaves operation: mounts that may still finish (normal,
+    // expedite) must not be fenced by the key that is taking the VTS out.
+    v.stopping = true;
+    const bound = now + op.expediteTimeout;
+    let until = now;
+    const mounts = [...v.mounts];
+    if (op.mode === 'immediate' || op.mode === 'forced') for (const m of mounts) m.aborted = true;
+    else for (const m of mounts) until = Math.max(until, op.mode === 'expedite' ? Math.min(m.end, bound) : m.end);
+    const copyCost = 3;
+    const other = op.drainTo === null ? null : this.vts[op.drainTo];
+    this.note(`VTS ${v.name} stopping (${op.mode}) by ${node.name} key ${op.seq}`);
+    this.sched.at(until + 0.5, () => {
+      if (!v.powered) return;
+      if (op.mode === 'expedite') for (const m of v.mounts) if (m.end > this.sched.now()) m.aborted = true;
+      let t = this.sched.now();
+      if (other !== null && other.powered && other.inOperation && (op.mode === 'normal' || op.mode === 'expedite')) {
+        for (const vol of this.volumes) {
+          if (op.mode === 'expedite' && t + copyCost > bound) break;
+          if (copyVolume(v.vols, other.vols, vol) || copyVolume(other.vols, v.vols, vol)) t += copyCost;
+        }
+      }
+      this.sched.at(t, () => {
+        if (!v.powered) return;
+        for (const m of v.mounts) m.aborted = true;
+        v.record(op.seq);
+        v.inOperation = false;
+        v.stopping = false;
+        this.note(`VTS ${v.name} out of operation`);
+        if (!node.alive || node.incarnation !== inc || !this.vtsLinked(node.name, v.name)) return;
+        node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
+        this.#drain(node);
+      });
+    });
+  }
+
+  #scheduleCopier(): void {
+    this.sched.at(this.sched.now() + 10, () => {
+      const { A, B } = this.vts;
+      if (A.powered && B.powered && A.inOperation && B.inOperation && !A.stopping && !B.stopping) {
+        for (const vol of this.volumes) if (copyVolume(A.vols, B.vols, vol) || copyVolume(B.vols, A.vols, vol)) break;
+      }
+      this.check();
+      this.#scheduleCopier();
+    });
+  }
+
+  // ------------------------------------------------------------------ host writes
+
+  /** A host write through a VTC (random unless given); returns false when it was refused at once. */
+  hostWrite(o: { node?: VtcNode; vol?: string; primary?: VtsName; copyMode?: CopyMode; duration?: number } = {}): boolean {
+    const alive = this.vtcs.filter((n) => n.alive);
+    if (alive.length === 0) return false;
+    const node = o.node ?? this.rng.pick(alive);
+    if (!node.alive) return false;
+    const ctx = node.engine.writeContext();
+    const vol = o.vol ?? this.rng.pick(this.volumes);
+    const tokens = {
+      A: this.#usable(node.name, 'A') ? this.vts.A.vols.get(vol) ?? { generation: 0, consistent: true, dataGen: 0 } : undefined,
+      B: this.#usable(node.name, 'B') ? this.vts.B.vols.get(vol) ?? { generation: 0, consistent: true, dataGen: 0 } : undefined,
+    };
+    const primary: VtsName = o.primary ?? (this.rng.next() < 0.5 ? 'A' : 'B');
+    const plan = planWrite({ status: ctx.status, epoch: ctx.epoch, copyMode: o.copyMode ?? this.#copyMode.get(vol) ?? 'immediate', primary, tokens });
+    if (!plan.ok) {
+      this.counters.refused++;
+      return false;
+    }
+    const inc = node.incarnation;
+    const end = this.sched.now() + (o.duration ?? 1 + this.rng.next() * 20);
+    const mounts: [SimVts, Mount][] = plan.targets.map((t) => {
+      const m: Mount = { aborted: false, end };
+      this.vts[t.vts].mounts.add(m);
+      return [this.vts[t.vts], m];
+    });
+    this.sched.at(end, () => {
+      for (const [v, m] of mounts) v.mounts.delete(m);
+      const ok =
+        node.alive &&
+        node.incarnation === inc &&
+        mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && v.lastKeySeq <= plan.epoch && (v.vols.get(vol)?.generation ?? 0) < plan.generation);
+      if (!ok) {
+        this.counters.failedWrites++;
+        this.note(`${node.name} write ${vol} failed`);
+        return;
+      }
+      for (const t of plan.targets) applyWrite(this.vts[t.vts].vols, vol, plan.generation, t.data);
+      this.#maxAcked.set(vol, Math.max(this.#maxAcked.get(vol) ?? 0, plan.generation));
+      this.counters.acked++;
+      this.note(`${node.name} ack write ${vol} gen ${plan.generation} on ${plan.targets.map((t) => `${t.vts}${t.data ? '' : '(token)'}`).join('+')} epoch ${plan.epoch} (${formatStatus(ctx.status)})`);
+      this.#checkWriteTargets(plan.targets.filter((t) => t.data).map((t) => t.vts));
+      this.check();
+    });
+    return true;
+  }
+
+  // ------------------------------------------------------------------ faults and commands
+
+  /** Gives a command to a VTC (random unless given); returns the command id whose result lands in `results`. */
+  command(cmd: OperatorCommand, at?: VtcNode): string {
+    const alive = this.vtcs.filter((n) => n.alive);
+    const node = at ?? (alive.length > 0 ? this.rng.pick(alive) : undefined);
+    const id = `c${this.#cmdSeq++}`;
+    if (node === undefined || !node.alive) return id;
+    this.note(`operator -> ${node.name} ${id}: ${JSON.stringify(cmd)}`);
+    try {
+      node.engine.command(id, cmd, this.sched.now());
+    } catch (e) {
+      if (e instanceof PtpError) throw new InvariantViolation('error-contract', `command threw instead of answering: ${e.message}`);
+      throw e;
+    }
+    this.#drain(node);
+    return id;
+  }
+
+  ballotsCast(): number {
+    return this.vtcs.reduce((a, n) => a + n.engine.stats.ballotsCast, 0);
+  }
+
+  randomCommand(): OperatorCommand {
+    const modes: Mode[] = ['normal', 'expedite', 'immediate', 'forced'];
+    const x = this.rng.pick(VTS_NAMES);
+    const r = this.rng.next();
+    if (r < 0.4) return { command: 'vts-out', vts: x, mode: this.rng.pick(modes) };
+    if (r < 0.65) return { command: 'vts-in', vts: x };
+    if (r < 0.75) return { command: 'ptp-shutdown', mode: this.rng.pick(modes) };
+    if (r < 0.85) return { command: 'ptp-start' };
+    if (r < 0.93) {
+      const n = this.names.length;
+      return { command: 'threshold-set', threshold: Math.floor(n / 2) + this.rng.int(n - Math.floor(n / 2)) };
+    }
+    if (r < 0.97) return { command: 'threshold-set', threshold: this.rng.next() < 0.5 ? this.names.length : -1 };
+    return { command: 'vts-out', vts: 'C', mode: 'normal' };
+  }
+
+  crashVtc(node: VtcNode): void {
+    if (!node.alive) return;
+    this.note(`${node.name} CRASH`);
+    node.engine.stop();
+    node.engine.takeEffects();
+    node.alive = false;
+    node.incarnation++;
+    node.journal.crash();
+    this.net.setDown(node.name, true);
+  }
+
+  restartVtc(node: VtcNode): void {
+    if (node.alive) return;
+    this.note(`${node.name} restart`);
+    node.alive = true;
+    node.incarnation++;
+    this.net.setDown(node.name, false);
+    node.engine = this.#newEngine(node.name);
+    node.codec = this.#newCodec(node.name);
+    node.engine.restore(node.journal.durable().map((b) => this.#signer.decodeRecord(b)), this.sched.now());
+    this.#drain(node);
+    this.#scheduleTick(node, node.incarnation, this.rng.int(this.timing.tick));
+  }
+
+  crashVts(x: VtsName): void {
+    this.note(`VTS ${x} CRASH`);
+    this.vts[x].crash();
+  }
+  powerOnVts(x: VtsName): void {
+    if (!this.vts[x].powered) this.note(`VTS ${x} powered on`);
+    this.vts[x].powerOn();
+  }
+
+  /** Frames an adversary without the cluster secret can produce: forged, replayed, redirected, from an unknown VTC, garbage. */
+  adversary(): void {
+    this.counters.adversaryFrames++;
+    const to = this.rng.pick(this.names);
+    const kind = this.rng.int(5);
+    const now = this.sched.now();
+    if (kind === 0) {
+      const forger = new FrameCodec({ vtcs: this.names, self: this.rng.pick(this.names.filter((n) => n !== to)), mac: new SimMac(0xbad) }, 0);
+      const b = new RecordSigner(new SimMac(0xbad)).sign({ ptpId: 'ptp1', election: { seq: 0, vts: 'A', round: 0 }, voter: 'vtc0', keySeq: 1e6, choice: 'yes', why: 'forged' });
+      this.net.inject(to, forger.seal(to, new TextEncoder().encode(JSON.stringify({ t: 'ballot', ballot: b })), now));
+    } else if (kind === 1 || kind === 2) {
+      const c = this.captured.length > 0 ? this.rng.pick(this.captured) : undefined;
+      if (c !== undefined) this.net.inject(kind === 1 ? c.to : to, c.frame, this.rng.next() * 300);
+    } else if (kind === 3) {
+      const outsider = new FrameCodec({ vtcs: [...this.names, 'intruder'], self: 'intruder', mac: this.mac }, 0);
+      this.net.inject(to, outsider.seal(to, new TextEncoder().encode(JSON.stringify({ t: 'hello', hi: 1e6, top: 1e6, topMac: '' })), now));
+    } else {
+      const junk = new Uint8Array(this.rng.int(64));
+      for (let i = 0; i < junk.length; i++) junk[i] = this.rng.int(256);
+      this.net.inject(to, junk);
+    }
+  }
+
+  // ------------------------------------------------------------------ invariants
+
+  /**
+   * The newest committed keys anywhere (every VTC's own view, crashed ones' durable view
+   * included). Committed means held by more than T VTCs: a forced key that fewer hold is
+   * recorded but cannot take the system on-line or carry writes.
+   */
+  newestKeys(): ShutdownKey[] {
+    let top = -1;
+    let keys: ShutdownKey[] = [];
+    for (const n of this.vtcs) {
+      const k = n.engine.newestStrongKey();
+      if (k.seq > top) {
+        top = k.seq;
+        keys = [k];
+      } else if (k.seq === top && !keys.some((x) => x.mac === k.mac)) keys.push(k);
+    }
+    return keys;
+  }
+
+  /** The newest chain head anywhere, strong or not (what recovery has to work from). */
+  headKey(): ShutdownKey {
+    let best = this.vtcs[0]!.engine.newestKey();
+    for (const n of this.vtcs) if (n.engine.newestKey().seq > best.seq) best = n.engine.newestKey();
+    return best;
+  }
+
+  #holds(x: VtsName, vol: string, gen: number): boolean {
+    return this.vts[x].dataGen(vol) >= gen;
+  }
+
+  #checkWriteTargets(dataOn: VtsName[]): void {
+    const keys = this.newestKeys();
+    if (!keys.some((k) => dataOn.every((x) => k.current.includes(x)))) {
+      throw new InvariantViolation('safety', `a write was acknowledged on {${dataOn.join(',')}} outside current of the newest key ${keys.map((k) => `${k.seq}:{${k.current.join(',')}}`).join(' / ')}`);
+    }
+  }
+
+  check(): void {
+    for (const [vol, gen] of this.#maxAcked) {
+      if (!this.#holds('A', vol, gen) && !this.#holds('B', vol, gen)) throw new InvariantViolation('safety', `acknowledged write ${vol} gen ${gen} is on no VTS`);
+    }
+    const keys = this.newestKeys();
+    const ok = keys.some((k) => k.current.length === 0 || [...this.#maxAcked].every(([vol, gen]) => k.current.some((x) => this.#holds(x, vol, gen))));
+    if (!ok) {
+      const k = keys[0]!;
+      const missing = [...this.#maxAcked].filter(([vol, gen]) => !k.current.some((x) => this.#holds(x, vol, gen)));
+      throw new InvariantViolation('safety', `newest key ${k.seq} (${k.command} ${k.reason}) has current {${k.current.join(',')}} but acknowledged writes ${missing.map(([v, g]) => `${v}@${g}`).join(',')} are not on it`);
+    }
+    for (const n of this.vtcs) {
+      const k = n.engine.newestKey();
+      if (!this.#honestKeys.has(k.mac) && k.seq > 0) throw new InvariantViolation('security', `${n.name} committed a key no VTC made`);
+      if (k.reason === 'election' && !this.#checkedElectionKeys.has(k.mac)) {
+        this.#checkedElectionKeys.add(k.mac);
+        this.counters.elections++;
+        const e = k.election;
+        if (e === null) throw new InvariantViolation('agreement', `election key ${k.seq} names no election`);
+        const cast = this.#yesCast.get(`${e.seq}:${e.vts}:${e.round}`) ?? new Set<string>();
+        const real = e.yes.filter((v) => cast.has(v));
+        if (new Set(real).size <= k.threshold || real.length !== e.yes.length) {
+          throw new InvariantViolation('agreement', `key ${k.seq} placed ${e.vts} on-line with ${real.length} real YES ballot(s) in election ${e.seq}:${e.vts}:${e.round}, threshold ${k.threshold}`);
+        }
+      }
+      if (n.alive) {
+        const s = n.engine.status();
+        if (s.kind === 'online-single' && !k.current.includes(s.vts)) throw new InvariantViolation('safety', `${n.name} is ${formatStatus(s)} outside current of its own key ${k.seq}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ running
+
+  run(until: number): void {
+    while (this.sched.step(until));
+  }
+
+  allOnline(): boolean {
+    const alive = this.vtcs.filter((n) => n.alive);
+    if (alive.length === 0) return false;
+    const seq = alive[0]!.engine.newestKey().seq;
+    return alive.every((n) => isOnline(n.engine.status()) && isStrong(n.engine.newestKey()) && n.engine.newestKey().seq === seq && !n.engine.inFlight());
+  }
+
+  describe(): string {
+    return this.vtcs
+      .map((n) => `${n.name}${n.alive ? '' : '(down)'} ${formatStatus(n.engine.status())} key ${n.engine.newestKey().seq} ${JSON.stringify(n.engine.heldSeqs())}`)
+      .concat(VTS_NAMES.map((x) => `VTS ${x} powered=${this.vts[x].powered} inOp=${this.vts[x].inOperation} last=${this.vts[x].lastKeySeq} behind=${this.vts[x].view().behind.length}`))
+      .join('\n');
+  }
+}
