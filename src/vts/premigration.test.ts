@@ -11,6 +11,9 @@ import { IscsiPort } from '../transport/iscsi/iscsi-port.js';
 // eslint-disable-next-line no-restricted-imports -- a test may serve the emulator over iSCSI; the VTS code under test does not import it.
 import { startIscsiTarget } from '../../firmware-sim/front/iscsi-target/target.js';
 import { CartridgeState } from './premigration.js';
+// eslint-disable-next-line no-restricted-imports -- a test may serve the emulator's robot console; the VTS code under test does not import it.
+import { serveSerialConsole } from '../../firmware-sim/front/serial-console/index.js';
+import { SerialRobot } from '../transport/serial-robot/index.js';
 import { VtsUnit, type VtsLibraryOptions } from './vts-unit.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -118,6 +121,26 @@ describe('premigration and recall over an emulated library', () => {
     expect(await slotsFull(l)).toEqual({ drivesEmpty: true, barcodes: ['OTH001L8', 'VTA001L8', 'VTA002L8'] });
     // The foreign cartridge was never touched.
     expect(u.premigrator?.cartridges().has('OTH001L8')).toBe(false);
+  });
+
+  it('works with a serial robot as the library robotics (the console on a pseudo-terminal)', async () => {
+    const dir = tempDir();
+    const l = await lab(dir, [{ barcode: 'SER001L8', capacity: '16MiB' }]);
+    const served = serveSerialConsole(l.emulated!.library);
+    const robot = await SerialRobot.open(served.ttyPath);
+    try {
+      const u = await openVts(dir, { changer: robot, drives: l.drives, cartridges: ['SER001L8'], ...fast });
+      const want = await writeVolume(u, 'SER000', 3, 40_000, 9);
+      await u.whenPremigrationIdle();
+      expect(u.premigrationStatus().failed.size).toBe(0);
+      expect(await u.evict('SER000')).toBe(true);
+      expect(await readVolume(u, 'SER000')).toEqual(want);
+      expect(await slotsFull(l)).toEqual({ drivesEmpty: true, barcodes: ['SER001L8'] });
+      await u.shutdown();
+    } finally {
+      await robot.close();
+      await served.stop();
+    }
   });
 
   it('evicts premigrated volumes least recently used first when the cache fills, and recalls on mount', async () => {

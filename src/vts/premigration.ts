@@ -17,7 +17,16 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import type { MediaChanger } from '../devices/media-changer.js';
+import type { Inventory, MediaChanger } from '../devices/media-changer.js';
+
+/**
+ * The robotics premigration needs: an inventory and a move. A MediaChanger (SCSI over any
+ * binding) has them, and so has the serial robot client (src/transport/serial-robot).
+ */
+export interface Robotics {
+  inventory(): Promise<Inventory>;
+  move(source: number, destination: number): Promise<void>;
+}
 import type { TapeDrive } from '../devices/tape-drive.js';
 import { SenseError, VolumeOverflowError } from '../devices/errors.js';
 import type { ElementStatus } from '../scsi/parse-element-status.js';
@@ -63,7 +72,7 @@ export interface PremigrationSource {
 export interface PremigratorOptions {
   /** Name of the VTS, written in cartridge labels so another VTS's cartridges are never overwritten. */
   readonly vtsId: string;
-  readonly changer: MediaChanger;
+  readonly changer: Robotics | MediaChanger;
   /** Drives in data transfer element order: `drives[i]` is the i-th data transfer element of the changer. */
   readonly drives: readonly TapeDrive[];
   /** Cartridges this VTS owns: a list of barcodes, or a predicate. Others are never touched. */
@@ -271,7 +280,7 @@ export class Premigrator {
     }
   }
 
-  #inventory(): ReturnType<MediaChanger['inventory']> {
+  #inventory(): Promise<Inventory> {
     return this.#withRobot(() => this.#o.changer.inventory());
   }
 
