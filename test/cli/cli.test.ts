@@ -134,10 +134,14 @@ describe('ptpvts CLI on the embedded emulator', () => {
     expect((await run('inventory', '-l', yaml)).err).toMatch(/storageSlots/);
   });
 
-  it('runs the demo end to end', async () => {
-    const r = await run('demo');
+  it('runs the demo end to end: devices, then the claim 1 and claim 7 stories with their timelines', async () => {
+    const pictures = join(dir, 'timelines');
+    const r = await run('demo', '--timelines', pictures);
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(/Demo finished: everything written read back identical/);
+    expect(r.out).toMatch(/Devices: everything written read back identical/);
     expect(r.out).toMatch(/END-OF-DATA DETECTED/);
+    expect(r.out).toMatch(/PtP: both stories ended as the claims say/);
+    for (const f of ['claim-1.svg', 'claim-7.svg']) expect(readFileSync(join(pictures, f), 'utf8')).toMatch(/^<svg|<\?xml/);
+    expect(r.out).toMatch(/Demo finished\./);
   });
 });
