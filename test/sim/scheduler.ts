@@ -7,6 +7,9 @@ interface Ev {
   readonly fn: () => void;
 }
 
+/** Events one schedule may run before it counts as a livelock. */
+export const MAX_EVENTS = 2_000_000;
+
 export class Scheduler implements SimScheduler {
   #now = 0;
   #seq = 0;
@@ -53,6 +56,9 @@ export class Scheduler implements SimScheduler {
     }
     this.#now = top.time;
     this.steps++;
+    // A schedule is short; this many events means messages or timers feed each other
+    // without end (a livelock), which is a finding to report with its seed, not a hang.
+    if (this.steps > MAX_EVENTS) throw new Error(`livelock: more than ${MAX_EVENTS} events by simulated time ${this.#now} ms`);
     top.fn();
     return true;
   }
