@@ -8,7 +8,7 @@ export { createLibrary, EmulatedLibrary } from './library.js';
 export type { CreateLibraryOptions, InstalledDrive, InventoryEntry, LibraryFaults, NewCartridge } from './library.js';
 export type { DriveFactory, DriveSpec, LibraryDrive } from './drive-factory.js';
 export { createFakeDrive, FakeDriveBay, fakeDriveFactory } from './fake-drive.js';
-export { tapeDriveFactory } from './tape-drive-factory.js';
+export { createLibraryTapeDrive, tapeDriveFactory } from './tape-drive-factory.js';
 export { driveLoads, knownDrivePersonalityNames, resolveDrivePersonality } from './drive-personality.js';
 export { commandMoveHook, MoveHookError, moveHookEnv, runMoveHookCommand } from './move-hook.js';
 export type { MoveHookCommand } from './move-hook.js';

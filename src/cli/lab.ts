@@ -9,10 +9,8 @@ import { dirname, join } from 'node:path';
 import { MediaChanger } from '../devices/media-changer.js';
 import { TapeDrive } from '../devices/tape-drive.js';
 import type { ScsiPort } from '../transport/scsi-port.js';
-import { createLibrary, loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../../firmware-sim/library/index.js';
-import { createTapeDrive, type TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
-import { inLibrary, type DrivePersonality } from '../../firmware-sim/personalities/drives.js';
-import { knownDrivePersonalityNames, resolveDrivePersonality } from '../../firmware-sim/library/drive-personality.js';
+import { createLibrary, createLibraryTapeDrive, loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../../firmware-sim/library/index.js';
+import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
 import { MemoryPort } from '../../firmware-sim/front/memory-port.js';
 import type { DriveFactory } from '../../firmware-sim/library/drive-factory.js';
 
@@ -47,18 +45,11 @@ export interface Lab {
 /** Drive factory joining the library to the SSC drive model (the composition the library leaves open). */
 export function sscDriveFactory(made: TapeDriveUnit[]): DriveFactory {
   return (spec) => {
-    const unit = createTapeDrive({ personality: libraryDrivePersonality(spec.personality), serial: spec.serial, name: spec.name, timeScale: spec.timeScale });
+    const unit = createLibraryTapeDrive(spec);
     made.push(unit);
     // The engine unit itself is the LU, so the library can share its LUN list and power-cycle it.
     return { unit: unit.unit, bay: unit, close: () => unit.close() };
   };
-}
-
-/** A drive personality as a library YAML names it (`LTO8`, or a full id such as `ibm-lto8-fh`), as libraries report it. */
-export function libraryDrivePersonality(name: string): DrivePersonality {
-  const p = resolveDrivePersonality(name);
-  if (!p) throw new RangeError(`unknown drive personality '${name}' (known: ${knownDrivePersonalityNames().join(', ')})`);
-  return inLibrary(p);
 }
 
 function statePath(configPath: string): string {
@@ -81,7 +72,8 @@ export function readState(configPath: string): LabState {
   return { locations: d.locations, faults: d.faults ?? {} };
 }
 
-function writeState(configPath: string, state: LabState): void {
+/** Saves the lab state beside the YAML (written to a temp file, then renamed). */
+export function writeState(configPath: string, state: LabState): void {
   const p = statePath(configPath);
   writeFileSync(`${p}.tmp`, JSON.stringify(state, null, 2) + '\n');
   renameSync(`${p}.tmp`, p);

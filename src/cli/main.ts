@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ensureDefaultLab } from './default-lab.js';
-import { openDeviceLab, openEmbeddedLab, readState, type Lab, type LabState } from './lab.js';
+import { openDeviceLab, openEmbeddedLab, readState, writeState, type Lab, type LabState } from './lab.js';
 import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unloadCartridge, UsageError } from './ops.js';
 import { bytes, consoleOut, hex, type Out } from './output.js';
 import { patternData, readFile, writeFile } from './tape-io.js';
@@ -18,7 +18,6 @@ import { registerPtpCommands } from './ptp-commands.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { isSenseError } from '../devices/errors.js';
-import { dirname, join } from 'node:path';
 
 interface LabOptions {
   library?: string;
@@ -301,7 +300,7 @@ export function buildProgram(out: Out): Command {
           f.robotJams = (f.robotJams ?? 0) + o.moves;
           break;
       }
-      writeFileSync(join(dirname(path), 'state.json'), JSON.stringify(state, null, 2) + '\n');
+      writeState(path, state);
       out.line(`Injected ${o.kind}${o.kind === 'robot-jam' ? ` for the next ${o.moves} move(s)` : ` on drive ${o.driveNumber}`}; it stays until \`ptpvts fault clear\`.`);
     });
   fault
@@ -312,7 +311,7 @@ export function buildProgram(out: Out): Command {
       const path = o.library ?? ensureDefaultLab().path;
       const state = readState(path);
       state.faults = {};
-      writeFileSync(join(dirname(path), 'state.json'), JSON.stringify(state, null, 2) + '\n');
+      writeState(path, state);
       out.line('Cleared every injected fault.');
     });
 
