@@ -78,6 +78,16 @@ export interface LibraryPersonality {
 
 const ibmAddressing: ElementAddressing = { transport: 0x0001, importExport: 0x0010, dataTransfer: 0x0100, storage: 0x1000 };
 
+/** What the 3573 family (TS3100, TS3200) shares: no EXCHANGE MEDIUM, barcode reader, DVCID. */
+const ibm3573Capabilities: LibraryCapabilities = {
+  exchange: false,
+  volumeTags: true,
+  deviceIdentifiers: true,
+  dvcidSerialWidth: 10,
+  initializeWithRange: true,
+  positionToElement: true,
+};
+
 /** The personalities by `id`. */
 export const LibraryPersonalities = {
   /** 2U IBM LTO library: 23 storage slots, one I/O slot, up to two half-height drives. */
@@ -90,14 +100,7 @@ export const LibraryPersonalities = {
     addressing: ibmAddressing,
     limits: { storage: 23, importExport: 1, dataTransfer: 2 },
     timing: { moveSeconds: 12, driveMoveExtraSeconds: 4, positionSeconds: 3, scanSecondsPerElement: 0.4, powerOnSeconds: 60 },
-    capabilities: {
-      exchange: false,
-      volumeTags: true,
-      deviceIdentifiers: true,
-      dvcidSerialWidth: 10,
-      initializeWithRange: true,
-      positionToElement: true,
-    },
+    capabilities: ibm3573Capabilities,
     temperatureCelsius: 27,
     referenceTemperatureCelsius: 40,
   },
@@ -111,14 +114,7 @@ export const LibraryPersonalities = {
     addressing: ibmAddressing,
     limits: { storage: 45, importExport: 3, dataTransfer: 4 },
     timing: { moveSeconds: 14, driveMoveExtraSeconds: 4, positionSeconds: 3, scanSecondsPerElement: 0.4, powerOnSeconds: 90 },
-    capabilities: {
-      exchange: false,
-      volumeTags: true,
-      deviceIdentifiers: true,
-      dvcidSerialWidth: 10,
-      initializeWithRange: true,
-      positionToElement: true,
-    },
+    capabilities: ibm3573Capabilities,
     temperatureCelsius: 28,
     referenceTemperatureCelsius: 40,
   },
