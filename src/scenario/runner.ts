@@ -226,8 +226,12 @@ export async function runScenario(s: ParsedScenario, o: RunOptions = {}): Promis
             try {
               k = await c.command(cmd.via, toCommand(cmd));
             } catch (e) {
-              const retryable = codeOf(e) === 'EPTP_NO_QUORUM' || codeOf(e) === 'EPTP_CONFLICT';
-              if (!retryable || attempt >= cmd.retries) throw e;
+              // A conflict with a key other VTCs are forming is transient and says so ("retry
+              // the command"): an operator retries it, so the runner does a few times even
+              // when the step names no retries, unless the step expects the conflict.
+              const conflict = codeOf(e) === 'EPTP_CONFLICT' && cmd.expectError !== 'EPTP_CONFLICT';
+              const retryable = codeOf(e) === 'EPTP_NO_QUORUM' || conflict;
+              if (!retryable || attempt >= (conflict ? Math.max(cmd.retries, 3) : cmd.retries)) throw e;
               await sleep(300);
             }
           }
