@@ -481,10 +481,11 @@ export class VtcEngine {
   #ingestCommit(key: ShutdownKey, commit: CommitRecord, from: string | null): void {
     if (key.ptpId !== this.config.ptpId || commit.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     if (commit.keyMac !== key.mac || commit.seq !== key.seq) return this.#reject('commit-key-mismatch');
-    // A key that does not follow the chain here: fetch its predecessor (the fork may be deep).
-    const prevHere = this.#chosen.get(key.prevSeq);
-    if (from !== null && key.prevSeq > 0 && (prevHere === undefined || prevHere.key.mac !== key.prevMac)) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
+    // A record held already asks for nothing: answering it with a request would let two
+    // VTCs on different branches of a fork ask each other for the same records forever.
     if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
+    // A key whose predecessor is not held here: fetch it (the fork may be deep).
+    if (from !== null && key.prevSeq > 0 && this.#commits.get(key.prevSeq)?.some((c) => c.keyMac === key.prevMac) !== true) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
     this.#appendingMacs.add(commit.mac);
     this.#append({ type: 'commit', key, commit }, () => {
       this.#appendingMacs.delete(commit.mac);

@@ -7,8 +7,8 @@ interface Ev {
   readonly fn: () => void;
 }
 
-/** Events one schedule may run before it counts as a livelock. */
-export const MAX_EVENTS = 2_000_000;
+/** Events one schedule may run before it counts as a livelock (PTPVTS_MAX_EVENTS lowers it to find one fast). */
+export const MAX_EVENTS = Number(process.env.PTPVTS_MAX_EVENTS ?? 2_000_000);
 
 export class Scheduler implements SimScheduler {
   #now = 0;
