@@ -126,16 +126,21 @@ interface Election {
   readonly tally: VoteTallyApi;
   readonly ballots: Map<string, SignedBallot>;
   readonly startedAt: number;
+  /** The newest key here when this VTC joined: only an election about it can be decided here (its threshold, its electorate). */
+  readonly effMac: string;
   online: { at: number; yes: string[] } | null;
   offline: boolean;
 }
 
 interface VtsObs {
   view: VtsView | undefined;
+  /** When the request that returned `view` was issued (not when it answered). */
   at: number;
   lastOk: number;
   inSince: number | null;
   hbToken: number | null;
+  /** When the newest heartbeat was issued. */
+  hbIssued: number;
 }
 
 export interface EngineStats {
@@ -178,10 +183,10 @@ export class VtcEngine {
   readonly #appendingMacs = new Set<string>();
   readonly #waitingAcks = new Map<string, Set<string>>();
   #nextToken = 1;
-  readonly #ops = new Map<number, { deadline: number; done: (r: VtsResult) => void }>();
+  readonly #ops = new Map<number, { deadline: number; issued: number; done: (r: VtsResult, issued: number) => void }>();
   readonly #obs: Record<VtsName, VtsObs> = {
-    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null },
-    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null },
+    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity },
+    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity },
   };
   readonly #lastHeard = new Map<string, number>();
   #lastHello = -Infinity;
@@ -189,6 +194,17 @@ export class VtcEngine {
   #election: Election | null = null;
   readonly #rounds = new Map<string, number>();
   readonly #ballotBuffer = new Map<string, SignedBallot[]>();
+  readonly #answered = new Set<string>();
+  /** After a key this VTC coordinated failed, automatic actions wait (longer for later VTCs) so two do not collide again. */
+  #backoffUntil = -Infinity;
+  /** An election a peer called that this VTC joins once its own view of the VTS is fresh. */
+  #pendingJoin: ElectionId | null = null;
+  /** When this VTC first joined each election round. */
+  readonly #roundStarted = new Map<string, number>();
+  readonly #joined = new Map<string, Election>();
+  /** Keys held here without a commit of their own, by key MAC. */
+  readonly #unresolved = new Map<string, ShutdownKey>();
+  readonly #cast = new Map<string, SignedBallot>();
   #seenMaxKeySeq = 0;
   readonly #voterKeySeq = new Map<string, number>();
   #auto: { action: string; since: number } | null = null;
@@ -227,21 +243,12 @@ export class VtcEngine {
     if (this.#stopped) return;
     this.#now = now;
     for (const [token, op] of this.#ops) if (op.deadline <= now) this.#finishOp(token, { ok: false, error: 'timeout' });
-    for (const x of VTS_NAMES) {
-      const o = this.#obs[x];
-      if (o.hbToken === null) {
-        o.hbToken = this.#vts(x, { op: 'status' }, (r) => {
-          o.hbToken = null;
-          if (r.ok) this.#observe(r.view);
-        });
-      }
-    }
+    for (const x of VTS_NAMES) if (this.#obs[x].hbToken === null) this.#heartbeat(x);
     if (now - this.#lastHello >= this.config.timing.helloInterval) {
       this.#lastHello = now;
       this.#broadcast({ t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac });
     }
     if (this.#coord !== null && this.#coord.phase === 1 && now >= this.#coord.deadline) this.#phase1Timeout();
-    this.#autonomous();
     this.#flush();
   }
 
@@ -271,11 +278,18 @@ export class VtcEngine {
       case 'ballot':
         this.#onBallot(from, msg.ballot);
         break;
-      case 'hello':
+      case 'hello': {
         // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
-        if (msg.top > this.#eff.seq || msg.hi > this.#hw) this.#send(from, { t: 'sync-req', after: msg.top > this.#eff.seq ? this.#eff.seq : this.#hw });
-        else if (msg.topMac !== this.#eff.mac && msg.top > 0) this.#send(from, { t: 'sync-req', after: Math.max(0, Math.min(msg.top, this.#eff.seq) - 1) });
+        let after: number | null = null;
+        if (msg.top > this.#eff.seq || msg.hi > this.#hw) after = msg.top > this.#eff.seq ? this.#eff.seq : this.#hw;
+        else if (msg.topMac !== this.#eff.mac && msg.top > 0) after = Math.max(0, Math.min(msg.top, this.#eff.seq) - 1);
+        // A held commit whose key's predecessor never arrived (its sync was lost): ask again,
+        // at the pace of hellos, so two VTCs without it cannot ask each other without end.
+        const gap = this.#missingPredecessor();
+        if (gap !== null) after = Math.min(after ?? Infinity, gap - 1);
+        if (after !== null) this.#send(from, { t: 'sync-req', after });
         break;
+      }
       case 'sync-req':
         this.#onSyncReq(from, msg.after);
         break;
@@ -391,6 +405,7 @@ export class VtcEngine {
     }
     m.set(key.mac, key);
     if (key.seq > this.#maxHeld) this.#maxHeld = key.seq;
+    if (this.#commits.get(key.seq)?.some((c) => c.keyMac === key.mac) !== true) this.#unresolved.set(key.mac, key);
   }
 
   #applyCommit(key: ShutdownKey, commit: CommitRecord): void {
@@ -398,6 +413,7 @@ export class VtcEngine {
     const list = this.#commits.get(commit.seq) ?? [];
     if (list.some((c) => c.mac === commit.mac)) return;
     list.push(commit);
+    this.#unresolved.delete(commit.keyMac);
     this.#commits.set(commit.seq, list);
     this.#rechain();
   }
@@ -499,13 +515,35 @@ export class VtcEngine {
     if (records.length > 0) this.#send(from, { t: 'sync', records });
   }
 
+  /** Every commit held at each seq after `after` (not only the chain's), so a peer on another branch gets the predecessors it lacks. */
   #syncRecords(after: number): { key: ShutdownKey; commit: CommitRecord }[] {
     const records: { key: ShutdownKey; commit: CommitRecord }[] = [];
     for (let s = after + 1; s <= this.#maxHeld && records.length < 64; s++) {
       const c = this.#chosen.get(s);
       if (c !== undefined) records.push(c);
+      for (const o of this.#commits.get(s) ?? []) {
+        if (records.length >= 64) break;
+        if (o.mac === c?.commit.mac) continue;
+        const k = this.#keys.get(s)?.get(o.keyMac);
+        if (k !== undefined) records.push({ key: k, commit: o });
+      }
     }
     return records;
+  }
+
+  /** The lowest seq whose key a held done commit follows but no commit of which is held here. */
+  #missingPredecessor(): number | null {
+    let low: number | null = null;
+    for (const [s, list] of this.#commits) {
+      for (const c of list) {
+        if (c.outcome !== 'done') continue;
+        const k = this.#keys.get(s)?.get(c.keyMac);
+        if (k === undefined || k.prevSeq === 0) continue;
+        if (this.#commits.get(k.prevSeq)?.some((p) => p.keyMac === k.prevMac) === true) continue;
+        if (low === null || k.prevSeq < low) low = k.prevSeq;
+      }
+    }
+    return low;
   }
 
   // ---------------------------------------------------------------- phase 1, receiver side
@@ -525,6 +563,19 @@ export class VtcEngine {
     if (eff.seq === key.prevSeq && eff.mac !== key.prevMac) return nack(`key ${key.seq} follows another key ${key.prevSeq} than the one committed here (a fork)`);
     const atPrev = this.#keys.get(key.prevSeq);
     if (key.prevSeq > 0 && atPrev !== undefined && atPrev.size > 0 && !atPrev.has(key.prevMac)) return nack(`key ${key.seq} follows a key ${key.prevSeq} this VTC never acknowledged (a fork)`);
+    // A key that passes over a seq whose key this VTC holds (or is making durable) without
+    // a commit of that key must wait: had it committed, the new key would be built on a chain
+    // without it. Quorums of more than T intersect, so this refusal is what stops two
+    // branches. A held key whose commit is known is settled by the chain rule; one left
+    // without a commit is resolved by a takeover (see #autonomous).
+    for (let j = key.prevSeq + 1; j < key.seq; j++) {
+      const open = (m: string): boolean => this.#commits.get(j)?.some((c) => c.keyMac === m) !== true;
+      const skipped = [...(this.#keys.get(j)?.values() ?? [])].some((k) => open(k.mac)) || this.#waitingAcks.has(`${j}`);
+      if (skipped) {
+        this.#send(from, { t: 'sync', records: this.#syncRecords(key.prevSeq) });
+        return nack(`key ${key.seq} passes over key ${j}, which this VTC holds and has not seen fail`);
+      }
+    }
     const held = this.#keys.get(key.seq);
     const inProgress = this.#waitingAcks.get(`${key.seq}`);
     if ((held !== undefined && held.size > 0) || (inProgress !== undefined && !this.#waitingAcks.has(key.mac))) {
@@ -626,17 +677,29 @@ export class VtcEngine {
       error: null,
     };
     this.#coord = c;
-    const go = (): void => {
-      if (this.#coord !== c) return;
-      this.#holdKey(key, this.#now);
+    c.phase = 1;
+    c.deadline = this.#now + this.config.timing.ackTimeout;
+    if (this.#holds(key.seq, key.mac)) {
       c.acks.add(this.config.self);
-      c.phase = 1;
-      c.deadline = this.#now + this.config.timing.ackTimeout;
       this.#broadcast({ t: 'propose', key });
+      return this.#checkQuorum(c);
+    }
+    // The key goes to the peers while it is made durable here: the coordinator's own append
+    // and theirs overlap. Its own acknowledgement counts once it is durable, and meanwhile
+    // a conflicting proposal for the same seq is refused as if the key were held.
+    this.#waitingAcks.set(key.mac, new Set());
+    this.#waitingAcks.set(`${key.seq}`, new Set());
+    this.#broadcast({ t: 'propose', key });
+    this.#append({ type: 'key', key }, () => {
+      this.#holdKey(key, this.#now);
+      const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
+      this.#waitingAcks.delete(key.mac);
+      this.#waitingAcks.delete(`${key.seq}`);
+      for (const p of to) this.#send(p, { t: 'ack', seq: key.seq, keyMac: key.mac });
+      if (this.#coord !== c || c.phase !== 1) return;
+      c.acks.add(this.config.self);
       this.#checkQuorum(c);
-    };
-    if (this.#holds(key.seq, key.mac)) go();
-    else this.#append({ type: 'key', key }, go);
+    });
   }
 
   #stepsFor(key: ShutdownKey, prev: ShutdownKey): Step[] {
@@ -722,10 +785,10 @@ export class VtcEngine {
     if (step === undefined) return this.#commit(c, 'done');
     c.attempted.add(step.vts);
     if (step.op.op === 'reconcile') c.attempted.add(otherVts(step.vts));
-    this.#vts(step.vts, step.op, (r) => {
+    this.#vts(step.vts, step.op, (r, issued) => {
       if (this.#coord !== c) return;
       if (r.ok) {
-        this.#observe(r.view);
+        this.#observe(r.view, issued);
         if (r.view.lastKeySeq >= c.key.seq) c.recorded.add(step.vts);
         if (step.op.op === 'reconcile') c.recorded.add(otherVts(step.vts));
         if (step.pending === 'survivor') c.pending = r.view.behind.slice();
@@ -768,7 +831,10 @@ export class VtcEngine {
         }
       }
     }
-    if (outcome === 'failed') pending = c.key.copiesPending;
+    if (outcome === 'failed') {
+      pending = c.key.copiesPending;
+      this.#backoffUntil = this.#now + (1 + this.#index) * this.config.timing.stagger;
+    }
     const commit = this.#signer.sign<CommitRecord>({
       ptpId: this.config.ptpId,
       seq: c.key.seq,
@@ -784,11 +850,12 @@ export class VtcEngine {
       attempted: sortVts(c.attempted),
     });
     this.#appendingMacs.add(commit.mac);
+    // Peers make the commit durable while this VTC does; it applies it once its own copy is.
+    this.#broadcast({ t: 'commit', key: c.key, commit });
     this.#append({ type: 'commit', key: c.key, commit }, () => {
       this.#appendingMacs.delete(commit.mac);
       this.#applyCommit(c.key, commit);
       if (this.#coord === c) this.#coord = null;
-      this.#broadcast({ t: 'commit', key: c.key, commit });
       if (c.commandId !== null) {
         this.#result(c.commandId, outcome === 'done' ? { ok: true, seq: c.key.seq, key: effectiveKey(c.key, commit) } : { ok: false, error: c.error ?? new CommandConflictError(`key ${c.key.seq} failed`) });
       }
@@ -797,10 +864,10 @@ export class VtcEngine {
 
   // ---------------------------------------------------------------- VTS
 
-  #vts(vts: VtsName, op: VtsOp, done: (r: VtsResult) => void): number {
+  #vts(vts: VtsName, op: VtsOp, done: (r: VtsResult, issued: number) => void): number {
     const token = this.#nextToken++;
     const timeout = op.op === 'status' ? this.config.timing.heartbeatTimeout : this.config.timing.vtsOpTimeout;
-    this.#ops.set(token, { deadline: this.#now + timeout, done });
+    this.#ops.set(token, { deadline: this.#now + timeout, issued: this.#now, done });
     this.#out.push({ kind: 'vts', vts, op, token });
     return token;
   }
@@ -809,24 +876,49 @@ export class VtcEngine {
     const op = this.#ops.get(token);
     if (op === undefined) return;
     this.#ops.delete(token);
-    op.done(r);
+    op.done(r, op.issued);
   }
 
-  #observe(view: VtsView): void {
+  /** Asks VTS `x` for its status; a heartbeat still in flight is superseded, not awaited. */
+  #heartbeat(x: VtsName): void {
+    const o = this.#obs[x];
+    o.hbIssued = this.#now;
+    const token: number = this.#vts(x, { op: 'status' }, (r, issued) => {
+      if (o.hbToken === token) o.hbToken = null;
+      if (r.ok) this.#observe(r.view, issued);
+    });
+    o.hbToken = token;
+  }
+
+  /** A view of a VTS, dated by when it was asked for: an answer to an older request never replaces a newer one. */
+  #observe(view: VtsView, issued: number): void {
     const o = this.#obs[view.name];
+    if (issued < o.at) return;
     o.view = view;
-    o.at = this.#now;
+    o.at = issued;
     if (view.inOperation) {
-      o.lastOk = this.#now;
-      if (o.inSince === null) o.inSince = this.#now;
+      o.lastOk = issued;
+      if (o.inSince === null) o.inSince = issued;
     } else {
       o.inSince = null;
     }
   }
 
+  /**
+   * In operation by a view that is recent and newer than the newest key: asked for after
+   * the key took effect here, or showing the VTS has recorded a key that keeps it in. A heartbeat answered
+   * just before a key took the VTS out must not make it look back when the key lands.
+   */
   #seenIn(x: VtsName): boolean {
     const o = this.#obs[x];
-    return o.view !== undefined && o.view.inOperation && this.#now - o.lastOk <= this.config.timing.heartbeatTimeout;
+    return (
+      o.view !== undefined &&
+      o.view.inOperation &&
+      this.#now - o.lastOk <= this.config.timing.heartbeatTimeout &&
+      // A VTS the newest key put in (or left in) that has recorded it is past the key; one
+      // the key took out must be asked again (it records the key before it drains and stops).
+      (o.at >= this.#effAt || (this.#eff.status[x] === 'in' && o.view.lastKeySeq >= this.#eff.seq))
+    );
   }
 
   /** Only evidence newer than the newest key counts: a view taken before a key started the VTS says nothing. */
@@ -852,13 +944,22 @@ export class VtcEngine {
   }
 
   #autonomous(): void {
-    if (this.#coord !== null) return;
+    if (this.#coord !== null || this.#now < this.#backoffUntil) return;
     const eff = this.#eff;
     const t = this.config.timing;
     if (this.#maxHeld > this.#hw) {
       this.#election = null;
       const seen = this.#keySeenAt.get(this.#maxHeld) ?? this.#now;
       if (this.#hw === this.#maxHeld - 1 && this.#now - seen >= t.pendingTimeout && this.#due(`takeover:${this.#maxHeld}`, this.#rank())) this.#takeover();
+      return;
+    }
+    // A key below the head that was never committed (its coordinator failed, and another key
+    // settled its seq) blocks keys that pass over it: take it over, so it commits or fails.
+    for (const k of this.#unresolved.values()) {
+      if (k.seq > this.#hw || this.#now - (this.#keySeenAt.get(k.seq) ?? this.#now) < t.pendingTimeout) continue;
+      // Each holder resolves its own: staggering would let a stream of other proposals (each
+      // resets the wait) starve it.
+      this.#begin(k, this.#effBelow(k.seq), null);
       return;
     }
     for (const x of VTS_NAMES) {
@@ -883,13 +984,25 @@ export class VtcEngine {
       this.#election = null;
       return;
     }
+    const pj = this.#pendingJoin;
+    if (pj !== null) {
+      if (pj.seq !== eff.seq || (this.#election !== null && !newer(pj, this.#election.id))) this.#pendingJoin = null;
+      else if (this.#obs[pj.vts].at >= this.#effAt || this.#now - this.#effAt >= t.heartbeatTimeout) {
+        this.#pendingJoin = null;
+        this.#join(pj);
+        return;
+      }
+    }
     const up = VTS_NAMES.filter((x) => this.#seenIn(x));
     const x = up[0];
     if (up.length !== 1 || x === undefined || !graceOver(x)) return;
     const e = this.#election;
     if (e !== null && e.online !== null && e.id.vts === x && e.id.seq === eff.seq) {
+      // The VTC that committed the key the election is about records the decision (every VTC
+      // names the same one); the others stand by, in order, in case it cannot.
+      const lead = this.#chosen.get(eff.seq)?.commit.coordinator;
       const yesRank = e.online.yes.indexOf(this.config.self);
-      const rank = yesRank >= 0 ? yesRank : e.online.yes.length + this.#rank();
+      const rank = lead === this.config.self ? 0 : 1 + (yesRank >= 0 ? yesRank : e.online.yes.length + this.#rank());
       if (this.#due(`elect:${idKey(e.id)}`, rank)) {
         try {
           this.#coordinate({ command: 'vts-in', subjects: [x], reason: 'election', ...(this.#deps.broken === 'yes-without-key-checks' ? { unchecked: true } : {}) }, 'normal', null, { ...e.id, yes: e.online.yes });
@@ -900,11 +1013,18 @@ export class VtcEngine {
       }
       return;
     }
-    const stale = e === null || e.id.vts !== x || e.id.seq !== eff.seq || this.#now - e.startedAt >= t.electionTimeout + this.#rank() * t.stagger;
-    if (stale) {
-      const rk = `${eff.seq}:${x}`;
-      const round = (this.#rounds.get(rk) ?? -1) + 1;
-      this.#join({ seq: eff.seq, vts: x, round });
+    const rk = `${eff.seq}:${x}`;
+    const last = this.#rounds.get(rk);
+    const timedOut = (startedAt: number): boolean => this.#now - startedAt >= t.electionTimeout + this.#rank() * t.stagger;
+    if (e === null || e.id.vts !== x || e.id.seq !== eff.seq) {
+      // Back to the round this VTC is in, unless it has run out: a new round for every lapse
+      // (a key in flight, a status change) would scatter the VTCs over different rounds.
+      const lastId: ElectionId | null = last === undefined ? null : { seq: eff.seq, vts: x, round: last };
+      const started = lastId === null ? undefined : this.#roundStarted.get(idKey(lastId));
+      if (lastId !== null && started !== undefined && !timedOut(started)) this.#join(lastId);
+      else this.#join({ seq: eff.seq, vts: x, round: (last ?? -1) + 1 });
+    } else if (timedOut(e.startedAt)) {
+      this.#join({ seq: eff.seq, vts: x, round: (last ?? -1) + 1 });
     }
   }
 
@@ -921,15 +1041,43 @@ export class VtcEngine {
   #join(id: ElectionId): void {
     const rk = `${id.seq}:${id.vts}`;
     if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+    const known = this.#joined.get(idKey(id));
+    if (known !== undefined && known.effMac === this.#eff.mac) {
+      // Rejoining keeps the ballots already counted in that round.
+      this.#election = known;
+      const again = this.#ballotBuffer.get(idKey(id)) ?? [];
+      this.#ballotBuffer.clear();
+      for (const b of again) this.#tally(known, b);
+      return;
+    }
+    let startedAt = this.#roundStarted.get(idKey(id));
+    if (startedAt === undefined) {
+      if (this.#roundStarted.size >= 256) this.#roundStarted.clear();
+      startedAt = this.#now;
+      this.#roundStarted.set(idKey(id), startedAt);
+    }
     const e: Election = {
       id,
       tally: this.#deps.tally({ electorate: this.#n, threshold: this.#eff.threshold, window: 1 }),
       ballots: new Map(),
-      startedAt: this.#now,
+      startedAt,
+      effMac: this.#eff.mac,
       online: null,
       offline: false,
     };
     this.#election = e;
+    if (this.#joined.size >= 64) this.#joined.clear();
+    this.#joined.set(idKey(id), e);
+    // Rejoining an election (a ballot arrived after this VTC left it) recasts nothing: its
+    // ballot stands, and a second broadcast would let VTCs answer each other without end.
+    const cast = this.#cast.get(idKey(id));
+    if (cast !== undefined) {
+      this.#tally(e, cast);
+      const again = this.#ballotBuffer.get(idKey(id)) ?? [];
+      this.#ballotBuffer.clear();
+      for (const b of again) this.#tally(e, b);
+      return;
+    }
     const { lo, hi } = this.#expectRange(id.vts);
     const vote = decideVote({
       key: this.#eff,
@@ -950,6 +1098,8 @@ export class VtcEngine {
       why: vote.why,
     });
     this.stats.ballotsCast++;
+    if (this.#cast.size >= 256) this.#cast.clear();
+    this.#cast.set(idKey(id), ballot);
     this.#out.push({ kind: 'ballot', ballot });
     this.#broadcast({ t: 'ballot', ballot });
     this.#tally(e, ballot);
@@ -972,6 +1122,19 @@ export class VtcEngine {
     this.#voterKeySeq.set(b.voter, b.keySeq);
     this.#seenMaxKeySeq = Math.max(0, ...this.#voterKeySeq.values());
     if (b.keySeq > this.#eff.seq) this.#send(from, { t: 'sync-req', after: this.#hw });
+    if (b.election.seq < this.#eff.seq) {
+      // An election about a key older than this VTC's newest: its caller missed a key. Answer
+      // it once, NO with the newer keySeq (which makes it sync), and take no part: joining
+      // would let two VTCs answer each other's ballots without end.
+      const k = idKey(b.election);
+      if (this.#answered.has(k)) return;
+      if (this.#answered.size >= 256) this.#answered.clear();
+      this.#answered.add(k);
+      const no = this.#signer.sign<SignedBallot>({ ptpId: this.config.ptpId, election: b.election, voter: this.config.self, keySeq: this.#eff.seq, choice: 'no', why: `election is about key ${b.election.seq}, newest here is ${this.#eff.seq}` });
+      this.stats.ballotsCast++;
+      this.#out.push({ kind: 'ballot', ballot: no });
+      return this.#send(from, { t: 'ballot', ballot: no });
+    }
     const e = this.#election;
     if (e !== null && idKey(e.id) === idKey(b.election)) return this.#tally(e, b);
     if (e !== null && !newer(b.election, e.id)) return this.#reject('stale-ballot');
@@ -981,6 +1144,12 @@ export class VtcEngine {
       buf.push(b);
       this.#ballotBuffer.clear();
       this.#ballotBuffer.set(idKey(b.election), buf);
+      // Without a view of the VTS newer than the key, this VTC would vote NO for want of
+      // evidence: it votes once the heartbeat the key triggered has answered.
+      if (b.election.seq === this.#eff.seq && this.#obs[b.election.vts].at < this.#effAt && this.#now - this.#effAt < this.config.timing.heartbeatTimeout) {
+        this.#pendingJoin = b.election;
+        return;
+      }
       this.#join(b.election);
     }
   }
@@ -991,7 +1160,9 @@ export class VtcEngine {
     if (e.ballots.has(b.voter)) return;
     e.ballots.set(b.voter, b);
     const r = e.tally.cast({ election: 0, voter, choice: b.choice === 'yes' ? 1 : 0, keySeq: BigInt(b.keySeq) });
-    if (r.decision === undefined) return;
+    // A VTC behind the key the election is about counts ballots but decides nothing: the
+    // threshold it would apply is an older key's.
+    if (r.decision === undefined || e.id.seq !== this.#eff.seq || e.effMac !== this.#eff.mac) return;
     if (r.decision.outcome === 'online') {
       const yes = [...e.ballots.values()].filter((x) => x.choice === 'yes').map((x) => x.voter);
       yes.sort((a, c) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(c));
@@ -1014,7 +1185,16 @@ export class VtcEngine {
     this.stats.rejected++;
     this.stats.rejectedReasons[reason] = (this.stats.rejectedReasons[reason] ?? 0) + 1;
   }
+  /**
+   * Runs after every input: automatic actions are taken as soon as their cause arrives (a
+   * VTS seen back, a ballot that decides), not at the next tick, and a new key asks both
+   * VTS for a view newer than itself at once.
+   */
   #flush(): void {
+    if (!this.#stopped) {
+      this.#autonomous();
+      for (const x of VTS_NAMES) if (this.#obs[x].hbIssued < this.#effAt) this.#heartbeat(x);
+    }
     const s = this.status();
     const k = `${formatStatus(s)}@${this.#eff.seq}`;
     if (k !== this.#lastStatus) {

@@ -193,9 +193,6 @@ export class VtcAgent extends EventEmitter {
   #lastElection: string | null = null;
   readonly #lastHeard = new Map<string, number>();
   #lastKeySeq = -1;
-  readonly #held: [string, unknown][] = [];
-  #holdSince = 0;
-  #fresh: Record<VtsName, boolean> = { A: true, B: true };
   readonly #mounts = new Map<number, Mount>();
   #nextMount = 1;
   #balance = 0;
@@ -274,33 +271,13 @@ export class VtcAgent extends EventEmitter {
   // ------------------------------------------------------------------ engine plumbing
 
   /**
-   * Commits (and anti-entropy syncs) wait until the engine holds a view of both VTS taken
-   * after they arrived: a heartbeat answered just before a VTS left operation must not
-   * make the engine see it "back" the moment the key that took it out lands. Messages
-   * behind a held one wait with it, so order is kept. At most one heartbeat timeout.
+   * Peer messages go to the engine as they arrive. A VTS view answered before a key landed
+   * cannot make a VTS look back in operation: the engine dates views by when they were asked
+   * for and asks both VTS again as soon as a new key takes effect.
    */
   #onPeer(from: string, msg: unknown): void {
     if (this.#stopped) return;
-    const t = (msg as { t?: unknown } | null)?.t;
-    if (this.#held.length > 0 || t === 'commit' || t === 'sync') {
-      if (this.#held.length === 0) {
-        this.#holdSince = Date.now();
-        this.#fresh = { A: false, B: false };
-        const timer = setTimeout(() => {
-          this.#timers.delete(timer);
-          this.#release();
-        }, this.timing.heartbeatTimeout);
-        this.#timers.add(timer);
-      }
-      this.#held.push([from, msg]);
-      return;
-    }
     this.#deliver(from, msg);
-  }
-
-  #release(): void {
-    const held = this.#held.splice(0);
-    for (const [from, msg] of held) this.#deliver(from, msg);
   }
 
   #deliver(from: string, msg: unknown): void {
@@ -377,17 +354,12 @@ export class VtcAgent extends EventEmitter {
         return;
       }
       case 'vts': {
-        const issued = Date.now();
         void this.#ports[e.vts].execute(e.op).then((r) => {
           if (this.#stopped) return;
           if (r.ok && e.op.op === 'status') this.#noteView(e.vts, r.view as RemoteView);
           else if (!r.ok && e.op.op === 'status') this.#views[e.vts] = null;
           this.engine.vtsResult(e.token, r, Date.now());
           this.#drain();
-          if (e.op.op === 'status' && this.#held.length > 0 && issued >= this.#holdSince) {
-            this.#fresh[e.vts] = true;
-            if (this.#fresh.A && this.#fresh.B) this.#release();
-          }
         });
         return;
       }

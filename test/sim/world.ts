@@ -577,7 +577,7 @@ export class World {
 
   describe(): string {
     return this.vtcs
-      .map((n) => `${n.name}${n.alive ? '' : '(down)'} ${formatStatus(n.engine.status())} key ${n.engine.newestKey().seq} ${JSON.stringify(n.engine.heldSeqs())}`)
+      .map((n) => `${n.name}${n.alive ? '' : '(down)'} ${formatStatus(n.engine.status())} key ${n.engine.newestKey().seq} ${JSON.stringify(n.engine.heldSeqs())} chain ${n.engine.committedKeys().map((k) => `${k.seq}<${k.prevSeq}:${k.originVtc}:${k.command}:acks=${k.acks.length}`).join(' ')}`)
       .concat(VTS_NAMES.map((x) => `VTS ${x} powered=${this.vts[x].powered} inOp=${this.vts[x].inOperation} last=${this.vts[x].lastKeySeq} behind=${this.vts[x].view().behind.length}`))
       .join('\n');
   }
