@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// The randomized PtP schedules (test/sim/sim-part-*) run under `npm run sim`: a seed in the
-// first range does not finish yet and is being chased; the claim stories and the invariant
-// checker's own tests in test/sim stay in the default run.
+// The randomized PtP schedules (test/sim/sim-part-*, 10^5 of them, several minutes) run under
+// `npm run sim`, which .ci/run runs after `npm test`; the claim stories, the seeds that once
+// failed and the invariant checker's own tests in test/sim stay in the default run.
 const withSchedules = process.env.PTPVTS_SIM === '1';
 
 export default defineConfig({

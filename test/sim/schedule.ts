@@ -131,7 +131,10 @@ export function runSchedule(seed: number, o: ScheduleOptions = {}): ScheduleResu
         needed = newest.current.length === 0 ? ['A', 'B'] : newest.current.length === 2 ? [lone] : [...newest.current];
         for (const x of needed) w.powerOnVts(x);
         nextNudge = w.sched.now() + 400;
-        for (const x of needed) if (w.vts[x].powered && !w.vts[x].inOperation) w.command({ command: 'vts-in', vts: x });
+        // Both out: one ptp-start, as an operator would, rather than two vts-in that contend for one seq.
+        const out = needed.filter((x) => w.vts[x].powered && !w.vts[x].inOperation);
+        if (out.length === 2) w.command({ command: 'ptp-start' });
+        else for (const x of out) w.command({ command: 'vts-in', vts: x });
       }
       if (!w.sched.step(deadline)) break;
     }
