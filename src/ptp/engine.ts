@@ -202,6 +202,8 @@ export class VtcEngine {
   /** When this VTC first joined each election round. */
   readonly #roundStarted = new Map<string, number>();
   readonly #joined = new Map<string, Election>();
+  readonly #peerTop = new Map<string, number>();
+  #synced = false;
   /** Keys held here without a commit of their own, by key MAC. */
   readonly #unresolved = new Map<string, ShutdownKey>();
   readonly #cast = new Map<string, SignedBallot>();
@@ -279,6 +281,9 @@ export class VtcEngine {
         this.#onBallot(from, msg.ballot);
         break;
       case 'hello': {
+        // The first hello from a peer gets one back at once, so a VTC that just started learns quickly whether it is behind.
+        if (!this.#peerTop.has(from)) this.#send(from, { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac });
+        this.#peerTop.set(from, msg.top);
         // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
         let after: number | null = null;
         if (msg.top > this.#eff.seq || msg.hi > this.#hw) after = msg.top > this.#eff.seq ? this.#eff.seq : this.#hw;
@@ -364,6 +369,7 @@ export class VtcEngine {
     return k;
   }
   status(): PtpStatus {
+    if (!this.#caughtUp()) return { kind: 'offline' };
     return deriveStatus(this.#eff, { A: this.#obs.A.view, B: this.#obs.B.view });
   }
   threshold(): number {
@@ -372,6 +378,20 @@ export class VtcEngine {
   /** What host I/O may do now: the status, and the epoch (newest key seq) every VTS fences host I/O with. */
   writeContext(): { readonly status: PtpStatus; readonly epoch: number } {
     return { status: this.status(), epoch: this.#eff.seq };
+  }
+
+  /**
+   * After it starts, a VTC serves host I/O only once more than T VTCs (itself included) have
+   * said in a hello that they hold no newer key than it does: any key committed while it
+   * was down is held by more than T, and two such sets meet. A VTS that missed the same keys
+   * would not fence it (seed 54224).
+   */
+  #caughtUp(): boolean {
+    if (this.#synced) return true;
+    let n = 1;
+    for (const top of this.#peerTop.values()) if (top <= this.#eff.seq) n++;
+    if (n > this.#eff.threshold) this.#synced = true;
+    return this.#synced;
   }
   /** Committed (effective) keys, for anti-entropy checks and audits. */
   committedKeys(): ShutdownKey[] {
@@ -552,6 +572,13 @@ export class VtcEngine {
     if (key.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     this.#auto = null;
     const nack = (reason: string): void => this.#send(from, { t: 'nack', seq: key.seq, keyMac: key.mac, reason });
+    // A key whose fate is known here (a takeover of a key that already committed or failed)
+    // is not acknowledged again: its proposer gets the commit instead.
+    const settled = this.#commits.get(key.seq)?.find((c) => c.keyMac === key.mac);
+    if (settled !== undefined) {
+      this.#send(from, { t: 'sync', records: [{ key, commit: settled }] });
+      return nack(`key ${key.seq} already ${settled.outcome === 'done' ? 'committed' : 'failed'} here`);
+    }
     if (this.#chosen.has(key.seq) && !this.#holds(key.seq, key.mac)) return nack(`seq ${key.seq} is already committed here`);
     if (this.#holds(key.seq, key.mac)) return this.#send(from, { t: 'ack', seq: key.seq, keyMac: key.mac });
     const eff = this.#eff;
@@ -808,6 +835,11 @@ export class VtcEngine {
 
   #commit(c: Coordination, outcome: 'done' | 'failed'): void {
     c.phase = 3;
+    // A takeover that learned the key already committed elsewhere adds no failure to it.
+    if (outcome === 'failed' && c.commandId === null && this.#commits.get(c.key.seq)?.some((x) => x.keyMac === c.key.mac && x.outcome === 'done') === true) {
+      this.#coord = null;
+      return;
+    }
     let pending: readonly string[] | null = c.unionFailed ? null : c.pending;
     let current = c.prev.current;
     let state = c.prev.state;

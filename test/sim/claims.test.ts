@@ -81,14 +81,14 @@ function claim5(): void {
   expect(newest(w, 3).mode).toBe('expedite');
 }
 
-/** Every mode per the table: mounts, copies, unreachable VTS. */
+/** Every mode per the table: mounts, copies, unreachable VTS. (Host I/O starts after the VTCs' first hellos, about 50 ms in.) */
 function claim6(): void {
   // normal: the active mount completes, pending copies are drained, B alone is current.
   {
     const w = mk({ copier: false });
-    for (const v of w.volumes) w.sched.at(5, () => w.hostWrite({ vol: v, primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
-    w.sched.at(40, () => w.hostWrite({ vol: 'V00000', primary: 'A', copyMode: 'deferred', duration: 150, node: w.vtcs[1] }));
-    const c = cmd(w, 50, { command: 'vts-out', vts: 'A', mode: 'normal' });
+    for (const v of w.volumes) w.sched.at(60, () => w.hostWrite({ vol: v, primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
+    w.sched.at(95, () => w.hostWrite({ vol: 'V00000', primary: 'A', copyMode: 'deferred', duration: 150, node: w.vtcs[1] }));
+    const c = cmd(w, 105, { command: 'vts-out', vts: 'A', mode: 'normal' });
     w.run(800);
     const r = w.results.get(c.id);
     expect(r?.ok && r.key.copiesPending).toEqual([]);
@@ -98,8 +98,8 @@ function claim6(): void {
   // expedite: copies drained only until the bound; the rest are counted and nobody alone is current.
   {
     const w = mk({ copier: false, timing: { ...SIM_TIMING, expediteTimeout: 4 } });
-    for (const v of w.volumes) w.sched.at(5, () => w.hostWrite({ vol: v, primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
-    const c = cmd(w, 50, { command: 'vts-out', vts: 'A', mode: 'expedite' });
+    for (const v of w.volumes) w.sched.at(60, () => w.hostWrite({ vol: v, primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
+    const c = cmd(w, 105, { command: 'vts-out', vts: 'A', mode: 'expedite' });
     w.run(800);
     const r = w.results.get(c.id);
     expect(r?.ok && r.key.copiesPending?.length).toBeGreaterThan(0);
@@ -109,9 +109,9 @@ function claim6(): void {
   // immediate: the active mount is aborted (host error), copies left queued and counted.
   {
     const w = mk({ copier: false });
-    w.sched.at(5, () => w.hostWrite({ vol: 'V00001', primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
-    w.sched.at(40, () => w.hostWrite({ vol: 'V00002', primary: 'A', copyMode: 'deferred', duration: 400, node: w.vtcs[1] }));
-    const c = cmd(w, 60, { command: 'vts-out', vts: 'A', mode: 'immediate' });
+    w.sched.at(60, () => w.hostWrite({ vol: 'V00001', primary: 'A', copyMode: 'deferred', node: w.vtcs[0] }));
+    w.sched.at(95, () => w.hostWrite({ vol: 'V00002', primary: 'A', copyMode: 'deferred', duration: 400, node: w.vtcs[1] }));
+    const c = cmd(w, 115, { command: 'vts-out', vts: 'A', mode: 'immediate' });
     w.run(800);
     const r = w.results.get(c.id);
     expect(r?.ok && r.key.copiesPending).toEqual(['V00001']);
@@ -168,7 +168,7 @@ function claim8(): void {
 function claim9(): void {
   // Shut down in immediate mode with copies pending: neither VTS alone holds everything.
   const w = mk({ copier: false });
-  w.sched.at(5, () => w.hostWrite({ vol: 'V00003', primary: 'B', copyMode: 'deferred', node: w.vtcs[0] }));
+  w.sched.at(60, () => w.hostWrite({ vol: 'V00003', primary: 'B', copyMode: 'deferred', node: w.vtcs[0] }));
   cmd(w, 100, { command: 'ptp-shutdown', mode: 'immediate' }, 0);
   cmd(w, 700, { command: 'vts-in', vts: 'A' }, 1);
   w.run(2500);

@@ -17,6 +17,8 @@ const FOUND: readonly (readonly [number, string])[] = [
   [435, 'a VTC never refetched a predecessor whose sync was lost'],
   [445, 'a VTC never refetched a predecessor whose sync was lost'],
   [5773, 'a key left without a commit was never taken over while other proposals kept arriving'],
+  [54224, 'a VTC restarted with no keys served writes to a VTS that had missed the same key (safety)'],
+  [58259, 'a takeover re-executed a key that had already failed, after a later key passed over it (safety)'],
   [18618, 'a VTC that joined an election before it had the key counted it with the older key\'s threshold (agreement)'],
 ];
 
