@@ -5,14 +5,15 @@
  * - TEST UNIT READY commands/s at queue depth 1 and 16 (one measured call = 256 commands
  *   kept 16 in flight);
  * - 256 KiB WRITE(6) and READ(6) MB/s to a loaded tape LUN (one measured call = REWIND,
- *   128 blocks, and for writes WRITE FILEMARKS(1): 32 MiB);
+ *   128 blocks kept STREAM_DEPTH in flight, and for writes WRITE FILEMARKS(1): 32 MiB),
+ *   every block different and every read checked to be the block written at its place;
  * - a raw fs write of the same bytes to the same disk, made durable once per call as our
  *   target makes a cartridge durable at the filemark.
  *
  * Cartridge files of both targets sit on the project's disk (bench/results/.iscsi-*).
  */
 import b from 'benny';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -28,12 +29,20 @@ const CHUNK = 256 * 1024;
 const CHUNKS = 128;
 const STREAM = CHUNK * CHUNKS;
 const TURS_PER_CALL = 256;
+/** Tape WRITE(6)/READ(6) commands kept in flight (the same for both targets). ISCSI_BENCH_STREAM_DEPTH overrides. */
+const STREAM_DEPTH = Number(process.env.ISCSI_BENCH_STREAM_DEPTH ?? 8);
 const INITIATOR = 'iqn.2026-11.io.ptpvts:bench';
 
 const dir = mkdtempSync(join(process.cwd(), 'bench', 'results', '.iscsi-'));
 const chunk = Buffer.alloc(CHUNK);
 for (let i = 0; i < CHUNK; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
-const write6 = Cdb.write6(chunk);
+/** Block i of a stream: the pattern with i in its first 4 bytes, so order shows on read-back. */
+const blocks = Array.from({ length: CHUNKS }, (_, i) => {
+  const b = Buffer.from(chunk);
+  b.writeUInt32BE(i, 0);
+  return b;
+});
+const writes = blocks.map((b) => Cdb.write6(b));
 const read6 = Cdb.read6({ length: CHUNK });
 const tur = Cdb.testUnitReady();
 
@@ -43,9 +52,17 @@ async function must(p: Promise<{ status: number; data?: Uint8Array; sense?: Uint
   if (length !== undefined && r.data?.length !== length) throw new Error(`read ${r.data?.length} bytes, expected ${length}`);
 }
 
+function negotiated(s: IscsiSession): string {
+  const p = s.params;
+  const k = (n: number): string => `${n / 1024} KiB`;
+  return `MaxRecvDataSegmentLength ${k(p.targetMaxRecvDataSegmentLength)} (target) / ${k(p.initiatorMaxRecvDataSegmentLength)} (initiator), FirstBurstLength ${k(p.firstBurstLength)}, MaxBurstLength ${k(p.maxBurstLength)}, ImmediateData ${p.immediateData ? 'Yes' : 'No'}, InitialR2T ${p.initialR2T ? 'Yes' : 'No'}`;
+}
+
 interface Subject {
   name: string;
   port: IscsiPort;
+  /** What the session negotiated with this target. */
+  negotiated: string;
   close(): Promise<void>;
 }
 
@@ -74,7 +91,9 @@ cartridges:
 `,
   );
   const runner = join(process.cwd(), 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // ISCSI_BENCH_TARGET_NODE_ARGS: extra Node options for the target process (e.g. --cpu-prof).
+  const extra = (process.env.ISCSI_BENCH_TARGET_NODE_ARGS ?? '').split(/\s+/u).filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
   const found = await new Promise<RegExpExecArray>((resolve, reject) => {
@@ -92,6 +111,7 @@ cartridges:
   return {
     name: 'ptpvts',
     port,
+    negotiated: negotiated(session),
     async close() {
       await session.close();
       child.kill('SIGTERM');
@@ -116,6 +136,7 @@ async function tgtdSubject(): Promise<Subject> {
     return {
       name: 'tgtd',
       port,
+      negotiated: negotiated(session),
       async close() {
         await session.close();
         await lib.stop();
@@ -138,28 +159,47 @@ async function turDepth16(port: IscsiPort): Promise<void> {
   await Promise.all(Array.from({ length: 16 }, worker));
 }
 
+/** Issues `n` commands in order, at most STREAM_DEPTH in flight; `check(i, r)` sees each answer. */
+async function pipeline(n: number, issue: (i: number) => ReturnType<IscsiPort['execute']>, check: (i: number, r: Awaited<ReturnType<IscsiPort['execute']>>) => void): Promise<void> {
+  const inFlight: Array<Promise<void>> = [];
+  for (let i = 0; i < n; i++) {
+    inFlight.push(issue(i).then((r) => check(i, r)));
+    if (inFlight.length >= STREAM_DEPTH) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+}
+
+function good(r: { status: number; sense?: Uint8Array }, what: string): void {
+  if (r.status !== ScsiStatus.GOOD) throw new Error(`${what} failed with status 0x${r.status.toString(16)}${r.sense?.length ? `, sense ${Buffer.from(r.sense).toString('hex')}` : ''}`);
+}
+
 async function writeStream(port: IscsiPort): Promise<void> {
   await must(port.execute(Cdb.rewind()));
-  for (let i = 0; i < CHUNKS; i++) await must(port.execute(write6));
+  await pipeline(CHUNKS, (i) => port.execute(writes[i]!), (i, r) => good(r, `${port.address}: WRITE ${i}`));
   await must(port.execute(Cdb.writeFilemarks6(1)));
 }
 
-async function readStream(port: IscsiPort): Promise<void> {
+/** `full`: compare every byte with what was written (else the block number and length). */
+async function readStream(port: IscsiPort, full = false): Promise<void> {
   await must(port.execute(Cdb.rewind()));
-  for (let i = 0; i < CHUNKS; i++) {
-    try {
-      await must(port.execute(read6), CHUNK);
-    } catch (e) {
-      throw new Error(`${port.address}: READ ${i}: ${(e as Error).message}`);
-    }
-  }
+  await pipeline(
+    CHUNKS,
+    () => port.execute(read6),
+    (i, r) => {
+      good(r, `${port.address}: READ ${i}`);
+      const d = r.data;
+      if (d?.length !== CHUNK) throw new Error(`${port.address}: READ ${i}: ${d?.length} bytes, expected ${CHUNK}`);
+      const same = full ? Buffer.from(d.buffer, d.byteOffset, d.length).equals(blocks[i]!) : Buffer.from(d.buffer, d.byteOffset, 4).readUInt32BE(0) === i;
+      if (!same) throw new Error(`${port.address}: READ ${i} does not return block ${i} as written (pipelined commands out of order?)`);
+    },
+  );
 }
 
 const rawPath = join(dir, 'raw.bin');
 function rawStream(): void {
   const fd = openSync(rawPath, 'w');
   try {
-    for (let i = 0; i < CHUNKS; i++) writeSync(fd, chunk);
+    for (let i = 0; i < CHUNKS; i++) writeSync(fd, blocks[i]!);
     fdatasyncSync(fd);
   } finally {
     closeSync(fd);
@@ -174,10 +214,12 @@ try {
   const why = tgtdUnavailable();
   if (!why) subjects.push(await tgtdSubject());
   const notes: string[] = [
-    "same client for both targets: ptpvts's initiator, queue depth 16, no digests, each target's own default negotiation (tgtd: MaxRecvDataSegmentLength 8 KiB; ptpvts: 64 KiB)",
+    "same client for both targets: ptpvts's initiator, queue depth 16, no digests, each target's own default negotiation",
+    ...subjects.map((s) => `negotiated with ${s.name}: ${s.negotiated}`),
     'each target runs in a process of its own: tgtd, and `ptpvts sim serve` (node --import tsx)',
   `load average when the run started: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (figures on a shared machine move by ±30% between runs)`,
-    `tape streams: REWIND, ${CHUNKS} x ${CHUNK}-byte variable blocks (and WRITE FILEMARKS(1) for writes) per call, cartridge files on ${dir}`,
+    `tape streams: REWIND, ${CHUNKS} x ${CHUNK}-byte variable blocks (and WRITE FILEMARKS(1) for writes) per call, ${STREAM_DEPTH} WRITE(6)/READ(6) in flight (same for both targets; the drives report buffered mode 1), cartridge files on ${dir}`,
+    'every stream is read back and compared byte for byte with what was written before timing starts (both targets); timed reads check each block number',
     'durability: the ptpvts drive makes the cartridge durable at the filemark ending each write call (fdatasync); tgtd never syncs tape writes (they stay in the page cache); the raw write calls fdatasync once per call',
   ];
   if (why) notes.push(`tgtd comparison not run: ${why}`);
@@ -185,7 +227,7 @@ try {
   // Every path works (and the cartridges hold a full stream) before anything is timed.
   for (const s of subjects) {
     await writeStream(s.port);
-    await readStream(s.port);
+    await readStream(s.port, true);
   }
   rawStream();
 
@@ -197,10 +239,14 @@ try {
   ]);
   const ops = new Map<string, { ops: number; margin: number; samples: number }>();
   for (const suite of ['tur1', 'tur16', 'write', 'read']) {
+    // Dirty pages left by the previous suite are written back first, not during the next.
+    execFileSync('sync');
     const mine = cases.filter((c) => c.suite === suite);
     const extra = suite === 'write' ? [b.add('raw fs write of the same bytes + fdatasync', () => rawStream())] : [];
     const summary = await b.suite(`iscsi-${suite}`, ...mine.map((c) => b.add(c.name, async () => c.fn())), ...extra, b.cycle());
-    for (const r of summary.results) ops.set(r.name, { ops: r.ops, margin: r.margin, samples: r.samples });
+    // benny's summary rounds ops/s to a few distinct digits (about 7% steps for a 32 MiB
+    // stream); the mean time per call gives the unrounded rate.
+    for (const r of summary.results) ops.set(r.name, { ops: r.details.mean > 0 ? 1 / r.details.mean : r.ops, margin: r.margin, samples: r.samples });
   }
 
   const get = (name: string) => {

@@ -47,6 +47,11 @@ export interface CommandSpec<D> {
   readonly handler: Handler<D>;
   /** INQUIRY, REPORT LUNS and REQUEST SENSE run although a unit attention is pending. */
   readonly bypassUnitAttention?: boolean;
+  /**
+   * On a unit that carries out its commands in order (a tape drive), this command does not
+   * wait for those before it: INQUIRY, REPORT LUNS, REQUEST SENSE, TEST UNIT READY.
+   */
+  readonly overtakes?: boolean;
   /** Seconds, for the timeouts descriptor of REPORT SUPPORTED OPERATION CODES. */
   readonly nominalTimeout?: number;
   readonly recommendedTimeout?: number;

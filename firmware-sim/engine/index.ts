@@ -14,6 +14,7 @@
  */
 export * from './check.js';
 export * from './dispatch.js';
+export * from './lazy-abort.js';
 export * from './library-link.js';
 export * from './log-pages.js';
 export * from './mode-pages.js';

@@ -20,7 +20,8 @@ export interface CommandContext {
   /**
    * Aborted by task management (ABORT TASK, LU RESET, TARGET RESET), by a transport
    * timeout, or when the front closes. A handler that waits (timing model, drive hang
-   * fault) must stop waiting when it aborts.
+   * fault) must stop waiting when it aborts. A context that is itself a `LazyAbort`
+   * (lazy-abort.ts) is watched through it, so its signal is made only if a handler asks.
    */
   readonly signal: AbortSignal;
 }

@@ -8,6 +8,7 @@ import { Sense, sense, type SenseCode, type SenseData } from '../../src/scsi/sen
 import { opcodeName } from '../../src/scsi/opcodes.js';
 import { CheckCondition } from './check.js';
 import type { CommandSpec, DispatchTable, Exec, HandlerResult } from './dispatch.js';
+import { LazyAbort } from './lazy-abort.js';
 import { LogPages } from './log-pages.js';
 import { ModePages } from './mode-pages.js';
 import { CommandAborted } from './timing.js';
@@ -55,6 +56,11 @@ export interface UnitOptions<D> {
   readonly hooks?: UnitHooks;
   /** Multiplier for mechanical delays (0 in tests). */
   readonly timeScale?: number;
+  /**
+   * Carry out commands one at a time, in the order `execute` is called (a tape drive:
+   * pipelined WRITEs land in the order sent). Commands whose spec `overtakes` do not wait.
+   */
+  readonly ordered?: boolean;
 }
 
 /** A record of a handler that threw something other than `CheckCondition`. */
@@ -64,9 +70,65 @@ export interface EmulatorBug {
   readonly error: unknown;
 }
 
-interface Running {
-  readonly initiator: string;
-  readonly controller: AbortController;
+/** A command in progress: its abort state (the signal is made only if the handler asks). */
+class Running extends LazyAbort {
+  /** Listener on a front's plain AbortSignal (fronts whose context is a LazyAbort need none). */
+  onOuterAbort: (() => void) | undefined = undefined;
+  constructor(readonly initiator: string) {
+    super();
+  }
+}
+
+/** A command waiting for its turn on an ordered unit: an abort answers it at once. */
+class Turn extends LazyAbort {
+  constructor(private readonly onAbort: () => void) {
+    super();
+  }
+  override abort(reason?: unknown): void {
+    if (this.aborted) return;
+    super.abort(reason);
+    this.onAbort();
+  }
+}
+
+/** What a handler gets; `signal` is the running command's, made on first use. */
+class ExecContext<D> implements Exec<D> {
+  constructor(
+    readonly unit: EmulatedUnit<D>,
+    readonly device: D,
+    readonly initiator: string,
+    readonly cdb: Uint8Array,
+    readonly dataOut: Uint8Array,
+    readonly dataInLength: number,
+    private readonly running: Running,
+  ) {}
+  get signal(): AbortSignal {
+    return this.running.signal;
+  }
+}
+
+const NO_DATA = new Uint8Array(0);
+
+/*
+ * The promise execute() returned last for a command that completed synchronously, and its
+ * result: a front that calls execute() can answer at once (see settledResult) instead of a
+ * few microtask hops later. One slot is enough: it is read right after the call.
+ */
+let settledPromise: Promise<CommandResult> | undefined;
+let settledValue: CommandResult | undefined;
+
+/**
+ * The result of `p` when `p` is what {@link EmulatedUnit.execute} (possibly through a
+ * wrapper that hands the same promise on) just returned for a command that had already
+ * completed; otherwise undefined, and the caller awaits `p` as usual. Call it right after
+ * execute(), before anything else runs a command.
+ */
+export function settledResult(p: Promise<CommandResult>): CommandResult | undefined {
+  if (p !== settledPromise) return undefined;
+  const v = settledValue;
+  settledPromise = undefined;
+  settledValue = undefined;
+  return v;
 }
 
 export class EmulatedUnit<D> implements LogicalUnit {
@@ -86,6 +148,13 @@ export class EmulatedUnit<D> implements LogicalUnit {
   lunList: () => readonly number[] = () => [0];
   private descriptorSense = false;
   private readonly running = new Set<Running>();
+  private readonly ordered: boolean;
+  /** Ordered commands admitted and not yet over; the last one's end is `orderTail`. */
+  private orderBusy = 0;
+  private orderTail: Promise<unknown> = Promise.resolve();
+  private readonly orderDone = (): void => {
+    this.orderBusy--;
+  };
   /** Listeners told of every command, for traces and tests. */
   private readonly observers = new Set<(name: string, cdb: Uint8Array, result: CommandResult) => void>();
 
@@ -97,6 +166,7 @@ export class EmulatedUnit<D> implements LogicalUnit {
     this.device = o.device;
     this.hooks = o.hooks ?? {};
     this.timeScale = o.timeScale ?? 0;
+    this.ordered = o.ordered ?? false;
   }
 
   senseFormat(_initiator: string): 'fixed' | 'descriptor' {
@@ -117,8 +187,22 @@ export class EmulatedUnit<D> implements LogicalUnit {
     return () => this.observers.delete(fn);
   }
 
-  async execute(ctx: CommandContext): Promise<CommandResult> {
-    const result = await this.run(ctx);
+  execute(ctx: CommandContext): Promise<CommandResult> {
+    let result: CommandResult;
+    try {
+      const r = this.run(ctx);
+      if (r instanceof Promise) return r.then((x) => this.observed(ctx, x));
+      result = this.observed(ctx, r);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    const p = Promise.resolve(result);
+    settledPromise = p;
+    settledValue = result;
+    return p;
+  }
+
+  private observed(ctx: CommandContext, result: CommandResult): CommandResult {
     if (this.observers.size) {
       const name = opcodeName(this.deviceType, ctx.cdb[0] ?? 0);
       for (const o of this.observers) o(name, ctx.cdb, result);
@@ -126,7 +210,8 @@ export class EmulatedUnit<D> implements LogicalUnit {
     return result;
   }
 
-  private async run(ctx: CommandContext): Promise<CommandResult> {
+  /** Runs a command; the result comes synchronously when the handler returned one. */
+  private run(ctx: CommandContext): CommandResult | Promise<CommandResult> {
     const { cdb } = ctx;
     if (cdb.length === 0) return check(sense(Sense.INVALID_COMMAND_OPERATION_CODE, { fieldPointer: { inCdb: true, byte: 0 } }));
     const found = this.table.lookup(cdb);
@@ -143,41 +228,96 @@ export class EmulatedUnit<D> implements LogicalUnit {
       const ua = this.unitAttentions.take(ctx.initiator);
       if (ua) return check(ua);
     }
-    const controller = new AbortController();
-    const onOuterAbort = (): void => controller.abort(ctx.signal.reason);
-    if (ctx.signal.aborted) return { status: ScsiStatus.TASK_ABORTED };
-    ctx.signal.addEventListener('abort', onOuterAbort, { once: true });
-    const entry: Running = { initiator: ctx.initiator, controller };
-    this.running.add(entry);
-    const exec: Exec<D> = {
-      unit: this,
-      device: this.device,
-      initiator: ctx.initiator,
-      cdb: cdb.length === len ? cdb : cdb.subarray(0, len),
-      dataOut: ctx.dataOut ?? new Uint8Array(0),
-      dataInLength: ctx.dataInLength,
-      signal: controller.signal,
-    };
-    try {
-      const r = await spec.handler(exec);
-      if (controller.signal.aborted) return { status: ScsiStatus.TASK_ABORTED };
-      return toResult(r, ctx.dataInLength);
-    } catch (e) {
-      if (e instanceof CheckCondition) return { status: ScsiStatus.CHECK_CONDITION, sense: e.sense, ...(e.data ? { data: cut(e.data, ctx.dataInLength) } : {}) };
-      if (e instanceof CommandAborted || controller.signal.aborted) return { status: ScsiStatus.TASK_ABORTED };
-      this.bugs.push({ command: spec.name, cdb: Buffer.from(cdb).toString('hex'), error: e });
-      return check(sense(Sense.INTERNAL_TARGET_FAILURE));
-    } finally {
-      ctx.signal.removeEventListener('abort', onOuterAbort);
-      this.running.delete(entry);
+    // The front's abort reaches this command through `running`; a front whose context is
+    // a LazyAbort is linked without making its AbortSignal.
+    const outer = ctx instanceof LazyAbort ? ctx : undefined;
+    if (outer ? outer.aborted : ctx.signal.aborted) return { status: ScsiStatus.TASK_ABORTED };
+    const running = new Running(ctx.initiator);
+    if (outer) outer.link(running);
+    else {
+      running.onOuterAbort = (): void => running.abort(ctx.signal.reason);
+      ctx.signal.addEventListener('abort', running.onOuterAbort, { once: true });
     }
+    this.running.add(running);
+    const exec = new ExecContext<D>(this, this.device, ctx.initiator, cdb.length === len ? cdb : cdb.subarray(0, len), ctx.dataOut ?? NO_DATA, ctx.dataInLength, running);
+    if (!this.ordered || spec.overtakes) return this.invoke(spec, ctx, running, exec);
+    if (this.orderBusy === 0) {
+      // Nothing before it: it runs now (and a synchronous answer stays synchronous).
+      const r = this.invoke(spec, ctx, running, exec);
+      if (r instanceof Promise) this.admit(r);
+      return r;
+    }
+    return new Promise<CommandResult>((resolve) => {
+      // Its turn comes when the command before it is over; an abort meanwhile answers it
+      // at once, and it then never runs (the ones after it still wait for the one before).
+      const turn = new Turn(() => {
+        this.ended(ctx, running);
+        resolve({ status: ScsiStatus.TASK_ABORTED });
+      });
+      running.link(turn);
+      this.admit(
+        this.orderTail.then(() => {
+          if (turn.aborted) return undefined;
+          running.unlink(turn);
+          const r = this.invoke(spec, ctx, running, exec);
+          resolve(r);
+          return r;
+        }),
+      );
+    });
+  }
+
+  /** Counts an ordered command as running until `p` settles; the next one waits for it. */
+  private admit(p: Promise<unknown>): void {
+    this.orderBusy++;
+    this.orderTail = p.then(this.orderDone, this.orderDone);
+  }
+
+  /** Calls the handler; the result comes synchronously when the handler returned one. */
+  private invoke(spec: CommandSpec<D>, ctx: CommandContext, running: Running, exec: ExecContext<D>): CommandResult | Promise<CommandResult> {
+    let r: HandlerResult | Promise<HandlerResult>;
+    try {
+      r = spec.handler(exec);
+    } catch (e) {
+      this.ended(ctx, running);
+      return this.failed(spec, ctx, running, e);
+    }
+    if (!isThenable(r)) {
+      this.ended(ctx, running);
+      return running.aborted ? { status: ScsiStatus.TASK_ABORTED } : toResult(r, ctx.dataInLength);
+    }
+    return Promise.resolve(r).then(
+      (v) => {
+        this.ended(ctx, running);
+        return running.aborted ? { status: ScsiStatus.TASK_ABORTED } : toResult(v, ctx.dataInLength);
+      },
+      (e: unknown) => {
+        this.ended(ctx, running);
+        return this.failed(spec, ctx, running, e);
+      },
+    );
+  }
+
+  /** A command's handler is over: it no longer listens to the front's abort. */
+  private ended(ctx: CommandContext, running: Running): void {
+    if (ctx instanceof LazyAbort) ctx.unlink(running);
+    else if (running.onOuterAbort) ctx.signal.removeEventListener('abort', running.onOuterAbort);
+    this.running.delete(running);
+  }
+
+  /** The result of a handler that threw. */
+  private failed(spec: CommandSpec<D>, ctx: CommandContext, running: Running, e: unknown): CommandResult {
+    if (e instanceof CheckCondition) return { status: ScsiStatus.CHECK_CONDITION, sense: e.sense, ...(e.data ? { data: cut(e.data, ctx.dataInLength) } : {}) };
+    if (e instanceof CommandAborted || running.aborted) return { status: ScsiStatus.TASK_ABORTED };
+    this.bugs.push({ command: spec.name, cdb: Buffer.from(ctx.cdb).toString('hex'), error: e });
+    return check(sense(Sense.INTERNAL_TARGET_FAILURE));
   }
 
   taskManagement(fn: TaskManagement, initiator: string): void {
     for (const r of [...this.running]) {
       const mine = r.initiator === initiator;
       if (fn === TaskManagement.abortTaskSet && !mine) continue;
-      r.controller.abort(new CommandAborted(`aborted by ${fn}`));
+      r.abort(new CommandAborted(`aborted by ${fn}`));
     }
     if (fn === TaskManagement.clearTaskSet) this.raise(Sense.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, initiator);
     if (fn === TaskManagement.logicalUnitReset || fn === TaskManagement.targetReset) {
@@ -188,7 +328,7 @@ export class EmulatedUnit<D> implements LogicalUnit {
 
   /** Power cycle: everything in flight aborts, state resets, POWER ON OCCURRED for all. */
   powerCycle(): void {
-    for (const r of [...this.running]) r.controller.abort(new CommandAborted('power cycle'));
+    for (const r of [...this.running]) r.abort(new CommandAborted('power cycle'));
     this.unitAttentions.reset(Sense.POWER_ON_OCCURRED);
     this.descriptorSense = false;
     this.hooks.onReset?.('power-on');
@@ -198,6 +338,10 @@ export class EmulatedUnit<D> implements LogicalUnit {
   inFlight(): number {
     return this.running.size;
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<HandlerResult> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function check(s: SenseData): CommandResult {

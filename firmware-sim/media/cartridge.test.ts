@@ -96,6 +96,46 @@ describe('Cartridge', () => {
     e.close();
   });
 
+  it.each([
+    ['the same sizes (old records start where the new ones end)', 32],
+    ['other sizes (the new records end inside an old one)', 45],
+  ])('an overwrite interrupted before its sync point leaves the new records and no old data: %s', (_what, size) => {
+    const p = join(dir, 'c.cart');
+    const c = Cartridge.open(p, { create: init });
+    for (let i = 0; i < 8; i++) c.appendBlock(bytes(32, i));
+    c.appendFilemarks(1);
+    // Rewind and overwrite 3 blocks; the process dies (no close, no sync point).
+    c.truncate(0);
+    expect(c.objectCount).toBe(0);
+    for (let i = 0; i < 3; i++) c.appendBlock(bytes(size, 100 + i));
+    expect(c.readBlock(2)).toEqual(bytes(size, 102));
+    const e = Cartridge.open(p, { readOnly: true });
+    expect(e.objectCount).toBe(3);
+    for (let i = 0; i < 3; i++) expect(e.readBlock(i)).toEqual(bytes(size, 100 + i));
+    e.close();
+    // The sync point cuts the old records off for good.
+    c.appendFilemarks(1);
+    expect(statSync(p).size).toBe(c.sizeOnDisk);
+    const f = Cartridge.open(p, { readOnly: true });
+    expect(f.objectCount).toBe(4);
+    f.close();
+    c.close();
+    expect(checkCartridge(p).damaged).toEqual([]);
+  });
+
+  it('a rewind and close without a write cuts the tape at the rewind point', () => {
+    const p = join(dir, 'c.cart');
+    const c = Cartridge.open(p, { create: init });
+    for (let i = 0; i < 4; i++) c.appendBlock(bytes(32, i));
+    c.appendFilemarks(1);
+    c.truncate(2);
+    c.close();
+    const d = Cartridge.open(p, { readOnly: true });
+    expect(d.objectCount).toBe(2);
+    expect(d.recovered).toBe(false);
+    d.close();
+  });
+
   it('persists cartridge memory in alternating slots', () => {
     const p = join(dir, 'c.cart');
     const c = Cartridge.open(p, { create: init });

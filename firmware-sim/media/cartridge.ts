@@ -5,7 +5,7 @@
  * executes one medium operation at a time, and a crash test needs every write to have
  * reached the kernel when the call returns.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, fstatSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, fstatSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   CartridgeFormatError,
@@ -74,6 +74,9 @@ export class CartridgeStateError extends Error {
   readonly code = 'ECARTSTATE';
 }
 
+/** Appended bytes after which their writeback to disk starts in the background. */
+const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
+
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
 
@@ -95,8 +98,10 @@ function writeAll(fd: number, b: Uint8Array, pos: number): void {
   while (done < b.length) done += writeSync(fd, b, done, b.length - done, pos + done);
 }
 
+/** Reads `n` bytes at `pos` (fewer at end of file). The buffer is not cleared first: only bytes read are returned. */
 function readExact(fd: number, n: number, pos: number): Uint8Array {
-  const b = new Uint8Array(n);
+  const u = Buffer.allocUnsafe(n);
+  const b = new Uint8Array(u.buffer, u.byteOffset, n);
   let got = 0;
   while (got < n) {
     const r = readSync(fd, b, got, n - got, pos + got);
@@ -137,7 +142,17 @@ export class Cartridge {
   private fileSize: number;
   private appendOffset: number;
   private generation: number;
+  /**
+   * File offset past the records that may carry the current generation: appending below it
+   * (an overwrite, or a tail found on open) starts a new generation.
+   */
+  private genEnd: number;
+  /** An overwrite left older records past the append point; the file is cut at the next sync point. */
+  private cutPending = false;
   private dirty = false;
+  /** Bytes appended since the last fdatasync (sync point or early writeback). */
+  private unflushed = 0;
+  private writebackRunning = false;
   private mamSequence = 0;
   private mam = new Map<number, StoredAttribute>();
   private readonly offs: number[] = [];
@@ -172,6 +187,7 @@ export class Cartridge {
         }
       }
       this.generation = Math.max(1, scan.maxGeneration);
+      this.genEnd = this.fileSize;
       this.recovered = !clean || scan.tornBytes > 0;
     } catch (err) {
       closeSync(this.fd);
@@ -270,6 +286,7 @@ export class Cartridge {
     const o = this.object(i);
     if (!o || o.kind === 'filemark') throw new RangeError(`object ${i} is not a block`);
     if (o.kind === 'damaged') throw new MediaReadError(`block ${i} at offset ${o.offset} is damaged`, i, o.offset);
+    // Header and payload in one pread; the payload's CRC (native CRC32C) is checked before it is handed out.
     const b = readExact(this.fd, RECORD_HEADER_SIZE + o.length, o.offset);
     const h = decodeRecordHeader(b);
     const payload = b.subarray(RECORD_HEADER_SIZE);
@@ -281,9 +298,10 @@ export class Cartridge {
 
   /**
    * Discards every object from position `at` on (a write there overwrites the rest of the
-   * tape). The index forgets them first, then the file is cut at that record boundary and
-   * the cut made durable; later records carry a higher generation, so if a crash ever
-   * lost the cut, the old records that resurface are recognised as stale on open.
+   * tape). The index forgets them at once; later records carry a higher generation and are
+   * written over the old ones in place, and the next sync point cuts the file where the
+   * new records end and makes that durable. Old records a crash leaves past the new ones
+   * have the older generation and are recognised as stale on open.
    */
   truncate(at: number): void {
     this.writable();
@@ -302,15 +320,27 @@ export class Cartridge {
   }
 
   /**
-   * Cuts the file at the append point. The cut becomes durable with the next sync point's
-   * fdatasync (a size change is part of what fdatasync writes); until then the raised
-   * generation keeps any old records that a crash brings back from reading as data.
+   * Before an append below {@link genEnd}: a new generation, so that nothing past the new
+   * records can read as data, and the file is cut at the next sync point. Until then the
+   * old bytes stay and the new records overwrite them in place (no truncation and
+   * reallocation of a whole stream's worth of file on every rewrite).
    */
   private cutTail(): void {
-    if (this.fileSize <= this.appendOffset) return;
+    if (this.appendOffset >= this.genEnd) return;
     this.generation++;
+    this.genEnd = this.appendOffset;
+    this.cutPending = true;
+  }
+
+  /** Cuts the file where the log ends, if an overwrite left older records past it. */
+  private applyCut(): void {
+    if (!this.cutPending) return;
+    this.cutPending = false;
+    if (this.fileSize <= this.appendOffset) return;
     ftruncateSync(this.fd, this.appendOffset);
     this.fileSize = this.appendOffset;
+    // A size change is part of what fdatasync writes: the cut is durable at the sync point.
+    this.dirty = true;
   }
 
   private append(record: Uint8Array, payload?: Uint8Array): void {
@@ -329,8 +359,11 @@ export class Cartridge {
       writeAll(this.fd, record, this.appendOffset);
     }
     this.appendOffset += total;
+    this.genEnd = Math.max(this.genEnd, this.appendOffset);
     this.fileSize = Math.max(this.fileSize, this.appendOffset);
     this.dirty = true;
+    this.unflushed += total;
+    if (this.unflushed >= EARLY_WRITEBACK_BYTES && !this.writebackRunning) this.earlyWriteback();
   }
 
   /** Appends one block at EOD. Durable only after the next {@link sync}. */
@@ -356,12 +389,30 @@ export class Cartridge {
     this.sync();
   }
 
+  /**
+   * Starts writing what was appended to the disk in the background (an fdatasync on the
+   * thread pool), as a drive writes its buffer to tape while the host keeps sending: the
+   * next sync point then waits for less. It makes nothing durable that a sync point would
+   * not, and changes nothing a crash leaves (records after the last sync point marker are
+   * still checked on open).
+   */
+  private earlyWriteback(): void {
+    this.unflushed = 0;
+    this.writebackRunning = true;
+    fdatasync(this.fd, () => {
+      // An error (the file closed meanwhile) is left to the next sync point to report.
+      this.writebackRunning = false;
+    });
+  }
+
   /** Writes a sync point marker and fdatasyncs: everything appended so far survives a crash. */
   sync(): void {
     this.writable();
+    this.applyCut();
     if (!this.dirty) return;
     this.append(encodeRecord(RecordKind.syncPoint, this.generation));
     fdatasyncSync(this.fd);
+    this.unflushed = 0;
     this.dirty = false;
   }
 
@@ -386,6 +437,7 @@ export class Cartridge {
     if (this.fd < 0) return;
     try {
       if (!this.readOnly) {
+        this.applyCut();
         // A clean file already ends in EOD past the append offset; don't rewrite it on every unload.
         if (this.fileSize === this.appendOffset) this.append(encodeRecord(RecordKind.endOfData, this.generation));
         this.sync();

@@ -47,7 +47,7 @@ function reportLuns(x: Exec<unknown>): Uint8Array {
 }
 
 export const basicCommands: CommandSpec<unknown>[] = [
-  { opcode: SpcOpcode.TEST_UNIT_READY, name: 'TEST UNIT READY', usage: usage(6), handler: testUnitReady, nominalTimeout: 1, recommendedTimeout: 10 },
-  { opcode: SpcOpcode.REQUEST_SENSE, name: 'REQUEST SENSE', usage: usage(6, { 1: 0x01, 4: 0xff }), handler: requestSense, bypassUnitAttention: true, nominalTimeout: 1, recommendedTimeout: 10 },
-  { opcode: SpcOpcode.REPORT_LUNS, name: 'REPORT LUNS', usage: usage(12, { 2: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff }), handler: reportLuns, bypassUnitAttention: true, nominalTimeout: 1, recommendedTimeout: 10 },
+  { opcode: SpcOpcode.TEST_UNIT_READY, name: 'TEST UNIT READY', usage: usage(6), handler: testUnitReady, overtakes: true, nominalTimeout: 1, recommendedTimeout: 10 },
+  { opcode: SpcOpcode.REQUEST_SENSE, name: 'REQUEST SENSE', usage: usage(6, { 1: 0x01, 4: 0xff }), handler: requestSense, bypassUnitAttention: true, overtakes: true, nominalTimeout: 1, recommendedTimeout: 10 },
+  { opcode: SpcOpcode.REPORT_LUNS, name: 'REPORT LUNS', usage: usage(12, { 2: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff }), handler: reportLuns, bypassUnitAttention: true, overtakes: true, nominalTimeout: 1, recommendedTimeout: 10 },
 ];

@@ -106,6 +106,7 @@ export const inquiryCommand: CommandSpec<unknown> = {
   usage: usage(6, { 1: 0x01, 2: 0xff, 3: 0xff, 4: 0xff }),
   handler: inquiry,
   bypassUnitAttention: true,
+  overtakes: true,
   nominalTimeout: 1,
   recommendedTimeout: 10,
 };

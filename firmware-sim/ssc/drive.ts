@@ -123,6 +123,11 @@ export class TapeDrive implements DriveBay {
     return mechanicalDelay(seconds, this.timeScale, signal);
   }
 
+  /** True when a mechanical delay of `seconds` actually waits (time scale above 0). */
+  waits(seconds: number): boolean {
+    return seconds * this.timeScale > 0;
+  }
+
   raiseTapeAlert(flag: number): void {
     if (!Number.isInteger(flag) || flag < 1 || flag > 64) throw new RangeError(`TapeAlert flag must be 1..64 (got ${flag})`);
     this.tapeAlert |= 1n << BigInt(flag - 1);
@@ -152,6 +157,11 @@ export class TapeDrive implements DriveBay {
    */
   async ready(signal: AbortSignal, medium = true): Promise<Cartridge> {
     if (this.hung) await hangUntilAborted(signal);
+    return this.readyNow(medium);
+  }
+
+  /** {@link ready} for a drive that is not hung: the cartridge, or CHECK CONDITION thrown. */
+  readyNow(medium = true): Cartridge {
     const why = this.notReady();
     if (why) throw new CheckCondition(why);
     const m = this.media;

@@ -56,6 +56,8 @@ export function createTapeDrive(o: TapeDriveOptions): TapeDriveUnit {
     device: drive,
     hooks: driveHooks(drive),
     timeScale: o.timeScale ?? 0,
+    // A tape drive carries out its commands in the order they come (SSC: sequential access).
+    ordered: true,
   });
   drive.unit = unit;
   installSpc(unit);

@@ -42,7 +42,19 @@ function readBlock(d: TapeDrive, m: Cartridge, residue: number, got: Uint8Array[
   }
 }
 
-async function read6(x: Exec<TapeDrive>): Promise<HandlerResult> {
+/**
+ * The transfer time of `bytes` (timing model), then `result`. Without a wait (time scale 0)
+ * the result comes synchronously: a streaming READ or WRITE then costs no promise hops and
+ * no AbortSignal, and the front can answer it at once.
+ */
+function afterTransfer(x: Exec<TapeDrive>, bytes: number, result: HandlerResult): HandlerResult | Promise<HandlerResult> {
+  const d = x.device;
+  const seconds = (bytes / MiB) * d.personality.timing.perMiBSeconds;
+  if (!d.waits(seconds)) return result;
+  return d.delay(seconds, x.signal).then(() => result);
+}
+
+function read6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
   const sili = ((x.cdb[1] ?? 0) & 0x02) !== 0;
   const fixed = ((x.cdb[1] ?? 0) & 0x01) !== 0;
@@ -50,7 +62,8 @@ async function read6(x: Exec<TapeDrive>): Promise<HandlerResult> {
   // SSC: SILI with FIXED is an invalid combination; fixed mode needs a block size.
   if (fixed && sili) invalidCdbField(1, 1);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
-  const m = await d.ready(x.signal);
+  if (d.hung) return d.ready(x.signal).then(() => read6(x));
+  const m = d.readyNow();
   if (count === 0) return undefined;
   if (!fixed) {
     if (d.position >= m.objectCount) throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED, { information: count }));
@@ -63,12 +76,11 @@ async function read6(x: Exec<TapeDrive>): Promise<HandlerResult> {
     d.position++;
     d.counters.bytesRead += block.length;
     d.counters.bytesToHost += Math.min(block.length, count);
-    await d.delay((block.length / MiB) * d.personality.timing.perMiBSeconds, x.signal);
-    if (block.length === count) return block;
+    if (block.length === count) return afterTransfer(x, block.length, block);
     const data = block.length > count ? block.subarray(0, count) : block;
     // A shorter block under SILI is not an error; a longer one always is (variable mode).
-    if (block.length < count && sili) return data;
-    return { data, sense: sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: count - block.length }) };
+    if (block.length < count && sili) return afterTransfer(x, block.length, data);
+    return afterTransfer(x, block.length, { data, sense: sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: count - block.length }) });
   }
   const size = d.blockSize;
   const got: Uint8Array[] = [];
@@ -92,8 +104,7 @@ async function read6(x: Exec<TapeDrive>): Promise<HandlerResult> {
     bytes += block.length;
   }
   d.counters.bytesToHost += bytes;
-  await d.delay((bytes / MiB) * d.personality.timing.perMiBSeconds, x.signal);
-  return concat(got, bytes);
+  return afterTransfer(x, bytes, got.length === 1 ? got[0] : concat(got, bytes));
 }
 
 /** After a write: the early-warning report when the tape is past the early-warning point. */
@@ -112,13 +123,14 @@ function writeFault(d: TapeDrive, residue: number): never {
   throw new CheckCondition(sense(Sense.WRITE_ERROR, { information: residue }));
 }
 
-async function write6(x: Exec<TapeDrive>): Promise<HandlerResult> {
+function write6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
   const fixed = ((x.cdb[1] ?? 0) & 0x01) !== 0;
   const count = getU24(x.cdb, 2);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
   if (!fixed && count > d.personality.maxBlockLength) invalidCdbField(2, 7);
-  const m = await d.ready(x.signal);
+  if (d.hung) return d.ready(x.signal).then(() => write6(x));
+  const m = d.readyNow();
   if (count === 0) return undefined;
   const size = fixed ? d.blockSize : count;
   const blocks = fixed ? count : 1;
@@ -136,8 +148,7 @@ async function write6(x: Exec<TapeDrive>): Promise<HandlerResult> {
     d.counters.bytesWritten += size;
     d.counters.bytesFromHost += size;
   }
-  await d.delay(((size * blocks) / MiB) * d.personality.timing.perMiBSeconds, x.signal);
-  return earlyWarning(d, m);
+  return afterTransfer(x, size * blocks, earlyWarning(d, m));
 }
 
 async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<HandlerResult> {

@@ -265,7 +265,8 @@ export function encodePdu(pdu: Pdu, digests: Digests = NO_DIGESTS): Buffer {
   const pad = (4 - (data.length % 4)) % 4;
   const hd = digests.header ? 4 : 0;
   const dd = digests.data && data.length > 0 ? 4 : 0;
-  const out = Buffer.alloc(BHS_LENGTH + ahs.length + hd + data.length + pad + dd);
+  // From the small-buffer pool when it fits; every byte not written below must be zero.
+  const out = Buffer.allocUnsafe(BHS_LENGTH + ahs.length + hd + data.length + pad + dd).fill(0);
   writeBhs(out, pdu);
   out[4] = ahs.length / 4;
   out.writeUIntBE(data.length, 5, 3);
@@ -295,7 +296,7 @@ export function encodePduParts(pdu: Pdu, digests: Digests = NO_DIGESTS): Uint8Ar
   if (data.length > 0xffffff) throw new RangeError(`data segment length ${data.length} exceeds 2^24-1`);
   const pad = (4 - (data.length % 4)) % 4;
   const hd = digests.header ? 4 : 0;
-  const head = Buffer.alloc(BHS_LENGTH + ahs.length + hd);
+  const head = Buffer.allocUnsafe(BHS_LENGTH + ahs.length + hd).fill(0);
   writeBhs(head, pdu);
   head[4] = ahs.length / 4;
   head.writeUIntBE(data.length, 5, 3);
@@ -308,14 +309,11 @@ export function encodePduParts(pdu: Pdu, digests: Digests = NO_DIGESTS): Uint8Ar
 
 function writeBhs(b: Buffer, p: Pdu): void {
   b[0] = p.opcode;
-  const lun = (v: bigint): void => {
-    b.writeBigUInt64BE(BigInt.asUintN(64, v), 8);
-  };
   switch (p.opcode) {
     case Opcode.NOP_OUT:
       b[0] |= bit(p.immediate, 6);
       b[1] = 0x80;
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       b.writeUInt32BE(u32(p.cmdSN), 24);
@@ -325,7 +323,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       if (p.cdb.length > 16) throw new RangeError('BHS CDB field is 16 bytes; put the rest in an extended CDB AHS');
       b[0] |= bit(p.immediate, 6);
       b[1] = bit(p.final, 7) | bit(p.read, 6) | bit(p.write, 5) | (p.attr & 0x07);
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.expectedDataTransferLength), 20);
       b.writeUInt32BE(u32(p.cmdSN), 24);
@@ -335,7 +333,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
     case Opcode.TASK_MGMT_REQUEST:
       b[0] |= bit(p.immediate, 6);
       b[1] = 0x80 | (p.function & 0x7f);
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.referencedTaskTag), 20);
       b.writeUInt32BE(u32(p.cmdSN), 24);
@@ -358,7 +356,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
     case Opcode.TEXT_REQUEST:
       b[0] |= bit(p.immediate, 6);
       b[1] = bit(p.final, 7) | bit(p.continue, 6);
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       b.writeUInt32BE(u32(p.cmdSN), 24);
@@ -366,7 +364,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       return;
     case Opcode.DATA_OUT:
       b[1] = bit(p.final, 7);
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       b.writeUInt32BE(u32(p.expStatSN), 28);
@@ -383,7 +381,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       return;
     case Opcode.NOP_IN:
       b[1] = 0x80;
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       writeSn(b, p);
@@ -418,7 +416,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       return;
     case Opcode.TEXT_RESPONSE:
       b[1] = bit(p.final, 7) | bit(p.continue, 6);
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       writeSn(b, p);
@@ -426,7 +424,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
     case Opcode.DATA_IN:
       b[1] = bit(p.final, 7) | bit(p.acknowledge, 6) | bit(p.overflow, 2) | bit(p.underflow, 1) | bit(p.statusPresent, 0);
       b[3] = p.status & 0xff;
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       writeSn(b, p);
@@ -444,7 +442,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       return;
     case Opcode.R2T:
       b[1] = 0x80;
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(u32(p.itt), 16);
       b.writeUInt32BE(u32(p.ttt), 20);
       writeSn(b, p);
@@ -454,7 +452,7 @@ function writeBhs(b: Buffer, p: Pdu): void {
       return;
     case Opcode.ASYNC_MESSAGE:
       b[1] = 0x80;
-      lun(p.lun);
+      writeLun(b, p.lun);
       b.writeUInt32BE(0xffffffff, 16);
       writeSn(b, p);
       b[36] = p.asyncEvent & 0xff;
@@ -471,6 +469,11 @@ function writeBhs(b: Buffer, p: Pdu): void {
       b.writeUInt32BE(u32(p.dataSN), 36);
       return;
   }
+}
+
+/** The LUN field (bytes 8-15). */
+function writeLun(b: Buffer, v: bigint): void {
+  b.writeBigUInt64BE(BigInt.asUintN(64, v), 8);
 }
 
 function writeSn(b: Buffer, p: { statSN: number; expCmdSN: number; maxCmdSN: number }): void {
@@ -497,71 +500,79 @@ export function decodePdu(frame: Frame): Pdu {
   const f1 = b[1] ?? 0;
   const ahs = frame.ahs;
   const data = frame.data;
-  const bad = (msg: string, reason: RejectReason = RejectReason.PROTOCOL_ERROR): PduFormatError => new PduFormatError(msg, reason, Uint8Array.from(b));
-  if (ahs.length > 0 && op !== Opcode.SCSI_COMMAND && op !== Opcode.SCSI_RESPONSE) throw bad(`${op.toString(16)}: AHS is not allowed on this PDU`, RejectReason.INVALID_PDU_FIELD);
-  if (data.length > 0 && NO_DATA.has(op)) throw bad(`opcode 0x${op.toString(16)} carries no data segment (got ${data.length} bytes)`, RejectReason.INVALID_PDU_FIELD);
-  const seg = { ...(ahs.length ? { ahs: Uint8Array.from(ahs) } : {}), ...(data.length ? { data } : {}) };
+  if (ahs.length > 0 && op !== Opcode.SCSI_COMMAND && op !== Opcode.SCSI_RESPONSE) throw bad(b, `${op.toString(16)}: AHS is not allowed on this PDU`, RejectReason.INVALID_PDU_FIELD);
+  if (data.length > 0 && NO_DATA.has(op)) throw bad(b, `opcode 0x${op.toString(16)} carries no data segment (got ${data.length} bytes)`, RejectReason.INVALID_PDU_FIELD);
+  const p = decodeFields(b, op, immediate, f1);
+  // Segments are added after the fields, so each opcode has one object shape per case.
+  if (ahs.length) (p as { ahs?: Uint8Array }).ahs = new Uint8Array(ahs);
+  if (data.length) (p as { data?: Uint8Array }).data = data;
+  return p;
+}
+
+function decodeFields(b: Buffer, op: number, immediate: boolean, f1: number): Pdu {
   const lun = b.readBigUInt64BE(8);
   const itt = b.readUInt32BE(16);
-  const w = (off: number): number => b.readUInt32BE(off);
-  const sn = { statSN: w(24), expCmdSN: w(28), maxCmdSN: w(32) };
   switch (op) {
     case Opcode.NOP_OUT:
-      return { opcode: op, immediate, lun, itt, ttt: w(20), cmdSN: w(24), expStatSN: w(28), ...seg };
+      return { opcode: op, immediate, lun, itt, ttt: b.readUInt32BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28) };
     case Opcode.SCSI_COMMAND:
       return {
         opcode: op, immediate, final: has(f1, 7), read: has(f1, 6), write: has(f1, 5), attr: f1 & 7, lun, itt,
-        expectedDataTransferLength: w(20), cmdSN: w(24), expStatSN: w(28), cdb: Uint8Array.from(b.subarray(32, 48)), ...seg,
+        expectedDataTransferLength: b.readUInt32BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28), cdb: new Uint8Array(b.subarray(32, 48)),
       };
     case Opcode.TASK_MGMT_REQUEST:
-      if (!has(f1, 7)) throw bad('task management request without the F bit', RejectReason.INVALID_PDU_FIELD);
-      return { opcode: op, immediate, function: f1 & 0x7f, lun, itt, referencedTaskTag: w(20), cmdSN: w(24), expStatSN: w(28), refCmdSN: w(32), expDataSN: w(36), ...seg };
+      if (!has(f1, 7)) throw bad(b, 'task management request without the F bit', RejectReason.INVALID_PDU_FIELD);
+      return { opcode: op, immediate, function: f1 & 0x7f, lun, itt, referencedTaskTag: b.readUInt32BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28), refCmdSN: b.readUInt32BE(32), expDataSN: b.readUInt32BE(36) };
     case Opcode.LOGIN_REQUEST:
       return {
         opcode: op, transit: has(f1, 7), continue: has(f1, 6), csg: (f1 >> 2) & 3, nsg: f1 & 3, versionMax: b[2] ?? 0, versionMin: b[3] ?? 0,
-        isid: BigInt(b.readUIntBE(8, 6)), tsih: b.readUInt16BE(14), itt, cid: b.readUInt16BE(20), cmdSN: w(24), expStatSN: w(28), ...seg,
+        isid: BigInt(b.readUIntBE(8, 6)), tsih: b.readUInt16BE(14), itt, cid: b.readUInt16BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28),
       };
     case Opcode.TEXT_REQUEST:
-      return { opcode: op, immediate, final: has(f1, 7), continue: has(f1, 6), lun, itt, ttt: w(20), cmdSN: w(24), expStatSN: w(28), ...seg };
+      return { opcode: op, immediate, final: has(f1, 7), continue: has(f1, 6), lun, itt, ttt: b.readUInt32BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28) };
     case Opcode.DATA_OUT:
-      return { opcode: op, final: has(f1, 7), lun, itt, ttt: w(20), expStatSN: w(28), dataSN: w(36), bufferOffset: w(40), ...seg };
+      return { opcode: op, final: has(f1, 7), lun, itt, ttt: b.readUInt32BE(20), expStatSN: b.readUInt32BE(28), dataSN: b.readUInt32BE(36), bufferOffset: b.readUInt32BE(40) };
     case Opcode.LOGOUT_REQUEST:
-      if (!has(f1, 7)) throw bad('logout request without the F bit', RejectReason.INVALID_PDU_FIELD);
-      return { opcode: op, immediate, reason: f1 & 0x7f, itt, cid: b.readUInt16BE(20), cmdSN: w(24), expStatSN: w(28), ...seg };
+      if (!has(f1, 7)) throw bad(b, 'logout request without the F bit', RejectReason.INVALID_PDU_FIELD);
+      return { opcode: op, immediate, reason: f1 & 0x7f, itt, cid: b.readUInt16BE(20), cmdSN: b.readUInt32BE(24), expStatSN: b.readUInt32BE(28) };
     case Opcode.NOP_IN:
-      return { opcode: op, lun, itt, ttt: w(20), ...sn, ...seg };
+      return { opcode: op, lun, itt, ttt: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32) };
     case Opcode.SCSI_RESPONSE:
       return {
         opcode: op, bidiOverflow: has(f1, 4), bidiUnderflow: has(f1, 3), overflow: has(f1, 2), underflow: has(f1, 1), response: b[2] ?? 0, status: b[3] ?? 0,
-        itt, snackTag: w(20), ...sn, expDataSN: w(36), bidiReadResidualCount: w(40), residualCount: w(44), ...seg,
+        itt, snackTag: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), expDataSN: b.readUInt32BE(36), bidiReadResidualCount: b.readUInt32BE(40), residualCount: b.readUInt32BE(44),
       };
     case Opcode.TASK_MGMT_RESPONSE:
-      return { opcode: op, response: b[2] ?? 0, itt, ...sn, ...seg };
+      return { opcode: op, response: b[2] ?? 0, itt, statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32) };
     case Opcode.LOGIN_RESPONSE:
       return {
         opcode: op, transit: has(f1, 7), continue: has(f1, 6), csg: (f1 >> 2) & 3, nsg: f1 & 3, versionMax: b[2] ?? 0, versionActive: b[3] ?? 0,
-        isid: BigInt(b.readUIntBE(8, 6)), tsih: b.readUInt16BE(14), itt, ...sn, statusClass: b[36] ?? 0, statusDetail: b[37] ?? 0, ...seg,
+        isid: BigInt(b.readUIntBE(8, 6)), tsih: b.readUInt16BE(14), itt, statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), statusClass: b[36] ?? 0, statusDetail: b[37] ?? 0,
       };
     case Opcode.TEXT_RESPONSE:
-      return { opcode: op, final: has(f1, 7), continue: has(f1, 6), lun, itt, ttt: w(20), ...sn, ...seg };
+      return { opcode: op, final: has(f1, 7), continue: has(f1, 6), lun, itt, ttt: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32) };
     case Opcode.DATA_IN:
       return {
         opcode: op, final: has(f1, 7), acknowledge: has(f1, 6), overflow: has(f1, 2), underflow: has(f1, 1), statusPresent: has(f1, 0), status: b[3] ?? 0,
-        lun, itt, ttt: w(20), ...sn, dataSN: w(36), bufferOffset: w(40), residualCount: w(44), ...seg,
+        lun, itt, ttt: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), dataSN: b.readUInt32BE(36), bufferOffset: b.readUInt32BE(40), residualCount: b.readUInt32BE(44),
       };
     case Opcode.LOGOUT_RESPONSE:
-      return { opcode: op, response: b[2] ?? 0, itt, ...sn, time2Wait: b.readUInt16BE(40), time2Retain: b.readUInt16BE(42), ...seg };
+      return { opcode: op, response: b[2] ?? 0, itt, statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), time2Wait: b.readUInt16BE(40), time2Retain: b.readUInt16BE(42) };
     case Opcode.R2T:
-      return { opcode: op, lun, itt, ttt: w(20), ...sn, r2tSN: w(36), bufferOffset: w(40), desiredDataTransferLength: w(44), ...seg };
+      return { opcode: op, lun, itt, ttt: b.readUInt32BE(20), statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), r2tSN: b.readUInt32BE(36), bufferOffset: b.readUInt32BE(40), desiredDataTransferLength: b.readUInt32BE(44) };
     case Opcode.ASYNC_MESSAGE:
       return {
-        opcode: op, lun, ...sn, asyncEvent: b[36] ?? 0, asyncVCode: b[37] ?? 0, parameter1: b.readUInt16BE(38), parameter2: b.readUInt16BE(40), parameter3: b.readUInt16BE(42), ...seg,
+        opcode: op, lun, statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), asyncEvent: b[36] ?? 0, asyncVCode: b[37] ?? 0, parameter1: b.readUInt16BE(38), parameter2: b.readUInt16BE(40), parameter3: b.readUInt16BE(42),
       };
     case Opcode.REJECT:
-      return { opcode: op, reason: b[2] ?? 0, ...sn, dataSN: w(36), ...seg };
+      return { opcode: op, reason: b[2] ?? 0, statSN: b.readUInt32BE(24), expCmdSN: b.readUInt32BE(28), maxCmdSN: b.readUInt32BE(32), dataSN: b.readUInt32BE(36) };
     default:
-      throw bad(`unsupported opcode 0x${op.toString(16).padStart(2, '0')}`, RejectReason.COMMAND_NOT_SUPPORTED);
+      throw bad(b, `unsupported opcode 0x${op.toString(16).padStart(2, '0')}`, RejectReason.COMMAND_NOT_SUPPORTED);
   }
+}
+
+function bad(b: Buffer, msg: string, reason: RejectReason = RejectReason.PROTOCOL_ERROR): PduFormatError {
+  return new PduFormatError(msg, reason, Uint8Array.from(b));
 }
 
 /** What the framer reports besides whole frames. */
@@ -579,6 +590,8 @@ export interface FramerOptions {
   digests(): Digests;
   /** Largest data segment accepted, read at the start of every PDU. */
   maxDataSegmentLength(): number;
+  /** Where a PDU that spans several reads is gathered (default `Buffer.allocUnsafe`). */
+  alloc?(n: number): Buffer;
 }
 
 /**
@@ -674,7 +687,7 @@ export class PduFramer {
 
   /** The first `n` buffered bytes in one buffer (copied once); `consume` drops them from the queue. */
   private gather(n: number, consume: boolean): Buffer {
-    const out = Buffer.allocUnsafe(n);
+    const out = consume && this.options.alloc ? this.options.alloc(n) : Buffer.allocUnsafe(n);
     let got = 0;
     let i = 0;
     while (got < n) {

@@ -41,7 +41,13 @@ export interface IscsiSessionOptions {
   readonly dataDigest?: boolean;
   /** Our MaxRecvDataSegmentLength. Default 256 KiB. */
   readonly maxRecvDataSegmentLength?: number;
+  /** Proposed MaxBurstLength. Default 256 KiB. */
   readonly maxBurstLength?: number;
+  /**
+   * Proposed FirstBurstLength. Default 256 KiB: with ImmediateData=Yes a write of up to
+   * that many bytes goes out in its command PDU when the target accepts segments that
+   * large (the result is the smaller of both sides' values).
+   */
   readonly firstBurstLength?: number;
   readonly immediateData?: boolean;
   readonly initialR2T?: boolean;
@@ -86,7 +92,12 @@ interface Task {
   readonly cmd: SessionCommand;
   readonly lun: bigint;
   cmdSN: number;
-  readonly dataIn: Buffer;
+  /** Expected Data-In length. */
+  readonly dataInLength: number;
+  /** Data-In assembled from several PDUs (made when a second PDU or a partial one comes). */
+  dataIn: Buffer | undefined;
+  /** A single Data-In PDU that carried the whole transfer from offset 0: kept as it came. */
+  whole: Uint8Array | undefined;
   received: number;
   sent: boolean;
   /** Set once the command is being aborted: its late PDUs are ignored. */
@@ -152,7 +163,7 @@ export class IscsiSession {
     this.local = localParams({
       maxRecvDataSegmentLength: options.maxRecvDataSegmentLength ?? 262144,
       maxBurstLength: options.maxBurstLength ?? 262144,
-      firstBurstLength: options.firstBurstLength ?? 65536,
+      firstBurstLength: options.firstBurstLength ?? 262144,
       immediateData: options.immediateData ?? true,
       initialR2T: options.initialR2T ?? false,
       headerDigests: options.headerDigest ? ['CRC32C'] : ['None'],
@@ -275,7 +286,7 @@ export class IscsiSession {
         if (inLogin) settle?.reject(new TransportError('ECONNRESET', `${this.address}: connection closed during login`, { cause: err }));
         this.onClosed(conn, err);
       },
-    });
+    }, { coalesce: true });
     this.conn = conn;
     conn.maxRecv = 8192;
     const timer = setTimeout(() => {
@@ -327,7 +338,9 @@ export class IscsiSession {
         cmd,
         lun: encodeLun(cmd.lun),
         cmdSN: 0,
-        dataIn: Buffer.alloc(cmd.direction === 'in' ? (cmd.dataInLength ?? 0) : 0),
+        dataInLength: cmd.direction === 'in' ? (cmd.dataInLength ?? 0) : 0,
+        dataIn: undefined,
+        whole: undefined,
         received: 0,
         sent: false,
         aborting: false,
@@ -467,11 +480,23 @@ export class IscsiSession {
         const task = this.tasks.get(pdu.itt);
         if (!task || task.aborting) break;
         const d = pdu.data ?? new Uint8Array(0);
-        if (pdu.bufferOffset + d.length > task.dataIn.length) {
+        if (pdu.bufferOffset + d.length > task.dataInLength) {
           this.failTask(task, new TransportError('EPROTO', `${this.address}: Data-In beyond the expected transfer length`));
           break;
         }
-        task.dataIn.set(d, pdu.bufferOffset);
+        if (pdu.bufferOffset === 0 && d.length === task.dataInLength && task.received === 0 && d.length > 0) {
+          // The whole transfer in one PDU: its data segment (a buffer of its own, from the
+          // framer) is the result; no second copy.
+          task.whole = d;
+        } else {
+          let dataIn = task.dataIn;
+          if (!dataIn) {
+            dataIn = task.dataIn = Buffer.alloc(task.dataInLength);
+            if (task.whole) dataIn.set(task.whole);
+            task.whole = undefined;
+          }
+          dataIn.set(d, pdu.bufferOffset);
+        }
         task.received = Math.max(task.received, pdu.bufferOffset + d.length);
         if (pdu.statusPresent) this.complete(task, pdu.status, new Uint8Array(0));
         break;
@@ -542,7 +567,8 @@ export class IscsiSession {
 
   private complete(task: Task, status: number, sense: Uint8Array): void {
     this.release(task);
-    const data = Uint8Array.from(task.dataIn.subarray(0, task.received));
+    const whole = task.whole;
+    const data = whole ? new Uint8Array(whole.buffer, whole.byteOffset, whole.length) : task.dataIn ? Uint8Array.from(task.dataIn.subarray(0, task.received)) : new Uint8Array(0);
     const expected = task.cmd.direction === 'in' ? (task.cmd.dataInLength ?? 0) : 0;
     task.resolve({ status, data, sense, residual: Math.max(0, expected - data.length) });
   }

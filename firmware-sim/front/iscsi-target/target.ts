@@ -6,7 +6,7 @@
  * touches another session.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { encodeSense, sense, Sense, type SenseData } from '../../../src/scsi/sense.js';
+import { encodeSense, sense, Sense } from '../../../src/scsi/sense.js';
 import { ScsiStatus } from '../../../src/scsi/status.js';
 import { BHS_LENGTH, LoginStatus, LogoutReason, LogoutResponse, Opcode, RejectReason, RESERVED_TAG, TmfFunction, TmfResponse } from '../../../src/iscsi/constants.js';
 import type { ChapCredentials } from '../../../src/iscsi/chap.js';
@@ -14,9 +14,12 @@ import { SessionType, TargetLogin } from '../../../src/iscsi/login.js';
 import { DEFAULT_PARAMS, localParams, type DigestName, type SessionParams } from '../../../src/iscsi/negotiate.js';
 import { commandCdb, decodeLun, encodePdu, type DataOutPdu, type LogoutRequestPdu, type LoginRequestPdu, type NopOutPdu, type Pdu, type ScsiCommandPdu, type TargetPdu, type TaskMgmtRequestPdu, type TextRequestPdu } from '../../../src/iscsi/pdu.js';
 import { PduSocket } from '../../../src/iscsi/pdu-socket.js';
+import { BufferPool } from '../../../src/iscsi/buffer-pool.js';
 import { snLte } from '../../../src/iscsi/session.js';
 import { encodeText, parseText } from '../../../src/iscsi/text.js';
-import type { EmulatedTarget, LogicalUnit, TaskManagement } from '../../engine/types.js';
+import type { CommandContext, CommandResult, EmulatedTarget, LogicalUnit, TaskManagement } from '../../engine/types.js';
+import { LazyAbort } from '../../engine/lazy-abort.js';
+import { settledResult } from '../../engine/unit.js';
 
 export interface IscsiTargetChap {
   /** Initiator CHAP names and their secrets. */
@@ -38,9 +41,11 @@ export interface IscsiTargetOptions {
   /** Digests accepted, in order of preference. Default both CRC32C and None. */
   readonly headerDigests?: readonly DigestName[];
   readonly dataDigests?: readonly DigestName[];
-  /** The target's MaxRecvDataSegmentLength. Default 64 KiB. */
+  /** The target's MaxRecvDataSegmentLength. Default 256 KiB. */
   readonly maxRecvDataSegmentLength?: number;
+  /** Largest MaxBurstLength accepted (the smaller of both sides' wins). Default 1 MiB. */
   readonly maxBurstLength?: number;
+  /** Largest FirstBurstLength accepted (the smaller of both sides' wins). Default 256 KiB. */
   readonly firstBurstLength?: number;
   readonly immediateData?: boolean;
   readonly initialR2T?: boolean;
@@ -81,27 +86,51 @@ export interface IscsiTargetHandle {
   readonly stats: IscsiTargetStats;
   /** Number of open connections. */
   connectionCount(): number;
+  /** Receive buffers of large PDUs and Data-Out: how many were made, and how many takes reused one. */
+  bufferStats(): { made: number; reused: number };
   stop(): Promise<void>;
 }
 
-interface Task {
-  readonly itt: number;
-  readonly lun: bigint;
-  readonly unit: LogicalUnit | undefined;
-  readonly cmd: ScsiCommandPdu;
-  readonly cdb: Uint8Array;
-  readonly edtl: number;
-  readonly dataOut: Buffer | undefined;
-  received: number;
+/**
+ * One SCSI command of a session. It is also the context the unit executes (initiator, CDB,
+ * Data-Out, expected Data-In length) and its abort state: the AbortSignal is made only if
+ * the unit's handler waits on it.
+ */
+class Task extends LazyAbort implements CommandContext {
+  /** Data-Out as handed to the unit (set when the command runs). */
+  dataOut: Uint8Array | undefined = undefined;
   /** Next offset the current data sequence must continue at. */
   nextOffset: number;
   unsolicitedLeft: boolean;
-  r2t?: { ttt: number; offset: number; length: number };
-  r2tSN: number;
-  controller: AbortController;
-  aborted: boolean;
-  done?: Promise<void>;
+  r2t: { ttt: number; offset: number; length: number } | undefined = undefined;
+  r2tSN = 0;
+  done: Promise<void> | undefined = undefined;
+  /** The unit's answer, while it waits to be sent. */
+  result: CommandResult | undefined = undefined;
+  /** Its data is in and it waits only for the commands before it to the same LU. */
+  ready = false;
+
+  constructor(
+    readonly itt: number,
+    readonly lun: bigint,
+    readonly unit: LogicalUnit | undefined,
+    readonly cmd: ScsiCommandPdu,
+    readonly cdb: Uint8Array,
+    readonly edtl: number,
+    readonly initiator: string,
+    readonly dataInLength: number,
+    /** Where Data-Out lands (the immediate data itself when it is the whole transfer). */
+    readonly buffer: Uint8Array | undefined,
+    /** Data-Out bytes in so far. */
+    public received: number,
+  ) {
+    super();
+    this.nextOffset = received;
+    this.unsolicitedLeft = cmd.write && !cmd.final;
+  }
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 export function defaultIqn(targetName: string): string {
   return `iqn.2026-11.io.ptpvts:${targetName.toLowerCase().replace(/[^a-z0-9.-]+/g, '-')}`;
@@ -122,10 +151,11 @@ export async function startIscsiTarget(options: IscsiTargetOptions): Promise<Isc
     iqn,
     stats,
     portal: '',
+    pool: new BufferPool(),
     local: localParams({
-      maxRecvDataSegmentLength: options.maxRecvDataSegmentLength ?? 65536,
-      maxBurstLength: options.maxBurstLength ?? 262144,
-      firstBurstLength: options.firstBurstLength ?? 65536,
+      maxRecvDataSegmentLength: options.maxRecvDataSegmentLength ?? 262144,
+      maxBurstLength: options.maxBurstLength ?? 1048576,
+      firstBurstLength: options.firstBurstLength ?? 262144,
       immediateData: options.immediateData ?? true,
       initialR2T: options.initialR2T ?? false,
       headerDigests: options.headerDigests ?? ['CRC32C', 'None'],
@@ -175,6 +205,7 @@ export async function startIscsiTarget(options: IscsiTargetOptions): Promise<Isc
     iqn,
     stats,
     connectionCount: () => conns.size,
+    bufferStats: () => ({ made: ctx.pool.made, reused: ctx.pool.reused }),
     stop: () => {
       stopping ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -191,6 +222,8 @@ interface TargetContext {
   readonly iqn: string;
   readonly stats: IscsiTargetStats;
   portal: string;
+  /** Receive buffers of large PDUs and Data-Out, shared by the connections. */
+  readonly pool: BufferPool;
   readonly local: ReturnType<typeof localParams>;
   readonly chap: { secretFor: (name: string) => string | undefined; mutual?: ChapCredentials } | undefined;
   allocTsih(): number;
@@ -219,6 +252,12 @@ class TargetConnection {
   private expCmdSN = 0;
   private readonly window: number;
   private readonly tasks = new Map<number, Task>();
+  /**
+   * Per LU, the commands (in CmdSN order) from the first one still waiting for Data-Out
+   * on: a command whose data is complete runs only once those before it have been handed
+   * to the unit, so data that comes in late never lets a later command overtake.
+   */
+  private readonly waiting = new Map<LogicalUnit, Task[]>();
   private readonly held = new Map<number, Pdu>();
   /** ITTs of commands aborted before they arrived (ABORT TASK for a CmdSN still in the window). */
   private readonly preAborted = new Set<number>();
@@ -266,7 +305,7 @@ class TargetConnection {
         this.cleanup();
         onClosed();
       },
-    });
+    }, { coalesce: true, pool: ctx.pool });
     this.conn.maxRecv = 8192;
     this.loginTimer = setTimeout(() => this.drop('login timeout'), ctx.options.loginTimeoutMs ?? 15000);
     this.loginTimer.unref();
@@ -291,7 +330,7 @@ class TargetConnection {
     if (this.phase === 'gone') return;
     this.conn.send(p);
     // A peer that never reads must not make us buffer without bound.
-    if (this.conn.socket.writableLength > 32 * 1024 * 1024) this.drop('peer does not read');
+    if (this.conn.queuedBytes > 32 * 1024 * 1024) this.drop('peer does not read');
   }
 
   private reject(reason: number, header: Uint8Array): void {
@@ -311,11 +350,9 @@ class TargetConnection {
     this.ctx.stats.pdusIn += this.conn.pdusIn;
     if (this.loginTimer) clearTimeout(this.loginTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
-    for (const t of this.tasks.values()) {
-      t.aborted = true;
-      t.controller.abort(new Error('connection closed'));
-    }
+    for (const t of this.tasks.values()) t.abort(new Error('connection closed'));
     this.tasks.clear();
+    this.waiting.clear();
     this.held.clear();
     this.ctx.forget(this);
   }
@@ -403,30 +440,39 @@ class TargetConnection {
 
   // ----------------------------------------------------------- full feature phase
 
-  private onPdu(p: Pdu): void {
+  /** True when the PDU's memory is kept (a SCSI command: its task gives it back). */
+  private onPdu(p: Pdu): boolean {
     this.lastRx = Date.now();
-    if (this.phase === 'gone') return;
+    if (this.phase === 'gone') return false;
     if (this.phase === 'login') {
-      if (p.opcode !== Opcode.LOGIN_REQUEST) return this.loginFail(LoginStatus.INVALID_DURING_LOGIN);
-      return this.onLogin(p);
+      if (p.opcode !== Opcode.LOGIN_REQUEST) this.loginFail(LoginStatus.INVALID_DURING_LOGIN);
+      else this.onLogin(p);
+      return false;
     }
     switch (p.opcode) {
       case Opcode.DATA_OUT:
-        return this.onDataOut(p);
+        this.onDataOut(p);
+        return false;
       case Opcode.NOP_OUT:
         if (p.itt === RESERVED_TAG) {
           // The answer to our ping (or a one-way ping): it consumes no CmdSN.
           if (this.pingOutstanding && p.ttt === this.pingOutstanding.ttt) this.pingOutstanding = undefined;
-          return;
+          return false;
         }
-        return this.ordered(p);
+        this.ordered(p);
+        return false;
       case Opcode.SCSI_COMMAND:
+        // Kept: it may wait in `held`, and its immediate data may be the task's Data-Out.
+        this.ordered(p);
+        return true;
       case Opcode.TASK_MGMT_REQUEST:
       case Opcode.TEXT_REQUEST:
       case Opcode.LOGOUT_REQUEST:
-        return this.ordered(p);
+        this.ordered(p);
+        return false;
       default:
-        return this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
+        this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
+        return false;
     }
   }
 
@@ -472,10 +518,7 @@ class TargetConnection {
         else if (reason !== LogoutReason.CLOSE_SESSION && reason !== LogoutReason.CLOSE_CONNECTION) return this.reject(RejectReason.INVALID_PDU_FIELD, headerOf(p));
         this.send({ opcode: Opcode.LOGOUT_RESPONSE, response, itt: p.itt, ...this.sn(true), time2Wait: 0, time2Retain: 0 });
         if (response === LogoutResponse.SUCCESS) {
-          for (const t of this.tasks.values()) {
-            t.aborted = true;
-            t.controller.abort(new Error('logout'));
-          }
+          for (const t of this.tasks.values()) t.abort(new Error('logout'));
           this.phase = 'gone';
           this.conn.end();
         }
@@ -527,43 +570,96 @@ class TargetConnection {
 
   private onCommand(p: ScsiCommandPdu): void {
     this.ctx.stats.commands++;
-    const header = headerOf(p);
-    if (this.tasks.has(p.itt) || p.itt === RESERVED_TAG) return this.reject(RejectReason.TASK_IN_PROGRESS, header);
-    if (p.read && p.write) return this.reject(RejectReason.COMMAND_NOT_SUPPORTED, header);
+    if (this.tasks.has(p.itt) || p.itt === RESERVED_TAG) return this.reject(RejectReason.TASK_IN_PROGRESS, headerOf(p));
+    if (p.read && p.write) return this.reject(RejectReason.COMMAND_NOT_SUPPORTED, headerOf(p));
     const edtl = p.expectedDataTransferLength;
     const imm = p.data ?? EMPTY;
     const prm = this.params;
-    if (imm.length > 0 && (!p.write || !prm.immediateData || imm.length > edtl || imm.length > prm.firstBurstLength)) return this.reject(RejectReason.PROTOCOL_ERROR, header);
-    if (!p.final && (!p.write || prm.initialR2T)) return this.reject(RejectReason.PROTOCOL_ERROR, header);
+    if (imm.length > 0 && (!p.write || !prm.immediateData || imm.length > edtl || imm.length > prm.firstBurstLength)) return this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
+    if (!p.final && (!p.write || prm.initialR2T)) return this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
     const maxTransfer = this.ctx.options.maxTransferLength ?? 64 * 1024 * 1024;
-    if (edtl > maxTransfer) return this.reject(RejectReason.OUT_OF_RESOURCES, header);
-    if (this.preAborted.delete(p.itt)) return;
-    const lunNumber = decodeLun(p.lun);
-    const unit = lunNumber === undefined ? undefined : this.ctx.options.target.luns().get(lunNumber);
-    const dataOut = p.write ? Buffer.alloc(edtl) : undefined;
-    if (dataOut) dataOut.set(imm);
-    const task: Task = {
-      itt: p.itt,
-      lun: p.lun,
-      unit,
-      cmd: p,
-      cdb: commandCdb(p),
-      edtl,
-      dataOut,
-      received: imm.length,
-      nextOffset: imm.length,
-      unsolicitedLeft: p.write && !p.final,
-      r2tSN: 0,
-      controller: new AbortController(),
-      aborted: false,
-    };
+    if (edtl > maxTransfer) return this.reject(RejectReason.OUT_OF_RESOURCES, headerOf(p));
+    if (this.preAborted.size && this.preAborted.delete(p.itt)) return;
+    const unit = this.unitFor(p.lun);
+    // Immediate data that is the whole transfer is used where it arrived (the framer's
+    // buffer belongs to this PDU); otherwise Data-Out is gathered into one buffer. Bytes
+    // past `received` are never handed to the unit, so that buffer needs no clearing.
+    let buffer: Uint8Array | undefined;
+    if (p.write) {
+      if (imm.length === edtl) buffer = imm;
+      else {
+        buffer = this.ctx.pool.take(edtl);
+        buffer.set(imm);
+      }
+    }
+    const task = new Task(p.itt, p.lun, unit, p, commandCdb(p), edtl, this.nexus, p.read ? edtl : 0, buffer, imm.length);
     this.tasks.set(p.itt, task);
+    if (unit) {
+      const q = this.waiting.get(unit);
+      if (q) q.push(task);
+      else if (buffer && task.received < edtl) this.waiting.set(unit, [task]);
+    }
     this.advanceData(task);
+  }
+
+  /** A command whose data is in: it runs now, or once the commands before it to its LU have. */
+  private dataComplete(task: Task): void {
+    const unit = task.unit;
+    const q = unit && this.waiting.get(unit);
+    if (!q) return this.execute(task);
+    task.ready = true;
+    this.runWaiting(unit);
+  }
+
+  /** Runs the LU's waiting commands from the front while their data is in. */
+  private runWaiting(unit: LogicalUnit): void {
+    const q = this.waiting.get(unit);
+    if (!q) return;
+    while (q.length > 0) {
+      const head = q[0]!;
+      if (head.aborted || this.tasks.get(head.itt) !== head) {
+        q.shift();
+        continue;
+      }
+      if (!head.ready) return;
+      q.shift();
+      this.execute(head);
+    }
+    this.waiting.delete(unit);
+  }
+
+  /** The task's Data-Out memory goes back to the pool (its unit is done with it). */
+  private release(task: Task): void {
+    const pool = this.ctx.pool;
+    pool.give(task.buffer);
+    pool.give(task.cmd.data);
+  }
+
+  private lunCache: ReadonlyMap<number, LogicalUnit> | undefined;
+  private lastLun: { field: bigint; unit: LogicalUnit | undefined } | undefined;
+  private readonly forgetLuns = (): void => {
+    this.lunCache = undefined;
+    this.lastLun = undefined;
+  };
+
+  /** The unit a LUN field names; the target's LUN map is asked once per task of the event loop. */
+  private unitFor(field: bigint): LogicalUnit | undefined {
+    const last = this.lastLun;
+    if (last && last.field === field) return last.unit;
+    let luns = this.lunCache;
+    if (!luns) {
+      luns = this.lunCache = this.ctx.options.target.luns();
+      void RESOLVED.then(this.forgetLuns);
+    }
+    const n = decodeLun(field);
+    const unit = n === undefined ? undefined : luns.get(n);
+    this.lastLun = { field, unit };
+    return unit;
   }
 
   /** Asks for more Data-Out or runs the command once its data is in. */
   private advanceData(task: Task): void {
-    if (!task.dataOut || task.received >= task.edtl) return this.execute(task);
+    if (!task.buffer || task.received >= task.edtl) return this.dataComplete(task);
     if (task.unsolicitedLeft || task.r2t) return;
     if (!task.unit) {
       // No such LUN: the status goes out at once, without asking for the data.
@@ -582,7 +678,7 @@ class TargetConnection {
     // Data for a task already aborted or finished is late, not wrong.
     if (!task || task.aborted || task.done) return;
     const data = p.data ?? EMPTY;
-    const dataOut = task.dataOut;
+    const dataOut = task.buffer;
     if (!dataOut) return this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
     let limit: number;
     if (p.ttt === RESERVED_TAG) {
@@ -605,31 +701,55 @@ class TargetConnection {
   private execute(task: Task): void {
     const unit = task.unit;
     if (!unit) {
-      task.done = Promise.resolve();
-      return this.respond(task, { status: ScsiStatus.CHECK_CONDITION, sense: sense(Sense.LOGICAL_UNIT_NOT_SUPPORTED) }, undefined);
+      task.done = RESOLVED;
+      this.respond(task, { status: ScsiStatus.CHECK_CONDITION, sense: sense(Sense.LOGICAL_UNIT_NOT_SUPPORTED) }, undefined);
+      return this.release(task);
     }
-    const dataInLength = task.cmd.read ? task.edtl : 0;
-    task.done = unit
-      .execute({
-        initiator: this.nexus,
-        cdb: task.cdb,
-        ...(task.dataOut ? { dataOut: task.dataOut.subarray(0, task.received) } : {}),
-        dataInLength,
-        signal: task.controller.signal,
-      })
-      .then((r) => {
-        if (task.aborted || this.phase === 'gone') return;
-        this.respond(task, r, unit);
-      });
+    const buffer = task.buffer;
+    if (buffer) task.dataOut = task.received === buffer.length ? buffer : buffer.subarray(0, task.received);
+    const running = unit.execute(task);
+    // A command the unit finished at once (TEST UNIT READY, REQUEST SENSE...) is answered
+    // once the PDUs that arrived with it are dealt with (its ITT stays in use until then,
+    // as for any command), without the promise hops, in the same write as the others.
+    const now = settledResult(running);
+    if (now) {
+      task.done = RESOLVED;
+      task.result = now;
+      if (this.settled.push(task) === 1) void RESOLVED.then(this.answerSettled);
+      return;
+    }
+    task.done = running.then((r) => {
+      this.release(task);
+      if (task.aborted || this.phase === 'gone') return;
+      this.respond(task, r, unit);
+    });
   }
 
-  private respond(task: Task, r: { status: number; data?: Uint8Array; sense?: SenseData }, unit: LogicalUnit | undefined): void {
+  /** Commands the unit completed synchronously, waiting for {@link answerSettled}. */
+  private settled: Task[] = [];
+  private readonly answerSettled = (): void => {
+    const list = this.settled;
+    this.settled = [];
+    // These are all the answers this batch of PDUs produced at once: out in one write now.
+    this.conn.hold();
+    for (const task of list) {
+      const r = task.result;
+      task.result = undefined;
+      if (r && !task.aborted && this.phase !== 'gone') this.respond(task, r, task.unit);
+      this.release(task);
+    }
+    this.conn.release();
+  };
+
+  private respond(task: Task, r: CommandResult, unit: LogicalUnit | undefined): void {
     this.tasks.delete(task.itt);
-    const dataInLength = task.cmd.read ? task.edtl : 0;
-    const data = r.data ? r.data.subarray(0, dataInLength) : EMPTY;
+    const dataInLength = task.dataInLength;
+    const data = r.data ? (r.data.length > dataInLength ? r.data.subarray(0, dataInLength) : r.data) : EMPTY;
     const residual = dataInLength - data.length;
     const senseBytes = r.sense ? encodeSense(r.sense, unit ? unit.senseFormat(this.nexus) : 'fixed') : EMPTY;
     const collapse = r.status === ScsiStatus.GOOD && senseBytes.length === 0;
+    // As few Data-In PDUs as the initiator's MaxRecvDataSegmentLength and MaxBurstLength
+    // allow; each carries a slice of the unit's data (no copy), the last one the status.
     const seg = this.params.initiatorMaxRecvDataSegmentLength;
     const burst = this.params.maxBurstLength;
     let dataSN = 0;
@@ -638,6 +758,11 @@ class TargetConnection {
       const n = Math.min(seg, burstEnd - at);
       const last = at + n >= data.length;
       const withStatus = last && collapse;
+      let statSN = 0;
+      if (withStatus) {
+        statSN = this.statSN;
+        this.statSN = (this.statSN + 1) >>> 0;
+      }
       this.send({
         opcode: Opcode.DATA_IN,
         final: at + n >= burstEnd,
@@ -649,16 +774,26 @@ class TargetConnection {
         lun: task.lun,
         itt: task.itt,
         ttt: RESERVED_TAG,
-        ...(withStatus ? this.sn(true) : { ...this.sn(false), statSN: 0 }),
+        statSN,
+        expCmdSN: this.expCmdSN,
+        maxCmdSN: this.maxCmdSN(),
         dataSN: dataSN++,
         bufferOffset: at,
         residualCount: withStatus ? residual : 0,
-        data: data.subarray(at, at + n),
+        data: at === 0 && n === data.length ? data : data.subarray(at, at + n),
       });
       at += n;
       if (withStatus) return;
     }
-    const senseData = senseBytes.length ? Buffer.concat([Buffer.from([senseBytes.length >> 8, senseBytes.length & 0xff]), senseBytes]) : EMPTY;
+    let senseData: Uint8Array | undefined;
+    if (senseBytes.length) {
+      senseData = new Uint8Array(2 + senseBytes.length);
+      senseData[0] = senseBytes.length >> 8;
+      senseData[1] = senseBytes.length & 0xff;
+      senseData.set(senseBytes, 2);
+    }
+    const statSN = this.statSN;
+    this.statSN = (this.statSN + 1) >>> 0;
     this.send({
       opcode: Opcode.SCSI_RESPONSE,
       bidiOverflow: false,
@@ -669,11 +804,13 @@ class TargetConnection {
       status: r.status,
       itt: task.itt,
       snackTag: 0,
-      ...this.sn(true),
+      statSN,
+      expCmdSN: this.expCmdSN,
+      maxCmdSN: this.maxCmdSN(),
       expDataSN: dataSN,
       bidiReadResidualCount: 0,
       residualCount: residual,
-      ...(senseData.length ? { data: senseData } : {}),
+      data: senseData,
     });
   }
 
@@ -683,14 +820,16 @@ class TargetConnection {
     };
     const lunNumber = decodeLun(p.lun);
     const units = this.ctx.options.target.luns();
+    this.forgetLuns();
     const unit = lunNumber === undefined ? undefined : units.get(lunNumber);
     const abortTasks = async (which: (t: Task) => boolean): Promise<void> => {
       const hit = [...this.tasks.values()].filter(which);
       for (const t of hit) {
-        t.aborted = true;
-        t.controller.abort(new Error('aborted by task management'));
+        t.abort(new Error('aborted by task management'));
         this.tasks.delete(t.itt);
       }
+      // Commands that waited behind an aborted one for their turn may run now.
+      for (const u of new Set(hit.map((t) => t.unit))) if (u) this.runWaiting(u);
       // The answer to a TMF goes out only once the tasks it ended are over.
       await Promise.all(hit.map((t) => t.done ?? Promise.resolve()));
     };
