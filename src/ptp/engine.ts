@@ -521,7 +521,7 @@ export class VtcEngine {
     // VTCs on different branches of a fork ask each other for the same records forever.
     if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
     // A key whose predecessor is not held here: fetch it (the fork may be deep).
-    if (from !== null && key.prevSeq > 0 && this.#commits.get(key.prevSeq)?.some((c) => c.keyMac === key.prevMac) !== true) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
+    if (from !== null && key.prevSeq > 0 && this.#commits.get(key.prevSeq)?.some((c) => c.keyMac === key.prevMac && c.outcome === 'done') !== true) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
     this.#appendingMacs.add(commit.mac);
     this.#append({ type: 'commit', key, commit }, () => {
       this.#appendingMacs.delete(commit.mac);
@@ -551,7 +551,7 @@ export class VtcEngine {
     return records;
   }
 
-  /** The lowest seq whose key a held done commit follows but no commit of which is held here. */
+  /** The lowest seq whose key a held done commit follows but no done commit of which is held here (a failed one may be a takeover's that missed it). */
   #missingPredecessor(): number | null {
     let low: number | null = null;
     for (const [s, list] of this.#commits) {
@@ -559,7 +559,7 @@ export class VtcEngine {
         if (c.outcome !== 'done') continue;
         const k = this.#keys.get(s)?.get(c.keyMac);
         if (k === undefined || k.prevSeq === 0) continue;
-        if (this.#commits.get(k.prevSeq)?.some((p) => p.keyMac === k.prevMac) === true) continue;
+        if (this.#commits.get(k.prevSeq)?.some((p) => p.keyMac === k.prevMac && p.outcome === 'done') === true) continue;
         if (low === null || k.prevSeq < low) low = k.prevSeq;
       }
     }
@@ -590,6 +590,25 @@ export class VtcEngine {
     if (eff.seq === key.prevSeq && eff.mac !== key.prevMac) return nack(`key ${key.seq} follows another key ${key.prevSeq} than the one committed here (a fork)`);
     const atPrev = this.#keys.get(key.prevSeq);
     if (key.prevSeq > 0 && atPrev !== undefined && atPrev.size > 0 && !atPrev.has(key.prevMac)) return nack(`key ${key.seq} follows a key ${key.prevSeq} this VTC never acknowledged (a fork)`);
+    // The key must extend this VTC's head: following the predecessors it holds back to the
+    // head's seq must reach the head itself. (A chain of weak forced keys made in a minority
+    // partition must not grow past a strong key; seed 84597.)
+    if (key.prevSeq > eff.seq) {
+      let seq = key.prevSeq;
+      let mac = key.prevMac;
+      while (seq > eff.seq) {
+        const k = this.#keys.get(seq)?.get(mac);
+        if (k === undefined) break;
+        seq = k.prevSeq;
+        mac = k.prevMac;
+      }
+      if (seq > eff.seq) {
+        // Behind: it cannot tell which branch the key is on, so it catches up before it acks.
+        this.#send(from, { t: 'sync-req', after: Math.min(this.#hw, eff.seq) });
+        return nack(`key ${key.seq} follows key ${seq}, which this VTC does not hold yet`);
+      }
+      if (seq < eff.seq || (seq === eff.seq && mac !== eff.mac)) return nack(`key ${key.seq} is built on a branch without key ${eff.seq}, the newest committed here (a fork)`);
+    }
     // A key that passes over a seq whose key this VTC holds (or is making durable) without
     // a commit of that key must wait: had it committed, the new key would be built on a chain
     // without it. Quorums of more than T intersect, so this refusal is what stops two

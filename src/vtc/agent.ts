@@ -602,6 +602,16 @@ export class VtcAgent extends EventEmitter {
         queued.push(t.vts);
       }
     }
+    // A key that took effect while the write ran and no longer holds every copy it made as
+    // current (a forced shutdown that could not reach the VTS to fence it) means the write
+    // is not acknowledged: the host must not count on it.
+    const now = this.engine.writeContext();
+    if (now.epoch !== plan.epoch) {
+      const current = this.engine.newestKey().current;
+      if (now.status.kind === 'offline' || !copies.every((v) => current.includes(v))) {
+        throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
+      }
+    }
     return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
   }
 

@@ -19,6 +19,12 @@ const FOUND: readonly (readonly [number, string])[] = [
   [5773, 'a key left without a commit was never taken over while other proposals kept arriving'],
   [54224, 'a VTC restarted with no keys served writes to a VTS that had missed the same key (safety)'],
   [58259, 'a takeover re-executed a key that had already failed, after a later key passed over it (safety)'],
+  [84597, 'a chain of weak forced keys from a minority partition grew past a strong key (safety)'],
+  [92612, 'a write that began before a forced shutdown was acknowledged after it (safety)'],
+  [19194, 'a write that began before a forced shutdown was acknowledged after it (safety)'],
+  [57221, 'a takeover\'s failed commit hid the done commit of the same key, which was never fetched'],
+  [11959, 'liveness after healing'],
+  [21824, 'the adversary\'s forging key equalled the cluster key for this seed (a checker fault)'],
   [18618, 'a VTC that joined an election before it had the key counted it with the older key\'s threshold (agreement)'],
 ];
 

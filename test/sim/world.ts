@@ -81,6 +81,7 @@ export class World {
   readonly names: string[];
   readonly timing: Timing;
   readonly mac: MacAlgorithm;
+  readonly #forgerKey: number;
   readonly #signer: RecordSigner;
   readonly #cutVts = new Set<string>();
   readonly #copyMode = new Map<string, CopyMode>();
@@ -107,6 +108,8 @@ export class World {
     this.#broken = o.broken;
     this.names = Array.from({ length: o.n }, (_, i) => `vtc${i}`);
     this.mac = o.hmac === true ? new HmacSha256('sim cluster secret 0123456789') : new SimMac(0x5eed ^ o.seed);
+    // The forger's key differs from the cluster's for every seed (a fixed 0xbad equalled 0x5eed ^ 21824).
+    this.#forgerKey = (0x5eed ^ o.seed ^ 0xbad) >>> 0;
     this.#signer = new RecordSigner(this.mac);
     this.net = new SimNetwork(this.sched, this.rng, { loss: o.loss ?? 0, duplicate: o.duplicate ?? 0, minDelay: 1, maxDelay: o.maxDelay ?? 10 });
     this.net.onWire = (_from, to, frame) => {
@@ -164,7 +167,7 @@ export class World {
       case 'send': {
         if (!node.alive) return;
         const frame = node.codec.seal(e.to, new TextEncoder().encode(JSON.stringify(e.msg)), this.sched.now());
-        const v = new DataView(frame.buffer);
+        const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
         this.#honestFrames.add(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
         if (e.msg.t === 'propose' || e.msg.t === 'commit') {
           this.#honestKeys.add(e.msg.key.mac);
@@ -381,7 +384,10 @@ export class World {
       const ok =
         node.alive &&
         node.incarnation === inc &&
-        mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && v.lastKeySeq <= plan.epoch && (v.vols.get(vol)?.generation ?? 0) < plan.generation);
+        mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && v.lastKeySeq <= plan.epoch && (v.vols.get(vol)?.generation ?? 0) < plan.generation) &&
+        // As the agent does: a key that took effect meanwhile must still hold every data copy as current.
+        (node.engine.writeContext().epoch === plan.epoch ||
+          (node.engine.writeContext().status.kind !== 'offline' && plan.targets.filter((t) => t.data).every((t) => node.engine.newestKey().current.includes(t.vts))));
       if (!ok) {
         this.counters.failedWrites++;
         this.note(`${node.name} write ${vol} failed`);
@@ -476,8 +482,8 @@ export class World {
     const kind = this.rng.int(5);
     const now = this.sched.now();
     if (kind === 0) {
-      const forger = new FrameCodec({ vtcs: this.names, self: this.rng.pick(this.names.filter((n) => n !== to)), mac: new SimMac(0xbad) }, 0);
-      const b = new RecordSigner(new SimMac(0xbad)).sign({ ptpId: 'ptp1', election: { seq: 0, vts: 'A', round: 0 }, voter: 'vtc0', keySeq: 1e6, choice: 'yes', why: 'forged' });
+      const forger = new FrameCodec({ vtcs: this.names, self: this.rng.pick(this.names.filter((n) => n !== to)), mac: new SimMac(this.#forgerKey) }, 0);
+      const b = new RecordSigner(new SimMac(this.#forgerKey)).sign({ ptpId: 'ptp1', election: { seq: 0, vts: 'A', round: 0 }, voter: 'vtc0', keySeq: 1e6, choice: 'yes', why: 'forged' });
       this.net.inject(to, forger.seal(to, new TextEncoder().encode(JSON.stringify({ t: 'ballot', ballot: b })), now));
     } else if (kind === 1 || kind === 2) {
       const c = this.captured.length > 0 ? this.rng.pick(this.captured) : undefined;
