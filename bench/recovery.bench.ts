@@ -18,12 +18,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { KeyJournal } from '../src/hotpath/key-journal.js';
+import { freePorts, stopProcesses } from '../src/scenario/processes.js';
 import { ControlClient } from '../src/vtc/control-client.js';
 import { writeResults } from './lib.js';
 import type { Figure, Target } from './lib.js';
 
 const root = resolve(import.meta.dirname, '..');
-const cli = join(root, 'test/multihost/cli-entry.ts');
+const cli = join(root, 'src/scenario/process-entry.ts');
 const COUNTS = (process.env.PTPVTS_BENCH_VTCS ?? '4,8,32').split(',').map(Number);
 const ROUNDS = Number(process.env.PTPVTS_BENCH_ROUNDS ?? 5);
 const TIMING = { tick: Number(process.env.PTPVTS_BENCH_TICK ?? 100), heartbeatTimeout: 1500, ackTimeout: 1500, returnGrace: 0, electionTimeout: 1000, pendingTimeout: 3000, helloInterval: 250, stagger: Number(process.env.PTPVTS_BENCH_STAGGER ?? 5) };
@@ -34,18 +35,6 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((r) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => r(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 async function measureFloor(dir: string): Promise<{ fsync: number; rtt: number }> {
   const j = await KeyJournal.open(join(dir, 'floor.journal'));
@@ -93,23 +82,6 @@ function start(args: string[], ready: RegExp): Promise<ChildProcess> {
     p.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
     p.once('exit', (c) => rej(new Error(`exited ${c}: ${buf}`)));
   });
-}
-
-async function stopAll(procs: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    procs.map((p) => new Promise<void>((r) => {
-      if (p.exitCode !== null || p.signalCode !== null) return r();
-      const t = setTimeout(() => {
-        p.kill('SIGKILL');
-        r();
-      }, 5000);
-      p.once('exit', () => {
-        clearTimeout(t);
-        r();
-      });
-      p.kill('SIGTERM');
-    })),
-  );
 }
 
 async function runCount(n: number, dir: string): Promise<number[]> {
@@ -176,7 +148,7 @@ async function runCount(n: number, dir: string): Promise<number[]> {
     return lat;
   } finally {
     for (const c of clients) c.close();
-    await stopAll(procs);
+    await stopProcesses(procs);
   }
 }
 

@@ -110,7 +110,7 @@ interface Coordination {
   readonly commandId: string | null;
   readonly acks: Set<string>;
   readonly nacks: Set<string>;
-  phase: 0 | 1 | 2 | 3;
+  phase: 1 | 2 | 3;
   deadline: number;
   readonly steps: Step[];
   i: number;
@@ -632,15 +632,7 @@ export class VtcEngine {
       waiting.add(from);
       return;
     }
-    this.#waitingAcks.set(key.mac, new Set([from]));
-    this.#waitingAcks.set(`${key.seq}`, new Set());
-    this.#append({ type: 'key', key }, () => {
-      this.#holdKey(key, this.#now);
-      const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
-      this.#waitingAcks.delete(key.mac);
-      this.#waitingAcks.delete(`${key.seq}`);
-      for (const p of to) this.#send(p, { t: 'ack', seq: key.seq, keyMac: key.mac });
-    });
+    this.#makeDurable(key, from);
     if (key.seq > this.#hw + 1) this.#send(from, { t: 'sync-req', after: this.#hw });
   }
 
@@ -712,8 +704,8 @@ export class VtcEngine {
       commandId,
       acks: new Set(),
       nacks: new Set(),
-      phase: 0,
-      deadline: Infinity,
+      phase: 1,
+      deadline: this.#now + this.config.timing.ackTimeout,
       steps: this.#stepsFor(key, prev),
       i: 0,
       recorded: new Set(),
@@ -723,8 +715,6 @@ export class VtcEngine {
       error: null,
     };
     this.#coord = c;
-    c.phase = 1;
-    c.deadline = this.#now + this.config.timing.ackTimeout;
     if (this.#holds(key.seq, key.mac)) {
       c.acks.add(this.config.self);
       this.#broadcast({ t: 'propose', key });
@@ -733,18 +723,28 @@ export class VtcEngine {
     // The key goes to the peers while it is made durable here: the coordinator's own append
     // and theirs overlap. Its own acknowledgement counts once it is durable, and meanwhile
     // a conflicting proposal for the same seq is refused as if the key were held.
-    this.#waitingAcks.set(key.mac, new Set());
-    this.#waitingAcks.set(`${key.seq}`, new Set());
     this.#broadcast({ t: 'propose', key });
+    this.#makeDurable(key, null, () => {
+      if (this.#coord !== c || c.phase !== 1) return;
+      c.acks.add(this.config.self);
+      this.#checkQuorum(c);
+    });
+  }
+
+  /**
+   * Appends `key` and holds it once durable, then acknowledges it to every VTC that proposed
+   * it meanwhile (`from` first, if any). Until then another key for its seq is refused here.
+   */
+  #makeDurable(key: ShutdownKey, from: string | null, then?: () => void): void {
+    this.#waitingAcks.set(key.mac, new Set(from === null ? [] : [from]));
+    this.#waitingAcks.set(`${key.seq}`, new Set());
     this.#append({ type: 'key', key }, () => {
       this.#holdKey(key, this.#now);
       const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
       this.#waitingAcks.delete(key.mac);
       this.#waitingAcks.delete(`${key.seq}`);
       for (const p of to) this.#send(p, { t: 'ack', seq: key.seq, keyMac: key.mac });
-      if (this.#coord !== c || c.phase !== 1) return;
-      c.acks.add(this.config.self);
-      this.#checkQuorum(c);
+      then?.();
     });
   }
 

@@ -28,6 +28,15 @@ export type WritePlan =
   | { readonly ok: false; readonly reason: string };
 
 /**
+ * Whether a write planned under key `planEpoch` may still be acknowledged: no newer key took
+ * effect meanwhile, or the newer one is on-line and holds every VTS the data went to as
+ * current. (A forced shutdown that could not reach a VTS does not fence the write there.)
+ */
+export function writeStillCurrent(planEpoch: number, dataOn: readonly VtsName[], now: { readonly status: PtpStatus; readonly epoch: number }, current: readonly VtsName[]): boolean {
+  return now.epoch === planEpoch || (now.status.kind !== 'offline' && dataOn.every((v) => current.includes(v)));
+}
+
+/**
  * Plans a host write (mount, write, close) under the VTC's status. Every target must
  * accept it with the same epoch at close time, or the write fails and is not acknowledged.
  * In on-line with both, the token goes to both VTS even when the data goes to one

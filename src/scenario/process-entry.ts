@@ -1,4 +1,5 @@
-// The PtP commands as a process of their own: what scenario runs against processes spawn.
+// The PtP commands as a process of their own: what scenario runs against processes, the
+// multi-host test and the recovery benchmark spawn.
 import { Command } from 'commander';
 import { consoleOut } from '../cli/output.js';
 import { registerPtpCommands } from '../cli/ptp-commands.js';

@@ -6,8 +6,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -21,6 +19,7 @@ import type { CloseResult, ElectionView, KeySummary } from '../vtc/agent.js';
 import { ControlClient } from '../vtc/control-client.js';
 import { OPERATOR, participants, RpcClient, vtsParticipant } from '../vtc/rpc.js';
 import { FAST_TIMING } from './cluster.js';
+import { freePorts } from './processes.js';
 import type { LocalCluster } from './cluster.js';
 import type { ClusterEvent } from './cluster.js';
 
@@ -143,18 +142,6 @@ export class LocalSystem implements ScenarioSystem {
   stop(): Promise<void> {
     return this.c.stop();
   }
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((r) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => r(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 const parseStatus = (s: string): PtpStatus => {

@@ -18,7 +18,7 @@ import { PtpError } from '../ptp/errors.js';
 import { HmacSha256 } from '../ptp/mac.js';
 import { formatStatus, VTS_NAMES } from '../ptp/types.js';
 import type { ElectionId, PtpStatus, ShutdownKey, SignedBallot, VtsName } from '../ptp/types.js';
-import { planWrite } from '../ptp/volumes.js';
+import { planWrite, writeStillCurrent } from '../ptp/volumes.js';
 import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
 import { CopyQueue, copyVolume } from './copier.js';
 import { AgentStoppedError, BadRequestError, CommandInFlightError, NotAllowedError, PtpOfflineError, VtcError, VtcErrorCode } from './errors.js';
@@ -238,7 +238,7 @@ export class VtcAgent extends EventEmitter {
   async #begin(): Promise<void> {
     const records = this.#journal.records().map((b) => this.engine.signer.decodeRecord(b));
     this.engine.restore(records, Date.now());
-    this.#channel.onDeliver((from, msg) => this.#onPeer(from, msg));
+    this.#channel.onDeliver((from, msg) => this.#deliver(from, msg));
     this.listenPort = await this.#tcp.listen(this.options.listen.host, this.options.listen.port);
     if (this.#control !== null && this.options.control !== null) this.controlPort = await this.#control.listen(this.options.control.host, this.options.control.port);
     this.#drain();
@@ -269,16 +269,6 @@ export class VtcAgent extends EventEmitter {
   }
 
   // ------------------------------------------------------------------ engine plumbing
-
-  /**
-   * Peer messages go to the engine as they arrive. A VTS view answered before a key landed
-   * cannot make a VTS look back in operation: the engine dates views by when they were asked
-   * for and asks both VTS again as soon as a new key takes effect.
-   */
-  #onPeer(from: string, msg: unknown): void {
-    if (this.#stopped) return;
-    this.#deliver(from, msg);
-  }
 
   #deliver(from: string, msg: unknown): void {
     if (this.#stopped) return;
@@ -606,11 +596,8 @@ export class VtcAgent extends EventEmitter {
     // current (a forced shutdown that could not reach the VTS to fence it) means the write
     // is not acknowledged: the host must not count on it.
     const now = this.engine.writeContext();
-    if (now.epoch !== plan.epoch) {
-      const current = this.engine.newestKey().current;
-      if (now.status.kind === 'offline' || !copies.every((v) => current.includes(v))) {
-        throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
-      }
+    if (!writeStillCurrent(plan.epoch, copies, now, this.engine.newestKey().current)) {
+      throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
     }
     return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
   }

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stopProcesses } from '../../src/scenario/processes.js';
 import type { AgentStatus } from '../../src/vtc/agent.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -148,7 +149,7 @@ describe.skipIf(skipReason !== null)(`PtP over network namespaces${skipReason ==
         vts: { A: { listen: '10.213.0.10:7001', cacheDir: './A/c', stateDir: './A/s' }, B: { listen: '10.213.0.10:7002', cacheDir: './B/c', stateDir: './B/s' } },
       }),
     );
-    const cli = join(root, 'test/multihost/cli-entry.ts');
+    const cli = join(root, 'src/scenario/process-entry.ts');
     await Promise.all(['A', 'B'].map((x) => startIn('vts', [cli, 'vts', '-t', topo, '--id', x], /is serving/)));
     await Promise.all(vtcs.map((v) => startIn(v.name, [cli, 'vtc', '-t', topo, '--id', v.name], /is running/)));
     op = await startIn('op', [join(root, 'test/multihost/operator-driver.ts'), topo], /"ready":true/);
@@ -167,23 +168,7 @@ describe.skipIf(skipReason !== null)(`PtP over network namespaces${skipReason ==
 
   afterAll(async () => {
     op?.stdin?.end();
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((r) => {
-            if (p.exitCode !== null || p.signalCode !== null) return r();
-            const t = setTimeout(() => {
-              p.kill('SIGKILL');
-              r();
-            }, 5000);
-            p.once('exit', () => {
-              clearTimeout(t);
-              r();
-            });
-            p.kill('SIGTERM');
-          }),
-      ),
-    );
+    await stopProcesses(procs);
     cleanup();
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   }, 30_000);

@@ -15,7 +15,7 @@ import { isOnline, isStrong } from '../../src/ptp/rules.js';
 import type { BrokenRule } from '../../src/ptp/rules.js';
 import { formatStatus, otherVts, VTS_NAMES } from '../../src/ptp/types.js';
 import type { Mode, ShutdownKey, VtsName } from '../../src/ptp/types.js';
-import { applyWrite, copyVolume, planWrite, reconcileTokens } from '../../src/ptp/volumes.js';
+import { applyWrite, copyVolume, planWrite, reconcileTokens, writeStillCurrent } from '../../src/ptp/volumes.js';
 import type { CopyMode } from '../../src/ptp/volumes.js';
 import { FrameCodec } from '../../src/net/frame.js';
 import { SimNetwork } from '../../src/net/sim-network.js';
@@ -385,9 +385,7 @@ export class World {
         node.alive &&
         node.incarnation === inc &&
         mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && v.lastKeySeq <= plan.epoch && (v.vols.get(vol)?.generation ?? 0) < plan.generation) &&
-        // As the agent does: a key that took effect meanwhile must still hold every data copy as current.
-        (node.engine.writeContext().epoch === plan.epoch ||
-          (node.engine.writeContext().status.kind !== 'offline' && plan.targets.filter((t) => t.data).every((t) => node.engine.newestKey().current.includes(t.vts))));
+        writeStillCurrent(plan.epoch, plan.targets.filter((t) => t.data).map((t) => t.vts), node.engine.writeContext(), node.engine.newestKey().current);
       if (!ok) {
         this.counters.failedWrites++;
         this.note(`${node.name} write ${vol} failed`);
