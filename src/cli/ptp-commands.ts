@@ -166,7 +166,7 @@ export async function withVtc<T>(o: OpOptions, fn: (c: ControlClient, t: Topolog
 function describeKey(k: KeySummary): string {
   const subj = k.subjects.length === 1 ? ` ${k.subjects[0]}` : '';
   const pending = k.copiesPending === null ? 'pending copies unknown' : `${k.copiesPending.length} cop${k.copiesPending.length === 1 ? 'y' : 'ies'} pending`;
-  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}`;
+  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}${k.election === null ? '' : `, ${k.election.vts} elected by ${k.election.yes.join(',')}`}`;
 }
 
 /** Sends one operator command; prints the key it produced. */

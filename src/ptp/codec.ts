@@ -72,6 +72,18 @@ export const keySchema = z
   })
   .strict();
 
+export const ballotSchema = z
+  .object({
+    ptpId: z.string().min(1).max(64),
+    election: z.object(electionId).strict(),
+    voter: z.string().min(1).max(64),
+    keySeq: seq,
+    choice: z.enum(['yes', 'no']),
+    why: z.string().max(1024),
+    mac: hexMac,
+  })
+  .strict();
+
 export const commitSchema = z
   .object({
     ptpId: z.string().min(1).max(64),
@@ -86,18 +98,8 @@ export const commitSchema = z
     state: keyState,
     recorded: vtsList,
     attempted: vtsList,
-    mac: hexMac,
-  })
-  .strict();
-
-export const ballotSchema = z
-  .object({
-    ptpId: z.string().min(1).max(64),
-    election: z.object(electionId).strict(),
-    voter: z.string().min(1).max(64),
-    keySeq: seq,
-    choice: z.enum(['yes', 'no']),
-    why: z.string().max(1024),
+    ballots: z.array(ballotSchema).max(65536).optional(),
+    election: z.object({ ...electionId, yes: nameList }).strict().nullable().optional(),
     mac: hexMac,
   })
   .strict();
@@ -150,6 +152,7 @@ export class RecordSigner {
   parseCommit(value: unknown): CommitRecord {
     const c = parseWith(commitSchema, 'commit record', value) as CommitRecord;
     this.check(c, `commit record ${c.seq}`);
+    for (const b of c.ballots ?? []) this.check(b, `ballot of ${b.voter} in commit record ${c.seq}`);
     return c;
   }
   parseBallot(value: unknown): SignedBallot {
@@ -174,6 +177,7 @@ export class RecordSigner {
     this.check(r.key, `shutdown key ${r.key.seq}`);
     if (r.type === 'commit') {
       this.check(r.commit, `commit record ${r.commit.seq}`);
+      for (const b of r.commit.ballots ?? []) this.check(b, `ballot of ${b.voter} in commit record ${r.commit.seq}`);
       if (r.commit.keyMac !== r.key.mac || r.commit.seq !== r.key.seq) throw new MalformedRecordError(`commit record ${r.commit.seq} does not match the key it carries`);
     }
     return r;

@@ -71,8 +71,13 @@ export type VtsOp =
   | { readonly op: 'record'; readonly seq: number }
   /** Leave operation per mode (MODE_POLICY), draining copies with `drainTo` first where the mode says so; records `seq`. */
   | { readonly op: 'stop'; readonly seq: number; readonly mode: Mode; readonly expediteTimeout: number; readonly drainTo: VtsName | null }
-  /** Enter operation (no-op when in); records `seq`. */
-  | { readonly op: 'start'; readonly seq: number }
+  /**
+   * Enter operation (no-op when in); records `seq`. With `seq` null it records nothing: a VTS
+   * placed in operation alone and not elected keeps the last key seq it came back with, the
+   * evidence every later election judges it by (recording the key would pass a restored old
+   * image off as current).
+   */
+  | { readonly op: 'start'; readonly seq: number | null }
   /** Reconcile tokens with the other VTS (max generation wins, copies queued); records `seq` on both. */
   | { readonly op: 'reconcile'; readonly seq: number };
 
@@ -112,13 +117,17 @@ interface Coordination {
   readonly nacks: Set<string>;
   phase: 1 | 2 | 3;
   deadline: number;
-  readonly steps: Step[];
+  steps: Step[];
   i: number;
   readonly recorded: Set<VtsName>;
   readonly attempted: Set<VtsName>;
   pending: string[] | null;
   unionFailed: boolean;
   error: PtpError | null;
+  /** Ballots that came with the acknowledgements of a key holding its election in phase 1, by voter. */
+  readonly ballots: Map<string, SignedBallot>;
+  /** The phase 1 election's outcome, decided as phase 2 begins: who elected the VTS, or null when not more than T did. */
+  elected: string[] | null;
 }
 
 interface Election {
@@ -156,6 +165,14 @@ function lexLess(a: readonly number[], b: readonly number[], ma: string, mb: str
 }
 
 const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
+/**
+ * Decided here: an operator's `vts-in X` while the other VTS is out holds the election on
+ * placing X on-line in its own phase 1. Its proposal names the election (with no YES yet);
+ * each VTC's acknowledgement carries its ballot; the commit says who elected X, if more than
+ * T did, and the key then places X on-line alone. One key instead of a key, a round of
+ * ballots and an election key.
+ */
+const holdsElection = (k: ShutdownKey): boolean => k.command === 'vts-in' && k.reason === 'command' && k.election !== null;
 const newer = (a: ElectionId, b: ElectionId): boolean =>
   a.seq !== b.seq ? a.seq > b.seq : a.round !== b.round ? a.round > b.round : a.vts > b.vts;
 
@@ -271,8 +288,10 @@ export class VtcEngine {
         this.#onPropose(from, msg.key);
         break;
       case 'ack':
+        this.#onAck(from, msg.seq, msg.keyMac, true, msg.ballot);
+        break;
       case 'nack':
-        this.#onAck(from, msg.seq, msg.keyMac, msg.t === 'ack');
+        this.#onAck(from, msg.seq, msg.keyMac, false);
         break;
       case 'commit':
         this.#ingestCommit(msg.key, msg.commit, from);
@@ -517,6 +536,7 @@ export class VtcEngine {
   #ingestCommit(key: ShutdownKey, commit: CommitRecord, from: string | null): void {
     if (key.ptpId !== this.config.ptpId || commit.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     if (commit.keyMac !== key.mac || commit.seq !== key.seq) return this.#reject('commit-key-mismatch');
+    if (commit.election !== undefined && commit.election !== null && !this.#backed(key, commit)) return this.#reject('commit-election-unbacked');
     // A record held already asks for nothing: answering it with a request would let two
     // VTCs on different branches of a fork ask each other for the same records forever.
     if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
@@ -580,7 +600,7 @@ export class VtcEngine {
       return nack(`key ${key.seq} already ${settled.outcome === 'done' ? 'committed' : 'failed'} here`);
     }
     if (this.#chosen.has(key.seq) && !this.#holds(key.seq, key.mac)) return nack(`seq ${key.seq} is already committed here`);
-    if (this.#holds(key.seq, key.mac)) return this.#send(from, { t: 'ack', seq: key.seq, keyMac: key.mac });
+    if (this.#holds(key.seq, key.mac)) return this.#send(from, this.#ackOf(key));
     const eff = this.#eff;
     if (eff.seq >= key.seq) return nack(`seq ${key.seq} is taken: key ${eff.seq} is committed here`);
     if (eff.seq > key.prevSeq) {
@@ -665,6 +685,13 @@ export class VtcEngine {
 
   #coordinate(shape: CommandShape, mode: Mode, commandId: string | null, election: ShutdownKey['election']): void {
     const prev = this.#eff;
+    const x = shape.subjects[0];
+    if (shape.command === 'vts-in' && shape.reason === 'command' && shape.subjects.length === 1 && x !== undefined && prev.status[x] === 'out' && prev.status[otherVts(x)] === 'out') {
+      const rk = `${prev.seq}:${x}`;
+      const round = (this.#rounds.get(rk) ?? -1) + 1;
+      this.#rounds.set(rk, round);
+      election = { seq: prev.seq, vts: x, round, yes: [] };
+    }
     const estimate = this.#estimatePending(prev, shape);
     const t = transition(prev, shape, estimate);
     const key = this.#signer.sign<ShutdownKey>({
@@ -713,8 +740,12 @@ export class VtcEngine {
       pending: [],
       unionFailed: false,
       error: null,
+      ballots: new Map(),
+      elected: null,
     };
     this.#coord = c;
+    const own = this.#phase1Ballot(key);
+    if (own !== undefined) c.ballots.set(this.config.self, own);
     if (this.#holds(key.seq, key.mac)) {
       c.acks.add(this.config.self);
       this.#broadcast({ t: 'propose', key });
@@ -743,7 +774,10 @@ export class VtcEngine {
       const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
       this.#waitingAcks.delete(key.mac);
       this.#waitingAcks.delete(`${key.seq}`);
-      for (const p of to) this.#send(p, { t: 'ack', seq: key.seq, keyMac: key.mac });
+      if (to.size > 0) {
+        const ack = this.#ackOf(key);
+        for (const p of to) this.#send(p, ack);
+      }
       then?.();
     });
   }
@@ -785,12 +819,17 @@ export class VtcEngine {
     }
   }
 
-  #onAck(from: string, seq: number, keyMac: string, ok: boolean): void {
+  #onAck(from: string, seq: number, keyMac: string, ok: boolean, ballot?: SignedBallot): void {
     if (!ok && seq > this.#hw) this.#send(from, { t: 'sync-req', after: Math.min(this.#hw, this.#eff.seq) });
     const c = this.#coord;
     if (c === null || c.key.seq !== seq || c.key.mac !== keyMac) return;
     if (ok) c.acks.add(from);
     else c.nacks.add(from);
+    const e = c.key.election;
+    if (ok && ballot !== undefined && holdsElection(c.key) && e !== null) {
+      if (ballot.voter !== from || ballot.ptpId !== this.config.ptpId || idKey(ballot.election) !== idKey(e)) this.#reject('ack-ballot-mismatch');
+      else c.ballots.set(from, ballot);
+    }
     if (c.phase !== 1) return;
     if (!ok) {
       // Forced goes ahead without answers, never against one: a VTC holding another key for
@@ -804,7 +843,11 @@ export class VtcEngine {
 
   #checkQuorum(c: Coordination): void {
     const T = c.prev.threshold;
-    if (c.key.mode !== 'forced' && c.acks.size > T) return this.#phase2(c);
+    if (c.key.mode !== 'forced' && c.acks.size > T) {
+      // A key holding an election goes ahead once more than T elected the VTS, or every VTC heard from lately has answered.
+      if (holdsElection(c.key) && this.#yes(c).length <= T && this.#awaitBallots(c)) return;
+      return this.#phase2(c);
+    }
     if (c.key.mode === 'forced' && c.acks.size + c.nacks.size >= this.#n) return this.#phase2(c);
     if (c.key.mode !== 'forced' && this.#n - c.nacks.size <= T) {
       c.error = new CommandConflictError(`key ${c.key.seq} was refused by ${c.nacks.size} VTC(s) holding a conflicting key: retry the command`);
@@ -815,14 +858,24 @@ export class VtcEngine {
   #phase1Timeout(): void {
     const c = this.#coord;
     if (c === null) return;
-    if (c.key.mode === 'forced') return this.#phase2(c);
+    if (c.key.mode === 'forced' || c.acks.size > c.prev.threshold) return this.#phase2(c);
     c.error = new NoQuorumError(c.key.seq, c.acks.size, c.prev.threshold);
     this.#commit(c, 'failed');
   }
 
   #phase2(c: Coordination): void {
     c.phase = 2;
+    if (holdsElection(c.key)) {
+      const yes = this.#yes(c);
+      c.elected = yes.length > c.prev.threshold ? yes : null;
+      if (c.elected === null) c.steps = c.steps.map((st) => (st.op.op === 'start' ? { ...st, op: { op: 'start', seq: null } } : st));
+    }
     this.#nextStep(c);
+  }
+
+  /** Who elected the VTS in the election a key holds in phase 1, in configured order. */
+  #yes(c: Coordination): string[] {
+    return [...c.ballots.values()].filter((b) => b.choice === 'yes').map((b) => b.voter).sort((a, b) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(b));
   }
 
   #nextStep(c: Coordination): void {
@@ -862,6 +915,9 @@ export class VtcEngine {
     let pending: readonly string[] | null = c.unionFailed ? null : c.pending;
     let current = c.prev.current;
     let state = c.prev.state;
+    const folded = holdsElection(c.key) ? c.key.election : null;
+    const ballots = [...c.ballots.values()].sort((a, b) => this.config.vtcs.indexOf(a.voter) - this.config.vtcs.indexOf(b.voter));
+    let elected = folded === null ? null : c.elected;
     if (outcome === 'done') {
       const chosen = this.#chosen.get(c.key.seq);
       if (chosen !== undefined && chosen.key.mac !== c.key.mac && chosen.commit.outcome === 'done') {
@@ -869,16 +925,31 @@ export class VtcEngine {
         c.error = new CommandConflictError(`key ${c.key.seq} from ${chosen.key.originVtc} was committed first`);
       } else {
         const shape: CommandShape = { command: c.key.command, subjects: c.key.subjects, reason: c.key.reason, threshold: c.key.threshold, ...(this.#deps.broken === 'yes-without-key-checks' ? { unchecked: true } : {}) };
-        try {
-          // Another key may have committed below this one while it was in flight (forced keys do not wait for
-          // a quorum): the outcome is computed on the chain as it is now, and refused if it no longer applies.
-          const t = transition(this.#effBelow(c.key.seq), shape, pending);
-          current = sortVts(t.current);
-          state = t.state;
-        } catch (e) {
-          if (!(e instanceof PtpError)) throw e;
-          outcome = 'failed';
-          c.error = e;
+        const below = this.#effBelow(c.key.seq);
+        if (elected !== null) {
+          // More than T elected the VTS in phase 1: the key places it on-line alone, if the
+          // chain below still allows an election (else it only brings the VTS back, off-line).
+          try {
+            const t = transition(below, { ...shape, reason: 'election' }, pending);
+            current = sortVts(t.current);
+            state = t.state;
+          } catch (e) {
+            if (!(e instanceof PtpError)) throw e;
+            elected = null;
+          }
+        }
+        if (elected === null) {
+          try {
+            // Another key may have committed below this one while it was in flight (forced keys do not wait for
+            // a quorum): the outcome is computed on the chain as it is now, and refused if it no longer applies.
+            const t = transition(below, shape, pending);
+            current = sortVts(t.current);
+            state = t.state;
+          } catch (e) {
+            if (!(e instanceof PtpError)) throw e;
+            outcome = 'failed';
+            c.error = e;
+          }
         }
       }
     }
@@ -899,6 +970,7 @@ export class VtcEngine {
       state,
       recorded: sortVts(c.recorded),
       attempted: sortVts(c.attempted),
+      ...(folded === null ? {} : { ballots, election: outcome === 'done' && elected !== null ? { seq: folded.seq, vts: folded.vts, round: folded.round, yes: elected } : null }),
     });
     this.#appendingMacs.add(commit.mac);
     // Peers make the commit durable while this VTC does; it applies it once its own copy is.
@@ -911,6 +983,70 @@ export class VtcEngine {
         this.#result(c.commandId, outcome === 'done' ? { ok: true, seq: c.key.seq, key: effectiveKey(c.key, commit) } : { ok: false, error: c.error ?? new CommandConflictError(`key ${c.key.seq} failed`) });
       }
     });
+  }
+
+  /** The acknowledgement of `key`, with this VTC's ballot when the key holds its election in phase 1. */
+  #ackOf(key: ShutdownKey): PeerMessage {
+    const ballot = this.#phase1Ballot(key);
+    return ballot === undefined ? { t: 'ack', seq: key.seq, keyMac: key.mac } : { t: 'ack', seq: key.seq, keyMac: key.mac, ballot };
+  }
+
+  /**
+   * This VTC's ballot in the election `key` holds in its phase 1, decided like any ballot
+   * from its own newest key and its own view of the VTS (which must have answered since
+   * that key, but need not be in operation: the key starts it). Cast once per election.
+   */
+  #phase1Ballot(key: ShutdownKey): SignedBallot | undefined {
+    const e = key.election;
+    if (!holdsElection(key) || e === null) return undefined;
+    const id: ElectionId = { seq: e.seq, vts: e.vts, round: e.round };
+    const cast = this.#cast.get(idKey(id));
+    if (cast !== undefined) return cast;
+    const rk = `${id.seq}:${id.vts}`;
+    if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+    const o = this.#obs[id.vts];
+    const fresh = o.at >= this.#effAt && this.#now - o.at <= this.config.timing.heartbeatTimeout;
+    const { lo, hi } = this.#expectRange(id.vts);
+    const vote = decideVote({
+      key: this.#eff,
+      vts: id.vts,
+      view: fresh ? o.view : undefined,
+      expectLo: lo,
+      expectHi: hi,
+      electionSeq: id.seq,
+      seenMaxKeySeq: this.#seenMaxKeySeq,
+      starting: true,
+      ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
+    });
+    return this.#castBallot(id, vote);
+  }
+
+  #castBallot(id: ElectionId, vote: { yes: boolean; why: string }): SignedBallot {
+    const ballot = this.#signer.sign<SignedBallot>({ ptpId: this.config.ptpId, election: id, voter: this.config.self, keySeq: this.#eff.seq, choice: vote.yes ? 'yes' : 'no', why: vote.why });
+    this.stats.ballotsCast++;
+    if (this.#cast.size >= 256) this.#cast.clear();
+    this.#cast.set(idKey(id), ballot);
+    this.#out.push({ kind: 'ballot', ballot });
+    return ballot;
+  }
+
+  /** True while a VTC heard from lately has not answered the key and the phase 1 deadline has not passed. */
+  #awaitBallots(c: Coordination): boolean {
+    if (!holdsElection(c.key) || this.#now >= c.deadline) return false;
+    const live = this.config.vtcs.filter((v) => v !== this.config.self && this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval);
+    return live.some((v) => !c.acks.has(v) && !c.nacks.has(v));
+  }
+
+  /** Every VTC tallies: a commit placing a VTS on-line by a phase 1 election must carry more than T signed YES ballots of it. */
+  #backed(key: ShutdownKey, commit: CommitRecord): boolean {
+    const e = commit.election;
+    if (e === undefined || e === null) return true;
+    const want = idKey(e);
+    const yes = new Set<string>();
+    for (const b of commit.ballots ?? []) {
+      if (b.choice === 'yes' && b.ptpId === this.config.ptpId && idKey(b.election) === want && e.yes.includes(b.voter) && this.config.vtcs.includes(b.voter)) yes.add(b.voter);
+    }
+    return key.election !== null && idKey(key.election) === want && yes.size === e.yes.length && yes.size > key.threshold;
   }
 
   // ---------------------------------------------------------------- VTS
@@ -1140,18 +1276,7 @@ export class VtcEngine {
       seenMaxKeySeq: this.#seenMaxKeySeq,
       ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
     });
-    const ballot = this.#signer.sign<SignedBallot>({
-      ptpId: this.config.ptpId,
-      election: id,
-      voter: this.config.self,
-      keySeq: this.#eff.seq,
-      choice: vote.yes ? 'yes' : 'no',
-      why: vote.why,
-    });
-    this.stats.ballotsCast++;
-    if (this.#cast.size >= 256) this.#cast.clear();
-    this.#cast.set(idKey(id), ballot);
-    this.#out.push({ kind: 'ballot', ballot });
+    const ballot = this.#castBallot(id, vote);
     this.#broadcast({ t: 'ballot', ballot });
     this.#tally(e, ballot);
     const buffered = this.#ballotBuffer.get(idKey(id)) ?? [];

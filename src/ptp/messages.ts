@@ -6,7 +6,7 @@ import type { CommitRecord, ShutdownKey, SignedBallot } from './types.js';
 
 export type PeerMessage =
   | { readonly t: 'propose'; readonly key: ShutdownKey }
-  | { readonly t: 'ack'; readonly seq: number; readonly keyMac: string }
+  | { readonly t: 'ack'; readonly seq: number; readonly keyMac: string; readonly ballot?: SignedBallot }
   | { readonly t: 'nack'; readonly seq: number; readonly keyMac: string; readonly reason: string }
   | { readonly t: 'commit'; readonly key: ShutdownKey; readonly commit: CommitRecord }
   | { readonly t: 'ballot'; readonly ballot: SignedBallot }
@@ -18,7 +18,7 @@ const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const mac = z.string().max(256);
 const envelope = z.union([
   z.object({ t: z.literal('propose'), key: z.unknown() }).strict(),
-  z.object({ t: z.literal('ack'), seq, keyMac: mac }).strict(),
+  z.object({ t: z.literal('ack'), seq, keyMac: mac, ballot: z.unknown().optional() }).strict(),
   z.object({ t: z.literal('nack'), seq, keyMac: mac, reason: z.string().max(1024) }).strict(),
   z.object({ t: z.literal('commit'), key: z.unknown(), commit: z.unknown() }).strict(),
   z.object({ t: z.literal('ballot'), ballot: z.unknown() }).strict(),
@@ -40,6 +40,8 @@ export function parseMessage(value: unknown, signer: RecordSigner): PeerMessage 
       return { t: 'commit', key: signer.parseKey(m.key), commit: signer.parseCommit(m.commit) };
     case 'ballot':
       return { t: 'ballot', ballot: signer.parseBallot(m.ballot) };
+    case 'ack':
+      return m.ballot === undefined ? { t: 'ack', seq: m.seq, keyMac: m.keyMac } : { t: 'ack', seq: m.seq, keyMac: m.keyMac, ballot: signer.parseBallot(m.ballot) };
     case 'sync':
       return { t: 'sync', records: m.records.map((r) => ({ key: signer.parseKey(r.key), commit: signer.parseCommit(r.commit) })) };
     default:

@@ -59,7 +59,8 @@ export function genesisKey(ptpId: string, n: number): ShutdownKey {
 
 /** The key as committed: acks, final copiesPending, current and state come from the commit record. */
 export function effectiveKey(key: ShutdownKey, commit: CommitRecord): ShutdownKey {
-  return { ...key, acks: commit.acks, copiesPending: commit.copiesPending, current: commit.current, state: commit.state };
+  const k = { ...key, acks: commit.acks, copiesPending: commit.copiesPending, current: commit.current, state: commit.state };
+  return commit.election === undefined ? k : { ...k, election: commit.election };
 }
 
 /** A forced key that fewer than T+1 VTCs hold does not let the PtP system on-line by itself (decided here). */
@@ -177,6 +178,8 @@ export interface VoteInput {
   readonly electionSeq: number;
   /** Highest keySeq on any ballot this VTC has seen. */
   readonly seenMaxKeySeq: number;
+  /** The ballot rides on the key that starts the VTS (decided here): it must answer, not yet be in operation. */
+  readonly starting?: boolean;
   readonly broken?: BrokenRule;
 }
 
@@ -187,7 +190,9 @@ export interface VoteInput {
  * this VTC's newest key, and no ballot seen carries a newer keySeq.
  */
 export function decideVote(v: VoteInput): { yes: boolean; why: string } {
-  if (v.view === undefined || !v.view.inOperation) return { yes: false, why: `${v.vts} is not in operation as seen here` };
+  if (v.view === undefined || (!v.view.inOperation && v.starting !== true)) {
+    return { yes: false, why: v.starting === true ? `${v.vts} has not answered here since key ${v.key.seq}` : `${v.vts} is not in operation as seen here` };
+  }
   if (v.view.behind.length > 0) return { yes: false, why: `${v.vts} reports ${v.view.behind.length} volume(s) behind the other VTS` };
   if (v.broken === 'yes-without-key-checks') return { yes: true, why: 'broken rule: no key checks' };
   if (!v.key.current.includes(v.vts)) return { yes: false, why: `${v.vts} is not in current {${v.key.current.join(',')}} of key ${v.key.seq}` };

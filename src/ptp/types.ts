@@ -111,6 +111,14 @@ export interface CommitRecord {
   /** VTS that confirmed recording the seq, and VTS it was attempted on (confirmation may be lost). */
   readonly recorded: readonly VtsName[];
   readonly attempted: readonly VtsName[];
+  /**
+   * Decided here: a `vts-in` of one VTS while the other is out holds the election in its own
+   * phase 1 (each acknowledgement carries the VTC's ballot). The commit carries every ballot
+   * the coordinator received, and the election that placed the VTS on-line (null when not
+   * more than T elected it). Absent on every other commit.
+   */
+  readonly ballots?: readonly SignedBallot[];
+  readonly election?: (ElectionId & { readonly yes: readonly string[] }) | null;
   readonly mac: string;
 }
 

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { OperatorCommand } from '../ptp/engine.js';
 import type { Mode, VtsName } from '../ptp/types.js';
 import { codeOf } from '../vtc/errors.js';
-import type { KeySummary } from '../vtc/agent.js';
+import type { ElectionView, KeySummary } from '../vtc/agent.js';
 import { LocalCluster } from './cluster.js';
 import type { ClusterEvent, ClusterOptions } from './cluster.js';
 import { LocalSystem, ProcessSystem } from './system.js';
@@ -133,15 +133,26 @@ async function check(c: ScenarioSystem, e: Expectation, ballotsFrom: number): Pr
   }
   const first = names[0]!;
   if (e.election !== undefined) {
-    // Elections that do not pass are held again in new rounds; judge the newest one every running VTC voted in.
-    const all = snaps[0]?.[1]?.elections ?? [];
+    // Elections that do not pass are held again in new rounds; judge the newest one every running
+    // VTC voted in. Each VTC sees the ballots that reached it (an election held in a key's phase 1
+    // sends them to the coordinator and in the commit), so the views are merged.
+    const merged = new Map<string, { id: ElectionView['id']; ballots: Map<string, ElectionView['ballots'][number]> }>();
+    for (const [, s] of snaps) {
+      for (const x of s?.elections ?? []) {
+        const k = `${x.id.seq}:${x.id.vts}:${x.id.round}`;
+        let m = merged.get(k);
+        if (m === undefined) merged.set(k, (m = { id: x.id, ballots: new Map() }));
+        for (const b of x.ballots) if (!m.ballots.has(b.voter)) m.ballots.set(b.voter, b);
+      }
+    }
+    const all = [...merged.values()].map((m) => ({ id: m.id, ballots: [...m.ballots.values()] })).sort((a, b) => a.id.seq - b.id.seq || a.id.round - b.id.round);
     const complete = all.filter((x) => x.ballots.length >= c.running().length);
     const el = complete.at(-1) ?? all.at(-1) ?? null;
     const yes = el?.ballots.filter((b) => b.choice === 'yes').length ?? 0;
     const no = el?.ballots.filter((b) => b.choice === 'no').length ?? 0;
     if (el === null || el.id.vts !== e.election.vts || yes !== e.election.yes || (e.election.no !== undefined && no !== e.election.no)) {
       diff.push(
-        `newest complete election as ${first} saw it: expected on ${e.election.vts} ${e.election.yes} yes${e.election.no === undefined ? '' : ` ${e.election.no} no`}, got ${el === null ? 'no election' : `on ${el.id.vts} (key ${el.id.seq}, round ${el.id.round}) ${yes} yes ${no} no [${el.ballots.map((b) => `${b.voter}:${b.choice}`).join(' ')}]`}`,
+        `newest complete election as ${names.join(',')} saw it: expected on ${e.election.vts} ${e.election.yes} yes${e.election.no === undefined ? '' : ` ${e.election.no} no`}, got ${el === null ? 'no election' : `on ${el.id.vts} (key ${el.id.seq}, round ${el.id.round}) ${yes} yes ${no} no [${el.ballots.map((b) => `${b.voter}:${b.choice}`).join(' ')}]`}`,
       );
     }
   }

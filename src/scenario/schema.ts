@@ -45,7 +45,7 @@ const expectation = z
     current: z.array(vts).optional(),
     keySeq: z.number().int().nonnegative().optional(),
     threshold: z.number().int().nonnegative().optional(),
-    /** The last election as the first listed VTC saw it. */
+    /** The newest election every running VTC voted in, from the listed VTCs' views merged. */
     election: z.object({ vts, yes: z.number().int().nonnegative(), no: z.number().int().nonnegative().optional() }).strict().optional(),
     /** Ballots cast since the previous command step (0: on-line without a vote). */
     ballots: z.number().int().nonnegative().optional(),

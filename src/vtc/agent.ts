@@ -109,6 +109,8 @@ export interface KeySummary {
   readonly acks: readonly string[];
   readonly copiesPending: readonly string[] | null;
   readonly originVtc: string;
+  /** The election that placed a VTS on-line alone with this key, and who elected it. */
+  readonly election: { readonly seq: number; readonly vts: VtsName; readonly round: number; readonly yes: readonly string[] } | null;
 }
 
 export interface AgentStatus {
@@ -137,6 +139,7 @@ export const summarizeKey = (k: ShutdownKey): KeySummary => ({
   acks: k.acks,
   copiesPending: k.copiesPending,
   originVtc: k.originVtc,
+  election: k.election === null ? null : { seq: k.election.seq, vts: k.election.vts, round: k.election.round, yes: k.election.yes },
 });
 
 /** Events for timelines and tests. */
@@ -273,13 +276,19 @@ export class VtcAgent extends EventEmitter {
   #deliver(from: string, msg: unknown): void {
     if (this.#stopped) return;
     this.#lastHeard.set(from, Date.now());
-    const m = msg as { t?: unknown; ballot?: unknown };
-    if (m !== null && typeof m === 'object' && m.t === 'ballot') {
-      const b = m.ballot as SignedBallot;
-      try {
-        if (b.voter === from && this.engine.signer.valid(b) && b.ptpId === this.options.ptpId) this.#noteBallot(b);
-      } catch {
-        // Malformed ballots are the engine's to count.
+    // Ballots come on their own, on acknowledgements of a key that holds its election in
+    // phase 1, and inside that key's commit: every one this VTC can check is shown in status.
+    const m = msg as { t?: unknown; ballot?: unknown; commit?: { ballots?: unknown } };
+    if (m !== null && typeof m === 'object') {
+      const found = m.t === 'ballot' || m.t === 'ack' ? [m.ballot] : m.t === 'commit' && Array.isArray(m.commit?.ballots) ? (m.commit.ballots as unknown[]) : [];
+      for (const x of found) {
+        if (x === undefined) continue;
+        const b = x as SignedBallot;
+        try {
+          if ((m.t === 'commit' || b.voter === from) && this.engine.signer.valid(b) && b.ptpId === this.options.ptpId && this.options.vtcs.includes(b.voter)) this.#noteBallot(b);
+        } catch {
+          // Malformed ballots are the engine's to count.
+        }
       }
     }
     this.engine.receive(from, msg, Date.now());

@@ -50,8 +50,9 @@ export class VtsClient {
   record(seq: number): Promise<RemoteView> {
     return this.#r('record', { seq });
   }
-  setIn(seq: number): Promise<RemoteView> {
-    return this.#r('set-in', { seq });
+  /** Puts the VTS in operation, recording `seq` unless it is null. */
+  setIn(seq: number | null): Promise<RemoteView> {
+    return this.#r('set-in', seq === null ? {} : { seq });
   }
   setOut(seq: number, reason: string): Promise<RemoteView> {
     return this.#r('set-out', { seq, reason });

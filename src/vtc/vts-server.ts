@@ -133,7 +133,7 @@ export class VtsServer {
         if (u.inOperation) await u.recordKey(num(p, 'seq'));
         return { result: this.#view() };
       case 'set-in':
-        await u.setInOperation({ seq: num(p, 'seq') });
+        await u.setInOperation(p.seq === undefined ? {} : { seq: num(p, 'seq') });
         u.refuseNewMounts(false);
         this.#log.info({ from, seq: p.seq }, 'put in operation');
         return { result: this.#view() };

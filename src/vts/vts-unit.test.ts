@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -131,6 +131,28 @@ describe('VtsUnit host I/O', () => {
     const again = await openVts(dir);
     expect(again.lastKeySeq).toBe(42);
     expect(again.inOperation).toBe(false);
+  });
+
+  it('keeps lastKeySeq and status after a crash (no shutdown), and carries over a state file of the JSON format', async () => {
+    const dir = tempDir();
+    const u = await openVts(dir);
+    await u.recordKey(7);
+    await u.setOutOfOperation({ seq: 8 });
+    // No shutdown: what was acknowledged is what the next open finds.
+    const again = await VtsUnit.open({ id: 'A', cacheDir: join(dir, 'cache'), stateDir: join(dir, 'state') });
+    units.push(again);
+    expect([again.lastKeySeq, again.inOperation]).toEqual([8, false]);
+
+    const old = tempDir();
+    mkdirSync(join(old, 'state'), { recursive: true });
+    writeFileSync(join(old, 'state', 'vts-state.json'), JSON.stringify({ id: 'A', lastKeySeq: 12, inOperation: false }));
+    const carried = await openVts(old);
+    expect([carried.lastKeySeq, carried.inOperation]).toEqual([12, false]);
+    expect(existsSync(join(old, 'state', 'vts-state.json'))).toBe(false);
+    await carried.setInOperation({ seq: 13 });
+    await carried.shutdown();
+    const reopened = await openVts(old);
+    expect([reopened.lastKeySeq, reopened.inOperation]).toEqual([13, true]);
   });
 
   it('enforces the mount limit, refuses new mounts on demand, and one mount per volume', async () => {

@@ -9,7 +9,9 @@ import { mkdir, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { readJson, unlinkQuiet, writeJsonDurable } from './durable.js';
+import { readJson, unlinkQuiet } from './durable.js';
+import { SlotFile } from './slot-file.js';
+import { StateFileError } from './errors.js';
 import {
   BadHandleError,
   BadVolumeDataError,
@@ -152,7 +154,7 @@ export class VtsUnit {
   readonly premigrator: Premigrator | undefined;
   readonly maxMounts: number;
   readonly #log: Logger;
-  readonly #statePath: string;
+  readonly #state: SlotFile;
   readonly #autoPremigrate: boolean;
   #inOperation: boolean;
   #lastKeySeq: number;
@@ -167,13 +169,13 @@ export class VtsUnit {
   readonly #pmFailed = new Map<string, Error>();
   #pmIdle: (() => void)[] = [];
 
-  private constructor(o: VtsUnitOptions, cache: VolumeCache, premigrator: Premigrator | undefined, state: z.infer<typeof stateSchema>, log: Logger) {
+  private constructor(o: VtsUnitOptions, cache: VolumeCache, premigrator: Premigrator | undefined, stateFile: SlotFile, state: z.infer<typeof stateSchema>, log: Logger) {
     this.id = o.id;
     this.cache = cache;
     this.premigrator = premigrator;
     this.maxMounts = o.maxMounts ?? 16;
     this.#log = log;
-    this.#statePath = join(o.stateDir, 'vts-state.json');
+    this.#state = stateFile;
     this.#autoPremigrate = o.autoPremigrate ?? premigrator !== undefined;
     this.#inOperation = state.inOperation;
     this.#lastKeySeq = state.lastKeySeq;
@@ -189,13 +191,29 @@ export class VtsUnit {
     await mkdir(o.stateDir, { recursive: true });
     const cache = await VolumeCache.open({ dir: o.cacheDir, ...(o.cacheCapacityBytes === undefined ? {} : { capacityBytes: o.cacheCapacityBytes }), ...(o.now ? { now: o.now } : {}), logger: log });
     const premigrator = o.library ? await Premigrator.open({ ...o.library, vtsId: o.id, stateDir: o.stateDir, logger: log }) : undefined;
-    const statePath = join(o.stateDir, 'vts-state.json');
-    let state = await readJson(statePath, stateSchema);
-    if (!state) {
-      state = { id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true };
-      await writeJsonDurable(statePath, state);
+    // Status and last key seq live in a two-slot file (one data flush per save). A state
+    // file of the earlier JSON format is carried over once, then removed.
+    const legacy = join(o.stateDir, 'vts-state.json');
+    const statePath = join(o.stateDir, 'vts-state.bin');
+    const encode = (v: z.infer<typeof stateSchema>): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
+    const { file, payload } = await SlotFile.open(statePath, () => encode({ id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true }));
+    let state: z.infer<typeof stateSchema>;
+    try {
+      const fresh = JSON.parse(new TextDecoder().decode(payload)) as unknown;
+      const r = stateSchema.safeParse(fresh);
+      if (!r.success) throw new StateFileError(statePath, r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+      state = r.data;
+    } catch (e) {
+      await file.close();
+      throw e instanceof StateFileError ? e : new StateFileError(statePath, 'state is not valid JSON', { cause: e });
     }
-    const vts = new VtsUnit(o, cache, premigrator, state, log);
+    const carried = await readJson(legacy, stateSchema);
+    if (carried !== undefined) {
+      state = carried;
+      await file.save(encode(state));
+      await unlinkQuiet(legacy);
+    }
+    const vts = new VtsUnit(o, cache, premigrator, file, state, log);
     if (vts.#autoPremigrate) for (const m of cache.list()) if (isResident(m) && !isPremigrated(m) && m.dataGeneration > 0) vts.#enqueue(m.volser);
     log.info({ inOperation: state.inOperation, lastKeySeq: state.lastKeySeq, volumes: cache.list().length }, 'VTS opened');
     return vts;
@@ -213,7 +231,7 @@ export class VtsUnit {
   }
 
   async #saveState(): Promise<void> {
-    await writeJsonDurable(this.#statePath, { id: this.id, lastKeySeq: this.#lastKeySeq, inOperation: this.#inOperation });
+    await this.#state.save(new TextEncoder().encode(JSON.stringify({ id: this.id, lastKeySeq: this.#lastKeySeq, inOperation: this.#inOperation })));
   }
 
   /**
@@ -726,5 +744,6 @@ export class VtsUnit {
     await this.whenPremigrationIdle();
     this.#closed = true;
     this.premigrator?.close();
+    await this.#state.close();
   }
 }

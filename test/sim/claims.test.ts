@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../src/ptp/types.js';
-import type { ShutdownKey } from '../../src/ptp/types.js';
+import { genesisKey } from '../../src/ptp/rules.js';
+import type { CommitRecord, ShutdownKey, SignedBallot } from '../../src/ptp/types.js';
 import { SIM_TIMING, World } from './world.js';
 import type { WorldOptions } from './world.js';
 
@@ -39,8 +40,10 @@ function claim1(): void {
   const w = outOutBack('B');
   w.run(3500);
   expect(statuses(w)).toEqual(['online-single(B)', 'online-single(B)', 'online-single(B)', 'online-single(B)']);
+  // The operator's vts-in held the election in its phase 1: the key names it and who elected B.
   const k = newest(w);
-  expect(k.reason).toBe('election');
+  expect(k.command).toBe('vts-in');
+  expect(k.state).toEqual({ kind: 'online-single', vts: 'B' });
   expect(k.election?.yes.length).toBeGreaterThan(k.threshold);
   expect(w.counters.acked).toBeGreaterThan(0);
 }
@@ -49,7 +52,7 @@ function claim2(): void {
   const w = outOutBack('A');
   w.run(3500);
   expect(statuses(w)).toEqual(['offline', 'offline', 'offline', 'offline']);
-  expect(newest(w).reason).not.toBe('election');
+  expect(newest(w).election).toBeNull();
   expect(w.ballotsCast()).toBeGreaterThan(0);
 }
 
@@ -162,7 +165,7 @@ function claim8(): void {
   cmd(w, 900, { command: 'vts-in', vts: 'A' }, 1);
   w.run(2500);
   expect(statuses(w)).toEqual(['online-single(A)', 'online-single(A)', 'online-single(A)', 'online-single(A)']);
-  expect(newest(w).reason).toBe('election');
+  expect(newest(w).election?.vts).toBe('A');
 }
 
 function claim9(): void {
@@ -252,13 +255,61 @@ describe('stories around the vote', () => {
 
   it('a restored old image of the current VTS gets NO (it reports an older last key seq)', () => {
     const w = outOutBack('B', { trace: true }, (x) => {
-      x.sched.at(1560, () => {
+      x.sched.at(1400, () => {
         x.vts.B.lastKeySeq = 0;
       });
     });
     w.run(2500);
     expect(statuses(w)).toEqual(['offline', 'offline', 'offline', 'offline']);
     expect(w.log.some((l) => /ballot .* no .*reports last key seq 0/.test(l))).toBe(true);
+    // The operator's vts-in put B in operation without recording its key: B still reports the
+    // seq it came back with, so every later election judges the same evidence (and says NO).
+    expect(w.vts.B.inOperation).toBe(true);
+    expect(w.vts.B.lastKeySeq).toBe(0);
+    expect(w.log.filter((l) => /ballot 3:B:\d+ no .*reports last key seq 0/.test(l)).length).toBeGreaterThan(0);
+  });
+
+  it('a commit that says more than T elected a VTS must carry their signed YES ballots of that election', () => {
+    const w = mk();
+    const e = w.vtcs[0]!.engine;
+    const signer = w.vtcs[1]!.engine.signer;
+    const election = { seq: 0, vts: 'B' as const, round: 0 };
+    const key = signer.sign<ShutdownKey>({
+      ...genesisKey('ptp1', 4),
+      seq: 1,
+      issuedAt: 1,
+      originVtc: 'vtc1',
+      command: 'vts-in',
+      subjects: ['B'],
+      status: { A: 'out', B: 'in' },
+      election: { ...election, yes: [] },
+    });
+    const ballot = (voter: string, choice: 'yes' | 'no', round = 0): SignedBallot =>
+      w.vtcs[w.names.indexOf(voter)]!.engine.signer.sign<SignedBallot>({ ptpId: 'ptp1', election: { ...election, round }, voter, keySeq: 0, choice, why: 'test' });
+    const commit = (ballots: SignedBallot[], yes: string[]): CommitRecord =>
+      signer.sign<CommitRecord>({ ptpId: 'ptp1', seq: 1, keyMac: key.mac, coordinator: 'vtc1', outcome: 'done', error: null, acks: ['vtc1', 'vtc2', 'vtc3'], copiesPending: [], current: ['B'], state: { kind: 'online-single', vts: 'B' }, recorded: ['B'], attempted: ['B'], ballots, election: { ...election, yes } });
+    const refused = (): number => e.stats.rejectedReasons['commit-election-unbacked'] ?? 0;
+    const offer = (c: CommitRecord): void => e.receive('vtc1', { t: 'commit', key, commit: c }, 10);
+    // Names three voters, carries one ballot.
+    offer(commit([ballot('vtc1', 'yes')], ['vtc1', 'vtc2', 'vtc3']));
+    expect(refused()).toBe(1);
+    // Three ballots, but one is NO and one is of another round.
+    offer(commit([ballot('vtc1', 'yes'), ballot('vtc2', 'no'), ballot('vtc3', 'yes', 1)], ['vtc1', 'vtc2', 'vtc3']));
+    expect(refused()).toBe(2);
+    // Not more than T (2 of 4 with T = 2).
+    offer(commit([ballot('vtc1', 'yes'), ballot('vtc2', 'yes')], ['vtc1', 'vtc2']));
+    expect(refused()).toBe(3);
+    // A ballot with a forged MAC fails the commit's own check.
+    const forged = { ...ballot('vtc3', 'yes'), mac: 'ab'.repeat(32) };
+    offer(commit([ballot('vtc1', 'yes'), ballot('vtc2', 'yes'), forged], ['vtc1', 'vtc2', 'vtc3']));
+    expect(e.stats.rejectedReasons['EPTP_BAD_MAC'] ?? e.stats.rejected).toBeGreaterThan(0);
+    expect(refused()).toBe(3);
+    // More than T signed YES ballots of that election: taken.
+    offer(commit([ballot('vtc1', 'yes'), ballot('vtc2', 'yes'), ballot('vtc3', 'yes')], ['vtc1', 'vtc2', 'vtc3']));
+    expect(refused()).toBe(3);
+    // (The world is not run on: its checker would rightly refuse ballots no VTC cast.)
+    const appended = e.takeEffects().filter((x) => x.kind === 'append' && x.record.type === 'commit');
+    expect(appended).toHaveLength(1);
   });
 
   it('the audited forced override places the stale VTS on-line with a key of its own', () => {

@@ -279,7 +279,7 @@ export class World {
       case 'start':
         v.inOperation = true;
         v.stopping = false;
-        v.record(op.seq);
+        if (op.seq !== null) v.record(op.seq);
         this.note(`VTS ${x} start by ${node.name} key ${op.seq}`);
         return reply(0.5, () => ({ ok: true, view: v.view() }));
       case 'reconcile': {
@@ -548,7 +548,7 @@ export class World {
     for (const n of this.vtcs) {
       const k = n.engine.newestKey();
       if (!this.#honestKeys.has(k.mac) && k.seq > 0) throw new InvariantViolation('security', `${n.name} committed a key no VTC made`);
-      if (k.reason === 'election' && !this.#checkedElectionKeys.has(k.mac)) {
+      if ((k.reason === 'election' || k.election !== null) && !this.#checkedElectionKeys.has(k.mac)) {
         this.#checkedElectionKeys.add(k.mac);
         this.counters.elections++;
         const e = k.election;

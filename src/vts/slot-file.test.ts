@@ -1,0 +1,103 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_SLOT_PAYLOAD, SLOT_SIZE, SlotFile } from './slot-file.js';
+import { StateFileError } from './errors.js';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+describe('SlotFile (two-slot state record)', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ptpvts-slot-'));
+    path = join(dir, 'state.bin');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('makes the file with the initial state, then reopens to the newest save', async () => {
+    const a = await SlotFile.open(path, () => enc('first'));
+    expect(dec(a.payload)).toBe('first');
+    expect(statSync(path).size).toBe(2 * SLOT_SIZE);
+    await a.file.save(enc('second'));
+    await a.file.save(enc('third'));
+    await a.file.close();
+    const b = await SlotFile.open(path, () => enc('never used'));
+    expect(dec(b.payload)).toBe('third');
+    await b.file.save(enc('fourth'));
+    await b.file.close();
+    const c = await SlotFile.open(path, () => enc('never used'));
+    expect(dec(c.payload)).toBe('fourth');
+    await c.file.close();
+  });
+
+  it('saves overwrite the older slot in place: the file never grows', async () => {
+    const a = await SlotFile.open(path, () => enc('0'));
+    for (let i = 1; i <= 10; i++) await a.file.save(enc(`state ${i}`));
+    await a.file.close();
+    expect(statSync(path).size).toBe(2 * SLOT_SIZE);
+    const bytes = readFileSync(path);
+    // Counter 10 is in slot 0, counter 11 (the tenth save) in slot 1.
+    expect(bytes.subarray(SLOT_SIZE, 2 * SLOT_SIZE).includes(Buffer.from('state 10'))).toBe(true);
+    expect(bytes.subarray(0, SLOT_SIZE).includes(Buffer.from('state 9'))).toBe(true);
+  });
+
+  it('concurrent saves land in call order', async () => {
+    const a = await SlotFile.open(path, () => enc('0'));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => a.file.save(enc(`s${i}`))));
+    await a.file.close();
+    const b = await SlotFile.open(path, () => enc('x'));
+    expect(dec(b.payload)).toBe('s19');
+    await b.file.close();
+  });
+
+  it('a save torn by a crash (its slot damaged) leaves the previous state', async () => {
+    const a = await SlotFile.open(path, () => enc('initial'));
+    await a.file.save(enc('older'));
+    await a.file.save(enc('newest, torn'));
+    await a.file.close();
+    // The third record (counter 3) is in slot 1: flip a payload byte as a torn write would.
+    const bytes = readFileSync(path);
+    bytes[SLOT_SIZE + 22] = (bytes[SLOT_SIZE + 22] ?? 0) ^ 0xff;
+    writeFileSync(path, bytes);
+    const b = await SlotFile.open(path, () => enc('x'));
+    expect(dec(b.payload)).toBe('older');
+    // And the next save goes to the damaged slot, not over the good one.
+    await b.file.save(enc('after recovery'));
+    await b.file.close();
+    const c = await SlotFile.open(path, () => enc('x'));
+    expect(dec(c.payload)).toBe('after recovery');
+    await c.file.close();
+  });
+
+  it('refuses a file with no valid slot, naming the file and each slot', async () => {
+    writeFileSync(path, Buffer.alloc(2 * SLOT_SIZE, 7));
+    const err = await SlotFile.open(path, () => enc('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StateFileError);
+    expect((err as Error).message).toContain(path);
+    expect((err as Error).message).toMatch(/slot 0: no magic; slot 1: no magic/);
+  });
+
+  it('refuses a short file', async () => {
+    writeFileSync(path, Buffer.alloc(100));
+    await expect(SlotFile.open(path, () => enc('x'))).rejects.toThrow(/100 bytes, a state file has two slots/);
+  });
+
+  it('refuses a state too large for a slot and keeps the old one', async () => {
+    const a = await SlotFile.open(path, () => enc('kept'));
+    await expect(a.file.save(new Uint8Array(MAX_SLOT_PAYLOAD + 1))).rejects.toThrow(/does not fit a slot/);
+    await a.file.close();
+    const b = await SlotFile.open(path, () => enc('x'));
+    expect(dec(b.payload)).toBe('kept');
+    await b.file.close();
+    await expect(SlotFile.open(join(dir, 'other.bin'), () => new Uint8Array(MAX_SLOT_PAYLOAD + 1))).rejects.toThrow(/does not fit a slot/);
+  });
+
+  it('refuses saves after close', async () => {
+    const a = await SlotFile.open(path, () => enc('x'));
+    await a.file.close();
+    await expect(a.file.save(enc('y'))).rejects.toThrow(/closed/);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * A small state record made durable with one data flush.
+ *
+ * The file holds two fixed 4 KiB slots, written when the file is made. Each save overwrites
+ * the older slot in place (pwrite, then fdatasync): the space is already allocated, so no
+ * metadata changes and the flush is data only. A write-to-temp, fsync, rename and directory
+ * fsync costs two journal commits, and a VTS records one on every key. Each slot carries
+ * a counter and a CRC32C over counter, length and payload. Open takes the valid slot with
+ * the higher counter, so a save torn by a crash leaves the previous state readable.
+ *
+ * Slot layout (little-endian): magic "PVS1" | u64 counter | u32 length | u32 crc32c | payload.
+ */
+import { close, fdatasync, open as openFd, read, write } from 'node:fs';
+import { promisify } from 'node:util';
+import { crc32c } from '../native.js';
+import { writeDurable } from './durable.js';
+import { StateFileError } from './errors.js';
+
+export const SLOT_SIZE = 4096;
+const HEADER = 20;
+/** Largest payload a slot holds. */
+export const MAX_SLOT_PAYLOAD = SLOT_SIZE - HEADER;
+const MAGIC = 0x31535650; // "PVS1" read as u32 LE
+
+// Plain descriptors, not FileHandles: a VTS left open by its owner must not have its state
+// file closed under it by the garbage collector.
+const openP = promisify(openFd);
+const readP = promisify(read);
+const writeP = promisify(write);
+const datasyncP = promisify(fdatasync);
+const closeP = promisify(close);
+
+interface Slot {
+  readonly counter: bigint;
+  readonly payload: Uint8Array;
+}
+
+function encodeSlot(counter: bigint, payload: Uint8Array): Buffer {
+  const b = Buffer.alloc(HEADER + payload.length);
+  b.writeUInt32LE(MAGIC, 0);
+  b.writeBigUInt64LE(counter, 4);
+  b.writeUInt32LE(payload.length, 12);
+  b.set(payload, HEADER);
+  b.writeUInt32LE(crc32c(Buffer.concat([b.subarray(4, 16), b.subarray(HEADER)])), 16);
+  return b;
+}
+
+/** The slot at `at`, or why it is not valid. */
+function decodeSlot(file: Buffer, at: number): Slot | string {
+  const b = file.subarray(at, at + SLOT_SIZE);
+  if (b.length < HEADER) return 'too short';
+  if (b.readUInt32LE(0) !== MAGIC) return 'no magic';
+  const length = b.readUInt32LE(12);
+  if (length > MAX_SLOT_PAYLOAD) return `length ${length} over ${MAX_SLOT_PAYLOAD}`;
+  const want = b.readUInt32LE(16);
+  if (crc32c(Buffer.concat([b.subarray(4, 16), b.subarray(HEADER, HEADER + length)])) !== want) return 'CRC mismatch';
+  return { counter: b.readBigUInt64LE(4), payload: Uint8Array.from(b.subarray(HEADER, HEADER + length)) };
+}
+
+export class SlotFile {
+  readonly path: string;
+  #fd: number | null;
+  #counter: bigint;
+  #tail: Promise<void> = Promise.resolve();
+  /** After a failed flush the page cache no longer says what is on disk: every later save is refused. */
+  #failed: Error | null = null;
+
+  private constructor(path: string, fd: number, counter: bigint) {
+    this.path = path;
+    this.#fd = fd;
+    this.#counter = counter;
+  }
+
+  /**
+   * Opens `path`; when it does not exist, makes it (durably, with `initial` in its first
+   * slot). Returns the newest valid payload. Throws {@link StateFileError} when the file is
+   * short or neither slot is valid.
+   */
+  static async open(path: string, initial: () => Uint8Array): Promise<{ file: SlotFile; payload: Uint8Array }> {
+    let fd: number;
+    try {
+      fd = await openP(path, 'r+');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const payload = initial();
+      await SlotFile.#create(path, payload);
+      return { file: new SlotFile(path, await openP(path, 'r+'), 1n), payload };
+    }
+    try {
+      const bytes = Buffer.alloc(2 * SLOT_SIZE);
+      let got = 0;
+      for (;;) {
+        const { bytesRead } = await readP(fd, bytes, got, bytes.length - got, got);
+        if (bytesRead === 0 || (got += bytesRead) === bytes.length) break;
+      }
+      if (got < 2 * SLOT_SIZE) throw new StateFileError(path, `${got} bytes, a state file has two slots of ${SLOT_SIZE}`);
+      const a = decodeSlot(bytes, 0);
+      const b = decodeSlot(bytes, SLOT_SIZE);
+      const valid = [a, b].filter((s): s is Slot => typeof s !== 'string');
+      if (valid.length === 0) throw new StateFileError(path, `neither slot is valid (slot 0: ${a as string}; slot 1: ${b as string})`);
+      const newest = valid.reduce((x, y) => (y.counter > x.counter ? y : x));
+      return { file: new SlotFile(path, fd, newest.counter), payload: newest.payload };
+    } catch (e) {
+      await closeP(fd);
+      throw e;
+    }
+  }
+
+  static async #create(path: string, payload: Uint8Array): Promise<void> {
+    if (payload.length > MAX_SLOT_PAYLOAD) throw new StateFileError(path, `state of ${payload.length} bytes does not fit a slot (${MAX_SLOT_PAYLOAD})`);
+    const bytes = Buffer.alloc(2 * SLOT_SIZE);
+    encodeSlot(1n, payload).copy(bytes, 0);
+    await writeDurable(path, bytes);
+  }
+
+  /** Makes `payload` the state, durably; saves run one at a time in call order. */
+  save(payload: Uint8Array): Promise<void> {
+    const run = this.#tail.then(() => this.#save(payload));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #save(payload: Uint8Array): Promise<void> {
+    if (this.#failed !== null) throw new StateFileError(this.path, `an earlier save failed (${this.#failed.message}); reopen the VTS`, { cause: this.#failed });
+    const fd = this.#fd;
+    if (fd === null) throw new StateFileError(this.path, 'closed');
+    if (payload.length > MAX_SLOT_PAYLOAD) throw new StateFileError(this.path, `state of ${payload.length} bytes does not fit a slot (${MAX_SLOT_PAYLOAD})`);
+    const counter = this.#counter + 1n;
+    // Counter n lives in slot n % 2: the slot overwritten is always the older one.
+    const slot = Number(counter % 2n);
+    const b = encodeSlot(counter, payload);
+    try {
+      const { bytesWritten } = await writeP(fd, b, 0, b.length, slot * SLOT_SIZE);
+      if (bytesWritten !== b.length) throw new Error(`short write: ${bytesWritten} of ${b.length} bytes`);
+      await datasyncP(fd);
+    } catch (e) {
+      this.#failed = e as Error;
+      throw e;
+    }
+    this.#counter = counter;
+  }
+
+  async close(): Promise<void> {
+    await this.#tail;
+    const fd = this.#fd;
+    this.#fd = null;
+    if (fd !== null) await closeP(fd);
+  }
+}
