@@ -100,7 +100,10 @@ export type Effect =
   | { readonly kind: 'vts'; readonly vts: VtsName; readonly op: VtsOp; readonly token: number }
   | { readonly kind: 'result'; readonly commandId: string; readonly result: CommandResult }
   | { readonly kind: 'status'; readonly status: PtpStatus; readonly seq: number }
-  | { readonly kind: 'ballot'; readonly ballot: SignedBallot };
+  /** A ballot this VTC cast. */
+  | { readonly kind: 'ballot'; readonly ballot: SignedBallot }
+  /** Ballots of other VTCs that reached this one, authenticated (on their own, on an acknowledgement, in a commit): for status and audit. */
+  | { readonly kind: 'seen'; readonly ballots: readonly SignedBallot[] };
 
 interface Step {
   readonly vts: VtsName;
@@ -537,6 +540,7 @@ export class VtcEngine {
     if (key.ptpId !== this.config.ptpId || commit.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     if (commit.keyMac !== key.mac || commit.seq !== key.seq) return this.#reject('commit-key-mismatch');
     if (commit.election !== undefined && commit.election !== null && !this.#backed(key, commit)) return this.#reject('commit-election-unbacked');
+    if (from !== null && commit.ballots !== undefined && commit.ballots.length > 0) this.#out.push({ kind: 'seen', ballots: commit.ballots.filter((b) => b.ptpId === this.config.ptpId && this.config.vtcs.includes(b.voter)) });
     // A record held already asks for nothing: answering it with a request would let two
     // VTCs on different branches of a fork ask each other for the same records forever.
     if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
@@ -828,7 +832,10 @@ export class VtcEngine {
     const e = c.key.election;
     if (ok && ballot !== undefined && holdsElection(c.key) && e !== null) {
       if (ballot.voter !== from || ballot.ptpId !== this.config.ptpId || idKey(ballot.election) !== idKey(e)) this.#reject('ack-ballot-mismatch');
-      else c.ballots.set(from, ballot);
+      else {
+        c.ballots.set(from, ballot);
+        this.#out.push({ kind: 'seen', ballots: [ballot] });
+      }
     }
     if (c.phase !== 1) return;
     if (!ok) {
@@ -1294,6 +1301,7 @@ export class VtcEngine {
   #onBallot(from: string, b: SignedBallot): void {
     if (b.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     if (b.voter !== from) return this.#reject('ballot-voter-mismatch');
+    this.#out.push({ kind: 'seen', ballots: [b] });
     // Each voter's latest ballot counts: a VTC that left a fork stops holding the others back.
     this.#voterKeySeq.set(b.voter, b.keySeq);
     this.#seenMaxKeySeq = Math.max(0, ...this.#voterKeySeq.values());

@@ -276,21 +276,6 @@ export class VtcAgent extends EventEmitter {
   #deliver(from: string, msg: unknown): void {
     if (this.#stopped) return;
     this.#lastHeard.set(from, Date.now());
-    // Ballots come on their own, on acknowledgements of a key that holds its election in
-    // phase 1, and inside that key's commit: every one this VTC can check is shown in status.
-    const m = msg as { t?: unknown; ballot?: unknown; commit?: { ballots?: unknown } };
-    if (m !== null && typeof m === 'object') {
-      const found = m.t === 'ballot' || m.t === 'ack' ? [m.ballot] : m.t === 'commit' && Array.isArray(m.commit?.ballots) ? (m.commit.ballots as unknown[]) : [];
-      for (const x of found) {
-        if (x === undefined) continue;
-        const b = x as SignedBallot;
-        try {
-          if ((m.t === 'commit' || b.voter === from) && this.engine.signer.valid(b) && b.ptpId === this.options.ptpId && this.options.vtcs.includes(b.voter)) this.#noteBallot(b);
-        } catch {
-          // Malformed ballots are the engine's to count.
-        }
-      }
-    }
     this.engine.receive(from, msg, Date.now());
     this.#drain();
   }
@@ -377,6 +362,11 @@ export class VtcAgent extends EventEmitter {
       case 'ballot':
         this.log.info({ election: e.ballot.election, choice: e.ballot.choice, why: e.ballot.why }, 'ballot cast');
         this.#noteBallot(e.ballot);
+        return;
+      case 'seen':
+        // Other VTCs' ballots, as the engine authenticated them: on their own, on the
+        // acknowledgements of a key holding its election in phase 1, and in its commit.
+        for (const b of e.ballots) this.#noteBallot(b);
         return;
     }
   }

@@ -209,6 +209,8 @@ export class World {
       case 'status':
         this.note(`${node.name} status ${formatStatus(e.status)} @key ${e.seq}`);
         return;
+      case 'seen':
+        return;
       case 'ballot': {
         const b = e.ballot;
         const k = `${b.election.seq}:${b.election.vts}:${b.election.round}`;
