@@ -11,10 +11,13 @@
  *   target makes a cartridge durable at the filemark.
  *
  * Cartridge files of both targets sit on the project's disk (bench/results/.iscsi-*).
+ * Every suite runs ISCSI_BENCH_ROUNDS times (3), the targets' order alternating; figures are
+ * medians. Run under `taskset -c 0` the client and both targets share one CPU, and the
+ * results go to bench/results/iscsi-one-cpu.json.
  */
 import b from 'benny';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as Cdb from '../src/scsi/cdb.js';
@@ -32,6 +35,25 @@ const TURS_PER_CALL = 256;
 /** Tape WRITE(6)/READ(6) commands kept in flight (the same for both targets). ISCSI_BENCH_STREAM_DEPTH overrides. */
 const STREAM_DEPTH = Number(process.env.ISCSI_BENCH_STREAM_DEPTH ?? 8);
 const INITIATOR = 'iqn.2026-11.io.ptpvts:bench';
+/**
+ * Rounds of every suite, the targets' order alternating from round to round; each figure is
+ * the median over rounds. On a shared two-core machine one pass puts each target in a
+ * different few seconds of background load; ISCSI_BENCH_ROUNDS overrides.
+ */
+const ROUNDS = Math.max(1, Number(process.env.ISCSI_BENCH_ROUNDS ?? 3));
+const median = (xs: readonly number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+/** The CPUs this process (and every target it starts) may run on: `taskset -c 0 npm run bench -- iscsi` puts client and targets on one CPU. */
+function cpusAllowed(): string {
+  try {
+    return /Cpus_allowed_list:\s*(\S+)/u.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 const dir = mkdtempSync(join(process.cwd(), 'bench', 'results', '.iscsi-'));
 const chunk = Buffer.alloc(CHUNK);
@@ -217,6 +239,8 @@ try {
     "same client for both targets: ptpvts's initiator, queue depth 16, no digests, each target's own default negotiation",
     ...subjects.map((s) => `negotiated with ${s.name}: ${s.negotiated}`),
     'each target runs in a process of its own: tgtd, and `ptpvts sim serve` (node --import tsx)',
+    `every suite ran ${ROUNDS} times, the two targets' order alternating between rounds; each figure is the median over rounds (per-round values in detail)`,
+    `CPUs allowed to the client and both targets: ${cpusAllowed()} (with two CPUs, whether the scheduler puts client and target on the same one moves TEST UNIT READY at queue depth 1 by 2-4x for both targets; \`taskset -c 0 npm run bench -- iscsi\` pins all three to one CPU and measures the software path alone)`,
   `load average when the run started: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (figures on a shared machine move by ±30% between runs)`,
     `tape streams: REWIND, ${CHUNKS} x ${CHUNK}-byte variable blocks (and WRITE FILEMARKS(1) for writes) per call, ${STREAM_DEPTH} WRITE(6)/READ(6) in flight (same for both targets; the drives report buffered mode 1), cartridge files on ${dir}`,
     'every stream is read back and compared byte for byte with what was written before timing starts (both targets); timed reads check each block number',
@@ -237,16 +261,27 @@ try {
     { suite: 'write', name: `${s.name}: ${CHUNKS} x 256 KiB WRITE(6) + filemark`, fn: serial(() => writeStream(s.port)) },
     { suite: 'read', name: `${s.name}: ${CHUNKS} x 256 KiB READ(6)`, fn: serial(() => readStream(s.port)) },
   ]);
-  const ops = new Map<string, { ops: number; margin: number; samples: number }>();
-  for (const suite of ['tur1', 'tur16', 'write', 'read']) {
-    // Dirty pages left by the previous suite are written back first, not during the next.
-    execFileSync('sync');
-    const mine = cases.filter((c) => c.suite === suite);
-    const extra = suite === 'write' ? [b.add('raw fs write of the same bytes + fdatasync', () => rawStream())] : [];
-    const summary = await b.suite(`iscsi-${suite}`, ...mine.map((c) => b.add(c.name, async () => c.fn())), ...extra, b.cycle());
-    // benny's summary rounds ops/s to a few distinct digits (about 7% steps for a 32 MiB
-    // stream); the mean time per call gives the unrounded rate.
-    for (const r of summary.results) ops.set(r.name, { ops: r.details.mean > 0 ? 1 / r.details.mean : r.ops, margin: r.margin, samples: r.samples });
+  const perRound = new Map<string, { ops: number; margin: number; samples: number }[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const suite of ['tur1', 'tur16', 'write', 'read']) {
+      // Dirty pages left by the previous suite are written back first, not during the next.
+      execFileSync('sync');
+      const mine = cases.filter((c) => c.suite === suite);
+      if (round % 2 === 1) mine.reverse();
+      const extra = suite === 'write' ? [b.add('raw fs write of the same bytes + fdatasync', () => rawStream())] : [];
+      const summary = await b.suite(`iscsi-${suite} round ${round + 1} of ${ROUNDS}`, ...mine.map((c) => b.add(c.name, async () => c.fn())), ...extra, b.cycle());
+      // benny's summary rounds ops/s to a few distinct digits (about 7% steps for a 32 MiB
+      // stream); the mean time per call gives the unrounded rate.
+      for (const r of summary.results) {
+        const list = perRound.get(r.name) ?? [];
+        list.push({ ops: r.details.mean > 0 ? 1 / r.details.mean : r.ops, margin: r.margin, samples: r.samples });
+        perRound.set(r.name, list);
+      }
+    }
+  }
+  const ops = new Map<string, { ops: number; margin: number; samples: number; rounds: number[] }>();
+  for (const [name, list] of perRound) {
+    ops.set(name, { ops: median(list.map((x) => x.ops)), margin: Math.max(...list.map((x) => x.margin)), samples: list.reduce((a, x) => a + x.samples, 0), rounds: list.map((x) => x.ops) });
   }
 
   const get = (name: string) => {
@@ -266,18 +301,18 @@ try {
       figures.push(f);
       value.set(`${s.name}:${key}`, f.value);
     };
-    add('tur1', { name: `${s.name}: TEST UNIT READY, queue depth 1`, value: t1.ops, unit: 'commands/s', detail: { marginPercent: t1.margin, samples: t1.samples } });
-    add('tur16', { name: `${s.name}: TEST UNIT READY, queue depth 16`, value: t16.ops * TURS_PER_CALL, unit: 'commands/s', detail: { marginPercent: t16.margin, samples: t16.samples, commandsPerCall: TURS_PER_CALL } });
+    add('tur1', { name: `${s.name}: TEST UNIT READY, queue depth 1`, value: t1.ops, unit: 'commands/s', detail: { statistic: `median of ${ROUNDS} rounds`, rounds: t1.rounds.map(Math.round), marginPercent: t1.margin, samples: t1.samples } });
+    add('tur16', { name: `${s.name}: TEST UNIT READY, queue depth 16`, value: t16.ops * TURS_PER_CALL, unit: 'commands/s', detail: { statistic: `median of ${ROUNDS} rounds`, rounds: t16.rounds.map((x) => Math.round(x * TURS_PER_CALL)), marginPercent: t16.margin, samples: t16.samples, commandsPerCall: TURS_PER_CALL } });
     add('write', {
       name: `${s.name}: 256 KiB WRITE(6) to a tape LUN`,
       value: mb(w.ops),
       unit: 'MB/s',
-      detail: { marginPercent: w.margin, samples: w.samples, bytesPerCall: STREAM, synced: s.name === 'ptpvts' ? 'fdatasync at the filemark ending each call' : 'never (tgtd does not sync tape writes)' },
+      detail: { statistic: `median of ${ROUNDS} rounds`, roundsMBps: w.rounds.map((x) => Math.round(mb(x))), marginPercent: w.margin, samples: w.samples, bytesPerCall: STREAM, synced: s.name === 'ptpvts' ? 'fdatasync at the filemark ending each call' : 'never (tgtd does not sync tape writes)' },
     });
-    add('read', { name: `${s.name}: 256 KiB READ(6) from a tape LUN`, value: mb(r.ops), unit: 'MB/s', detail: { marginPercent: r.margin, samples: r.samples, bytesPerCall: STREAM } });
+    add('read', { name: `${s.name}: 256 KiB READ(6) from a tape LUN`, value: mb(r.ops), unit: 'MB/s', detail: { statistic: `median of ${ROUNDS} rounds`, roundsMBps: r.rounds.map((x) => Math.round(mb(x))), marginPercent: r.margin, samples: r.samples, bytesPerCall: STREAM } });
   }
   const raw = get('raw fs write of the same bytes + fdatasync');
-  figures.push({ name: 'raw fs write of the same bytes', value: mb(raw.ops), unit: 'MB/s', detail: { marginPercent: raw.margin, samples: raw.samples, bytesPerCall: STREAM, synced: 'fdatasync once per call' } });
+  figures.push({ name: 'raw fs write of the same bytes', value: mb(raw.ops), unit: 'MB/s', detail: { statistic: `median of ${ROUNDS} rounds`, roundsMBps: raw.rounds.map((x) => Math.round(mb(x))), marginPercent: raw.margin, samples: raw.samples, bytesPerCall: STREAM, synced: 'fdatasync once per call' } });
 
   const targets: Target[] = [];
   if (subjects.some((s) => s.name === 'tgtd')) {
@@ -291,7 +326,8 @@ try {
     }
   }
   targets.push(target('ptpvts WRITE(6) over iSCSI vs raw write', value.get('ptpvts:write')!, mb(raw.ops), 0.8));
-  writeResults('iscsi', figures, targets, notes);
+  // Pinned to one CPU (taskset -c N) the results go to a file of their own, beside the usual run.
+  writeResults(/^\d+$/u.test(cpusAllowed()) ? 'iscsi-one-cpu' : 'iscsi', figures, targets, notes);
 } finally {
   for (const s of subjects) await s.close().catch((e: unknown) => console.error(`closing ${s.name}: ${String(e)}`));
   rmSync(dir, { recursive: true, force: true });
