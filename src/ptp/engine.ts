@@ -227,6 +227,8 @@ export class VtcEngine {
   /** Keys held here without a commit of their own, by key MAC. */
   readonly #unresolved = new Map<string, ShutdownKey>();
   readonly #cast = new Map<string, SignedBallot>();
+  /** Acknowledgements held back until this VTC's view of the VTS a key's phase 1 election is about is newer than its newest key, by key MAC. */
+  readonly #parkedAcks = new Map<string, { key: ShutdownKey; to: Set<string> }>();
   #seenMaxKeySeq = 0;
   readonly #voterKeySeq = new Map<string, number>();
   #auto: { action: string; since: number } | null = null;
@@ -604,7 +606,7 @@ export class VtcEngine {
       return nack(`key ${key.seq} already ${settled.outcome === 'done' ? 'committed' : 'failed'} here`);
     }
     if (this.#chosen.has(key.seq) && !this.#holds(key.seq, key.mac)) return nack(`seq ${key.seq} is already committed here`);
-    if (this.#holds(key.seq, key.mac)) return this.#send(from, this.#ackOf(key));
+    if (this.#holds(key.seq, key.mac)) return this.#ackTo(key, [from]);
     const eff = this.#eff;
     if (eff.seq >= key.seq) return nack(`seq ${key.seq} is taken: key ${eff.seq} is committed here`);
     if (eff.seq > key.prevSeq) {
@@ -748,7 +750,7 @@ export class VtcEngine {
       elected: null,
     };
     this.#coord = c;
-    const own = this.#phase1Ballot(key);
+    const own = this.#ballotPending(key) ? undefined : this.#phase1Ballot(key);
     if (own !== undefined) c.ballots.set(this.config.self, own);
     if (this.#holds(key.seq, key.mac)) {
       c.acks.add(this.config.self);
@@ -778,10 +780,7 @@ export class VtcEngine {
       const to = this.#waitingAcks.get(key.mac) ?? new Set<string>();
       this.#waitingAcks.delete(key.mac);
       this.#waitingAcks.delete(`${key.seq}`);
-      if (to.size > 0) {
-        const ack = this.#ackOf(key);
-        for (const p of to) this.#send(p, ack);
-      }
+      if (to.size > 0) this.#ackTo(key, to);
       then?.();
     });
   }
@@ -992,10 +991,44 @@ export class VtcEngine {
     });
   }
 
-  /** The acknowledgement of `key`, with this VTC's ballot when the key holds its election in phase 1. */
-  #ackOf(key: ShutdownKey): PeerMessage {
+  /**
+   * Acknowledges `key` to `to`, with this VTC's ballot when the key holds its election in
+   * phase 1. A ballot that would only say "no view of the VTS since my newest key" while
+   * the heartbeat that key set off may still answer waits for it (see #unpark): a VTC that
+   * has just caught up would otherwise vote NO for want of evidence.
+   */
+  #ackTo(key: ShutdownKey, to: Iterable<string>): void {
+    if (this.#ballotPending(key)) {
+      const parked = this.#parkedAcks.get(key.mac) ?? { key, to: new Set<string>() };
+      for (const p of to) parked.to.add(p);
+      this.#parkedAcks.set(key.mac, parked);
+      return;
+    }
     const ballot = this.#phase1Ballot(key);
-    return ballot === undefined ? { t: 'ack', seq: key.seq, keyMac: key.mac } : { t: 'ack', seq: key.seq, keyMac: key.mac, ballot };
+    const ack: PeerMessage = ballot === undefined ? { t: 'ack', seq: key.seq, keyMac: key.mac } : { t: 'ack', seq: key.seq, keyMac: key.mac, ballot };
+    for (const p of to) this.#send(p, ack);
+  }
+
+  /** True while this VTC's ballot in `key`'s phase 1 election waits for a view of the VTS newer than its newest key. */
+  #ballotPending(key: ShutdownKey): boolean {
+    const e = key.election;
+    if (!holdsElection(key) || e === null || this.#cast.has(idKey(e))) return false;
+    return this.#obs[e.vts].at < this.#effAt && this.#now - this.#effAt < this.config.timing.heartbeatTimeout;
+  }
+
+  /** Sends the acknowledgements (and adds the coordinator's own ballot) that waited for a fresh view. */
+  #unpark(): void {
+    for (const [mac, p] of this.#parkedAcks) {
+      if (this.#ballotPending(p.key)) continue;
+      this.#parkedAcks.delete(mac);
+      this.#ackTo(p.key, p.to);
+    }
+    const c = this.#coord;
+    if (c !== null && c.phase === 1 && holdsElection(c.key) && !c.ballots.has(this.config.self) && !this.#ballotPending(c.key)) {
+      const own = this.#phase1Ballot(c.key);
+      if (own !== undefined) c.ballots.set(this.config.self, own);
+      this.#checkQuorum(c);
+    }
   }
 
   /**
@@ -1040,6 +1073,7 @@ export class VtcEngine {
   /** True while a VTC heard from lately has not answered the key and the phase 1 deadline has not passed. */
   #awaitBallots(c: Coordination): boolean {
     if (!holdsElection(c.key) || this.#now >= c.deadline) return false;
+    if (!c.ballots.has(this.config.self)) return true;
     const live = this.config.vtcs.filter((v) => v !== this.config.self && this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval);
     return live.some((v) => !c.acks.has(v) && !c.nacks.has(v));
   }
@@ -1376,6 +1410,7 @@ export class VtcEngine {
    */
   #flush(): void {
     if (!this.#stopped) {
+      if (this.#parkedAcks.size > 0 || this.#coord !== null) this.#unpark();
       this.#autonomous();
       for (const x of VTS_NAMES) if (this.#obs[x].hbIssued < this.#effAt) this.#heartbeat(x);
     }

@@ -172,9 +172,12 @@ export class VtsServer {
         const h = this.#h(p);
         const generation = optNum(p, 'generation');
         const epoch = optNum(p, 'epoch');
-        const token = await u.close(h, { ...(generation === undefined ? {} : { generation }), ...(epoch === undefined ? {} : { epoch }) });
-        this.#mounts.delete(h.id);
-        return { result: token };
+        try {
+          return { result: await u.close(h, { ...(generation === undefined ? {} : { generation }), ...(epoch === undefined ? {} : { epoch }) }) };
+        } finally {
+          // A refused close may leave the mount active (a stale generation: close again) or end it (fenced).
+          if (!u.activeMounts().some((x) => x.id === h.id)) this.#mounts.delete(h.id);
+        }
       }
       case 'export-open': {
         const x = await u.exportVolume(str(p, 'volser'));

@@ -193,8 +193,21 @@ describe('VtsUnit host I/O', () => {
     const h = await u.mount('F1', { scratch: true, epoch: 9 });
     await u.write(h, bytes(3, 3));
     await u.recordKey(10);
+    // The fenced close ends the mount: what it wrote is discarded, nothing is committed, and
+    // the volume is free for the next writer (a held volume would refuse every later mount).
     await expect(u.close(h, { epoch: 9 })).rejects.toBeInstanceOf(FencedError);
-    expect((await u.close(h, { epoch: 10 })).generation).toBe(1);
+    await expect(u.close(h, { epoch: 10 })).rejects.toThrow(/not an active mount/);
+    expect(u.activeMounts()).toHaveLength(0);
+    expect(u.token('F1')).toBeUndefined();
+    const again = await u.mount('F1', { scratch: true, epoch: 10 });
+    await u.write(again, bytes(3, 4));
+    expect((await u.close(again, { epoch: 10 })).generation).toBe(1);
+    // A read mount fenced at close is released as well.
+    const r = await u.mount('F1', { epoch: 10 });
+    await u.recordKey(11);
+    await expect(u.close(r, { epoch: 10 })).rejects.toBeInstanceOf(FencedError);
+    expect(u.activeMounts()).toHaveLength(0);
+    await u.close(await u.mount('F1', { epoch: 11 }), { epoch: 11 });
   });
 });
 

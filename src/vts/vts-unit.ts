@@ -488,6 +488,13 @@ export class VtsUnit {
    * generation), FencedError, MountAbortedError or VtsOutOfOperationError.
    */
   close(h: MountHandle, o: CloseOptions = {}): Promise<VolumeToken> {
+    try {
+      this.#operating(o.epoch);
+    } catch (e) {
+      // A close refused by the fence (or because the VTS left operation) still ends the
+      // mount: nothing it wrote is committed, and the volume must not stay held for good.
+      return this.#drop(h).then(() => Promise.reject(e as Error));
+    }
     return this.#run(h, async (m) => {
       const volser = m.handle.volser;
       const meta = this.cache.get(volser);
@@ -510,6 +517,15 @@ export class VtsUnit {
       await this.#release(m);
       return token;
     }, o.epoch);
+  }
+
+  /** Ends a mount whose close was refused: what it wrote is discarded and the volume is free again. */
+  async #drop(h: MountHandle): Promise<void> {
+    const m = this.#mounts.get(h.id);
+    if (m === undefined) return;
+    const step = m.chain.then(() => this.#release(m));
+    m.chain = step.catch(() => undefined);
+    await step.catch(() => undefined);
   }
 
   async #release(m: Mount): Promise<void> {
