@@ -1,6 +1,7 @@
 /**
  * Child process for the crash-safety test: appends a deterministic pattern to a cartridge
- * forever, reporting on fd 1 each sync point it has passed, until it is killed.
+ * forever, reporting on fd 1 each sync point it has passed (`S n`) and each deliberate
+ * truncation before it starts (`T n`), until it is killed.
  * Object i is a filemark when i % 8 === 7, otherwise a block whose bytes depend on i only,
  * so whatever survives a kill can be checked without knowing where the kill landed.
  */
@@ -27,6 +28,9 @@ function main(): void {
   for (let i = c.objectCount; ; i++) {
     if (i >= 3000) {
       // Keep the file small (the parent re-reads all of it) by overwriting from the middle.
+      // Said before it is done: a kill inside the truncation must not be held against the
+      // sync point reported before it (3000 objects are no longer all meant to be there).
+      writeSync(1, `T 1000\n`);
       c.truncate(1000);
       c.sync();
       writeSync(1, `S ${c.objectCount}\n`);

@@ -89,6 +89,8 @@ describe('ptpvts sim serve', () => {
   it('serves the changer on LUN 0 and the drive on LUN 1, says where, and exits 0 on SIGTERM with the port closed', async () => {
     const s = (served = serve([join(dir, 'library.yaml'), '--portal', '127.0.0.1:0']));
     const [, iqn, host, port] = await until('portal sentence', 30_000, () => /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(s.stdout()) ?? undefined, s);
+    // The LUN sentences follow the portal sentence, possibly in a later chunk of output.
+    await until('LUN sentences', 10_000, () => (/LUN 1 is tape drive/u.test(s.stdout()) ? true : undefined), s);
     expect(s.stdout()).toMatch(/LUN 0 is the medium changer .* 6 storage slots, 0 import\/export slots and 1 drives\./u);
     expect(s.stdout()).toMatch(/LUN 1 is tape drive 1 \(LTO8, serial SERVEDRV01\) at element address 0x\w+\./u);
 
