@@ -607,7 +607,11 @@ export class VtcAgent extends EventEmitter {
     try {
       for (let off = 0; off < data.length; off += MAX_BODY / 2) await this.write(h, data.subarray(off, Math.min(data.length, off + MAX_BODY / 2)));
     } catch (e) {
+      // The volume must not stay held on the VTS: the write is dropped there, and the host
+      // gets the error (the previous generation stays).
+      const m = this.#mounts.get(h.id);
       this.#mounts.delete(h.id);
+      if (m !== undefined) await this.#clients[m.handle.vts].abandon(m.h).catch(() => undefined);
       throw e;
     }
     return this.close(h);

@@ -84,6 +84,10 @@ export class VtsClient {
   async rewind(h: number): Promise<void> {
     await this.#r('rewind', { h });
   }
+  /** Ends mount `h` without committing what it wrote (a no-op for a handle already gone). */
+  abandon(h: number): Promise<RemoteView> {
+    return this.#r('abandon', { h });
+  }
   close(h: number, o: { generation?: number; epoch?: number }): Promise<{ generation: number; consistent: boolean }> {
     return this.#r('close', { h, ...o });
   }

@@ -179,6 +179,14 @@ export class VtsServer {
           if (!u.activeMounts().some((x) => x.id === h.id)) this.#mounts.delete(h.id);
         }
       }
+      case 'abandon': {
+        const h = this.#mounts.get(num(p, 'h'));
+        if (h !== undefined) {
+          await u.abandon(h);
+          this.#mounts.delete(h.id);
+        }
+        return { result: this.#view() };
+      }
       case 'export-open': {
         const x = await u.exportVolume(str(p, 'volser'));
         const id = this.#nextId++;

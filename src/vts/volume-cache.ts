@@ -455,10 +455,4 @@ export class VolumeCache {
     await this.#writeMeta(meta);
     return meta;
   }
-
-  /** Metadata write with a fresh access stamp (persists LRU order at close). */
-  async persistAccess(volser: string): Promise<void> {
-    const m = this.#meta.get(volser);
-    if (m) await this.#writeMeta({ ...m, lastAccess: this.#stamp() });
-  }
 }

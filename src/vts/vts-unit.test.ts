@@ -186,6 +186,24 @@ describe('VtsUnit host I/O', () => {
     expect(readdirSync(join(u.cache.dir, 'data')).filter((n) => n.endsWith('.work'))).toEqual([]);
   });
 
+  it('abandons a mount whose host write failed: nothing committed, the old generation stays, the volume is free', async () => {
+    const u = await openVts(tempDir());
+    const h = await u.mount('AB1', { scratch: true });
+    await u.write(h, bytes(10, 1));
+    expect((await u.close(h)).generation).toBe(1);
+    const w = await u.mount('AB1', { scratch: true });
+    await u.write(w, bytes(20, 2));
+    await u.abandon(w);
+    expect(u.activeMounts()).toHaveLength(0);
+    expect(u.token('AB1')?.generation).toBe(1);
+    await expect(u.write(w, bytes(1, 3))).rejects.toThrow(/not an active mount/);
+    await u.abandon(w); // already gone: a no-op
+    const r = await u.mount('AB1');
+    const got = await u.read(r, 1000);
+    expect(got).toMatchObject({ kind: 'block', length: 10 });
+    await u.close(r);
+  });
+
   it('fences a VTC whose epoch is older than the last key seq', async () => {
     const u = await openVts(tempDir());
     await u.recordKey(9);

@@ -511,12 +511,25 @@ export class VtsUnit {
         if (this.#autoPremigrate) this.#enqueue(volser);
       } else {
         if (!meta) throw new VolumeNotFoundError(volser);
-        await this.cache.persistAccess(volser);
+        // The access stamp (LRU order for eviction) is kept in memory and written with the
+        // volume's next metadata write: a crash only makes the order a little stale. Two
+        // fsyncs per read close made every reader wait on the disk, for seconds while
+        // premigration kept it busy.
+        this.cache.touch(volser);
         token = tokenOf(meta);
       }
       await this.#release(m);
       return token;
     }, o.epoch);
+  }
+
+  /**
+   * Ends a mount without committing it (a host write failed part way): what it wrote since
+   * the mount is discarded, the previous generation stays, and the volume is free again.
+   * Resolves once done; an unknown or already ended handle is a no-op.
+   */
+  abandon(h: MountHandle): Promise<void> {
+    return this.#drop(h);
   }
 
   /** Ends a mount whose close was refused: what it wrote is discarded and the volume is free again. */
