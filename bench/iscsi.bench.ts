@@ -26,7 +26,7 @@ import { IscsiSession } from '../src/iscsi/session.js';
 import { IscsiPort } from '../src/transport/iscsi/iscsi-port.js';
 import { MediaChanger } from '../src/devices/media-changer.js';
 import { startTgtd, tgtdUnavailable } from '../test/hil/lib/tgtd.js';
-import { serial, target, writeResults, type Figure, type Target } from './lib.js';
+import { median, serial, target, writeResults, type Figure, type Target } from './lib.js';
 
 const CHUNK = 256 * 1024;
 const CHUNKS = 128;
@@ -41,11 +41,6 @@ const INITIATOR = 'iqn.2026-11.io.ptpvts:bench';
  * different few seconds of background load; ISCSI_BENCH_ROUNDS overrides.
  */
 const ROUNDS = Math.max(1, Number(process.env.ISCSI_BENCH_ROUNDS ?? 3));
-const median = (xs: readonly number[]): number => {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-};
 /** The CPUs this process (and every target it starts) may run on: `taskset -c 0 npm run bench -- iscsi` puts client and targets on one CPU. */
 function cpusAllowed(): string {
   try {

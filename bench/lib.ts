@@ -71,6 +71,13 @@ export function formatNumber(v: number): string {
  * calls of a case keeps that extra call from overlapping a timed one (two streams
  * interleaved on one tape would measure nonsense and scramble the cartridge).
  */
+/** Median of `xs` (the mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
 export function serial(fn: () => Promise<void>): () => Promise<void> {
   let last: Promise<void> = Promise.resolve();
   return () => (last = last.then(fn));

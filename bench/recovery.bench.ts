@@ -23,7 +23,7 @@ import { KeyJournal } from '../src/hotpath/key-journal.js';
 import { freePorts, stopProcesses } from '../src/scenario/processes.js';
 import { ControlClient } from '../src/vtc/control-client.js';
 import type { KeySummary } from '../src/vtc/agent.js';
-import { writeResults } from './lib.js';
+import { median, writeResults } from './lib.js';
 import type { Figure, Target } from './lib.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -32,11 +32,6 @@ const COUNTS = (process.env.PTPVTS_BENCH_VTCS ?? '4,8,32').split(',').map(Number
 const ROUNDS = Number(process.env.PTPVTS_BENCH_ROUNDS ?? 5);
 const TIMING = { tick: Number(process.env.PTPVTS_BENCH_TICK ?? 100), heartbeatTimeout: 1500, ackTimeout: 1500, returnGrace: 0, electionTimeout: 1000, pendingTimeout: 3000, helloInterval: 250, stagger: Number(process.env.PTPVTS_BENCH_STAGGER ?? 5) };
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Idle time before each recovery round, and before each sample of the idle-matched floor. */

@@ -22,10 +22,6 @@ export class LazyAbort {
     return c.signal;
   }
 
-  get reason(): unknown {
-    return this.why;
-  }
-
   /** Aborts (once): the signal if made, then every follower. */
   abort(reason?: unknown): void {
     if (this.aborted) return;

@@ -7,6 +7,7 @@ import { getU24 } from '../../src/scsi/bytes.js';
 import { SscOpcode } from '../../src/scsi/opcodes.js';
 import { Sense, sense } from '../../src/scsi/sense.js';
 import { CheckCondition, invalidCdbField } from '../engine/check.js';
+import { hangUntilAborted } from '../engine/timing.js';
 import { usage, type CommandSpec, type Exec, type HandlerResult } from '../engine/dispatch.js';
 import type { Cartridge } from '../media/cartridge.js';
 import { MediaReadError } from '../media/cartridge.js';
@@ -62,7 +63,7 @@ function read6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   // SSC: SILI with FIXED is an invalid combination; fixed mode needs a block size.
   if (fixed && sili) invalidCdbField(1, 1);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
-  if (d.hung) return d.ready(x.signal).then(() => read6(x));
+  if (d.hung) return hangUntilAborted(x.signal);
   const m = d.readyNow();
   if (count === 0) return undefined;
   if (!fixed) {
@@ -129,7 +130,7 @@ function write6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   const count = getU24(x.cdb, 2);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
   if (!fixed && count > d.personality.maxBlockLength) invalidCdbField(2, 7);
-  if (d.hung) return d.ready(x.signal).then(() => write6(x));
+  if (d.hung) return hangUntilAborted(x.signal);
   const m = d.readyNow();
   if (count === 0) return undefined;
   const size = fixed ? d.blockSize : count;

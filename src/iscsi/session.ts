@@ -569,8 +569,7 @@ export class IscsiSession {
     this.release(task);
     const whole = task.whole;
     const data = whole ? new Uint8Array(whole.buffer, whole.byteOffset, whole.length) : task.dataIn ? Uint8Array.from(task.dataIn.subarray(0, task.received)) : new Uint8Array(0);
-    const expected = task.cmd.direction === 'in' ? (task.cmd.dataInLength ?? 0) : 0;
-    task.resolve({ status, data, sense, residual: Math.max(0, expected - data.length) });
+    task.resolve({ status, data, sense, residual: Math.max(0, task.dataInLength - data.length) });
   }
 
   private failTask(task: Task, err: Error): void {

@@ -11,7 +11,7 @@ import type { MacAlgorithm } from './mac.js';
 import { parseMessage } from './messages.js';
 import type { PeerMessage } from './messages.js';
 import { checkThreshold, checkVts, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, sortVts, transition } from './rules.js';
-import type { BrokenRule, CommandShape } from './rules.js';
+import type { BrokenRule, CommandShape, Transition } from './rules.js';
 import { formatStatus, otherVts, VTS_NAMES } from './types.js';
 import type { CommitRecord, ElectionId, JournalRecord, Mode, PtpStatus, ShutdownKey, SignedBallot, VtsName, VtsView } from './types.js';
 import type { VoteTallyApi, VoteTallyOptions } from '../hotpath/ballots.js';
@@ -175,7 +175,16 @@ const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
  * T did, and the key then places X on-line alone. One key instead of a key, a round of
  * ballots and an election key.
  */
-const holdsElection = (k: ShutdownKey): boolean => k.command === 'vts-in' && k.reason === 'command' && k.election !== null;
+const phase1Election = (k: ShutdownKey): ShutdownKey['election'] => (k.command === 'vts-in' && k.reason === 'command' ? k.election : null);
+/** The transition, or the PtpError saying why it does not apply. */
+function tryTransition(prev: ShutdownKey, shape: CommandShape, pending: readonly string[] | null): Transition | PtpError {
+  try {
+    return transition(prev, shape, pending);
+  } catch (e) {
+    if (!(e instanceof PtpError)) throw e;
+    return e;
+  }
+}
 const newer = (a: ElectionId, b: ElectionId): boolean =>
   a.seq !== b.seq ? a.seq > b.seq : a.round !== b.round ? a.round > b.round : a.vts > b.vts;
 
@@ -542,10 +551,10 @@ export class VtcEngine {
     if (key.ptpId !== this.config.ptpId || commit.ptpId !== this.config.ptpId) return this.#reject('other-ptp');
     if (commit.keyMac !== key.mac || commit.seq !== key.seq) return this.#reject('commit-key-mismatch');
     if (commit.election !== undefined && commit.election !== null && !this.#backed(key, commit)) return this.#reject('commit-election-unbacked');
-    if (from !== null && commit.ballots !== undefined && commit.ballots.length > 0) this.#out.push({ kind: 'seen', ballots: commit.ballots.filter((b) => b.ptpId === this.config.ptpId && this.config.vtcs.includes(b.voter)) });
     // A record held already asks for nothing: answering it with a request would let two
     // VTCs on different branches of a fork ask each other for the same records forever.
     if (this.#commits.get(commit.seq)?.some((c) => c.mac === commit.mac) === true || this.#appendingMacs.has(commit.mac)) return;
+    if (from !== null && commit.ballots !== undefined && commit.ballots.length > 0) this.#out.push({ kind: 'seen', ballots: commit.ballots.filter((b) => b.ptpId === this.config.ptpId && this.config.vtcs.includes(b.voter)) });
     // A key whose predecessor is not held here: fetch it (the fork may be deep).
     if (from !== null && key.prevSeq > 0 && this.#commits.get(key.prevSeq)?.some((c) => c.keyMac === key.prevMac && c.outcome === 'done') !== true) this.#send(from, { t: 'sync-req', after: key.prevSeq - 1 });
     this.#appendingMacs.add(commit.mac);
@@ -750,8 +759,7 @@ export class VtcEngine {
       elected: null,
     };
     this.#coord = c;
-    const own = this.#ballotPending(key) ? undefined : this.#phase1Ballot(key);
-    if (own !== undefined) c.ballots.set(this.config.self, own);
+    this.#addOwnBallot(c);
     if (this.#holds(key.seq, key.mac)) {
       c.acks.add(this.config.self);
       this.#broadcast({ t: 'propose', key });
@@ -828,8 +836,8 @@ export class VtcEngine {
     if (c === null || c.key.seq !== seq || c.key.mac !== keyMac) return;
     if (ok) c.acks.add(from);
     else c.nacks.add(from);
-    const e = c.key.election;
-    if (ok && ballot !== undefined && holdsElection(c.key) && e !== null) {
+    const e = phase1Election(c.key);
+    if (ok && ballot !== undefined && e !== null) {
       if (ballot.voter !== from || ballot.ptpId !== this.config.ptpId || idKey(ballot.election) !== idKey(e)) this.#reject('ack-ballot-mismatch');
       else {
         c.ballots.set(from, ballot);
@@ -851,7 +859,7 @@ export class VtcEngine {
     const T = c.prev.threshold;
     if (c.key.mode !== 'forced' && c.acks.size > T) {
       // A key holding an election goes ahead once more than T elected the VTS, or every VTC heard from lately has answered.
-      if (holdsElection(c.key) && this.#yes(c).length <= T && this.#awaitBallots(c)) return;
+      if (phase1Election(c.key) !== null && this.#yes(c).length <= T && this.#awaitBallots(c)) return;
       return this.#phase2(c);
     }
     if (c.key.mode === 'forced' && c.acks.size + c.nacks.size >= this.#n) return this.#phase2(c);
@@ -871,7 +879,7 @@ export class VtcEngine {
 
   #phase2(c: Coordination): void {
     c.phase = 2;
-    if (holdsElection(c.key)) {
+    if (phase1Election(c.key) !== null) {
       const yes = this.#yes(c);
       c.elected = yes.length > c.prev.threshold ? yes : null;
       if (c.elected === null) c.steps = c.steps.map((st) => (st.op.op === 'start' ? { ...st, op: { op: 'start', seq: null } } : st));
@@ -881,7 +889,7 @@ export class VtcEngine {
 
   /** Who elected the VTS in the election a key holds in phase 1, in configured order. */
   #yes(c: Coordination): string[] {
-    return [...c.ballots.values()].filter((b) => b.choice === 'yes').map((b) => b.voter).sort((a, b) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(b));
+    return [...c.ballots.values()].filter((b) => b.choice === 'yes').map((b) => b.voter).sort(this.#byIndex);
   }
 
   #nextStep(c: Coordination): void {
@@ -921,8 +929,8 @@ export class VtcEngine {
     let pending: readonly string[] | null = c.unionFailed ? null : c.pending;
     let current = c.prev.current;
     let state = c.prev.state;
-    const folded = holdsElection(c.key) ? c.key.election : null;
-    const ballots = [...c.ballots.values()].sort((a, b) => this.config.vtcs.indexOf(a.voter) - this.config.vtcs.indexOf(b.voter));
+    const folded = phase1Election(c.key);
+    const ballots = [...c.ballots.values()].sort((a, b) => this.#byIndex(a.voter, b.voter));
     let elected = folded === null ? null : c.elected;
     if (outcome === 'done') {
       const chosen = this.#chosen.get(c.key.seq);
@@ -931,31 +939,22 @@ export class VtcEngine {
         c.error = new CommandConflictError(`key ${c.key.seq} from ${chosen.key.originVtc} was committed first`);
       } else {
         const shape: CommandShape = { command: c.key.command, subjects: c.key.subjects, reason: c.key.reason, threshold: c.key.threshold, ...(this.#deps.broken === 'yes-without-key-checks' ? { unchecked: true } : {}) };
+        // Another key may have committed below this one while it was in flight (forced keys do not wait for
+        // a quorum): the outcome is computed on the chain as it is now, and refused if it no longer applies.
+        // More than T elected the VTS in phase 1: the key places it on-line alone, if the chain
+        // below still allows an election (else it only brings the VTS back, off-line).
         const below = this.#effBelow(c.key.seq);
-        if (elected !== null) {
-          // More than T elected the VTS in phase 1: the key places it on-line alone, if the
-          // chain below still allows an election (else it only brings the VTS back, off-line).
-          try {
-            const t = transition(below, { ...shape, reason: 'election' }, pending);
-            current = sortVts(t.current);
-            state = t.state;
-          } catch (e) {
-            if (!(e instanceof PtpError)) throw e;
-            elected = null;
-          }
+        let t = elected === null ? null : tryTransition(below, { ...shape, reason: 'election' }, pending);
+        if (t === null || t instanceof PtpError) {
+          elected = null;
+          t = tryTransition(below, shape, pending);
         }
-        if (elected === null) {
-          try {
-            // Another key may have committed below this one while it was in flight (forced keys do not wait for
-            // a quorum): the outcome is computed on the chain as it is now, and refused if it no longer applies.
-            const t = transition(below, shape, pending);
-            current = sortVts(t.current);
-            state = t.state;
-          } catch (e) {
-            if (!(e instanceof PtpError)) throw e;
-            outcome = 'failed';
-            c.error = e;
-          }
+        if (t instanceof PtpError) {
+          outcome = 'failed';
+          c.error = t;
+        } else {
+          current = sortVts(t.current);
+          state = t.state;
         }
       }
     }
@@ -970,7 +969,7 @@ export class VtcEngine {
       coordinator: this.config.self,
       outcome,
       error: c.error?.message ?? null,
-      acks: [...c.acks].sort((a, b) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(b)),
+      acks: [...c.acks].sort(this.#byIndex),
       copiesPending: pending,
       current,
       state,
@@ -1011,9 +1010,13 @@ export class VtcEngine {
 
   /** True while this VTC's ballot in `key`'s phase 1 election waits for a view of the VTS newer than its newest key. */
   #ballotPending(key: ShutdownKey): boolean {
-    const e = key.election;
-    if (!holdsElection(key) || e === null || this.#cast.has(idKey(e))) return false;
-    return this.#obs[e.vts].at < this.#effAt && this.#now - this.#effAt < this.config.timing.heartbeatTimeout;
+    const e = phase1Election(key);
+    return e !== null && !this.#cast.has(idKey(e)) && this.#awaitingView(e.vts);
+  }
+
+  /** The view of `x` predates the newest key, and the heartbeat that key set off may still answer. */
+  #awaitingView(x: VtsName): boolean {
+    return this.#obs[x].at < this.#effAt && this.#now - this.#effAt < this.config.timing.heartbeatTimeout;
   }
 
   /** Sends the acknowledgements (and adds the coordinator's own ballot) that waited for a fresh view. */
@@ -1024,11 +1027,16 @@ export class VtcEngine {
       this.#ackTo(p.key, p.to);
     }
     const c = this.#coord;
-    if (c !== null && c.phase === 1 && holdsElection(c.key) && !c.ballots.has(this.config.self) && !this.#ballotPending(c.key)) {
-      const own = this.#phase1Ballot(c.key);
-      if (own !== undefined) c.ballots.set(this.config.self, own);
-      this.#checkQuorum(c);
-    }
+    if (c !== null && c.phase === 1 && !c.ballots.has(this.config.self) && this.#addOwnBallot(c)) this.#checkQuorum(c);
+  }
+
+  /** Adds the coordinator's own ballot to the election its key holds in phase 1, once it can be decided; true if added. */
+  #addOwnBallot(c: Coordination): boolean {
+    if (this.#ballotPending(c.key)) return false;
+    const own = this.#phase1Ballot(c.key);
+    if (own === undefined) return false;
+    c.ballots.set(this.config.self, own);
+    return true;
   }
 
   /**
@@ -1037,31 +1045,37 @@ export class VtcEngine {
    * that key, but need not be in operation: the key starts it). Cast once per election.
    */
   #phase1Ballot(key: ShutdownKey): SignedBallot | undefined {
-    const e = key.election;
-    if (!holdsElection(key) || e === null) return undefined;
+    const e = phase1Election(key);
+    if (e === null) return undefined;
     const id: ElectionId = { seq: e.seq, vts: e.vts, round: e.round };
     const cast = this.#cast.get(idKey(id));
     if (cast !== undefined) return cast;
-    const rk = `${id.seq}:${id.vts}`;
-    if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+    this.#noteRound(id);
     const o = this.#obs[id.vts];
     const fresh = o.at >= this.#effAt && this.#now - o.at <= this.config.timing.heartbeatTimeout;
+    return this.#castBallot(id, fresh ? o.view : undefined, true);
+  }
+
+  /** The newest round this VTC knows of for the election's key and VTS. */
+  #noteRound(id: ElectionId): void {
+    const rk = `${id.seq}:${id.vts}`;
+    if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+  }
+
+  /** Decides (decideVote, from this VTC's newest key and `view`), signs and records this VTC's ballot in election `id`. */
+  #castBallot(id: ElectionId, view: VtsView | undefined, starting: boolean): SignedBallot {
     const { lo, hi } = this.#expectRange(id.vts);
     const vote = decideVote({
       key: this.#eff,
       vts: id.vts,
-      view: fresh ? o.view : undefined,
+      view,
       expectLo: lo,
       expectHi: hi,
       electionSeq: id.seq,
       seenMaxKeySeq: this.#seenMaxKeySeq,
-      starting: true,
+      ...(starting ? { starting } : {}),
       ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
     });
-    return this.#castBallot(id, vote);
-  }
-
-  #castBallot(id: ElectionId, vote: { yes: boolean; why: string }): SignedBallot {
     const ballot = this.#signer.sign<SignedBallot>({ ptpId: this.config.ptpId, election: id, voter: this.config.self, keySeq: this.#eff.seq, choice: vote.yes ? 'yes' : 'no', why: vote.why });
     this.stats.ballotsCast++;
     if (this.#cast.size >= 256) this.#cast.clear();
@@ -1072,10 +1086,9 @@ export class VtcEngine {
 
   /** True while a VTC heard from lately has not answered the key and the phase 1 deadline has not passed. */
   #awaitBallots(c: Coordination): boolean {
-    if (!holdsElection(c.key) || this.#now >= c.deadline) return false;
+    if (phase1Election(c.key) === null || this.#now >= c.deadline) return false;
     if (!c.ballots.has(this.config.self)) return true;
-    const live = this.config.vtcs.filter((v) => v !== this.config.self && this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval);
-    return live.some((v) => !c.acks.has(v) && !c.nacks.has(v));
+    return this.config.vtcs.some((v) => v !== this.config.self && this.#heardLately(v) && !c.acks.has(v) && !c.nacks.has(v));
   }
 
   /** Every VTC tallies: a commit placing a VTS on-line by a phase 1 election must carry more than T signed YES ballots of it. */
@@ -1158,9 +1171,17 @@ export class VtcEngine {
 
   // ---------------------------------------------------------------- autonomous actions
 
+  /** A peer heard from within three hello intervals counts as live. */
+  #heardLately(v: string): boolean {
+    return this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval;
+  }
+
+  /** Orders VTC names as configured. */
+  readonly #byIndex = (a: string, b: string): number => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(b);
+
   #rank(among?: readonly string[]): number {
     const live = this.config.vtcs.filter(
-      (v) => (among === undefined || among.includes(v)) && (v === this.config.self || this.#now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.config.timing.helloInterval),
+      (v) => (among === undefined || among.includes(v)) && (v === this.config.self || this.#heardLately(v)),
     );
     return Math.max(0, live.indexOf(this.config.self));
   }
@@ -1267,8 +1288,7 @@ export class VtcEngine {
   // ---------------------------------------------------------------- elections
 
   #join(id: ElectionId): void {
-    const rk = `${id.seq}:${id.vts}`;
-    if ((this.#rounds.get(rk) ?? -1) < id.round) this.#rounds.set(rk, id.round);
+    this.#noteRound(id);
     const known = this.#joined.get(idKey(id));
     if (known !== undefined && known.effMac === this.#eff.mac) {
       // Rejoining keeps the ballots already counted in that round.
@@ -1306,18 +1326,7 @@ export class VtcEngine {
       for (const b of again) this.#tally(e, b);
       return;
     }
-    const { lo, hi } = this.#expectRange(id.vts);
-    const vote = decideVote({
-      key: this.#eff,
-      vts: id.vts,
-      view: this.#seenIn(id.vts) ? this.#obs[id.vts].view : undefined,
-      expectLo: lo,
-      expectHi: hi,
-      electionSeq: id.seq,
-      seenMaxKeySeq: this.#seenMaxKeySeq,
-      ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
-    });
-    const ballot = this.#castBallot(id, vote);
+    const ballot = this.#castBallot(id, this.#seenIn(id.vts) ? this.#obs[id.vts].view : undefined, false);
     this.#broadcast({ t: 'ballot', ballot });
     this.#tally(e, ballot);
     const buffered = this.#ballotBuffer.get(idKey(id)) ?? [];
@@ -1364,7 +1373,7 @@ export class VtcEngine {
       this.#ballotBuffer.set(idKey(b.election), buf);
       // Without a view of the VTS newer than the key, this VTC would vote NO for want of
       // evidence: it votes once the heartbeat the key triggered has answered.
-      if (b.election.seq === this.#eff.seq && this.#obs[b.election.vts].at < this.#effAt && this.#now - this.#effAt < this.config.timing.heartbeatTimeout) {
+      if (b.election.seq === this.#eff.seq && this.#awaitingView(b.election.vts)) {
         this.#pendingJoin = b.election;
         return;
       }
@@ -1383,7 +1392,7 @@ export class VtcEngine {
     if (r.decision === undefined || e.id.seq !== this.#eff.seq || e.effMac !== this.#eff.mac) return;
     if (r.decision.outcome === 'online') {
       const yes = [...e.ballots.values()].filter((x) => x.choice === 'yes').map((x) => x.voter);
-      yes.sort((a, c) => this.config.vtcs.indexOf(a) - this.config.vtcs.indexOf(c));
+      yes.sort(this.#byIndex);
       e.online = { at: this.#now, yes };
     } else e.offline = true;
   }

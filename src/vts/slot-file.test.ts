@@ -16,6 +16,12 @@ describe('SlotFile (two-slot state record)', () => {
     path = join(dir, 'state.bin');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  /** Opens the existing file, returns the state it holds, closes it. */
+  const stored = async (): Promise<string> => {
+    const o = await SlotFile.open(path, () => enc('never used'));
+    await o.file.close();
+    return dec(o.payload);
+  };
 
   it('makes the file with the initial state, then reopens to the newest save', async () => {
     const a = await SlotFile.open(path, () => enc('first'));
@@ -28,9 +34,7 @@ describe('SlotFile (two-slot state record)', () => {
     expect(dec(b.payload)).toBe('third');
     await b.file.save(enc('fourth'));
     await b.file.close();
-    const c = await SlotFile.open(path, () => enc('never used'));
-    expect(dec(c.payload)).toBe('fourth');
-    await c.file.close();
+    expect(await stored()).toBe('fourth');
   });
 
   it('saves overwrite the older slot in place: the file never grows', async () => {
@@ -48,9 +52,7 @@ describe('SlotFile (two-slot state record)', () => {
     const a = await SlotFile.open(path, () => enc('0'));
     await Promise.all(Array.from({ length: 20 }, (_, i) => a.file.save(enc(`s${i}`))));
     await a.file.close();
-    const b = await SlotFile.open(path, () => enc('x'));
-    expect(dec(b.payload)).toBe('s19');
-    await b.file.close();
+    expect(await stored()).toBe('s19');
   });
 
   it('a save torn by a crash (its slot damaged) leaves the previous state', async () => {
@@ -67,9 +69,7 @@ describe('SlotFile (two-slot state record)', () => {
     // And the next save goes to the damaged slot, not over the good one.
     await b.file.save(enc('after recovery'));
     await b.file.close();
-    const c = await SlotFile.open(path, () => enc('x'));
-    expect(dec(c.payload)).toBe('after recovery');
-    await c.file.close();
+    expect(await stored()).toBe('after recovery');
   });
 
   it('refuses a file with no valid slot, naming the file and each slot', async () => {
@@ -89,9 +89,7 @@ describe('SlotFile (two-slot state record)', () => {
     const a = await SlotFile.open(path, () => enc('kept'));
     await expect(a.file.save(new Uint8Array(MAX_SLOT_PAYLOAD + 1))).rejects.toThrow(/does not fit a slot/);
     await a.file.close();
-    const b = await SlotFile.open(path, () => enc('x'));
-    expect(dec(b.payload)).toBe('kept');
-    await b.file.close();
+    expect(await stored()).toBe('kept');
     await expect(SlotFile.open(join(dir, 'other.bin'), () => new Uint8Array(MAX_SLOT_PAYLOAD + 1))).rejects.toThrow(/does not fit a slot/);
   });
 

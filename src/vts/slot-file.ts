@@ -35,13 +35,18 @@ interface Slot {
   readonly payload: Uint8Array;
 }
 
+/** CRC32C over a slot's counter and length, then its payload. */
+function slotCrc(slot: Buffer, length: number): number {
+  return crc32c(slot.subarray(HEADER, HEADER + length), crc32c(slot.subarray(4, 16)));
+}
+
 function encodeSlot(counter: bigint, payload: Uint8Array): Buffer {
   const b = Buffer.alloc(HEADER + payload.length);
   b.writeUInt32LE(MAGIC, 0);
   b.writeBigUInt64LE(counter, 4);
   b.writeUInt32LE(payload.length, 12);
   b.set(payload, HEADER);
-  b.writeUInt32LE(crc32c(Buffer.concat([b.subarray(4, 16), b.subarray(HEADER)])), 16);
+  b.writeUInt32LE(slotCrc(b, payload.length), 16);
   return b;
 }
 
@@ -53,7 +58,7 @@ function decodeSlot(file: Buffer, at: number): Slot | string {
   const length = b.readUInt32LE(12);
   if (length > MAX_SLOT_PAYLOAD) return `length ${length} over ${MAX_SLOT_PAYLOAD}`;
   const want = b.readUInt32LE(16);
-  if (crc32c(Buffer.concat([b.subarray(4, 16), b.subarray(HEADER, HEADER + length)])) !== want) return 'CRC mismatch';
+  if (slotCrc(b, length) !== want) return 'CRC mismatch';
   return { counter: b.readBigUInt64LE(4), payload: Uint8Array.from(b.subarray(HEADER, HEADER + length)) };
 }
 

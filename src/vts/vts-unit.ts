@@ -493,7 +493,7 @@ export class VtsUnit {
     } catch (e) {
       // A close refused by the fence (or because the VTS left operation) still ends the
       // mount: nothing it wrote is committed, and the volume must not stay held for good.
-      return this.#drop(h).then(() => Promise.reject(e as Error));
+      return this.abandon(h).then(() => Promise.reject(e as Error));
     }
     return this.#run(h, async (m) => {
       const volser = m.handle.volser;
@@ -528,12 +528,7 @@ export class VtsUnit {
    * the mount is discarded, the previous generation stays, and the volume is free again.
    * Resolves once done; an unknown or already ended handle is a no-op.
    */
-  abandon(h: MountHandle): Promise<void> {
-    return this.#drop(h);
-  }
-
-  /** Ends a mount whose close was refused: what it wrote is discarded and the volume is free again. */
-  async #drop(h: MountHandle): Promise<void> {
+  async abandon(h: MountHandle): Promise<void> {
     const m = this.#mounts.get(h.id);
     if (m === undefined) return;
     const step = m.chain.then(() => this.#release(m));

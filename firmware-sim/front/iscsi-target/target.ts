@@ -321,9 +321,14 @@ class TargetConnection {
   }
 
   private sn(advance: boolean): { statSN: number; expCmdSN: number; maxCmdSN: number } {
+    return { statSN: advance ? this.nextStatSN() : this.statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN() };
+  }
+
+  /** The StatSN for a response, advancing it. */
+  private nextStatSN(): number {
     const statSN = this.statSN;
-    if (advance) this.statSN = (this.statSN + 1) >>> 0;
-    return { statSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN() };
+    this.statSN = (this.statSN + 1) >>> 0;
+    return statSN;
   }
 
   private send(p: TargetPdu): void {
@@ -476,21 +481,29 @@ class TargetConnection {
     }
   }
 
-  /** CmdSN ordering (RFC 7143 4.2.2.1): immediate PDUs go at once, others in CmdSN order within the window. */
-  private ordered(p: OrderedPdu): void {
+  /**
+   * CmdSN ordering (RFC 7143 4.2.2.1): immediate PDUs go at once, others in CmdSN order
+   * within the window. True when `p` waits in `held` (handled later, from this object).
+   */
+  private ordered(p: OrderedPdu): boolean {
     if (this.discovery && p.opcode !== Opcode.TEXT_REQUEST && p.opcode !== Opcode.LOGOUT_REQUEST && p.opcode !== Opcode.NOP_OUT) {
-      return this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
+      this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
+      return false;
     }
-    if (p.immediate) return this.dispatch(p);
+    if (p.immediate) {
+      this.dispatch(p);
+      return false;
+    }
     const max = this.maxCmdSN();
     if (!snLte(this.expCmdSN, p.cmdSN) || !snLte(p.cmdSN, max)) {
       // Outside the window or a duplicate: silently ignored, as the RFC requires.
       this.ctx.stats.dropped++;
-      return;
+      return false;
     }
     if (p.cmdSN !== this.expCmdSN) {
-      if (!this.held.has(p.cmdSN)) this.held.set(p.cmdSN, p);
-      return;
+      if (this.held.has(p.cmdSN)) return false;
+      this.held.set(p.cmdSN, p);
+      return true;
     }
     this.expCmdSN = (this.expCmdSN + 1) >>> 0;
     this.dispatch(p);
@@ -499,6 +512,7 @@ class TargetConnection {
       this.expCmdSN = (this.expCmdSN + 1) >>> 0;
       this.dispatch(next);
     }
+    return false;
   }
 
   private dispatch(p: Pdu): void {
@@ -760,8 +774,7 @@ class TargetConnection {
       const withStatus = last && collapse;
       let statSN = 0;
       if (withStatus) {
-        statSN = this.statSN;
-        this.statSN = (this.statSN + 1) >>> 0;
+        statSN = this.nextStatSN();
       }
       this.send({
         opcode: Opcode.DATA_IN,
@@ -792,8 +805,7 @@ class TargetConnection {
       senseData[1] = senseBytes.length & 0xff;
       senseData.set(senseBytes, 2);
     }
-    const statSN = this.statSN;
-    this.statSN = (this.statSN + 1) >>> 0;
+    const statSN = this.nextStatSN();
     this.send({
       opcode: Opcode.SCSI_RESPONSE,
       bidiOverflow: false,
