@@ -464,8 +464,7 @@ class TargetConnection {
           if (this.pingOutstanding && p.ttt === this.pingOutstanding.ttt) this.pingOutstanding = undefined;
           return false;
         }
-        this.ordered(p);
-        return false;
+        return this.ordered(p);
       case Opcode.SCSI_COMMAND:
         // Kept: it may wait in `held`, and its immediate data may be the task's Data-Out.
         this.ordered(p);
@@ -473,8 +472,8 @@ class TargetConnection {
       case Opcode.TASK_MGMT_REQUEST:
       case Opcode.TEXT_REQUEST:
       case Opcode.LOGOUT_REQUEST:
-        this.ordered(p);
-        return false;
+        // Kept while it waits in `held`: its (pooled) memory must not be reused before it is handled.
+        return this.ordered(p);
       default:
         this.reject(RejectReason.PROTOCOL_ERROR, headerOf(p));
         return false;
