@@ -1,11 +1,18 @@
 /**
  * A lab: one library's robotics and its drives, as the CLI works with them. Either the
- * embedded emulator built from a library YAML, whose cartridge locations and injected
- * faults are kept in `state.json` beside the YAML so that one command carries on where the
- * last left off, or real devices named by address (`sg:/dev/sg3`).
+ * embedded emulator built from a library YAML, whose cartridge locations, drive positions
+ * and injected faults are kept in `state.json` beside the YAML so that one command carries
+ * on where the last left off, or real devices named by address (`sg:/dev/sg3`).
+ *
+ * One command at a time works on an embedded lab: each takes the lab's lock (`lab.lock`
+ * beside `state.json`) before reading the state and gives it back after saving it, so two
+ * commands never work from the same state and lose one another's changes.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
 import { MediaChanger } from '../devices/media-changer.js';
 import { TapeDrive } from '../devices/tape-drive.js';
 import type { ScsiPort } from '../transport/scsi-port.js';
@@ -13,6 +20,7 @@ import { createLibrary, createLibraryTapeDrive, loadLibraryConfig, type Emulated
 import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
 import { MemoryPort } from '../../firmware-sim/front/memory-port.js';
 import type { DriveFactory } from '../../firmware-sim/library/drive-factory.js';
+import { UsageError } from './ops.js';
 
 /** Faults that outlive one CLI process on the embedded lab. */
 export interface PersistedFaults {
@@ -24,10 +32,18 @@ export interface PersistedFaults {
   robotJams?: number;
 }
 
+/** Where a drive's tape was left: the cartridge it holds and the logical object number. */
+export interface DrivePosition {
+  barcode: string;
+  block: number;
+}
+
 export interface LabState {
   /** Barcode -> element address where the cartridge is. */
   locations: Record<string, number>;
   faults: PersistedFaults;
+  /** Drive number (1-based) -> where its tape was left. Absent in files of older versions. */
+  positions?: Record<string, DrivePosition>;
 }
 
 export interface Lab {
@@ -38,7 +54,11 @@ export interface Lab {
   readonly drives: readonly TapeDrive[];
   /** The emulated library, when the lab is the embedded one (faults, doors). */
   readonly emulated?: { library: EmulatedLibrary; drives: readonly TapeDriveUnit[]; state: LabState; config: LibraryConfig };
-  /** Saves the embedded lab's state and releases ports and files. */
+  /**
+   * Saves the embedded lab's state (durably: resolves once it would survive a power cut),
+   * releases ports and files, then the lab's lock. Rejects with the fs error when the state
+   * cannot be saved; the lock and ports are released all the same.
+   */
   close(): Promise<void>;
 }
 
@@ -52,45 +72,534 @@ export function sscDriveFactory(made: TapeDriveUnit[]): DriveFactory {
   };
 }
 
-function statePath(configPath: string): string {
-  return join(dirname(configPath), 'state.json');
+// ------------------------------------------------------------------------ state file
+
+/** `state.json` cannot be used: `file` and `field` say where, the message says what is wrong. */
+export class LabStateError extends Error {
+  override readonly name = 'LabStateError';
+  readonly code = 'ELABSTATE';
+  constructor(
+    readonly file: string,
+    /** Dotted path of the bad field (`locations.LAB001L8`), or `(file)` for the whole file. */
+    readonly field: string,
+    /** What is wrong with it. */
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${field}: ${problem}; correct it, or remove the file to start the lab from its YAML again`, options);
+  }
 }
 
+/** Path of the state file of the lab whose library YAML is `configPath`. */
+export function statePath(configPath: string): string {
+  return join(dirname(resolve(configPath)), 'state.json');
+}
+
+const elementAddress = z.number().int().min(0).max(0xffff);
+const driveNumber = z.number().int().min(1).max(999);
+const driveKey = z.string().regex(/^[1-9]\d{0,2}$/, 'expected a drive number (1, 2, ...) as key');
+const labStateSchema = z.strictObject({
+  locations: z.record(z.string().min(1), elementAddress),
+  faults: z
+    .strictObject({
+      mediumErrors: z.record(driveKey, z.array(z.number().int().min(0))).optional(),
+      offlineDrives: z.array(driveNumber).optional(),
+      hungDrives: z.array(driveNumber).optional(),
+      tapeAlerts: z.record(driveKey, z.array(z.number().int().min(1).max(64))).optional(),
+      robotJams: z.number().int().min(0).optional(),
+    })
+    .default({}),
+  positions: z.record(driveKey, z.strictObject({ barcode: z.string().min(1), block: z.number().int().min(0) })).default({}),
+});
+
+function fieldName(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const k of path) s += typeof k === 'number' ? `[${k}]` : `${s ? '.' : ''}${String(k)}`;
+  return s || '(top level)';
+}
+
+function valueAt(doc: unknown, path: readonly PropertyKey[]): unknown {
+  let v = doc;
+  for (const k of path) v = typeof v === 'object' && v !== null ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+/** Validates a parsed state document; throws {@link LabStateError} naming the first bad field. */
+export function parseLabState(file: string, doc: unknown): LabState & { positions: Record<string, DrivePosition> } {
+  const r = labStateSchema.safeParse(doc);
+  if (r.success) return r.data;
+  const i = r.error.issues[0]!;
+  const found = valueAt(doc, i.path);
+  const shown = found === undefined ? '' : ` (found ${JSON.stringify(found)?.slice(0, 60)})`;
+  const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problem(s))` : '';
+  throw new LabStateError(file, fieldName(i.path), `${i.message}${shown}${more}`, { cause: r.error });
+}
+
+/**
+ * Reads and validates the lab's `state.json`; an empty state when there is none. Throws
+ * {@link LabStateError} naming the file and the field for a file that is not JSON or not a
+ * lab state. Temporary files a save left behind are not looked at.
+ */
 export function readState(configPath: string): LabState {
   const p = statePath(configPath);
-  if (!existsSync(p)) return { locations: {}, faults: {} };
+  let text: string;
+  try {
+    text = readFileSync(p, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { locations: {}, faults: {}, positions: {} };
+    throw e;
+  }
   let doc: unknown;
   try {
-    doc = JSON.parse(readFileSync(p, 'utf8'));
+    doc = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${p} is not valid JSON (${(e as Error).message}); remove it to start the lab from its YAML again`, { cause: e });
+    throw new LabStateError(p, '(file)', text.trim() === '' ? 'the file is empty' : `not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  const d = doc as Partial<LabState>;
-  if (typeof d !== 'object' || d === null || typeof d.locations !== 'object' || d.locations === null) {
-    throw new Error(`${p}: "locations" must be an object of barcode -> element address; remove the file to start from the YAML again`);
-  }
-  return { locations: d.locations, faults: d.faults ?? {} };
+  return parseLabState(p, doc);
 }
 
-/** Saves the lab state beside the YAML (written to a temp file, then renamed). */
+/**
+ * Checks that a valid state fits the library: every location is a slot, import/export
+ * element or drive of it, no element gets two cartridges, and every drive number exists.
+ * Throws {@link LabStateError} naming `file` and the field.
+ */
+export function checkStateFitsLibrary(file: string, state: LabState, config: LibraryConfig): void {
+  const kinds = new Map<number, string>();
+  for (const a of config.storage) kinds.set(a, 'slot');
+  for (const a of config.importExport) kinds.set(a, 'import/export');
+  for (const d of config.drives) kinds.set(d.address, 'drive');
+  const hex = (a: number): string => `0x${a.toString(16).padStart(4, '0')}`;
+  const holder = new Map<number, string>();
+  for (const c of config.cartridges) {
+    const at = state.locations[c.barcode];
+    const field = at === undefined ? `(the YAML's place for ${c.barcode})` : `locations.${c.barcode}`;
+    const address = at ?? c.address;
+    if (!kinds.has(address)) throw new LabStateError(file, field, `${hex(address)} is not a slot, import/export element or drive of library ${config.name}`);
+    const other = holder.get(address);
+    if (other !== undefined) throw new LabStateError(file, field, `${hex(address)} is also where ${other} is`);
+    holder.set(address, c.barcode);
+  }
+  const drives = config.drives.length;
+  const checkDrive = (field: string, n: number | string): void => {
+    if (Number(n) > drives) throw new LabStateError(file, field, `there is no drive ${n} (library ${config.name} has ${drives})`);
+  };
+  const f = state.faults;
+  for (const n of Object.keys(f.mediumErrors ?? {})) checkDrive(`faults.mediumErrors.${n}`, n);
+  for (const n of Object.keys(f.tapeAlerts ?? {})) checkDrive(`faults.tapeAlerts.${n}`, n);
+  for (const [i, n] of (f.offlineDrives ?? []).entries()) checkDrive(`faults.offlineDrives[${i}]`, n);
+  for (const [i, n] of (f.hungDrives ?? []).entries()) checkDrive(`faults.hungDrives[${i}]`, n);
+  for (const n of Object.keys(state.positions ?? {})) checkDrive(`positions.${n}`, n);
+}
+
+/** Temporary names of state saves: `state.json.<pid>.<random>.tmp` (and the older `state.json.tmp`). */
+const TEMP_STATE = /^state\.json\.(?:\d+\.[0-9a-f]+\.)?tmp$/;
+
+/** fsync of a directory, so that a rename or unlink inside it survives a power cut. */
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Saves the lab state beside the YAML, atomically and durably: a temporary file of its own
+ * name is written and fsynced, renamed over `state.json`, and the directory fsynced. When it
+ * returns, the new state survives a power cut; when it throws (the fs error, or
+ * {@link LabStateError} for a state that would not read back), the old state is intact.
+ * The caller holds the lab's lock ({@link lockLab}).
+ */
 export function writeState(configPath: string, state: LabState): void {
   const p = statePath(configPath);
-  writeFileSync(`${p}.tmp`, JSON.stringify(state, null, 2) + '\n');
-  renameSync(`${p}.tmp`, p);
+  const dir = dirname(p);
+  // What could not be read back must never replace a good file.
+  const text = JSON.stringify(parseLabState(p, state), null, 2) + '\n';
+  const tmp = join(dir, `state.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    try {
+      const bytes = Buffer.from(text, 'utf8');
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, p);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Already renamed or never made: nothing of ours is left to remove.
+    }
+    throw e;
+  }
+  syncDirectory(dir);
 }
 
-/** Opens the embedded lab from a library YAML. */
-export async function openEmbeddedLab(configPath: string, opts: { timeScale?: number; persist?: boolean } = {}): Promise<Lab> {
-  const base = loadLibraryConfig({ path: configPath });
+/** Removes temporary files of saves that were cut short (a crash between create and rename). Needs the lock. */
+function removeLeftoverTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!TEMP_STATE.test(n)) continue;
+    try {
+      unlinkSync(join(dir, n));
+    } catch {
+      // Gone already, or not ours to remove: a leftover is ignored by readers anyway.
+    }
+  }
+}
+
+// ------------------------------------------------------------------------ lab lock
+
+/** Who holds a lab's lock, as its lock file says. */
+export interface LabLockHolder {
+  readonly pid: number;
+  readonly host: string;
+  /** Boot id (Linux): a lock from before the last restart is stale whatever its pid. */
+  readonly boot?: string;
+  /** The command line that took it, for the person waiting. */
+  readonly command: string;
+  /** When it was taken (ISO 8601). */
+  readonly since: string;
+  /** Tells this holding apart from any other by the same pid. */
+  readonly token: string;
+}
+
+/** The lab is in use by another command and stayed so for the whole wait. */
+export class LabLockedError extends Error {
+  override readonly name = 'LabLockedError';
+  readonly code = 'ELABLOCKED';
+  constructor(
+    readonly lockFile: string,
+    /** Undefined when the lock file could not be read (being written, or damaged). */
+    readonly holder: LabLockHolder | undefined,
+    readonly waitedMs: number,
+    why?: string,
+  ) {
+    super(
+      `the lab ${dirname(lockFile)} is in use: ${holder ? describeLockHolder(holder) : `${lockFile} exists but cannot be read`}; ${
+        why ?? `gave up after waiting ${(waitedMs / 1000).toFixed(1)} s (wait longer with --lock-timeout SECONDS or PTPVTS_LAB_LOCK_TIMEOUT)`
+      }. If that process is gone for good, remove ${lockFile}`,
+    );
+  }
+}
+
+/** `pid 4242 (ptpvts tape write -f a.bin) since 2026-05-01T10:00:00.000Z`, with the host when it is another. */
+export function describeLockHolder(h: LabLockHolder): string {
+  return `pid ${h.pid}${h.host === hostname() ? '' : ` on ${h.host}`} (${h.command}) since ${h.since}`;
+}
+
+/** How to take a lab's lock. */
+export interface LabLockOptions {
+  /** How long to wait for another command to finish (ms); default {@link lockTimeoutMs}(). 0: do not wait. */
+  readonly timeoutMs?: number;
+  /** What the lock file says holds it; default the process's command line. */
+  readonly command?: string;
+  /** Called once when the lock is held by a live process and the wait begins. */
+  readonly onWait?: (holder: LabLockHolder | undefined) => void;
+  /** Called when a stale lock (its process gone) is taken over. */
+  readonly onTakeover?: (holder: LabLockHolder | undefined, why: string) => void;
+}
+
+/** A held lab lock. */
+export interface LabLock {
+  readonly file: string;
+  readonly holder: LabLockHolder;
+  /** Gives the lock back (removes the lock file if it is still this holding's). Idempotent, never throws. */
+  release(): void;
+}
+
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+export const LOCK_TIMEOUT_ENV = 'PTPVTS_LAB_LOCK_TIMEOUT';
+const LOCK_NAME = 'lab.lock';
+/** A lock file that stays unreadable this long was left by a process that died while writing it. */
+const UNREADABLE_STALE_MS = 5_000;
+const POLL_MS = 50;
+
+/**
+ * How long a command waits for the lab lock: `seconds` when given (the `--lock-timeout`
+ * option), else `PTPVTS_LAB_LOCK_TIMEOUT` (seconds), else 30 s. Throws {@link UsageError}
+ * for a value that is not a number of seconds >= 0.
+ */
+export function lockTimeoutMs(seconds?: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (seconds !== undefined) return Math.round(seconds * 1000);
+  const v = env[LOCK_TIMEOUT_ENV];
+  if (v === undefined || v.trim() === '') return DEFAULT_LOCK_TIMEOUT_MS;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${LOCK_TIMEOUT_ENV} must be a number of seconds >= 0 (got "${v}")`);
+  return Math.round(n * 1000);
+}
+
+/** Tokens of the locks this process holds: a lock with our pid and another token is a leftover of an earlier process. */
+const heldHere = new Set<string>();
+
+let cachedBootId: string | undefined | null = null;
+function bootId(): string | undefined {
+  if (cachedBootId === null) {
+    try {
+      cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+    } catch {
+      cachedBootId = undefined;
+    }
+  }
+  return cachedBootId;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, under another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const holderSchema = z.object({
+  pid: z.number().int().positive(),
+  host: z.string(),
+  boot: z.string().optional(),
+  command: z.string(),
+  since: z.string(),
+  token: z.string().min(1),
+});
+
+interface SeenLock {
+  readonly raw: string;
+  readonly holder: LabLockHolder | undefined;
+  readonly ageMs: number;
+}
+
+/** The lock file as it is now; undefined when it is gone. */
+function readLock(file: string): SeenLock | undefined {
+  try {
+    const raw = readFileSync(file, 'utf8');
+    const ageMs = Date.now() - statSync(file).mtimeMs;
+    let holder: LabLockHolder | undefined;
+    try {
+      const r = holderSchema.safeParse(JSON.parse(raw));
+      if (r.success) holder = r.data;
+    } catch {
+      // Being written by its creator (or it died doing so): judged by age below.
+    }
+    return { raw, holder, ageMs };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Why a lock can be taken over, or undefined while its holder may still be working. */
+function staleReason(seen: SeenLock): string | undefined {
+  const h = seen.holder;
+  if (!h) return seen.ageMs > UNREADABLE_STALE_MS ? `its lock file has been unreadable for ${Math.round(seen.ageMs / 1000)} s` : undefined;
+  // Another machine's pids mean nothing here: only its holder or a person can end that lock.
+  if (h.host !== hostname()) return undefined;
+  const boot = bootId();
+  if (boot !== undefined && h.boot !== undefined && h.boot !== boot) return 'it was taken before the machine restarted';
+  if (h.pid === process.pid) return heldHere.has(h.token) ? undefined : 'an earlier process with this pid left it';
+  if (!processAlive(h.pid)) return `process ${h.pid} is gone`;
+  return undefined;
+}
+
+/**
+ * Removes a stale lock file, if it is still the one judged stale. A short-lived guard file
+ * makes the check and the removal one step among those breaking locks, so that one of them
+ * cannot remove a lock another has just taken in place of the stale one.
+ */
+function breakStaleLock(file: string, staleRaw: string): void {
+  const guard = `${file}.break`;
+  let fd: number;
+  try {
+    fd = openSync(guard, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // The guard is held for a few syscalls; an old one belongs to a process that died inside them.
+    try {
+      if (Date.now() - statSync(guard).mtimeMs > UNREADABLE_STALE_MS) unlinkSync(guard);
+    } catch {
+      // Removed by its owner meanwhile.
+    }
+    return;
+  }
+  closeSync(fd);
+  try {
+    if (readLock(file)?.raw === staleRaw) unlinkSync(file);
+  } finally {
+    unlinkSync(guard);
+  }
+}
+
+/** Creates the lock file with `text`; false when it exists. */
+function tryCreateLock(file: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+  // Not fsynced: after a power cut the boot id tells the lock is stale, and a lost lock file is no loss.
+  let written = false;
+  try {
+    const bytes = Buffer.from(text, 'utf8');
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    written = true;
+  } finally {
+    closeSync(fd);
+    if (!written) unlinkSync(file);
+  }
+  return true;
+}
+
+/**
+ * Takes the lock of the lab whose library YAML is `configPath`: a `lab.lock` file beside its
+ * `state.json`, created exclusively and naming the holder. While another live command holds
+ * it, waits (polling) up to `timeoutMs`, then rejects with {@link LabLockedError} naming the
+ * holder. A lock whose process is gone (same host), or that is older than the last restart,
+ * is taken over. Rejects at once when this process already holds the lab's lock (waiting
+ * would never end). Leftover temporary files of cut-short saves are removed once it is held.
+ */
+export async function lockLab(configPath: string, o: LabLockOptions = {}): Promise<LabLock> {
+  const file = join(dirname(resolve(configPath)), LOCK_NAME);
+  const timeoutMs = o.timeoutMs ?? lockTimeoutMs();
+  const boot = bootId();
+  const holder: LabLockHolder = {
+    pid: process.pid,
+    host: hostname(),
+    ...(boot === undefined ? {} : { boot }),
+    command: o.command ?? ['ptpvts', ...process.argv.slice(2)].join(' '),
+    since: new Date().toISOString(),
+    token: randomBytes(8).toString('hex'),
+  };
+  const text = JSON.stringify(holder) + '\n';
+  const start = Date.now();
+  let told = false;
+  for (;;) {
+    if (tryCreateLock(file, text)) break;
+    const seen = readLock(file);
+    if (!seen) continue;
+    const stale = staleReason(seen);
+    if (stale !== undefined) {
+      breakStaleLock(file, seen.raw);
+      o.onTakeover?.(seen.holder, stale);
+      continue;
+    }
+    const waited = Date.now() - start;
+    if (seen.holder?.pid === process.pid) throw new LabLockedError(file, seen.holder, waited, 'this process has the lab open already');
+    if (waited >= timeoutMs) throw new LabLockedError(file, seen.holder, waited);
+    if (!told) {
+      told = true;
+      o.onWait?.(seen.holder);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(POLL_MS, timeoutMs - waited)));
+  }
+  heldHere.add(holder.token);
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    heldHere.delete(holder.token);
+    process.removeListener('exit', release);
+    try {
+      if (readLock(file)?.raw === text) unlinkSync(file);
+    } catch {
+      // Nothing to give back: a lock file that cannot be removed is judged stale by the next command.
+    }
+  };
+  // process.exit() skips `finally` blocks; the lock must not outlive us for the next command's timeout.
+  process.once('exit', release);
+  try {
+    removeLeftoverTemps(dirname(file));
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return { file, holder, release };
+}
+
+/** Lock options for a CLI command: timeout from `--lock-timeout`/the environment, and sentences for the person waiting. */
+export function cliLockOptions(lockTimeoutSeconds: number | undefined, say: (line: string) => void, command?: string): LabLockOptions {
+  return {
+    timeoutMs: lockTimeoutMs(lockTimeoutSeconds),
+    ...(command === undefined ? {} : { command }),
+    onWait: (h) => say(`Waiting for the lab: ${h ? describeLockHolder(h) : 'a command'} has it.`),
+    onTakeover: (h, why) => say(`Took over the lab's lock${h ? ` from ${describeLockHolder(h)}` : ''}: ${why}.`),
+  };
+}
+
+/**
+ * Changes the lab's state without opening the library (fault injection): takes the lock,
+ * reads the state, lets `change` edit it, checks the result against the library YAML and
+ * saves it durably, then gives the lock back.
+ */
+export async function updateLabState(configPath: string, change: (state: LabState) => void, lock: LabLockOptions = {}): Promise<LabState> {
+  const held = await lockLab(configPath, lock);
+  try {
+    const config = loadLibraryConfig({ path: configPath });
+    const state = readState(configPath);
+    change(state);
+    try {
+      checkStateFitsLibrary(statePath(configPath), state, config);
+    } catch (e) {
+      if (!(e instanceof LabStateError)) throw e;
+      throw new UsageError(`${e.problem} (${e.field}); ${e.file} is left as it was`);
+    }
+    writeState(configPath, state);
+    return state;
+  } finally {
+    held.release();
+  }
+}
+
+// ------------------------------------------------------------------------ opening a lab
+
+/** How to open the embedded lab. */
+export interface OpenEmbeddedLabOptions {
+  /** Overrides the YAML's time scale (0: no mechanical delays). */
+  readonly timeScale?: number;
+  /** Read `state.json` at open and save it at close (default true); false also takes no lock. */
+  readonly persist?: boolean;
+  /** How to take the lab's lock (when persisting). */
+  readonly lock?: LabLockOptions;
+}
+
+/**
+ * Opens the embedded lab from a library YAML. When persisting, takes the lab's lock first
+ * (waiting as {@link lockLab} says; rejects with {@link LabLockedError}), then reads the
+ * state (rejects with {@link LabStateError} naming the file and field); cartridges start
+ * where the last command left them and each drive's tape where it was. The lock is held
+ * until `close()`.
+ */
+export async function openEmbeddedLab(configPath: string, opts: OpenEmbeddedLabOptions = {}): Promise<Lab> {
   const persist = opts.persist ?? true;
-  const state = persist ? readState(configPath) : { locations: {}, faults: {} };
-  // Cartridges start where the last command left them.
+  const held = persist ? await lockLab(configPath, opts.lock) : undefined;
+  try {
+    return await openLocked(configPath, persist, opts.timeScale, held);
+  } catch (e) {
+    held?.release();
+    throw e;
+  }
+}
+
+async function openLocked(configPath: string, persist: boolean, timeScale: number | undefined, held: LabLock | undefined): Promise<Lab> {
+  const base = loadLibraryConfig({ path: configPath });
+  const state = persist ? readState(configPath) : { locations: {}, faults: {}, positions: {} };
+  if (persist) checkStateFitsLibrary(statePath(configPath), state, base);
   const config: LibraryConfig = {
     ...base,
     cartridges: base.cartridges.map((c) => (state.locations[c.barcode] === undefined ? c : { ...c, address: state.locations[c.barcode]! })),
   };
   const drives: TapeDriveUnit[] = [];
-  const library = await createLibrary(config, { driveFactory: sscDriveFactory(drives), ...(opts.timeScale === undefined ? {} : { timeScale: opts.timeScale }) });
+  const library = await createLibrary(config, { driveFactory: sscDriveFactory(drives), ...(timeScale === undefined ? {} : { timeScale }) });
+  restorePositions(drives, state.positions ?? {});
   applyFaults(library, drives, state.faults);
   const initiator = `cli-${process.pid}`;
   const ports: ScsiPort[] = [];
@@ -105,22 +614,59 @@ export async function openEmbeddedLab(configPath: string, opts: { timeScale?: nu
   const tapeDrives = library.drives.map((d) => new TapeDrive(port(d.lun)));
   // A new initiator owes the units a look at their power-on unit attention.
   for (const dev of [changer, ...tapeDrives]) await dev.requestSense().catch(() => undefined);
+  let closed = false;
   return {
     description: `embedded library ${config.name} (${configPath})`,
     changer,
     drives: tapeDrives,
     emulated: { library, drives, state, config },
     async close() {
-      if (persist) {
-        const locations: Record<string, number> = {};
-        for (const e of library.inventory()) if (e.barcode) locations[e.barcode] = e.address;
-        state.locations = locations;
-        writeState(configPath, state);
+      if (closed) return;
+      closed = true;
+      try {
+        if (persist) {
+          const locations: Record<string, number> = {};
+          for (const e of library.inventory()) if (e.barcode) locations[e.barcode] = e.address;
+          state.locations = locations;
+          state.positions = positionsOf(drives);
+          // A jam lasts for the moves it was injected for, over as many commands as they take.
+          const jams = library.model.jamsRemaining();
+          if (jams > 0) state.faults.robotJams = jams;
+          else delete state.faults.robotJams;
+          writeState(configPath, state);
+        }
+      } finally {
+        try {
+          for (const p of ports) await p.close();
+          await library.close();
+        } finally {
+          held?.release();
+        }
       }
-      for (const p of ports) await p.close();
-      await library.close();
     },
   };
+}
+
+/** Where each drive's tape is, read from the drive models (a READ POSITION would wait forever on a hung drive). */
+function positionsOf(drives: readonly TapeDriveUnit[]): Record<string, DrivePosition> {
+  const out: Record<string, DrivePosition> = {};
+  for (const [i, u] of drives.entries()) {
+    const d = u.drive;
+    if (d.state === 'loaded' && d.cartridge && d.media) out[String(i + 1)] = { barcode: d.cartridge.barcode, block: d.position };
+  }
+  return out;
+}
+
+/**
+ * Puts each drive's tape back where the last command left it, when the drive still holds
+ * that cartridge and the position is within its data (a cartridge file cut back by a crash
+ * leaves the tape at BOP).
+ */
+function restorePositions(drives: readonly TapeDriveUnit[], positions: Record<string, DrivePosition>): void {
+  for (const [n, p] of Object.entries(positions)) {
+    const d = drives[Number(n) - 1]?.drive;
+    if (d?.state === 'loaded' && d.cartridge?.barcode === p.barcode && d.media && p.block <= d.media.objectCount) d.position = p.block;
+  }
 }
 
 export function applyFaults(library: EmulatedLibrary, drives: readonly TapeDriveUnit[], f: PersistedFaults): void {

@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ensureDefaultLab } from './default-lab.js';
-import { openDeviceLab, openEmbeddedLab, readState, writeState, type Lab, type LabState } from './lab.js';
+import { cliLockOptions, openDeviceLab, openEmbeddedLab, updateLabState, type Lab } from './lab.js';
 import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unloadCartridge, UsageError } from './ops.js';
 import { bytes, consoleOut, hex, type Out } from './output.js';
 import { patternData, readFile, writeFile } from './tape-io.js';
@@ -15,6 +15,7 @@ import { runDemo } from './demo.js';
 import { registerSimServe } from './sim-serve.js';
 import { serialConsoleExtension } from './serial-extension.js';
 import { registerPtpCommands } from './ptp-commands.js';
+import { registerKeyCommands } from './keys.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { isSenseError } from '../devices/errors.js';
@@ -23,16 +24,20 @@ interface LabOptions {
   library?: string;
   changer?: string;
   drive?: string[];
+  lockTimeout?: number;
 }
+
+const lockTimeoutHelp = 'seconds to wait while another command has the lab (default 30, or PTPVTS_LAB_LOCK_TIMEOUT)';
 
 function labOptions(cmd: Command): Command {
   return cmd
     .option('-l, --library <file>', 'library YAML of the embedded emulator (default: ptpvts-lab/library.yaml, made on first use)')
     .option('--changer <address>', 'a real changer instead of the emulator, e.g. sg:/dev/sg5')
-    .option('--drive <address...>', 'real drives, in data transfer element order, e.g. sg:/dev/sg3');
+    .option('--drive <address...>', 'real drives, in data transfer element order, e.g. sg:/dev/sg3')
+    .option('--lock-timeout <seconds>', lockTimeoutHelp, seconds);
 }
 
-async function withLab<T>(o: LabOptions, out: Out, fn: (lab: Lab) => Promise<T>): Promise<T> {
+async function withLab<T>(o: LabOptions, out: Out, commandLine: string, fn: (lab: Lab) => Promise<T>): Promise<T> {
   let lab: Lab;
   if (o.changer) lab = await openDeviceLab(o.changer, o.drive ?? []);
   else {
@@ -42,7 +47,7 @@ async function withLab<T>(o: LabOptions, out: Out, fn: (lab: Lab) => Promise<T>)
       if (made.created) out.line(`Made a default emulated library in ${made.path}.`);
       path = made.path;
     }
-    lab = await openEmbeddedLab(path);
+    lab = await openEmbeddedLab(path, { lock: cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine) });
   }
   try {
     return await fn(lab);
@@ -59,6 +64,12 @@ function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--lock-timeout must be a number of seconds >= 0 (got "${v}")`);
+  return n;
+}
+
 function size(v: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(k|m|g|kib|mib|gib|kb|mb|gb|b)?$/i.exec(v.trim());
   const mult: Record<string, number> = { b: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6, g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9 };
@@ -67,7 +78,7 @@ function size(v: string): number {
   return n;
 }
 
-export function buildProgram(out: Out): Command {
+export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   const program = new Command('ptpvts')
     .description('Emulator and controller stack for peer-to-peer virtual tape systems')
     .exitOverride()
@@ -87,7 +98,7 @@ export function buildProgram(out: Out): Command {
     .description('list every element of the library and what it holds')
     .option('--init', 'run INITIALIZE ELEMENT STATUS first (rescan), with progress')
     .action(async (o: LabOptions & { init?: boolean }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         if (o.init) {
           const inv0 = await lab.changer.inventory();
           const bar = out.progress('Scanning elements', inv0.all.length, 'elements');
@@ -114,7 +125,7 @@ export function buildProgram(out: Out): Command {
     .argument('<source>')
     .argument('<destination>')
     .action(async (src: string, dst: string, o: LabOptions) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const inv = await lab.changer.inventory();
         const s = resolveElement(src, inv);
         const d = resolveElement(dst, inv);
@@ -128,7 +139,7 @@ export function buildProgram(out: Out): Command {
     .argument('<cartridge>')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .action(async (what: string, o: LabOptions & { driveNumber: number }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const r = await loadCartridge(lab, what, o.driveNumber);
         out.line(`Loaded ${r.barcode} from ${r.from} into drive ${o.driveNumber}; the drive is ready.`);
       });
@@ -139,7 +150,7 @@ export function buildProgram(out: Out): Command {
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .option('--to <element>', 'where to put the cartridge')
     .action(async (o: LabOptions & { driveNumber: number; to?: string }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const r = await unloadCartridge(lab, o.driveNumber, o.to);
         out.line(`Unloaded ${r.barcode} from drive ${o.driveNumber} to ${r.to}.`);
       });
@@ -150,7 +161,7 @@ export function buildProgram(out: Out): Command {
     .description('what the drive holds and where it is')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .action(async (o: LabOptions & { driveNumber: number }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
         const inq = await d.inquiry();
         out.line(`Drive ${o.driveNumber}: ${inq.vendor} ${inq.product} rev ${inq.revision}, serial ${await d.unitSerialNumber()}`);
@@ -178,16 +189,18 @@ export function buildProgram(out: Out): Command {
     });
 
   labOptions(tape.command('write'))
-    .description('write a file (or generated data) at the current position, then a filemark')
+    .description('append a file (or generated data) at end of data, then a filemark')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
+    .option('--here', 'write at the current position instead, overwriting what follows it')
     .option('-f, --file <path>', 'the file to write')
     .option('--size <bytes>', 'write this much generated data instead of a file', size)
     .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
-    .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number }) => {
+    .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number; here?: boolean }) => {
       if (!o.file && !o.size) throw new UsageError('say what to write: --file PATH or --size N');
       const data = o.file ? readFileSync(o.file) : patternData(o.size!, Date.now() & 0xffff);
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
+        if (!o.here) await d.spaceToEndOfData();
         const bar = data.length > 16 * o.blockSize ? out.progress('Writing', data.length, 'bytes') : undefined;
         const w = await writeFile(d, data, o.blockSize, (n) => bar?.update(n));
         bar?.stop();
@@ -203,7 +216,7 @@ export function buildProgram(out: Out): Command {
     .option('--rewind', 'rewind first')
     .option('--file-number <n>', 'space to this file (counted from 0 after rewinding) first', int('file number', 0))
     .action(async (o: LabOptions & { driveNumber: number; out?: string; rewind?: boolean; fileNumber?: number }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
         if (o.rewind || o.fileNumber !== undefined) await d.rewind();
         if (o.fileNumber) await d.space(SpaceCode.filemarks, o.fileNumber);
@@ -219,7 +232,7 @@ export function buildProgram(out: Out): Command {
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
     .action(async (o: LabOptions & { driveNumber: number; blockSize: number }) => {
-      await withLab(o, out, async (lab) => {
+      await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
         const rem = await d.readAttribute(0x0000).catch(() => undefined);
         const remainingMiB = rem && typeof rem.decoded === 'bigint' ? Number(rem.decoded) : 0;
@@ -269,61 +282,62 @@ export function buildProgram(out: Out): Command {
     .option('--block <n>', 'medium-error: object (block) number', int('block', 0))
     .option('--flag <n>', 'tapealert: flag number 1..64', int('flag', 1, 64))
     .option('--moves <n>', 'robot-jam: how many moves fail', int('moves', 1), 1)
-    .action(async (o: { kind: (typeof faultKinds)[number]; library?: string; driveNumber: number; block?: number; flag?: number; moves: number }) => {
+    .option('--lock-timeout <seconds>', lockTimeoutHelp, seconds)
+    .action(async (o: { kind: (typeof faultKinds)[number]; library?: string; driveNumber: number; block?: number; flag?: number; moves: number; lockTimeout?: number }) => {
       const path = o.library ?? ensureDefaultLab().path;
       if (o.kind === 'power-cycle') {
-        await withLab({ library: path }, out, async (lab) => {
+        await withLab({ library: path, ...(o.lockTimeout === undefined ? {} : { lockTimeout: o.lockTimeout }) }, out, commandLine, async (lab) => {
           await lab.emulated!.library.faults.powerCycle();
           out.line(`Power-cycled ${lab.description}: every initiator will see POWER ON OCCURRED.`);
         });
         return;
       }
-      const state: LabState = readState(path);
-      const f = state.faults;
-      const n = String(o.driveNumber);
-      switch (o.kind) {
-        case 'medium-error':
-          if (o.block === undefined) throw new UsageError('medium-error needs --block N');
-          f.mediumErrors = { ...f.mediumErrors, [n]: [...(f.mediumErrors?.[n] ?? []), o.block] };
-          break;
-        case 'drive-hang':
-          f.hungDrives = [...new Set([...(f.hungDrives ?? []), o.driveNumber])];
-          break;
-        case 'drive-offline':
-          f.offlineDrives = [...new Set([...(f.offlineDrives ?? []), o.driveNumber])];
-          break;
-        case 'tapealert':
-          if (o.flag === undefined) throw new UsageError('tapealert needs --flag N (1..64)');
-          f.tapeAlerts = { ...f.tapeAlerts, [n]: [...(f.tapeAlerts?.[n] ?? []), o.flag] };
-          break;
-        case 'robot-jam':
-          f.robotJams = (f.robotJams ?? 0) + o.moves;
-          break;
-      }
-      writeState(path, state);
+      await updateLabState(path, (state) => {
+        const f = state.faults;
+        const n = String(o.driveNumber);
+        switch (o.kind) {
+          case 'medium-error':
+            if (o.block === undefined) throw new UsageError('medium-error needs --block N');
+            f.mediumErrors = { ...f.mediumErrors, [n]: [...(f.mediumErrors?.[n] ?? []), o.block] };
+            break;
+          case 'drive-hang':
+            f.hungDrives = [...new Set([...(f.hungDrives ?? []), o.driveNumber])];
+            break;
+          case 'drive-offline':
+            f.offlineDrives = [...new Set([...(f.offlineDrives ?? []), o.driveNumber])];
+            break;
+          case 'tapealert':
+            if (o.flag === undefined) throw new UsageError('tapealert needs --flag N (1..64)');
+            f.tapeAlerts = { ...f.tapeAlerts, [n]: [...(f.tapeAlerts?.[n] ?? []), o.flag] };
+            break;
+          case 'robot-jam':
+            f.robotJams = (f.robotJams ?? 0) + o.moves;
+            break;
+        }
+      }, cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine));
       out.line(`Injected ${o.kind}${o.kind === 'robot-jam' ? ` for the next ${o.moves} move(s)` : ` on drive ${o.driveNumber}`}; it stays until \`ptpvts fault clear\`.`);
     });
   fault
     .command('clear')
     .description('remove every injected fault')
     .option('-l, --library <file>', 'library YAML (default ptpvts-lab/library.yaml)')
-    .action((o: { library?: string }) => {
+    .option('--lock-timeout <seconds>', lockTimeoutHelp, seconds)
+    .action(async (o: { library?: string; lockTimeout?: number }) => {
       const path = o.library ?? ensureDefaultLab().path;
-      const state = readState(path);
-      state.faults = {};
-      writeState(path, state);
+      await updateLabState(path, (state) => void (state.faults = {}), cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine));
       out.line('Cleared every injected fault.');
     });
 
   registerSimServe(program, out, [serialConsoleExtension]);
   registerPtpCommands(program, out);
+  registerKeyCommands(program, out);
 
   return program;
 }
 
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: readonly string[], out: Out = consoleOut()): Promise<number> {
-  const program = buildProgram(out);
+  const program = buildProgram(out, ['ptpvts', ...argv.slice(2)].join(' '));
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

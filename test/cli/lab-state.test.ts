@@ -1,0 +1,129 @@
+/**
+ * The embedded lab's `state.json`: a bad one is refused with the file and the field named,
+ * saves leave no temporary files behind, and each drive's tape stays where the last
+ * command left it (`tape write` appends).
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { memoryOut } from '../../src/cli/output.js';
+import { defaultLibraryYaml } from '../../src/cli/default-lab.js';
+import { patternData } from '../../src/cli/tape-io.js';
+
+let dir: string;
+let yaml: string;
+let state: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ptpvts-state-'));
+  yaml = join(dir, 'library.yaml');
+  state = join(dir, 'state.json');
+  writeFileSync(yaml, defaultLibraryYaml('statetest').replace(/capacity: 64MiB/g, 'capacity: 4MiB'));
+  process.exitCode = undefined;
+});
+afterEach(() => {
+  process.exitCode = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const o = memoryOut();
+  const code = await main(['node', 'ptpvts', ...args], o);
+  process.exitCode = undefined;
+  return { code, out: o.lines.join('\n'), err: o.errors.join('\n') };
+}
+
+const good = { locations: { LAB001L8: 0x1000 }, faults: {} };
+
+describe('a bad state.json is refused naming the file and the field', () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['a location that is not a number', { ...good, locations: { LAB001L8: '0xbanana' } }, /locations\.LAB001L8: .*expected number.*found "0xbanana"/],
+    ['a location that is no element of the library', { ...good, locations: { LAB001L8: 5 } }, /locations\.LAB001L8: 0x0005 is not a slot, import\/export element or drive of library statetest/],
+    ['two cartridges in one slot', { ...good, locations: { LAB001L8: 0x1001 } }, /\(the YAML's place for LAB002L8\): 0x1001 is also where LAB001L8 is/],
+    ['a fault on a drive the library lacks', { ...good, faults: { hungDrives: [9] } }, /faults\.hungDrives\[0\]: there is no drive 9 \(library statetest has 2\)/],
+    ['a medium error list that is not a list', { ...good, faults: { mediumErrors: { '1': 7 } } }, /faults\.mediumErrors\.1: .*expected array/],
+    ['an unknown field (a typo)', { ...good, fualts: {} }, /\(top level\): .*fualts/],
+    ['no locations at all', { faults: {} }, /locations: .*expected record/],
+    ['a position with a negative block', { ...good, positions: { '1': { barcode: 'LAB001L8', block: -1 } } }, /positions\.1\.block: /],
+  ];
+  it.each(cases)('%s', async (_what, doc, field) => {
+    writeFileSync(state, JSON.stringify(doc));
+    const r = await run('inventory', '-l', yaml);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${state}: `);
+    expect(r.err).toMatch(field);
+    expect(r.err).toMatch(/remove the file to start the lab from its YAML again/);
+  });
+
+  it('an empty or torn file', async () => {
+    writeFileSync(state, '');
+    expect((await run('inventory', '-l', yaml)).err).toContain(`${state}: (file): the file is empty`);
+    writeFileSync(state, '{"locations": {"LAB0');
+    expect((await run('inventory', '-l', yaml)).err).toMatch(new RegExp(`${state.replace(/[.]/g, '\\.')}: \\(file\\): not valid JSON`));
+  });
+
+  it('a fault injected on a drive the library lacks is refused and the file is left as it was', async () => {
+    expect((await run('move', '-l', yaml, 'slot 1', 'slot 20')).code).toBe(0);
+    const before = readFileSync(state, 'utf8');
+    const r = await run('fault', 'inject', '-l', yaml, '-k', 'drive-hang', '-d', '9');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/there is no drive 9 \(library statetest has 2\) \(faults\.hungDrives\[0\]\); .*state\.json is left as it was/);
+    expect(readFileSync(state, 'utf8')).toBe(before);
+  });
+});
+
+describe('saving the state', () => {
+  it('leaves no temporary file, and removes those a cut-short save left', async () => {
+    writeFileSync(join(dir, 'state.json.4242.0a1b2c3d4e5f.tmp'), '{"locations": {"LAB0');
+    writeFileSync(join(dir, 'state.json.tmp'), '');
+    expect((await run('move', '-l', yaml, 'slot 1', 'slot 20')).code).toBe(0);
+    expect(readdirSync(dir).filter((n) => n.startsWith('state.json'))).toEqual(['state.json']);
+    expect(JSON.parse(readFileSync(state, 'utf8')).locations.LAB001L8).toBe(0x1013);
+    expect((await run('inventory', '-l', yaml)).out).toMatch(/slot 20\s+0x1013\s+LAB001L8/);
+  });
+});
+
+describe('injected faults', () => {
+  it('a robot jam for one move fails one move, not every command after it', async () => {
+    expect((await run('fault', 'inject', '-l', yaml, '-k', 'robot-jam', '--moves', '2')).code).toBe(0);
+    expect((await run('move', '-l', yaml, 'slot 1', 'slot 19')).err).toMatch(/HARDWARE ERROR/);
+    expect((await run('move', '-l', yaml, 'slot 1', 'slot 19')).err).toMatch(/HARDWARE ERROR/);
+    const r = await run('move', '-l', yaml, 'slot 1', 'slot 19');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(readFileSync(state, 'utf8')).faults).toEqual({});
+  });
+});
+
+describe('drive positions are kept between commands', () => {
+  it('tape write appends at end of data; each file reads back from its file number', async () => {
+    expect((await run('load', '-l', yaml, 'LAB002L8')).code).toBe(0);
+    const files = [patternData(150_000, 1), patternData(70_000, 2), patternData(10, 3)].map((d, i) => {
+      const f = join(dir, `f${i}.bin`);
+      writeFileSync(f, d);
+      return f;
+    });
+    expect((await run('tape', 'write', '-l', yaml, '-f', files[0]!, '-b', '64KiB')).out).toMatch(/3 blocks and a filemark; now at block 4\./);
+    expect((await run('tape', 'write', '-l', yaml, '-f', files[1]!, '-b', '64KiB')).out).toMatch(/2 blocks and a filemark; now at block 7\./);
+    // Read from the start: the tape is left after file 0, and a write still appends.
+    expect((await run('tape', 'read', '-l', yaml, '--rewind')).out).toMatch(/Read [\d.]+ KiB in 3 blocks and a filemark/);
+    expect((await run('tape', 'status', '-l', yaml)).out).toMatch(/Position: block 4, file 1/);
+    expect((await run('tape', 'write', '-l', yaml, '-f', files[2]!)).out).toMatch(/now at block 9\./);
+    for (const [n, f] of files.entries()) {
+      const back = join(dir, `back${n}.bin`);
+      const r = await run('tape', 'read', '-l', yaml, '--file-number', String(n), '-o', back);
+      expect(r.code, r.err).toBe(0);
+      expect(readFileSync(back).equals(readFileSync(f))).toBe(true);
+    }
+    // --here writes where the tape is, as a drive does.
+    expect((await run('tape', 'read', '-l', yaml, '--rewind')).code).toBe(0);
+    expect((await run('tape', 'write', '-l', yaml, '--here', '--size', '1KiB')).out).toMatch(/now at block 6\./);
+    expect((await run('tape', 'read', '-l', yaml, '--file-number', '2')).out).toMatch(/Read 0 B in 0 blocks, up to end of data/);
+    // The position goes with the cartridge: after unload and load it is at BOP.
+    await run('unload', '-l', yaml);
+    await run('load', '-l', yaml, 'LAB002L8');
+    expect((await run('tape', 'status', '-l', yaml)).out).toMatch(/Position: block 0, file 0, at beginning of partition/);
+    expect(existsSync(join(dir, 'lab.lock'))).toBe(false);
+  });
+});
