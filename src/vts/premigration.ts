@@ -31,7 +31,7 @@ import type { TapeDrive } from '../devices/tape-drive.js';
 import { SenseError, VolumeOverflowError } from '../devices/errors.js';
 import type { ElementStatus } from '../scsi/parse-element-status.js';
 import { SenseKey } from '../scsi/index.js';
-import { readJson, unlinkQuiet, writeJsonDurable } from './durable.js';
+import { readJson, removeTempFiles, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
 import { BadVolumeDataError, ClosedError, NoCartridgeError, PremigrationError, RecallError } from './errors.js';
 import type { TapeCopy } from './volume-cache.js';
 
@@ -181,6 +181,8 @@ export class Premigrator {
   readonly #carts = new Map<string, CartridgeInfo>();
   readonly #statePath: string;
   #robot: Promise<unknown> = Promise.resolve();
+  /** Writes of cartridges.json, one at a time, so the last on disk is the newest state (two drives finish together). */
+  #stateTail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   private constructor(o: PremigratorOptions) {
@@ -197,6 +199,7 @@ export class Premigrator {
   /** Loads cartridge states from `stateDir`. Rejects with StateFileError when the file is corrupt. */
   static async open(o: PremigratorOptions): Promise<Premigrator> {
     const p = new Premigrator(o);
+    await removeTempFiles(p.#statePath);
     const st = await readJson(p.#statePath, stateSchema);
     for (const [b, info] of Object.entries(st?.cartridges ?? {})) p.#carts.set(b, info);
     return p;
@@ -224,7 +227,11 @@ export class Premigrator {
   async #setCart(barcode: string, change: Partial<CartridgeInfo>): Promise<void> {
     const old = this.#carts.get(barcode) ?? { state: CartridgeState.scratch, copies: 0 };
     this.#carts.set(barcode, { ...old, ...change });
-    await writeJsonDurable(this.#statePath, { cartridges: Object.fromEntries(this.#carts) });
+    // Each write takes the states as they are when its turn comes, not when it was asked for.
+    const write = (): Promise<void> => writeJsonDurable(this.#statePath, { cartridges: Object.fromEntries(this.#carts) });
+    const run = this.#stateTail.then(write, write);
+    this.#stateTail = run.catch(() => undefined);
+    await run;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -506,7 +513,7 @@ export class Premigrator {
       for (;;) {
         const r = await d.read(header.blockSize, { sili: true });
         if (r.data.length) {
-          await fh.write(r.data, 0, r.data.length, bytes);
+          await writeAll(fh, r.data, bytes, destPath);
           hash.update(r.data);
           bytes += r.data.length;
         }

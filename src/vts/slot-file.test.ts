@@ -72,6 +72,38 @@ describe('SlotFile (two-slot state record)', () => {
     expect(await stored()).toBe('after recovery');
   });
 
+  it('every save, the first one after the file is made too, leaves the state before it in the other slot', async () => {
+    const a = await SlotFile.open(path, () => enc('state 0'));
+    for (let i = 1; i <= 4; i++) {
+      await a.file.save(enc(`state ${i}`));
+      // Tear the save just made (the slot with the higher counter), as a crash inside its write would.
+      const bytes = readFileSync(path);
+      const counter = (at: number): bigint => (bytes.readUInt32LE(at) === 0x31535650 ? bytes.readBigUInt64LE(at + 4) : -1n);
+      const torn = counter(SLOT_SIZE) > counter(0) ? SLOT_SIZE : 0;
+      bytes[torn + 20] = (bytes[torn + 20] ?? 0) ^ 0xff;
+      const copy = join(dir, `torn-${i}.bin`);
+      writeFileSync(copy, bytes);
+      const b = await SlotFile.open(copy, () => enc('never used'));
+      await b.file.close();
+      expect(dec(b.payload), `save ${i} torn`).toBe(`state ${i - 1}`);
+    }
+    await a.file.close();
+  });
+
+  it('a file made with its first state in slot 0 (older layout) keeps that state through a torn first save', async () => {
+    const a = await SlotFile.open(path, () => enc('made'));
+    await a.file.close();
+    const bytes = readFileSync(path);
+    const older = Buffer.concat([bytes.subarray(SLOT_SIZE), Buffer.alloc(SLOT_SIZE)]);
+    writeFileSync(path, older);
+    const b = await SlotFile.open(path, () => enc('never used'));
+    await b.file.save(enc('first save'));
+    await b.file.close();
+    const after = readFileSync(path);
+    expect(after.subarray(0, SLOT_SIZE)).toEqual(older.subarray(0, SLOT_SIZE));
+    expect(await stored()).toBe('first save');
+  });
+
   it('refuses a file with no valid slot, naming the file and each slot', async () => {
     writeFileSync(path, Buffer.alloc(2 * SLOT_SIZE, 7));
     const err = await SlotFile.open(path, () => enc('x')).catch((e: unknown) => e);

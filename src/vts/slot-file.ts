@@ -13,7 +13,7 @@
 import { close, fdatasync, open as openFd, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { crc32c } from '../native.js';
-import { writeDurable } from './durable.js';
+import { removeTempFiles, writeAll, writeDurable } from './durable.js';
 import { StateFileError } from './errors.js';
 
 export const SLOT_SIZE = 4096;
@@ -66,14 +66,17 @@ export class SlotFile {
   readonly path: string;
   #fd: number | null;
   #counter: bigint;
+  /** Slot holding the newest state: a save always goes to the other one. */
+  #newest: number;
   #tail: Promise<void> = Promise.resolve();
   /** After a failed flush the page cache no longer says what is on disk: every later save is refused. */
   #failed: Error | null = null;
 
-  private constructor(path: string, fd: number, counter: bigint) {
+  private constructor(path: string, fd: number, counter: bigint, newest: number) {
     this.path = path;
     this.#fd = fd;
     this.#counter = counter;
+    this.#newest = newest;
   }
 
   /**
@@ -82,6 +85,8 @@ export class SlotFile {
    * short or neither slot is valid.
    */
   static async open(path: string, initial: () => Uint8Array): Promise<{ file: SlotFile; payload: Uint8Array }> {
+    // A create cut short leaves its temporary file; nothing else ever reads it.
+    await removeTempFiles(path);
     let fd: number;
     try {
       fd = await openP(path, 'r+');
@@ -89,7 +94,7 @@ export class SlotFile {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       const payload = initial();
       await SlotFile.#create(path, payload);
-      return { file: new SlotFile(path, await openP(path, 'r+'), 1n), payload };
+      return { file: new SlotFile(path, await openP(path, 'r+'), 1n, 1), payload };
     }
     try {
       const bytes = Buffer.alloc(2 * SLOT_SIZE);
@@ -101,10 +106,10 @@ export class SlotFile {
       if (got < 2 * SLOT_SIZE) throw new StateFileError(path, `${got} bytes, a state file has two slots of ${SLOT_SIZE}`);
       const a = decodeSlot(bytes, 0);
       const b = decodeSlot(bytes, SLOT_SIZE);
-      const valid = [a, b].filter((s): s is Slot => typeof s !== 'string');
-      if (valid.length === 0) throw new StateFileError(path, `neither slot is valid (slot 0: ${a as string}; slot 1: ${b as string})`);
-      const newest = valid.reduce((x, y) => (y.counter > x.counter ? y : x));
-      return { file: new SlotFile(path, fd, newest.counter), payload: newest.payload };
+      if (typeof a === 'string' && typeof b === 'string') throw new StateFileError(path, `neither slot is valid (slot 0: ${a}; slot 1: ${b})`);
+      const newest = typeof b === 'string' || (typeof a !== 'string' && a.counter > b.counter) ? 0 : 1;
+      const slot = (newest === 0 ? a : b) as Slot;
+      return { file: new SlotFile(path, fd, slot.counter, newest), payload: slot.payload };
     } catch (e) {
       await closeP(fd);
       throw e;
@@ -114,7 +119,8 @@ export class SlotFile {
   static async #create(path: string, payload: Uint8Array): Promise<void> {
     if (payload.length > MAX_SLOT_PAYLOAD) throw new StateFileError(path, `state of ${payload.length} bytes does not fit a slot (${MAX_SLOT_PAYLOAD})`);
     const bytes = Buffer.alloc(2 * SLOT_SIZE);
-    encodeSlot(1n, payload).copy(bytes, 0);
+    // Counter 1 in slot 1, so the first save (counter 2) goes to slot 0 and leaves it whole.
+    encodeSlot(1n, payload).copy(bytes, SLOT_SIZE);
     await writeDurable(path, bytes);
   }
 
@@ -131,18 +137,19 @@ export class SlotFile {
     if (fd === null) throw new StateFileError(this.path, 'closed');
     if (payload.length > MAX_SLOT_PAYLOAD) throw new StateFileError(this.path, `state of ${payload.length} bytes does not fit a slot (${MAX_SLOT_PAYLOAD})`);
     const counter = this.#counter + 1n;
-    // Counter n lives in slot n % 2: the slot overwritten is always the older one.
-    const slot = Number(counter % 2n);
+    // Never the slot of the newest state: a torn save must leave it readable. (Files made
+    // before counter 1 moved to slot 1 hold it in slot 0; parity alone would overwrite it.)
+    const slot = 1 - this.#newest;
     const b = encodeSlot(counter, payload);
     try {
-      const { bytesWritten } = await writeP(fd, b, 0, b.length, slot * SLOT_SIZE);
-      if (bytesWritten !== b.length) throw new Error(`short write: ${bytesWritten} of ${b.length} bytes`);
+      await writeAll({ write: (buf, off, len, pos) => writeP(fd, buf, off, len, pos) }, b, slot * SLOT_SIZE, this.path);
       await datasyncP(fd);
     } catch (e) {
       this.#failed = e as Error;
       throw e;
     }
     this.#counter = counter;
+    this.#newest = slot;
   }
 
   async close(): Promise<void> {

@@ -13,12 +13,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import { copyFile, open, readdir, rename, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { readJson, syncDir, unlinkQuiet, writeJsonDurable } from './durable.js';
+import { KeyedQueue, mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
 import { BadVolumeDataError, CacheFullError, checkVolser } from './errors.js';
 import { RECORD_HEADER_BYTES, RecordKind, VOLUME_MAGIC, VolumeParser, recordHeader, type RecordEntry } from './volume-format.js';
 
@@ -130,7 +130,12 @@ export class VolumeFile {
   /** Creates an empty working volume (magic only). */
   static async create(path: string): Promise<VolumeFile> {
     const fh = await open(path, 'wx+');
-    await fh.write(VOLUME_MAGIC, 0, VOLUME_MAGIC.length, 0);
+    try {
+      await writeAll(fh, VOLUME_MAGIC, 0, path);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
     return new VolumeFile(path, fh, [], VOLUME_MAGIC.length, true);
   }
 
@@ -167,10 +172,11 @@ export class VolumeFile {
     this.size = off;
   }
 
+  /** Appends one record. Rejects with the fs error or ShortWriteError; the record then does not count (the next append overwrites it). */
   async append(kind: RecordKind, data: Uint8Array): Promise<void> {
     const head = recordHeader(kind, data.length);
     const buf = data.length ? Buffer.concat([head, data]) : head;
-    await this.fh.write(buf, 0, buf.length, this.size);
+    await writeAll(this.fh, buf, this.size, this.path);
     this.entries.push({ kind, offset: this.size, length: data.length });
     this.size += buf.length;
   }
@@ -208,6 +214,12 @@ export class VolumeCache {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #meta = new Map<string, VolumeMeta>();
+  /**
+   * Metadata changes of one volume run one at a time, each reading the state the previous
+   * one left: two writers racing would otherwise leave on disk whichever renamed last, not
+   * the newest state, and each would drop the other's change in memory.
+   */
+  readonly #metaQueue = new KeyedQueue();
   /** Volumes that must stay resident (mounted, being premigrated or exported). */
   readonly #pins = new Map<string, number>();
   #workBytes = 0;
@@ -229,8 +241,10 @@ export class VolumeCache {
    */
   static async open(o: VolumeCacheOptions): Promise<VolumeCache> {
     const c = new VolumeCache(o);
-    await mkdir(c.#metaDir, { recursive: true });
-    await mkdir(c.#dataDir, { recursive: true });
+    // A directory entry is as volatile as a file's: metadata fsynced into a meta/ the cache
+    // directory never recorded is lost with it.
+    await mkdirDurable(c.#metaDir);
+    await mkdirDurable(c.#dataDir);
     await c.#recover();
     return c;
   }
@@ -256,7 +270,7 @@ export class VolumeCache {
       if (size === m.bytes) continue;
       this.#log.error({ volser: m.volser, file: m.dataFile, size, expected: m.bytes }, 'volume data file missing or wrong size');
       const lost = { ...m, dataFile: null };
-      await this.#writeMeta(isPremigrated(m) ? lost : { ...lost, dataGeneration: 0, premigrated: null });
+      await this.#locked(m.volser, () => this.#writeMeta(isPremigrated(m) ? lost : { ...lost, dataGeneration: 0, premigrated: null }));
     }
     await syncDir(this.#dataDir);
   }
@@ -267,9 +281,17 @@ export class VolumeCache {
     return this.#lastTick;
   }
 
+  /** Runs a read-modify-write of `volser`'s metadata after those already queued for it. */
+  #locked<T>(volser: string, fn: () => Promise<T>): Promise<T> {
+    return this.#metaQueue.run(volser, fn);
+  }
+
+  /** Only inside {@link #locked}. */
   async #writeMeta(m: VolumeMeta): Promise<void> {
     await writeJsonDurable(join(this.#metaDir, `${m.volser}.json`), m);
-    this.#meta.set(m.volser, m);
+    // A read close may have stamped the volume meanwhile (memory only, by design): keep the newer stamp.
+    const cur = this.#meta.get(m.volser);
+    this.#meta.set(m.volser, cur !== undefined && cur.lastAccess > m.lastAccess ? { ...m, lastAccess: cur.lastAccess } : m);
   }
 
   get(volser: string): VolumeMeta | undefined {
@@ -334,15 +356,17 @@ export class VolumeCache {
    * Removes a volume's data from the cache, keeping its tape copy. Only a premigrated,
    * unpinned volume can be evicted; returns false otherwise.
    */
-  async evict(volser: string): Promise<boolean> {
-    const m = this.#meta.get(volser);
-    if (!m || !isResident(m) || !isPremigrated(m) || this.#pins.has(volser)) return false;
-    const path = this.dataPath(m);
-    // Metadata first: a crash between the two leaves an orphan file, which open() removes.
-    await this.#writeMeta({ ...m, dataFile: null });
-    if (path) await unlinkQuiet(path);
-    this.#log.info({ volser, bytes: m.bytes, barcode: m.premigrated?.barcode }, 'evicted from cache');
-    return true;
+  evict(volser: string): Promise<boolean> {
+    return this.#locked(volser, async () => {
+      const m = this.#meta.get(volser);
+      if (!m || !isResident(m) || !isPremigrated(m) || this.#pins.has(volser)) return false;
+      const path = this.dataPath(m);
+      // Metadata first: a crash between the two leaves an orphan file, which open() removes.
+      await this.#writeMeta({ ...m, dataFile: null });
+      if (path) await unlinkQuiet(path);
+      this.#log.info({ volser, bytes: m.bytes, barcode: m.premigrated?.barcode }, 'evicted from cache');
+      return true;
+    });
   }
 
   /** A fresh working file for `volser`; `prefixOf`, when given, is copied into it first up to `prefixBytes`. */
@@ -401,58 +425,70 @@ export class VolumeCache {
     await rename(f.path, join(this.#dataDir, name));
     await syncDir(this.#dataDir);
     this.accountWork(-bytes);
-    const old = this.#meta.get(volser);
-    const meta: VolumeMeta = {
-      volser,
-      generation: Math.max(generation, old?.generation ?? 0),
-      dataGeneration: generation,
-      dataFile: name,
-      bytes,
-      records,
-      sha256,
-      premigrated: null,
-      lastAccess: this.#stamp(),
-    };
-    await this.#writeMeta(meta);
-    const oldPath = old ? this.dataPath(old) : null;
-    if (oldPath) await unlinkQuiet(oldPath);
-    return meta;
+    return this.#locked(volser, async () => {
+      const old = this.#meta.get(volser);
+      const meta: VolumeMeta = {
+        volser,
+        generation: Math.max(generation, old?.generation ?? 0),
+        dataGeneration: generation,
+        dataFile: name,
+        bytes,
+        records,
+        sha256,
+        premigrated: null,
+        lastAccess: this.#stamp(),
+      };
+      await this.#writeMeta(meta);
+      const oldPath = old ? this.dataPath(old) : null;
+      if (oldPath) await unlinkQuiet(oldPath);
+      return meta;
+    });
   }
 
-  /** Writes a token-only change (the data stays): used to mark this VTS behind. */
+  /**
+   * Writes a token-only change (the data stays): used to mark this VTS behind. The token
+   * only moves forward: a raise that lost a race to a newer one leaves the newer in place.
+   */
   async setGeneration(volser: string, generation: number): Promise<VolumeMeta> {
     checkVolser(volser);
-    const old = this.#meta.get(volser);
-    const meta: VolumeMeta = old
-      ? { ...old, generation }
-      : { volser, generation, dataGeneration: 0, dataFile: null, bytes: 0, records: 0, sha256: '', premigrated: null, lastAccess: this.#stamp() };
-    await this.#writeMeta(meta);
-    return meta;
+    return this.#locked(volser, async () => {
+      const old = this.#meta.get(volser);
+      if (old && old.generation >= generation) return old;
+      const meta: VolumeMeta = old
+        ? { ...old, generation }
+        : { volser, generation, dataGeneration: 0, dataFile: null, bytes: 0, records: 0, sha256: '', premigrated: null, lastAccess: this.#stamp() };
+      await this.#writeMeta(meta);
+      return meta;
+    });
   }
 
   /** Records the tape copy of a volume (ignored when the volume moved on to a newer generation meanwhile). */
-  async setPremigrated(volser: string, copy: TapeCopy): Promise<boolean> {
-    const m = this.#meta.get(volser);
-    if (!m || m.dataGeneration !== copy.generation || m.sha256 !== copy.sha256) return false;
-    await this.#writeMeta({ ...m, premigrated: copy });
-    return true;
+  setPremigrated(volser: string, copy: TapeCopy): Promise<boolean> {
+    return this.#locked(volser, async () => {
+      const m = this.#meta.get(volser);
+      if (!m || m.dataGeneration !== copy.generation || m.sha256 !== copy.sha256) return false;
+      await this.#writeMeta({ ...m, premigrated: copy });
+      return true;
+    });
   }
 
   /** Installs recalled data (a verified file already in the data directory's work name) for a migrated volume. */
-  async installRecalled(volser: string, f: VolumeFile, copy: TapeCopy): Promise<VolumeMeta> {
-    const m = this.#meta.get(volser);
-    if (!m || m.dataGeneration !== copy.generation) {
-      await this.discardWork(f);
-      throw new BadVolumeDataError(`recalled generation ${copy.generation} of ${volser} is no longer the cached one`);
-    }
-    await f.sync();
-    await f.close();
-    const name = `${volser}.${copy.generation}.${randomBytes(6).toString('hex')}.vol`;
-    await rename(f.path, join(this.#dataDir, name));
-    await syncDir(this.#dataDir);
-    this.accountWork(-f.bytes);
-    const meta: VolumeMeta = { ...m, dataFile: name, lastAccess: this.#stamp() };
-    await this.#writeMeta(meta);
-    return meta;
+  installRecalled(volser: string, f: VolumeFile, copy: TapeCopy): Promise<VolumeMeta> {
+    return this.#locked(volser, async () => {
+      const m = this.#meta.get(volser);
+      if (!m || m.dataGeneration !== copy.generation) {
+        await this.discardWork(f);
+        throw new BadVolumeDataError(`recalled generation ${copy.generation} of ${volser} is no longer the cached one`);
+      }
+      await f.sync();
+      await f.close();
+      const name = `${volser}.${copy.generation}.${randomBytes(6).toString('hex')}.vol`;
+      await rename(f.path, join(this.#dataDir, name));
+      await syncDir(this.#dataDir);
+      this.accountWork(-f.bytes);
+      const meta: VolumeMeta = { ...m, dataFile: name, lastAccess: this.#stamp() };
+      await this.#writeMeta(meta);
+      return meta;
+    });
   }
 }
