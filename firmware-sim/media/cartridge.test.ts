@@ -22,7 +22,7 @@ describe('Cartridge', () => {
   it('creates a file with the header facts and an empty log', () => {
     const p = join(dir, 'c.cart');
     const c = Cartridge.open(p, { create: init });
-    expect(c.header).toMatchObject({ mediaType: 'LTO7', barcode: 'A00001L7', capacityBytes: 1 << 20, worm: false, version: 1 });
+    expect(c.header).toMatchObject({ mediaType: 'LTO7', barcode: 'A00001L7', capacityBytes: 1 << 20, worm: false, version: 2 });
     expect(c.objectCount).toBe(0);
     c.close();
     expect(statSync(p).size).toBeGreaterThanOrEqual(LOG_OFFSET);

@@ -5,7 +5,7 @@
  * executes one medium operation at a time, and a crash test needs every write to have
  * reached the kernel when the call returns.
  */
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, fstatSync, writeSync, writevSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   CartridgeFormatError,
@@ -18,6 +18,7 @@ import {
   encodeRecordHeader,
   FORMAT_VERSION,
   HEADER_SIZE,
+  HEADER_USED,
   LOG_OFFSET,
   MAM_SLOT_OFFSETS,
   MAM_SLOT_SIZE,
@@ -25,8 +26,10 @@ import {
   RECORD_HEADER_SIZE,
   RecordKind,
   type CartridgeHeader,
+  type MamSlot,
   type StoredAttribute,
 } from './format.js';
+import { nodeFileIo, type CartridgeFileIo } from './file-io.js';
 import { scanLog } from './scan.js';
 
 /** What a new cartridge file is made of. */
@@ -42,6 +45,8 @@ export interface CartridgeOpenOptions {
   readonly create?: CartridgeInit;
   /** Open without write access (media check, or a file the OS marks read-only). */
   readonly readOnly?: boolean;
+  /** File system calls (tests inject failures here); Node's fs by default. */
+  readonly io?: CartridgeFileIo;
 }
 
 /** Kinds of logical object on the tape. `damaged` is a stretch of the log that failed its checks. */
@@ -68,6 +73,20 @@ export class MediaReadError extends Error {
   }
 }
 
+/**
+ * A write, cut or sync of the cartridge file failed, so records appended since the last
+ * sync point may be lost on the disk even though they read back from the page cache.
+ * The cartridge keeps refusing writes (with this error) until it is closed and opened
+ * again, which rebuilds it from what the file really holds. `cause` is the fs error.
+ */
+export class CartridgeWriteError extends Error {
+  override readonly name = 'CartridgeWriteError';
+  readonly code = 'ECARTWRITE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+  }
+}
+
 /** The file refuses a write: opened read-only or closed. */
 export class CartridgeStateError extends Error {
   override readonly name = 'CartridgeStateError';
@@ -80,65 +99,91 @@ const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
 
-function fsyncDir(path: string): void {
+/** Errors of fsync on a directory that mean "not supported here", not "the entry may be lost". */
+const DIR_FSYNC_REFUSALS = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/** Makes the directory entry of `path` durable (after a create or rename). */
+function fsyncDir(io: CartridgeFileIo, path: string): void {
+  const fd = io.openSync(dirname(path), 'r');
   try {
-    const fd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+    io.fsyncSync(fd);
+  } catch (err) {
+    // Some filesystems do not implement fsync on a directory; there the rename is all
+    // they offer. Any other error (EIO) means the new name may not survive a power cut.
+    if (!DIR_FSYNC_REFUSALS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  } finally {
+    io.closeSync(fd);
   }
 }
 
-function writeAll(fd: number, b: Uint8Array, pos: number): void {
+/** Writes all of `b` at `pos`, continuing after short writes; a write that makes no progress is an error. */
+function writeAll(io: CartridgeFileIo, fd: number, b: Uint8Array, pos: number): void {
   let done = 0;
-  while (done < b.length) done += writeSync(fd, b, done, b.length - done, pos + done);
+  while (done < b.length) {
+    const n = io.writeSync(fd, b, done, b.length - done, pos + done);
+    if (!(n > 0)) throw new CartridgeWriteError(`write of ${b.length} bytes at offset ${pos} stopped after ${done} bytes: the system wrote nothing (returned ${n})`);
+    done += n;
+  }
 }
 
 /** Reads `n` bytes at `pos` (fewer at end of file). The buffer is not cleared first: only bytes read are returned. */
-function readExact(fd: number, n: number, pos: number): Uint8Array {
+function readExact(io: CartridgeFileIo, fd: number, n: number, pos: number): Uint8Array {
   const u = Buffer.allocUnsafe(n);
   const b = new Uint8Array(u.buffer, u.byteOffset, n);
   let got = 0;
   while (got < n) {
-    const r = readSync(fd, b, got, n - got, pos + got);
+    const r = io.readSync(fd, b, got, n - got, pos + got);
     if (r === 0) break;
     got += r;
   }
   return got === n ? b : b.subarray(0, got);
 }
 
-/** Writes a fresh cartridge file atomically (temp file, fsync, rename). */
-export function createCartridgeFile(path: string, init: CartridgeInit, now = Date.now()): CartridgeHeader {
+/**
+ * Writes a fresh cartridge file atomically (temp file, fsync, rename, directory fsync).
+ * Throws the fs error when any step fails (the temp file is removed); the cartridge
+ * exists under `path` only once the directory fsync returned.
+ */
+export function createCartridgeFile(path: string, init: CartridgeInit, now = Date.now(), io: CartridgeFileIo = nodeFileIo): CartridgeHeader {
   if (!Number.isSafeInteger(init.capacityBytes) || init.capacityBytes <= 0) throw new RangeError(`capacityBytes must be a positive integer (got ${init.capacityBytes})`);
   const header: CartridgeHeader = { version: FORMAT_VERSION, mediaType: init.mediaType, barcode: init.barcode, capacityBytes: init.capacityBytes, worm: init.worm, createdMs: now };
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
   try {
-    writeAll(fd, encodeHeader(header), 0);
-    ftruncateSync(fd, LOG_OFFSET);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = io.openSync(tmp, 'w');
+    try {
+      writeAll(io, fd, encodeHeader(header), 0);
+      io.ftruncateSync(fd, LOG_OFFSET);
+      io.fsyncSync(fd);
+    } finally {
+      io.closeSync(fd);
+    }
+    io.renameSync(tmp, path);
+  } catch (err) {
+    try {
+      io.unlinkSync(tmp);
+    } catch {
+      // Nothing to remove (the open failed, or the rename happened).
+    }
+    throw err;
   }
-  renameSync(tmp, path);
-  fsyncDir(path);
+  fsyncDir(io, path);
   return header;
 }
 
 /**
  * An open cartridge. Logical object numbers count blocks and filemarks from 0 (BOP);
- * {@link objectCount} is the EOD position. Every method throws on an OS error (the
- * `code`/`errno` of Node's fs error); none waits or can be cancelled.
+ * {@link objectCount} is the EOD position. Reads throw the fs error on an OS error; writes
+ * throw {@link CartridgeWriteError} (with the fs error as `cause`) and from then on refuse
+ * every write until the file is reopened. No method waits or can be cancelled.
  */
 export class Cartridge {
+  /** Immutable facts; `version` is {@link FORMAT_VERSION} once a writable open converted an older file. */
   readonly header: CartridgeHeader;
   /** The file was not closed cleanly (no EOD marker) or had a torn tail that was dropped. */
   readonly recovered: boolean;
   private fd: number;
+  /** A second open of the file for the background writeback, so its fdatasync cannot take the error report the next sync point's fdatasync must see. */
+  private wbFd = -1;
   private fileSize: number;
   private appendOffset: number;
   private generation: number;
@@ -153,6 +198,8 @@ export class Cartridge {
   /** Bytes appended since the last fdatasync (sync point or early writeback). */
   private unflushed = 0;
   private writebackRunning = false;
+  /** The first failed write or sync: set, the cartridge refuses writes until reopened. */
+  private failure: CartridgeWriteError | undefined;
   private mamSequence = 0;
   private mam = new Map<number, StoredAttribute>();
   private readonly offs: number[] = [];
@@ -167,13 +214,16 @@ export class Cartridge {
   private constructor(
     readonly path: string,
     readonly readOnly: boolean,
+    private readonly io: CartridgeFileIo,
   ) {
-    this.fd = openSync(path, readOnly ? 'r' : 'r+');
+    this.fd = io.openSync(path, readOnly ? 'r' : 'r+');
     try {
-      this.header = decodeHeader(readExact(this.fd, HEADER_SIZE, 0));
-      this.fileSize = fstatSync(this.fd).size;
+      let header = decodeHeader(readExact(io, this.fd, HEADER_SIZE, 0));
+      this.fileSize = io.fstatSize(this.fd);
       if (this.fileSize < LOG_OFFSET) throw new CartridgeFormatError(`cartridge file is ${this.fileSize} bytes, shorter than its fixed area (${LOG_OFFSET})`);
-      this.loadMam();
+      this.loadMam(header.version);
+      if (!readOnly && header.version < FORMAT_VERSION) header = this.convert(header);
+      this.header = header;
       const scan = scanLog(this.fd, this.fileSize, 'after-last-sync');
       let clean = scan.entries.length === 0;
       this.appendOffset = scan.endOfLog;
@@ -187,18 +237,29 @@ export class Cartridge {
         }
       }
       this.generation = Math.max(1, scan.maxGeneration);
+      // The first append below the size found on open starts a new generation (see cutTail):
+      // whatever a crash might leave of the old tail is then stale to a later scan.
       this.genEnd = this.fileSize;
+      if (!readOnly && this.fileSize > scan.endOfLog) {
+        // And the torn (or stale) tail is cut off for good before anything is appended.
+        this.guarded('cutting the torn tail', () => {
+          io.ftruncateSync(this.fd, scan.endOfLog);
+          io.fdatasyncSync(this.fd);
+        });
+        this.fileSize = scan.endOfLog;
+      }
       this.recovered = !clean || scan.tornBytes > 0;
     } catch (err) {
-      closeSync(this.fd);
+      io.closeSync(this.fd);
       throw err;
     }
   }
 
   /** Opens (and with `create`, first creates) a cartridge file. Throws {@link CartridgeFormatError} for a file that is not one. */
   static open(path: string, opts: CartridgeOpenOptions = {}): Cartridge {
-    if (opts.create && !existsSync(path)) createCartridgeFile(path, opts.create);
-    return new Cartridge(path, opts.readOnly ?? false);
+    const io = opts.io ?? nodeFileIo;
+    if (opts.create && !existsSync(path)) createCartridgeFile(path, opts.create, Date.now(), io);
+    return new Cartridge(path, opts.readOnly ?? false, io);
   }
 
   private push(kind: TapeObjectKind, offset: number, length: number): void {
@@ -213,10 +274,10 @@ export class Cartridge {
     if (kind === 'filemark') this.fmIds.push(i);
   }
 
-  private loadMam(): void {
-    let best: { sequence: number; attrs: Map<number, StoredAttribute> } | undefined;
+  private loadMam(fileVersion: number): void {
+    let best: MamSlot | undefined;
     for (const off of MAM_SLOT_OFFSETS) {
-      const slot = decodeMamSlot(readExact(this.fd, MAM_SLOT_SIZE, off));
+      const slot = decodeMamSlot(readExact(this.io, this.fd, MAM_SLOT_SIZE, off), fileVersion);
       if (slot && (!best || slot.sequence > best.sequence)) best = slot;
     }
     if (best) {
@@ -225,11 +286,52 @@ export class Cartridge {
     }
   }
 
+  /**
+   * Converts a format 1 file to the current format, crash-safely: the newest cartridge
+   * memory image goes to the other slot in the new layout (fdatasync), then to the slot
+   * that held it (fdatasync), and only then does the header say version 2 (one write
+   * inside the first sector, fdatasync). A crash at any point leaves a file that is
+   * still version 1 with at least one valid slot holding the newest image, and the next
+   * open converts it again.
+   */
+  private convert(old: CartridgeHeader): CartridgeHeader {
+    this.guarded('converting the cartridge to the current format', () => {
+      for (let k = 0; k < 2; k++) this.writeMamSlot(this.mamSequence + 1, this.mam);
+      const header = { ...old, version: FORMAT_VERSION };
+      writeAll(this.io, this.fd, encodeHeader(header).subarray(0, HEADER_USED), 0);
+      this.io.fdatasyncSync(this.fd);
+    });
+    return { ...old, version: FORMAT_VERSION };
+  }
+
+  /** Throws the failure (a new error with it as cause) if the cartridge cannot be written. */
   private writable(): void {
     if (this.fd < 0) throw new CartridgeStateError(`cartridge ${this.path} is closed`);
     if (this.readOnly) throw new CartridgeStateError(`cartridge ${this.path} is open read-only`);
+    if (this.failure) throw new CartridgeWriteError(`cartridge ${this.path} refuses writes since a write failed (${this.failure.message}); reload it to recover`, { cause: this.failure });
   }
 
+  /**
+   * Runs file writes; on any error the cartridge is failed for good (until reopened) and
+   * the error is thrown as a {@link CartridgeWriteError}. After a failed fdatasync the
+   * kernel may already have dropped the pages it could not write and will not report it
+   * again, so nothing written before may be acknowledged any more.
+   */
+  private guarded<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const f = err instanceof CartridgeWriteError ? err : new CartridgeWriteError(`${what} on ${this.path} failed${code ? ` (${code})` : ''}: ${(err as Error).message}`, { cause: err });
+      this.failure ??= f;
+      throw f;
+    }
+  }
+
+  /** The write or sync failure that makes this cartridge refuse writes, if any. */
+  get writeFailure(): CartridgeWriteError | undefined {
+    return this.failure;
+  }
   /** Number of logical objects (blocks + filemarks + damaged stretches): the EOD position. */
   get objectCount(): number {
     return this.offs.length;
@@ -287,7 +389,7 @@ export class Cartridge {
     if (!o || o.kind === 'filemark') throw new RangeError(`object ${i} is not a block`);
     if (o.kind === 'damaged') throw new MediaReadError(`block ${i} at offset ${o.offset} is damaged`, i, o.offset);
     // Header and payload in one pread; the payload's CRC (native CRC32C) is checked before it is handed out.
-    const b = readExact(this.fd, RECORD_HEADER_SIZE + o.length, o.offset);
+    const b = readExact(this.io, this.fd, RECORD_HEADER_SIZE + o.length, o.offset);
     const h = decodeRecordHeader(b);
     const payload = b.subarray(RECORD_HEADER_SIZE);
     if (!h || h.kind !== RecordKind.data || h.length !== o.length || payload.length !== o.length || !payloadCrcOk(h, payload)) {
@@ -298,10 +400,11 @@ export class Cartridge {
 
   /**
    * Discards every object from position `at` on (a write there overwrites the rest of the
-   * tape). The index forgets them at once; later records carry a higher generation and are
-   * written over the old ones in place, and the next sync point cuts the file where the
-   * new records end and makes that durable. Old records a crash leaves past the new ones
-   * have the older generation and are recognised as stale on open.
+   * tape). The index forgets them at once and a sync point marker with a new generation is
+   * written where they began (fdatasync): the discard is durable on return. Later records
+   * carry that generation and are written over the old ones in place, and the next sync
+   * point cuts the file where the new records end. Old records a crash leaves past the new
+   * ones have the older generation and are recognised as stale on open.
    */
   truncate(at: number): void {
     this.writable();
@@ -315,6 +418,14 @@ export class Cartridge {
       this.cumFm.length = at + 1;
       while (this.fmIds.length > 0 && (this.fmIds[this.fmIds.length - 1] ?? 0) >= at) this.fmIds.pop();
       this.appendOffset = off;
+      this.cutTail();
+      // Without this marker, a crash that keeps some of the pages written over the old
+      // records (and reverts others) leaves old records, old sync points among them, with
+      // new records inside them: damage before a sync point, which reads as media damage.
+      // With it, the scan follows the new generation from here, and old records anywhere
+      // past it are stale.
+      this.syncMarker();
+      return;
     }
     this.cutTail();
   }
@@ -337,7 +448,7 @@ export class Cartridge {
     if (!this.cutPending) return;
     this.cutPending = false;
     if (this.fileSize <= this.appendOffset) return;
-    ftruncateSync(this.fd, this.appendOffset);
+    this.guarded('cutting the file after an overwrite', () => this.io.ftruncateSync(this.fd, this.appendOffset));
     this.fileSize = this.appendOffset;
     // A size change is part of what fdatasync writes: the cut is durable at the sync point.
     this.dirty = true;
@@ -345,19 +456,21 @@ export class Cartridge {
 
   private append(record: Uint8Array, payload?: Uint8Array): void {
     this.cutTail();
+    const off = this.appendOffset;
     const total = record.length + (payload?.length ?? 0);
-    if (payload && payload.length > 0) {
-      // Header and payload go down in one writev: no copy of the block into a record buffer.
-      const done = writevSync(this.fd, [record, payload], this.appendOffset);
-      if (done < total) {
-        const whole = new Uint8Array(total);
-        whole.set(record, 0);
-        whole.set(payload, record.length);
-        writeAll(this.fd, whole.subarray(done), this.appendOffset + done);
+    this.guarded('appending a record', () => {
+      if (payload && payload.length > 0) {
+        // Header and payload go down in one writev: no copy of the block into a record buffer.
+        let done = this.io.writevSync(this.fd, [record, payload], off);
+        if (done < record.length) {
+          writeAll(this.io, this.fd, record.subarray(Math.max(0, done)), off + Math.max(0, done));
+          done = record.length;
+        }
+        if (done < total) writeAll(this.io, this.fd, payload.subarray(done - record.length), off + done);
+      } else {
+        writeAll(this.io, this.fd, record, off);
       }
-    } else {
-      writeAll(this.fd, record, this.appendOffset);
-    }
+    });
     this.appendOffset += total;
     this.genEnd = Math.max(this.genEnd, this.appendOffset);
     this.fileSize = Math.max(this.fileSize, this.appendOffset);
@@ -394,24 +507,50 @@ export class Cartridge {
    * thread pool), as a drive writes its buffer to tape while the host keeps sending: the
    * next sync point then waits for less. It makes nothing durable that a sync point would
    * not, and changes nothing a crash leaves (records after the last sync point marker are
-   * still checked on open).
+   * still checked on open). It runs on its own open of the file: Linux reports a writeback
+   * error once per open file, and that report belongs to the sync point's fdatasync. An
+   * error it sees itself is kept and fails the next write or sync point all the same.
    */
   private earlyWriteback(): void {
     this.unflushed = 0;
+    if (this.wbFd < 0) {
+      try {
+        this.wbFd = this.io.openSync(this.path, 'r');
+      } catch {
+        // Only a head start is lost; the sync point's fdatasync writes everything.
+        return;
+      }
+    }
+    const fd = this.wbFd;
     this.writebackRunning = true;
-    fdatasync(this.fd, () => {
-      // An error (the file closed meanwhile) is left to the next sync point to report.
+    this.io.fdatasync(fd, (err) => {
       this.writebackRunning = false;
+      if (this.fd < 0) {
+        // Closed meanwhile (close left this descriptor to us): its sync point already
+        // made everything durable or failed.
+        this.io.closeSync(fd);
+        return;
+      }
+      if (err) this.failure ??= new CartridgeWriteError(`background writeback of ${this.path} failed (${err.code ?? err.message}): records since the last sync point may be lost`, { cause: err });
     });
   }
 
-  /** Writes a sync point marker and fdatasyncs: everything appended so far survives a crash. */
+  /**
+   * Writes a sync point marker and fdatasyncs: everything appended so far survives a crash.
+   * Throws {@link CartridgeWriteError} when a write or sync failed since the last sync
+   * point (including a failure of the background writeback): then nothing since the last
+   * sync point is durable for sure, and the cartridge refuses writes until reopened.
+   */
   sync(): void {
     this.writable();
     this.applyCut();
     if (!this.dirty) return;
+    this.syncMarker();
+  }
+
+  private syncMarker(): void {
     this.append(encodeRecord(RecordKind.syncPoint, this.generation));
-    fdatasyncSync(this.fd);
+    this.guarded('fdatasync at a sync point', () => this.io.fdatasyncSync(this.fd));
     this.unflushed = 0;
     this.dirty = false;
   }
@@ -421,30 +560,49 @@ export class Cartridge {
     return new Map(this.mam);
   }
 
-  /** Replaces the cartridge memory. Durable on return: written to the older of the two slots, then fdatasync. */
+  /** Writes the image with sequence `seq` to its slot and fdatasyncs; the new image is then the one an open finds. */
+  private writeMamSlot(seq: number, attrs: ReadonlyMap<number, StoredAttribute>): void {
+    const image = encodeMamSlot(seq, attrs);
+    this.guarded('writing cartridge memory', () => {
+      writeAll(this.io, this.fd, image, MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);
+      this.io.fdatasyncSync(this.fd);
+    });
+    this.mamSequence = seq;
+  }
+
+  /**
+   * Replaces the cartridge memory. Durable on return: written to the older of the two
+   * slots, then fdatasync. Throws {@link CartridgeFormatError} when the attributes do not
+   * fit (nothing written) and {@link CartridgeWriteError} when the write or sync failed
+   * (the previous image is what an open finds, or this one).
+   */
   writeAttributes(attrs: ReadonlyMap<number, StoredAttribute>): void {
     this.writable();
-    const seq = this.mamSequence + 1;
-    const image = encodeMamSlot(seq, attrs);
-    writeAll(this.fd, image, MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);
-    fdatasyncSync(this.fd);
-    this.mamSequence = seq;
+    this.writeMamSlot(this.mamSequence + 1, attrs);
     this.mam = new Map(attrs);
   }
 
-  /** Writes the EOD marker and a sync point (when writable) and closes the file. Idempotent. */
+  /**
+   * Makes everything durable and closes the file: a sync point, then the EOD marker and
+   * another sync point (when writable and not failed). The first sync point keeps the
+   * last stretch of records out of the region an open has to verify after a crash inside
+   * the final fdatasync. The file is closed even when that throws. Idempotent.
+   */
   close(): void {
     if (this.fd < 0) return;
     try {
-      if (!this.readOnly) {
-        this.applyCut();
+      if (!this.readOnly && !this.failure) {
+        this.sync();
         // A clean file already ends in EOD past the append offset; don't rewrite it on every unload.
         if (this.fileSize === this.appendOffset) this.append(encodeRecord(RecordKind.endOfData, this.generation));
         this.sync();
       }
     } finally {
-      closeSync(this.fd);
+      this.io.closeSync(this.fd);
       this.fd = -1;
+      // A writeback still running closes its descriptor when it ends.
+      if (this.wbFd >= 0 && !this.writebackRunning) this.io.closeSync(this.wbFd);
+      if (!this.writebackRunning) this.wbFd = -1;
     }
   }
 

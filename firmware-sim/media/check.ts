@@ -4,7 +4,7 @@
  * cartridge is usable. `ptpvts media check FILE` prints this report.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decodeHeader, decodeMamSlot, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader } from './format.js';
+import { decodeHeader, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader } from './format.js';
 import { scanLog, type DamageReason } from './scan.js';
 
 /** One damaged stretch of the log. */
@@ -33,7 +33,7 @@ export interface CartridgeReport {
   /** The last record is an EOD marker: the cartridge was unloaded cleanly. */
   readonly cleanEod: boolean;
   readonly damaged: readonly DamagedRecord[];
-  /** Bytes past the last usable record (an interrupted write); ignored when loading. */
+  /** Bytes past the last usable record (an interrupted write); cut off when the cartridge is next loaded for writing. */
   readonly tornTailBytes: number;
   /** Whole records of an older generation past the end (an overwrite cut that a crash lost). */
   readonly staleTail: boolean;
@@ -74,7 +74,7 @@ export function checkCartridge(path: string): CartridgeReport {
     let mamAttributes = 0;
     let bestSeq = -1;
     for (const off of MAM_SLOT_OFFSETS) {
-      const slot = decodeMamSlot(readAt(fd, MAM_SLOT_SIZE, off));
+      const slot = decodeMamSlot(readAt(fd, MAM_SLOT_SIZE, off), header?.version ?? FORMAT_VERSION);
       if (!slot) continue;
       mamSlotsValid++;
       if (slot.sequence > bestSeq) {
@@ -129,13 +129,13 @@ export function checkCartridge(path: string): CartridgeReport {
 export function formatCartridgeReport(r: CartridgeReport): string {
   const lines: string[] = [];
   if (r.header) {
-    lines.push(`${r.path}: ${r.header.mediaType}${r.header.worm ? ' WORM' : ''} cartridge ${r.header.barcode || '(no barcode)'}, capacity ${r.header.capacityBytes} bytes.`);
+    lines.push(`${r.path}: ${r.header.mediaType}${r.header.worm ? ' WORM' : ''} cartridge ${r.header.barcode || '(no barcode)'}, capacity ${r.header.capacityBytes} bytes, format version ${r.header.version}${r.header.version < FORMAT_VERSION ? ` (converted to ${FORMAT_VERSION} when next loaded for writing)` : ''}.`);
   } else {
     lines.push(`${r.path}: the header is unreadable (${r.headerError ?? 'unknown reason'}).`);
   }
   lines.push(`${r.blocks} blocks (${r.bytes} bytes) and ${r.filemarks} filemarks in ${r.fileBytes} bytes of file; ${r.syncPoints} sync points.`);
   lines.push(r.cleanEod ? 'The cartridge was unloaded cleanly (EOD marker present).' : 'No EOD marker: the cartridge was not unloaded cleanly; loading recovers up to the last complete record.');
-  if (r.tornTailBytes > 0) lines.push(`${r.tornTailBytes} bytes after the last complete record ${r.staleTail ? 'are records left over from an overwrite' : 'are an interrupted write'}; they are ignored.`);
+  if (r.tornTailBytes > 0) lines.push(`${r.tornTailBytes} bytes after the last complete record ${r.staleTail ? 'are records left over from an overwrite' : 'are an interrupted write'}; they are ignored, and cut off when the cartridge is next loaded for writing.`);
   lines.push(`Cartridge memory: ${r.mamSlotsValid} of 2 slots valid, ${r.mamAttributes} attributes.`);
   for (const d of r.damaged) {
     lines.push(`Damaged record at offset ${d.offset} (${d.bytes} bytes, ${d.reason === 'bad-crc' ? 'payload CRC mismatch' : 'unreadable record header'}): logical object ${d.objectNumber}, block ${d.blockNumber}.`);

@@ -6,7 +6,10 @@
 import { crc32c } from '../../src/native.js';
 import { getAscii, getU16, getU32, getU64, setAscii, setU16, setU32, setU64 } from '../../src/scsi/bytes.js';
 
-export const FORMAT_VERSION = 1;
+/** The version this build writes. Version 1 (MAM slot sequence outside the slot CRC) is read, and converted when opened for writing. */
+export const FORMAT_VERSION = 2;
+/** Versions this build reads. */
+export const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const HEADER_MAGIC = 'PTPVTSCT';
 export const HEADER_SIZE = 4096;
 /** Bytes of the header actually used; the rest of the 4 KiB block is zero. */
@@ -14,7 +17,10 @@ export const HEADER_USED = 128;
 export const MAM_SLOT_SIZE = 16384;
 export const MAM_SLOT_OFFSETS = [HEADER_SIZE, HEADER_SIZE + MAM_SLOT_SIZE] as const;
 export const LOG_OFFSET = HEADER_SIZE + 2 * MAM_SLOT_SIZE;
-export const MAM_MAGIC = 0x4d414d31; // 'MAM1'
+/** Format 2 slots: the CRC covers the slot header (magic, sequence, length) and the attributes. */
+export const MAM_MAGIC = 0x4d414d32; // 'MAM2'
+/** Format 1 slots: the CRC covers the attributes only; read from format 1 files alone. */
+export const MAM_MAGIC_V1 = 0x4d414d31; // 'MAM1'
 export const MAM_SLOT_HEADER = 16;
 export const RECORD_MAGIC = 0x52454331; // 'REC1'
 export const RECORD_HEADER_SIZE = 24;
@@ -72,8 +78,8 @@ export function decodeHeader(b: Uint8Array): CartridgeHeader {
   const actual = crc32c(b.subarray(0, HEADER_USED - 4));
   if (stored !== actual) throw new CartridgeFormatError(`cartridge header CRC mismatch (stored 0x${stored.toString(16)}, computed 0x${actual.toString(16)})`);
   const version = getU16(b, 8);
-  if (version !== FORMAT_VERSION) throw new CartridgeFormatError(`cartridge format version ${version} is not supported (this build reads ${FORMAT_VERSION})`);
-  if (getU32(b, 12) !== LOG_OFFSET || getU32(b, 16) !== MAM_SLOT_SIZE) throw new CartridgeFormatError('cartridge layout fields do not match format version 1');
+  if (!READABLE_VERSIONS.includes(version)) throw new CartridgeFormatError(`cartridge format version ${version} is not supported (this build reads ${READABLE_VERSIONS.join(' and ')})`);
+  if (getU32(b, 12) !== LOG_OFFSET || getU32(b, 16) !== MAM_SLOT_SIZE) throw new CartridgeFormatError(`cartridge layout fields do not match format version ${version}`);
   return {
     version,
     worm: (getU16(b, 10) & HeaderFlag.worm) !== 0,
@@ -137,7 +143,12 @@ export interface StoredAttribute {
   readonly value: Uint8Array;
 }
 
-/** Encodes a MAM slot image (at most {@link MAM_SLOT_SIZE} bytes). */
+/** The slot CRC of format 2: slot header bytes 0..11, then the attribute area. */
+function mamSlotCrc(b: Uint8Array, len: number): number {
+  return crc32c(b.subarray(MAM_SLOT_HEADER, MAM_SLOT_HEADER + len), crc32c(b.subarray(0, 12)));
+}
+
+/** Encodes a MAM slot image in the current layout (at most {@link MAM_SLOT_SIZE} bytes). */
 export function encodeMamSlot(sequence: number, attrs: ReadonlyMap<number, StoredAttribute>): Uint8Array {
   let len = 0;
   for (const a of attrs.values()) len += 5 + a.value.length;
@@ -154,17 +165,33 @@ export function encodeMamSlot(sequence: number, attrs: ReadonlyMap<number, Store
   setU32(b, 0, MAM_MAGIC);
   setU32(b, 4, sequence >>> 0);
   setU32(b, 8, len);
-  setU32(b, 12, crc32c(b.subarray(MAM_SLOT_HEADER)));
+  setU32(b, 12, mamSlotCrc(b, len));
   return b;
 }
 
-/** Decodes a MAM slot; undefined when the slot is empty or damaged. */
-export function decodeMamSlot(b: Uint8Array): { sequence: number; attrs: Map<number, StoredAttribute> } | undefined {
-  if (b.length < MAM_SLOT_HEADER || getU32(b, 0) !== MAM_MAGIC) return undefined;
+/** A decoded MAM slot: its sequence number, its attributes, and the layout it was in. */
+export interface MamSlot {
+  readonly sequence: number;
+  readonly attrs: Map<number, StoredAttribute>;
+  readonly layout: 1 | 2;
+}
+
+/**
+ * Decodes a MAM slot; undefined when the slot is empty or damaged. A file of format
+ * version 1 may hold slots of either layout (a conversion to version 2 rewrites them
+ * before the header says 2); a version 2 file holds only version 2 slots, whose sequence
+ * number is under the CRC, so a damaged sequence can never make an older image win.
+ */
+export function decodeMamSlot(b: Uint8Array, fileVersion: number = FORMAT_VERSION): MamSlot | undefined {
+  if (b.length < MAM_SLOT_HEADER) return undefined;
+  const magic = getU32(b, 0);
+  const layout = magic === MAM_MAGIC ? 2 : magic === MAM_MAGIC_V1 && fileVersion === 1 ? 1 : undefined;
+  if (layout === undefined) return undefined;
   const len = getU32(b, 8);
   if (MAM_SLOT_HEADER + len > b.length) return undefined;
   const body = b.subarray(MAM_SLOT_HEADER, MAM_SLOT_HEADER + len);
-  if (crc32c(body) !== getU32(b, 12)) return undefined;
+  const crc = layout === 2 ? mamSlotCrc(b, len) : crc32c(body);
+  if (crc !== getU32(b, 12)) return undefined;
   const attrs = new Map<number, StoredAttribute>();
   let off = 0;
   while (off + 5 <= body.length) {
@@ -175,5 +202,5 @@ export function decodeMamSlot(b: Uint8Array): { sequence: number; attrs: Map<num
     attrs.set(id, { format, value: body.slice(off + 5, off + 5 + n) });
     off += 5 + n;
   }
-  return { sequence: getU32(b, 4), attrs };
+  return { sequence: getU32(b, 4), attrs, layout };
 }

@@ -1,5 +1,7 @@
 /** Cartridge files: the format, the open cartridge used by drives, and the media check. */
-export { Cartridge, CartridgeStateError, MediaReadError, createCartridgeFile } from './cartridge.js';
+export { Cartridge, CartridgeStateError, CartridgeWriteError, MediaReadError, createCartridgeFile } from './cartridge.js';
+export { nodeFileIo } from './file-io.js';
+export type { CartridgeFileIo } from './file-io.js';
 export type { CartridgeInit, CartridgeOpenOptions, TapeObject, TapeObjectKind } from './cartridge.js';
 export { checkCartridge, formatCartridgeReport } from './check.js';
 export type { CartridgeReport, DamagedRecord } from './check.js';

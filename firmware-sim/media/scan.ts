@@ -1,8 +1,10 @@
 /**
  * Walks the record log of a cartridge file. Used on open (to rebuild the position index)
- * and by the media check (to report damage). A damaged stretch followed by valid records
- * becomes one damaged logical object, so a flipped byte costs one block rather than the
- * rest of the tape; damage with nothing valid after it is a torn tail and is ignored.
+ * and by the media check (to report damage). In the durable part of the log (up to the
+ * second-to-last sync point) a damaged stretch followed by valid records becomes one
+ * damaged logical object, so a flipped byte costs one block rather than the rest of the
+ * tape. After it, the first damage starts the torn tail (a write a crash cut short, whose
+ * pages may have reached the disk in any order): it and everything after it are ignored.
  */
 import { readSync } from 'node:fs';
 import { decodeRecordHeader, LOG_OFFSET, payloadCrcOk, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordKind, type RecordHeader } from './format.js';
@@ -31,11 +33,14 @@ export interface ScanResult {
   /** File offset just past the last sync point marker (LOG_OFFSET when there is none). */
   readonly lastSyncEnd: number;
   readonly syncPoints: number;
+  /** Highest generation of any valid record header seen, the cut-off tail included. */
   readonly maxGeneration: number;
   /** Bytes after {@link endOfLog}: a write cut short, or records orphaned by an overwrite. */
   readonly tornBytes: number;
   /** The tail held whole records of an older generation (an overwrite whose truncate was lost). */
   readonly staleTail: boolean;
+  /** Valid records were found past the start of the torn tail (pages of an unsynced write reached the disk out of order) and were dropped with it. */
+  readonly tornWithRecordsAfter: boolean;
 }
 
 /** A read-through window so a scan of many small records does not cost a syscall each. */
@@ -91,8 +96,8 @@ function resync(w: Window, from: number, size: number, minGen: number): number |
 
 /**
  * Scans the log of an open cartridge file. `verify` chooses which data payloads have their
- * CRC checked: `all` (media check) or `after-last-sync` (open: records before the last
- * sync point were made durable, so only the tail can be torn).
+ * CRC checked: `all` (media check) or `after-last-sync` (open: records before the
+ * second-to-last sync point were made durable, so only what follows can be torn).
  */
 export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-last-sync'): ScanResult {
   const w = new Window(fd, fileSize);
@@ -122,39 +127,44 @@ export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-las
     off = end;
   }
 
-  let lastSyncIdx = -1;
-  for (let i = raw.length - 1; i >= 0; i--) {
-    if (raw[i]?.kind === 'sync') {
-      lastSyncIdx = i;
-      break;
-    }
-  }
+  // Only the last sync point's fdatasync can have been cut short: the one before it had
+  // returned when the last was written (one medium operation at a time). So everything
+  // up to the second-to-last sync point is durable, and damage there is damage; after it
+  // the log may be a torn write, with pages lost anywhere, and records that survived
+  // behind a lost page were never acknowledged.
+  const syncIdx: number[] = [];
+  for (let i = 0; i < raw.length; i++) if (raw[i]?.kind === 'sync') syncIdx.push(i);
+  const durableIdx = syncIdx.length >= 2 ? (syncIdx[syncIdx.length - 2] ?? -1) : -1;
+  // Generations of the records cut off count too: an append after the cut must not reuse
+  // one, or a crash could splice those records back behind the new ones.
+  let maxGeneration = 0;
+  for (const e of raw) maxGeneration = Math.max(maxGeneration, e.generation);
   const entries: ScanEntry[] = [];
+  let tornAt = -1;
   for (let i = 0; i < raw.length; i++) {
     const e = raw[i] as ScanEntry;
-    if (e.kind === 'block' && (verify === 'all' || i > lastSyncIdx)) {
+    let entry = e;
+    if (e.kind === 'block' && (verify === 'all' || i > durableIdx)) {
       const payload = w.get(e.offset + RECORD_HEADER_SIZE, e.length);
       const ok = payload.length === e.length && payloadCrcOk({ kind: RecordKind.data, generation: e.generation, length: e.length, payloadCrc: e.payloadCrc ?? 0 }, payload);
-      if (!ok) {
-        entries.push({ offset: e.offset, end: e.end, kind: 'damaged', length: e.length, generation: e.generation, reason: 'bad-crc' });
-        continue;
-      }
+      if (!ok) entry = { offset: e.offset, end: e.end, kind: 'damaged', length: e.length, generation: e.generation, reason: 'bad-crc' };
     }
-    entries.push(e);
+    // The first damage after the durable part starts the torn tail: cut there, whatever follows.
+    if (entry.kind === 'damaged' && i > durableIdx) {
+      tornAt = i;
+      break;
+    }
+    entries.push(entry);
   }
-  // Damage with nothing valid after it is a write that never completed.
-  while (entries.length > 0 && entries[entries.length - 1]?.kind === 'damaged') entries.pop();
   const last = entries[entries.length - 1];
   const endOfLog = last ? last.end : LOG_OFFSET;
   let lastSyncEnd = LOG_OFFSET;
   let syncPoints = 0;
-  let maxGeneration = 0;
   for (const e of entries) {
     if (e.kind === 'sync') {
       syncPoints++;
       lastSyncEnd = e.end;
     }
-    maxGeneration = Math.max(maxGeneration, e.generation);
   }
-  return { entries, endOfLog, lastSyncEnd, syncPoints, maxGeneration, tornBytes: Math.max(0, fileSize - endOfLog), staleTail };
+  return { entries, endOfLog, lastSyncEnd, syncPoints, maxGeneration, tornBytes: Math.max(0, fileSize - endOfLog), staleTail, tornWithRecordsAfter: tornAt >= 0 && raw.slice(tornAt + 1).some((e) => e.kind !== 'damaged') };
 }

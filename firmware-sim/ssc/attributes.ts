@@ -131,7 +131,7 @@ async function writeAttribute(x: Exec<TapeDrive>): Promise<HandlerResult> {
     m.writeAttributes(attrs);
   } catch (e) {
     if (e instanceof Error && /cartridge memory is full/u.test(e.message)) throw new CheckCondition(sense(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: 0 } }));
-    throw e;
+    d.mediaWriteFailed(e);
   }
   return undefined;
 }

@@ -8,7 +8,8 @@ import { CheckCondition } from '../engine/check.js';
 import { InsertRefused, type CartridgeRef, type DriveBay } from '../engine/library-link.js';
 import { hangUntilAborted, mechanicalDelay } from '../engine/timing.js';
 import type { EmulatedUnit } from '../engine/unit.js';
-import { Cartridge } from '../media/cartridge.js';
+import { Cartridge, CartridgeWriteError } from '../media/cartridge.js';
+import type { CartridgeFileIo } from '../media/file-io.js';
 import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
 import { Attr, asciiValue, binaryNumber, binaryValue } from './mam.js';
 
@@ -63,6 +64,8 @@ export interface TapeDriveOptions {
   readonly name?: string;
   /** Multiplier for the personality's mechanical times; 0 (the default) makes them instant. */
   readonly timeScale?: number;
+  /** File system calls for the cartridge files (tests inject I/O errors); Node's fs by default. */
+  readonly mediaIo?: CartridgeFileIo;
 }
 
 interface LoadCounters {
@@ -96,9 +99,13 @@ export class TapeDrive implements DriveBay {
   tapeAlert = 0n;
   counters: LoadCounters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
   readonly faults: DriveFaults;
+  private readonly mediaIo: CartridgeFileIo | undefined;
+  /** The cartridge write failure the host has been told about (WRITE ERROR); later flushes pass over it quietly. */
+  private reportedFailure: CartridgeWriteError | undefined;
 
   constructor(o: TapeDriveOptions) {
     this.personality = o.personality;
+    this.mediaIo = o.mediaIo;
     this.serial = o.serial;
     this.vendorProduct = `${o.personality.vendor.padEnd(8)}${o.personality.product.padEnd(16)}`;
     this.faults = {
@@ -173,8 +180,29 @@ export class TapeDrive implements DriveBay {
     return m;
   }
 
-  /** Refuses a write for the reasons a drive refuses one, in the order a drive checks them. */
-  checkWritable(m: Cartridge, at: number): void {
+  /**
+   * Answers a failed cartridge write or sync: MEDIUM ERROR / WRITE ERROR with the TapeAlert
+   * flags a drive raises, `information` being the residue of the command. The cartridge
+   * refuses writes from then on, until it is unloaded and loaded again. Anything other
+   * than a {@link CartridgeWriteError} is rethrown unchanged.
+   */
+  mediaWriteFailed(e: unknown, information?: number): never {
+    if (!(e instanceof CartridgeWriteError)) throw e;
+    this.raiseTapeAlert(TapeAlertFlag.hardError);
+    this.raiseTapeAlert(TapeAlertFlag.media);
+    this.raiseTapeAlert(TapeAlertFlag.writeFailure);
+    const f = this.media?.writeFailure;
+    if (f) this.reportedFailure = f;
+    throw new CheckCondition(sense(Sense.WRITE_ERROR, information === undefined ? {} : { information }));
+  }
+
+  /**
+   * Refuses a write for the reasons a drive refuses one, in the order a drive checks them;
+   * `residue` is the INFORMATION of a WRITE ERROR from an earlier failed write or sync.
+   */
+  checkWritable(m: Cartridge, at: number, residue?: number): void {
+    const failed = m.writeFailure;
+    if (failed) this.mediaWriteFailed(failed, residue);
     if (this.access === 'read-only') {
       this.raiseTapeAlert(TapeAlertFlag.readOnlyFormat);
       this.fail(Sense.CANNOT_WRITE_MEDIUM_INCOMPATIBLE_FORMAT);
@@ -219,7 +247,7 @@ export class TapeDrive implements DriveBay {
 
   private openCartridge(c: CartridgeRef): Cartridge {
     const { worm } = parseMediaType(c.mediaType);
-    return Cartridge.open(c.path, { create: { mediaType: c.mediaType, barcode: c.barcode, capacityBytes: c.capacityBytes, worm } });
+    return Cartridge.open(c.path, { create: { mediaType: c.mediaType, barcode: c.barcode, capacityBytes: c.capacityBytes, worm }, ...(this.mediaIo ? { io: this.mediaIo } : {}) });
   }
 
   /** Threads the cartridge: opens its file, updates cartridge memory, BOP, MEDIUM MAY HAVE CHANGED. */
@@ -238,7 +266,13 @@ export class TapeDrive implements DriveBay {
     this.access = mediaAccess(this.personality, c.mediaType);
     this.position = 0;
     this.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
-    this.recordLoad(m, c);
+    try {
+      this.recordLoad(m, c);
+    } catch (e) {
+      // The tape still loads: it reads, and refuses writes with WRITE ERROR.
+      if (!(e instanceof CartridgeWriteError)) throw e;
+      this.raiseTapeAlert(TapeAlertFlag.writeFailure);
+    }
     this.state = 'loaded';
     if (this.access === 'read-only') this.raiseTapeAlert(TapeAlertFlag.readOnlyFormat);
     // The host that asked for the load knows; everyone else is told the medium may have changed.
@@ -293,23 +327,42 @@ export class TapeDrive implements DriveBay {
   flush(usage = false): void {
     const m = this.media;
     if (!m || m.readOnly || m.closed) return;
-    m.sync();
-    if (usage) this.recordUsage(m);
+    // Told once: the host may still rewind and read what did reach the tape.
+    if (m.writeFailure && m.writeFailure === this.reportedFailure) return;
+    try {
+      m.sync();
+      if (usage) this.recordUsage(m);
+    } catch (e) {
+      this.mediaWriteFailed(e);
+    }
   }
 
   /** Unthreads: flushes, closes the file, and (unless `hold`) presents the cartridge to the robot. */
   async unthread(signal: AbortSignal, hold: boolean): Promise<void> {
     const m = this.media;
+    // A write failure found on the way out still lets the tape go (reloading it is how it
+    // recovers); the command then reports the error.
+    let failed: unknown;
     if (m) {
-      this.flush(true);
+      try {
+        this.flush(true);
+      } catch (e) {
+        failed = e;
+      }
       await this.delay(this.personality.timing.unloadSeconds, signal);
-      m.close();
+      try {
+        m.close();
+      } catch (e) {
+        failed ??= e;
+      }
     }
     this.media = undefined;
     this.position = 0;
     this.state = hold ? 'unloaded' : 'ejected';
     // TapeAlert flags tied to the cartridge go with it.
     this.tapeAlert &= ~((1n << BigInt(TapeAlertFlag.readOnlyFormat - 1)) | (1n << BigInt(TapeAlertFlag.unsupportedFormat - 1)) | (1n << BigInt(TapeAlertFlag.writeProtect - 1)));
+    if (failed instanceof CheckCondition) throw failed;
+    if (failed !== undefined) this.mediaWriteFailed(failed);
   }
 
   // ------------------------------------------------------------------ DriveBay
@@ -344,7 +397,13 @@ export class TapeDrive implements DriveBay {
       this.raiseTapeAlert(TapeAlertFlag.noRemoval);
       throw new InsertRefused('removal-prevented', `medium removal is prevented on drive ${this.serial}`);
     }
-    await this.unthread(new AbortController().signal, false);
+    try {
+      await this.unthread(new AbortController().signal, false);
+    } catch (e) {
+      // The cartridge is out either way; a robot move has no host to report a WRITE ERROR
+      // to, and the TapeAlert flags (hard error, write failure) record it.
+      if (!(e instanceof CheckCondition)) throw e;
+    }
   }
 
   remove(): CartridgeRef {
@@ -363,7 +422,14 @@ export class TapeDrive implements DriveBay {
     this.hung = false;
     this.preventedBy.clear();
     if (kind === 'power-on') {
-      if (this.media && !this.media.closed && !this.media.readOnly) this.flush(true);
+      if (this.media && !this.media.closed && !this.media.readOnly) {
+        try {
+          this.flush(true);
+        } catch (e) {
+          // Power on reports POWER ON OCCURRED; the failed cartridge refuses the next write.
+          if (!(e instanceof CheckCondition)) throw e;
+        }
+      }
       // The drive re-threads a cartridge it finds at power on: position is back at BOP.
       this.position = 0;
       this.blockSize = 0;
@@ -374,9 +440,21 @@ export class TapeDrive implements DriveBay {
 
   /** Flushes and closes the cartridge (process shutdown); the drive keeps its state otherwise. */
   close(): void {
-    if (this.media && !this.media.closed) {
+    const m = this.media;
+    if (!m || m.closed) return;
+    // Process shutdown has no host to answer: a write failure is left as it is (the file
+    // keeps what reached the disk), and the file is closed either way.
+    let failed: unknown;
+    try {
       this.flush(true);
-      this.media.close();
+    } catch (e) {
+      if (!(e instanceof CheckCondition)) failed = e;
     }
+    try {
+      m.close();
+    } catch (e) {
+      if (!(e instanceof CartridgeWriteError)) failed ??= e;
+    }
+    if (failed !== undefined) throw failed;
   }
 }

@@ -136,15 +136,23 @@ function write6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   const size = fixed ? d.blockSize : count;
   const blocks = fixed ? count : 1;
   if (x.dataOut.length < size * blocks) throw new CheckCondition(sense(Sense.DATA_PHASE_ERROR));
-  d.checkWritable(m, d.position);
-  if (d.position < m.objectCount) m.truncate(d.position);
+  d.checkWritable(m, d.position, fixed ? blocks : count);
+  try {
+    if (d.position < m.objectCount) m.truncate(d.position);
+  } catch (e) {
+    d.mediaWriteFailed(e, fixed ? blocks : count);
+  }
   const cap = m.header.capacityBytes;
   for (let i = 0; i < blocks; i++) {
     const residue = fixed ? blocks - i : count;
     // Past the physical end nothing more fits: the block is not written.
     if (m.dataBytes + size > cap) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: residue }));
     if (d.mediumErrors.has(d.position)) writeFault(d, residue);
-    m.appendBlock(x.dataOut.subarray(i * size, (i + 1) * size));
+    try {
+      m.appendBlock(x.dataOut.subarray(i * size, (i + 1) * size));
+    } catch (e) {
+      d.mediaWriteFailed(e, residue);
+    }
     d.position++;
     d.counters.bytesWritten += size;
     d.counters.bytesFromHost += size;
@@ -156,18 +164,29 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
   const d = x.device;
   const m = await d.ready(x.signal);
   if (count === 0) {
-    // A flush: everything written so far becomes durable.
+    // A flush: everything written so far becomes durable, which a failed cartridge cannot promise.
+    if (m.writeFailure) d.mediaWriteFailed(m.writeFailure, 0);
     if (!m.readOnly) d.flush();
     return undefined;
   }
-  d.checkWritable(m, d.position);
-  if (d.position < m.objectCount) m.truncate(d.position);
+  d.checkWritable(m, d.position, count);
+  try {
+    if (d.position < m.objectCount) m.truncate(d.position);
+  } catch (e) {
+    d.mediaWriteFailed(e, count);
+  }
   if (d.mediumErrors.has(d.position)) writeFault(d, count);
   // A filemark takes room on the medium too; past the physical end the rest are not
   // written and the command ends in VOLUME OVERFLOW with the count not written.
   const fit = Math.max(0, Math.floor((m.header.capacityBytes - m.dataBytes) / FILEMARK_MEDIUM_BYTES));
   const now = Math.min(count, fit);
-  if (now > 0) m.appendFilemarks(now);
+  try {
+    // The filemarks' sync point: a write or sync failure (now or in the background
+    // writeback since the last one) means none of them is acknowledged.
+    if (now > 0) m.appendFilemarks(now);
+  } catch (e) {
+    d.mediaWriteFailed(e, count);
+  }
   d.position += now;
   d.flush();
   if (now < count) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: count - now }));

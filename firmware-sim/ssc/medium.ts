@@ -52,7 +52,11 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (m.header.worm && d.position < m.objectCount) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
   const cap = Math.max(1, m.header.capacityBytes);
   const fraction = long ? 1 - m.dataBytesBefore(d.position) / cap : 0;
-  m.truncate(d.position);
+  try {
+    m.truncate(d.position);
+  } catch (e) {
+    d.mediaWriteFailed(e);
+  }
   d.flush();
   await d.delay(fraction * d.personality.timing.eraseSeconds, x.signal);
   return undefined;
