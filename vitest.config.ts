@@ -8,7 +8,7 @@ const withSchedules = process.env.PTPVTS_SIM === '1';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'firmware-sim/**/*.test.ts', 'test/**/*.test.ts'],
-    exclude: ['test/hil/**', 'node_modules/**', 'dist/**', ...(withSchedules ? [] : ['test/sim/sim-part-*.test.ts'])],
+    exclude: ['test/hil/**', 'test/power-loss/**', 'node_modules/**', 'dist/**', ...(withSchedules ? [] : ['test/sim/sim-part-*.test.ts'])],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
