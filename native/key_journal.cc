@@ -2,25 +2,36 @@
 //
 // File format (also in docs/key-journal.md): a plain sequence of records, no file header.
 //
-//   offset 0  u32 LE  length of the payload, 1..kMaxRecord (0 is never written, so a
-//                     zero-filled tail, as some filesystems leave after a crash, ends
-//                     the journal instead of reading as empty records)
-//   offset 4  u32 LE  CRC-32C of the payload
+//   offset 0  u32 LE  word: bits 0..30 the payload length, 1..kMaxRecord (0 is never
+//                     written, so a zero-filled tail, as some filesystems leave after a
+//                     crash, ends the journal instead of reading as empty records); bit 31
+//                     set on a continuation record, one that is not the first of its
+//                     commit group (the records written and synced together)
+//   offset 4  u32 LE  CRC-32C of the payload (plain record), or of the word's four bytes
+//                     then the payload (continuation record), so the flag cannot flip
+//                     unnoticed
 //   offset 8  length bytes of payload
 //
-// Recovery reads records from offset 0 and stops at the first one that is cut short,
-// has an impossible length, or fails its CRC; everything from there on is truncated, so
-// a torn append never resurfaces and a corrupt record is never returned.
+// Recovery tells a torn tail from mid-log corruption. After a record that fails its
+// checks it looks byte by byte for the next valid record. A group is written only after
+// the one before it is synced, so only the last group can be torn, and every record
+// after damage in it is a continuation: damage followed by continuations only is a torn
+// tail, none of it acknowledged, and is cut off (the cut synced). Damage followed by a
+// plain record means a later group was synced after it: the damaged records had been
+// acknowledged. Open then refuses with ECORRUPT, naming the offset and the valid records
+// after it, and changes nothing on disk; the facade's salvage option takes it from there.
 //
 // Durability: an append resolves only after the bytes and the file size are on stable
 // storage (fdatasync). The file is grown ahead of the records in zero-filled steps of
 // kPreallocStep, synced with the batch that needed them: a later fdatasync then flushes
 // data only, with no size change to commit, which is what makes it cheap (about twice
 // as fast on ext4). Zeros read as "no record" (length 0 is never valid), so the
-// preallocated tail ends the journal at recovery; close() trims it. Appends queued while a write+sync is running are written together
-// by the next one and share its fdatasync (group commit). Only one worker touches the
-// file at a time, and every operation (open, append batch, compact, readAll, close) runs
-// in the order it was requested, so no locking is needed.
+// preallocated tail ends the journal at recovery; close() trims it. Appends queued while
+// a write+sync is running are written together by the next one and share its fdatasync
+// (group commit). Only one worker touches the file at a time, and every operation (open,
+// append batch, compact, readAll, close) runs in the order it was requested, so no
+// locking is needed. Open syncs the journal's directory (the file may be new) and that
+// directory's parent (the directory may be new) before the first append can run.
 //
 // Compaction writes a snapshot to `<path>.compact`, syncs it, renames it over the
 // journal and syncs the directory: after a crash the journal is either wholly the old
@@ -53,6 +64,7 @@ namespace {
 constexpr uint32_t kHeaderSize = 8;
 constexpr uint32_t kMaxRecord = 64u << 20;
 constexpr uint64_t kPreallocStep = 1u << 20;
+constexpr uint32_t kContinuation = 0x80000000u;
 
 using Bytes = std::vector<uint8_t>;
 
@@ -69,6 +81,12 @@ bool WriteAll(int fd, const uint8_t* p, size_t n, off_t offset, OsFailure& fail,
     if (w < 0) {
       if (errno == EINTR) continue;
       fail.set(errno, "write", path);
+      return false;
+    }
+    // pwrite of a regular file never returns 0 for n > 0 unless nothing can be written;
+    // looping on it would spin forever.
+    if (w == 0) {
+      fail.set(EIO, "write", path);
       return false;
     }
     p += w;
@@ -95,8 +113,7 @@ bool ReadAll(int fd, uint8_t* p, size_t n, OsFailure& fail, const std::string& p
   return true;
 }
 
-bool SyncDirectory(const std::string& path, OsFailure& fail) {
-  const std::string dir = DirectoryOf(path);
+bool SyncDir(const std::string& dir, OsFailure& fail) {
   const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     fail.set(errno, "open", dir);
@@ -111,29 +128,116 @@ bool SyncDirectory(const std::string& path, OsFailure& fail) {
   return ok;
 }
 
-void AppendFramed(Bytes& out, const uint8_t* payload, uint32_t len) {
-  const uint32_t crc = Crc32c(0, payload, len);
+bool SyncDirectory(const std::string& path, OsFailure& fail) { return SyncDir(DirectoryOf(path), fail); }
+
+void AppendFramed(Bytes& out, const uint8_t* payload, uint32_t len, bool continuation) {
+  const uint32_t word = len | (continuation ? kContinuation : 0);
   uint8_t header[kHeaderSize];
-  std::memcpy(header, &len, 4);
+  std::memcpy(header, &word, 4);
+  const uint32_t crc = continuation ? Crc32c(Crc32c(0, header, 4), payload, len) : Crc32c(0, payload, len);
   std::memcpy(header + 4, &crc, 4);
   out.insert(out.end(), header, header + kHeaderSize);
   out.insert(out.end(), payload, payload + len);
 }
 
-// Splits `data` into records; returns the length of the valid prefix.
-size_t Scan(const Bytes& data, std::vector<Bytes>* records) {
+// Length of the whole, intact record at `off`, or 0; *continuation gets its flag.
+uint32_t RecordAt(const Bytes& data, size_t off, bool* continuation) {
+  if (data.size() - off < kHeaderSize) return 0;
+  uint32_t word, crc;
+  std::memcpy(&word, data.data() + off, 4);
+  std::memcpy(&crc, data.data() + off + 4, 4);
+  const uint32_t len = word & ~kContinuation;
+  if (len == 0 || len > kMaxRecord || data.size() - off - kHeaderSize < len) return 0;
+  const uint8_t* payload = data.data() + off + kHeaderSize;
+  const bool cont = (word & kContinuation) != 0;
+  const uint32_t want = cont ? Crc32c(Crc32c(0, data.data() + off, 4), payload, len) : Crc32c(0, payload, len);
+  if (want != crc) return 0;
+  if (continuation != nullptr) *continuation = cont;
+  return len;
+}
+
+// Splits `data` into records up to the first bad one; returns the length of that prefix.
+size_t ScanPrefix(const Bytes& data, std::vector<Bytes>* records) {
   size_t off = 0;
-  while (data.size() - off >= kHeaderSize) {
-    uint32_t len, crc;
-    std::memcpy(&len, data.data() + off, 4);
-    std::memcpy(&crc, data.data() + off + 4, 4);
-    if (len == 0 || len > kMaxRecord || data.size() - off - kHeaderSize < len) break;
-    const uint8_t* payload = data.data() + off + kHeaderSize;
-    if (Crc32c(0, payload, len) != crc) break;
-    if (records != nullptr) records->emplace_back(payload, payload + len);
-    off += kHeaderSize + len;
+  for (uint32_t len; off < data.size() && (len = RecordAt(data, off, nullptr)) != 0; off += kHeaderSize + len) {
+    if (records != nullptr) records->emplace_back(data.data() + off + kHeaderSize, data.data() + off + kHeaderSize + len);
   }
   return off;
+}
+
+struct Damage {
+  uint64_t offset, length, firstLostSeq;
+  int64_t lostRecords;  // -1: the length fields do not chain across the damage
+};
+
+struct Recovery {
+  std::vector<Bytes> records;   // every record kept, in file order
+  uint64_t keep = 0;            // where the torn tail starts
+  uint64_t torn = 0;            // nonzero bytes in the torn tail
+  std::vector<Damage> damage;   // mid-log damage; empty when the journal opens normally
+  uint64_t recordsAfter = 0;    // records kept after the first damage
+};
+
+int64_t ChainedCount(const Bytes& data, size_t from, size_t to) {
+  int64_t n = 0;
+  size_t p = from;
+  while (p + kHeaderSize <= to) {
+    uint32_t word;
+    std::memcpy(&word, data.data() + p, 4);
+    const uint32_t len = word & ~kContinuation;
+    if (len == 0 || len > kMaxRecord) return -1;
+    p += kHeaderSize + len;
+    ++n;
+  }
+  return p == to && n > 0 ? n : -1;
+}
+
+// The same reading as scanJournal in src/hotpath/journal-format.ts (see the top of this file).
+Recovery Recover(const Bytes& data) {
+  struct Item {
+    bool bad, continuation;
+    size_t off, end;
+  };
+  std::vector<Item> items;
+  size_t off = 0;
+  while (off < data.size()) {
+    bool cont = false;
+    const uint32_t len = RecordAt(data, off, &cont);
+    if (len != 0) {
+      items.push_back({false, cont, off, off + kHeaderSize + len});
+      off += kHeaderSize + len;
+      continue;
+    }
+    size_t p = off + 1;
+    while (p + kHeaderSize <= data.size() && RecordAt(data, p, nullptr) == 0) ++p;
+    const size_t end = p + kHeaderSize <= data.size() ? p : data.size();
+    items.push_back({true, false, off, end});
+    off = end;
+  }
+  size_t torn = items.size();
+  for (size_t i = items.size(); i > 0; --i) {
+    const Item& it = items[i - 1];
+    if (!it.bad && !it.continuation) break;
+    if (it.bad) torn = i - 1;
+  }
+  Recovery r;
+  for (size_t i = 0; i < torn; ++i) {
+    const Item& it = items[i];
+    if (it.bad) {
+      r.damage.push_back({it.off, it.end - it.off, r.records.size(), ChainedCount(data, it.off, it.end)});
+    } else {
+      r.records.emplace_back(data.data() + it.off + kHeaderSize, data.data() + it.end);
+      if (!r.damage.empty()) ++r.recordsAfter;
+    }
+  }
+  r.keep = torn == 0 ? 0 : items[torn - 1].end;
+  for (size_t i = data.size(); i > r.keep; --i) {
+    if (data[i - 1] != 0) {
+      r.torn = i - r.keep;
+      break;
+    }
+  }
+  return r;
 }
 
 enum class OpKind { kOpen, kAppend, kCompact, kReadAll, kClose };
@@ -197,6 +301,8 @@ class Task : public Napi::AsyncWorker {
   OsFailure fail_;
   std::vector<Bytes> records_;
   uint64_t truncated_ = 0;
+  std::vector<Damage> damage_;  // kOpen: mid-log damage found; the open is refused
+  uint64_t recordsAfter_ = 0;
   bool renamed_ = false;
 
  private:
@@ -213,14 +319,18 @@ class Task : public Napi::AsyncWorker {
     }
     Bytes data(static_cast<size_t>(st.st_size));
     if (!ReadAll(fd_, data.data(), data.size(), fail_, path_)) return;
-    tail_ = Scan(data, &records_);
-    // Report torn or corrupt bytes, not the zeros of an untrimmed preallocation.
-    for (size_t i = data.size(); i > tail_; --i) {
-      if (data[i - 1] != 0) {
-        truncated_ = i - tail_;
-        break;
-      }
+    Recovery r = Recover(data);
+    if (!r.damage.empty()) {
+      // Acknowledged records are damaged: touch nothing, so the salvage (or an operator)
+      // starts from the file exactly as it was.
+      damage_ = std::move(r.damage);
+      recordsAfter_ = r.recordsAfter;
+      records_ = std::move(r.records);
+      return;
     }
+    records_ = std::move(r.records);
+    tail_ = r.keep;
+    truncated_ = r.torn;  // torn bytes, not the zeros of an untrimmed preallocation
     allocated_ = tail_;
     if (data.size() > tail_) {
       if (ftruncate(fd_, static_cast<off_t>(tail_)) != 0) return fail_.set(errno, "ftruncate", path_);
@@ -228,8 +338,11 @@ class Task : public Napi::AsyncWorker {
     }
     const std::string leftover = path_ + ".compact";
     if (unlink(leftover.c_str()) != 0 && errno != ENOENT) return fail_.set(errno, "unlink", leftover);
-    // The journal's own directory entry may be new (O_CREAT); make it durable too.
-    SyncDirectory(path_, fail_);
+    // The journal's own directory entry may be new (O_CREAT), and so may the directory's
+    // entry in its parent: both must be durable before an append is acknowledged.
+    const std::string dir = DirectoryOf(path_);
+    if (!SyncDir(dir, fail_)) return;
+    SyncDir(dir == "." ? std::string("..") : DirectoryOf(dir), fail_);
   }
 
   void AppendBatch() {
@@ -238,8 +351,15 @@ class Task : public Napi::AsyncWorker {
     for (const Op& op : ops_)
       for (const Bytes& r : op.records) total += kHeaderSize + r.size();
     buf.reserve(total);
-    for (const Op& op : ops_)
-      for (const Bytes& r : op.records) AppendFramed(buf, r.data(), static_cast<uint32_t>(r.size()));
+    // The first record of the group is plain, the rest continue it: recovery tells a torn
+    // group (damage followed by continuations only) from acknowledged records by this.
+    bool first = true;
+    for (const Op& op : ops_) {
+      for (const Bytes& r : op.records) {
+        AppendFramed(buf, r.data(), static_cast<uint32_t>(r.size()), !first);
+        first = false;
+      }
+    }
     if (!WriteAll(fd_, buf.data(), buf.size(), static_cast<off_t>(tail_), fail_, path_)) return;
     const uint64_t end = tail_ + buf.size();
     if (end > allocated_) {
@@ -256,7 +376,9 @@ class Task : public Napi::AsyncWorker {
     const int nfd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (nfd < 0) return fail_.set(errno, "open", tmp);
     Bytes buf;
-    for (const Bytes& r : ops_.front().records) AppendFramed(buf, r.data(), static_cast<uint32_t>(r.size()));
+    // Plain records only: the snapshot is synced whole before it becomes the journal, so
+    // any damage in it later is corruption, never a torn write.
+    for (const Bytes& r : ops_.front().records) AppendFramed(buf, r.data(), static_cast<uint32_t>(r.size()), false);
     bool ok = WriteAll(nfd, buf.data(), buf.size(), 0, fail_, tmp);
     if (ok && fdatasync(nfd) != 0) {
       fail_.set(errno, "fdatasync", tmp);
@@ -284,7 +406,7 @@ class Task : public Napi::AsyncWorker {
   void ReadRecords() {
     Bytes data(static_cast<size_t>(tail_));
     if (!ReadAll(fd_, data.data(), data.size(), fail_, path_)) return;
-    if (Scan(data, &records_) != data.size()) fail_.set(EIO, "read", path_);
+    if (ScanPrefix(data, &records_) != data.size()) fail_.set(EIO, "read", path_);
   }
 
   KeyJournal* owner_;
@@ -325,10 +447,11 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
     const OpKind kind = t.ops_.front().kind;
     switch (kind) {
       case OpKind::kOpen:
-        if (t.fail_.failed()) {
+        if (t.fail_.failed() || !t.damage_.empty()) {
           if (t.fd_ >= 0) close(t.fd_);
           opening_ = false;
-          Reject(t.ops_.front(), t.fail_);
+          if (t.fail_.failed()) Reject(t.ops_.front(), t.fail_);
+          else t.ops_.front().deferred.Reject(CorruptError(env, t).Value());
           break;
         }
         fd_ = t.fd_;
@@ -402,6 +525,30 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
     r.Set("validBytes", Napi::Number::New(env, static_cast<double>(t.tail_)));
     r.Set("truncatedBytes", Napi::Number::New(env, static_cast<double>(t.truncated_)));
     return r;
+  }
+
+  // Mid-log damage: the facade turns this into KeyJournalCorruptError.
+  Napi::Error CorruptError(Napi::Env env, const Task& t) {
+    const Damage& first = t.damage_.front();
+    Napi::Error e = Napi::Error::New(env, "ECORRUPT: key journal '" + path_ + "' is corrupt at offset " + std::to_string(first.offset) + ", " +
+                                              std::to_string(t.recordsAfter_) + " valid record(s) follow the damage");
+    e.Set("code", Napi::String::New(env, "ECORRUPT"));
+    e.Set("path", Napi::String::New(env, path_));
+    e.Set("offset", Napi::Number::New(env, static_cast<double>(first.offset)));
+    e.Set("recordsBefore", Napi::Number::New(env, static_cast<double>(first.firstLostSeq)));
+    e.Set("recordsAfter", Napi::Number::New(env, static_cast<double>(t.recordsAfter_)));
+    Napi::Array list = Napi::Array::New(env, t.damage_.size());
+    for (size_t i = 0; i < t.damage_.size(); ++i) {
+      const Damage& d = t.damage_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("offset", Napi::Number::New(env, static_cast<double>(d.offset)));
+      o.Set("length", Napi::Number::New(env, static_cast<double>(d.length)));
+      o.Set("firstLostSeq", Napi::Number::New(env, static_cast<double>(d.firstLostSeq)));
+      o.Set("lostRecords", d.lostRecords < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(d.lostRecords)));
+      list.Set(static_cast<uint32_t>(i), o);
+    }
+    e.Set("damage", list);
+    return e;
   }
 
   static Napi::Error StateError(Napi::Env env, const char* code, const std::string& message) {

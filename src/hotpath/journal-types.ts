@@ -3,6 +3,7 @@
  * reference (`key-journal-ref.ts`).
  */
 import { MAX_RECORD } from './journal-format.js';
+import type { JournalDamage } from './journal-format.js';
 
 /** Where an acknowledged record sits. */
 export interface AppendResult {
@@ -15,19 +16,52 @@ export interface AppendResult {
 /** What recovery found when the journal was opened. */
 export interface RecoveryReport {
   readonly records: number;
-  /** Length of the valid prefix kept. */
+  /** Length of the file kept (everything before the torn tail). */
   readonly validBytes: number;
   /**
-   * Bytes of torn or corrupt data that recovery cut off (0 after a clean shutdown). The
-   * zero-filled preallocation a crash leaves behind is cut off too but not counted.
+   * Nonzero bytes of the torn tail that recovery cut off (0 after a clean shutdown): the
+   * last commit group, never acknowledged. The zero-filled preallocation a crash leaves
+   * behind is cut off too but not counted. Mid-log damage is never cut off: open refuses
+   * it with {@link KeyJournalCorruptError} or salvages it.
    */
   readonly truncatedBytes: number;
+  /** Present only when this open salvaged a journal with mid-log damage. */
+  readonly salvage?: SalvageReport;
+}
+
+/** What a salvaging open did with a journal that had mid-log damage. */
+export interface SalvageReport {
+  /** Where the damaged file now is, byte for byte: `<path>.corrupt-<offset of the first damage>`. */
+  readonly movedTo: string;
+  /** The damaged stretches; the records in them are lost here and must come back from peers. */
+  readonly damage: readonly JournalDamage[];
+  /** Records kept (written to the new journal in their old order; seqs after a damage shift down). */
+  readonly keptRecords: number;
+}
+
+/** How to open a journal. */
+export interface KeyJournalOpenOptions {
+  /**
+   * Create the journal's directory (and missing parents), each one made durable by an
+   * fsync of its parent before the journal is used. Default false: a missing directory
+   * fails with ENOENT.
+   */
+  readonly createDirectory?: boolean;
+  /**
+   * On mid-log damage, keep every valid record instead of refusing: the damaged file is
+   * moved aside to `<path>.corrupt-<offset>` (never deleted), a new journal holding the
+   * valid records in order takes its place, and {@link RecoveryReport.salvage} says what
+   * was lost. Default false: such a journal is refused with {@link KeyJournalCorruptError}.
+   */
+  readonly salvage?: boolean;
 }
 
 export const KeyJournalErrorCode = {
   /** The journal was closed (or never opened) before the operation ran. */
   closed: 'ECLOSED',
   invalidArgument: 'EINVAL',
+  /** Mid-log damage: a record fails its checks and valid records follow it ({@link KeyJournalCorruptError}). */
+  corrupt: 'ECORRUPT',
 } as const;
 
 /**
@@ -35,7 +69,7 @@ export const KeyJournalErrorCode = {
  * `errno` and `syscall`; the original error is the `cause`.
  */
 export class KeyJournalError extends Error {
-  override readonly name = 'KeyJournalError';
+  override readonly name: string = 'KeyJournalError';
   readonly code: string;
   readonly errno?: number;
   readonly syscall?: string;
@@ -59,6 +93,38 @@ export class KeyJournalError extends Error {
     if (typeof e?.syscall === 'string') opts.syscall = e.syscall;
     if (typeof e?.path === 'string') opts.path = e.path;
     return new KeyJournalError(code, `key journal ${what} failed: ${String(e?.message ?? err)}`, opts);
+  }
+}
+
+/**
+ * The journal has a damaged record with valid records after it, so the damage is not a
+ * torn write (only the last, unacknowledged commit group can be torn): the records in it
+ * had been acknowledged. Opening refuses rather than drop them and everything after;
+ * nothing is changed on disk. Recover with `open(path, { salvage: true })` and let peers
+ * supply what was lost (docs/key-journal.md).
+ */
+export class KeyJournalCorruptError extends KeyJournalError {
+  override readonly name: string = 'KeyJournalCorruptError';
+  /** Offset of the first damaged record's header. */
+  readonly offset: number;
+  /** Valid records before the damage. */
+  readonly recordsBefore: number;
+  /** Valid records after the damage, which a plain truncation would have destroyed. */
+  readonly recordsAfter: number;
+  /** Every damaged stretch (the first is at `offset`). */
+  readonly damage: readonly JournalDamage[];
+
+  constructor(path: string, info: { offset: number; recordsBefore: number; recordsAfter: number; damage: readonly JournalDamage[] }, cause?: unknown) {
+    super(
+      'ECORRUPT',
+      `key journal ${path} is corrupt at offset ${info.offset}: ${info.recordsAfter} valid record(s) follow the damage, so it is not a torn write; ` +
+        `refusing to open (nothing was changed). Open with salvage to keep the valid records and fetch the lost ones from peers`,
+      { path, ...(cause === undefined ? {} : { cause }) },
+    );
+    this.offset = info.offset;
+    this.recordsBefore = info.recordsBefore;
+    this.recordsAfter = info.recordsAfter;
+    this.damage = info.damage;
   }
 }
 

@@ -1,21 +1,174 @@
 /**
  * Reference key journal on node:fs: the same format and contract as the native journal,
  * one write+fdatasync per append, no group commit, no preallocation. It is the yardstick for tests and
- * the fallback where the addon cannot be built.
+ * the fallback where the addon cannot be built. It also holds what both journals share
+ * on node:fs: making a new directory durable, and salvaging a journal with mid-log damage.
  */
-import { open as openFile, rename, unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, link, mkdir, open as openFile, readFile, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { decodeJournal, encodeRecord, tornLength } from './journal-format.js';
-import { KeyJournalError, checkRecord } from './journal-types.js';
-import type { AppendResult, KeyJournalApi, RecoveryReport } from './journal-types.js';
+import { dirname, resolve } from 'node:path';
+import { decodeJournal, encodeRecord, scanJournal } from './journal-format.js';
+import type { JournalScan } from './journal-format.js';
+import { KeyJournalCorruptError, KeyJournalError, checkRecord } from './journal-types.js';
+import type { AppendResult, KeyJournalApi, KeyJournalOpenOptions, RecoveryReport, SalvageReport } from './journal-types.js';
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await openFile(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 async function syncDirectory(path: string): Promise<void> {
-  const dir = await openFile(dirname(path), 'r');
+  await syncDir(dirname(path));
+}
+
+/** Writes all of `data` at `position`: a regular file may take fewer bytes than asked (a signal, a size limit). */
+async function writeAll(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    if (bytesWritten === 0) throw new KeyJournalError('EIO', `key journal write made no progress at offset ${position + done}`);
+    done += bytesWritten;
+  }
+}
+
+async function readAllAt(file: FileHandle, into: Uint8Array): Promise<number> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await file.read(into, done, into.length - done, done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/**
+ * Creates `dir` and any missing parents, each made durable by an fsync of its parent, so
+ * a power cut cannot take the journal's directory away after an append was acknowledged.
+ */
+export async function makeDurableDirectory(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const exists = await stat(d).then(
+      (st) => {
+        if (!st.isDirectory()) throw new KeyJournalError('ENOTDIR', `key journal directory ${d} is not a directory`, { path: d });
+        return true;
+      },
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return false;
+        throw e;
+      },
+    );
+    if (exists || dirname(d) === d) break;
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    await syncDir(dirname(d));
+  }
+}
+
+function corruptError(path: string, scan: JournalScan): KeyJournalCorruptError {
+  const first = scan.damage[0]!;
+  return new KeyJournalCorruptError(path, { offset: first.offset, recordsBefore: first.firstLostSeq, recordsAfter: scan.recordsAfterDamage, damage: scan.damage });
+}
+
+// Where the damaged file goes: a hard link keeps it byte for byte under the new name while
+// the journal's name still points at it, so no crash can leave the journal missing.
+async function keepAside(path: string, wanted: string): Promise<string> {
+  const ino = (await stat(path)).ino;
+  for (let n = 0; ; n++) {
+    const dest = n === 0 ? wanted : `${wanted}-${n}`;
+    try {
+      await link(path, dest);
+      return dest;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        // A salvage that crashed after linking left the same file here already.
+        if ((await stat(dest)).ino === ino) return dest;
+        continue;
+      }
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EMLINK') throw e;
+      // No hard links here: a synced copy does the same job.
+      try {
+        await copyFile(path, dest, fsConstants.COPYFILE_EXCL);
+      } catch (ce) {
+        if ((ce as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw ce;
+      }
+      const copy = await openFile(dest, 'r+');
+      try {
+        await copy.datasync();
+      } finally {
+        await copy.close();
+      }
+      return dest;
+    }
+  }
+}
+
+/**
+ * Salvages a journal with mid-log damage: writes the valid records, in order and each
+ * plain, to `<path>.salvage` and syncs it; keeps the damaged file as
+ * `<path>.corrupt-<offset of the first damage>` (linked or copied, then the directory
+ * synced); renames the salvaged file over the journal (the open that follows syncs the
+ * directory before it resolves). A crash at
+ * any point leaves either the damaged journal (salvaged again at the next open) or the
+ * salvaged one, and the damaged copy is never deleted. Returns null when there is no
+ * mid-log damage (nothing is changed then).
+ */
+export async function salvageJournal(path: string): Promise<SalvageReport | null> {
+  const scan = scanJournal(new Uint8Array(await readFile(path)));
+  const first = scan.damage[0];
+  if (first === undefined) return null;
+  const tmpPath = `${path}.salvage`;
+  const tmp = await openFile(tmpPath, 'w');
   try {
-    await dir.sync();
+    await writeAll(tmp, Buffer.concat(scan.records.map((r) => encodeRecord(r))), 0);
+    await tmp.datasync();
   } finally {
-    await dir.close();
+    await tmp.close();
+  }
+  const movedTo = await keepAside(path, `${path}.corrupt-${first.offset}`);
+  // The copy must be durable before the rename can be: POSIX does not order the two.
+  await syncDirectory(path);
+  // The rename is made durable by the open that follows, which syncs the directory before it resolves.
+  await rename(tmpPath, path);
+  return { movedTo, damage: scan.damage, keptRecords: scan.records.length };
+}
+
+/**
+ * The open sequence both journals share: optional durable directory creation, the
+ * implementation's own open, and on mid-log damage either the refusal or a salvage and a
+ * second open of the salvaged file.
+ */
+export async function openWithOptions<J>(path: string, options: KeyJournalOpenOptions | undefined, openOnce: () => Promise<J>, withSalvage: (j: J, s: SalvageReport) => J): Promise<J> {
+  if (typeof path !== 'string' || path.length === 0) throw new KeyJournalError('EINVAL', 'key journal open: path must be a non-empty string');
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new KeyJournalError('EINVAL', 'key journal open: options must be an object');
+  try {
+    if (options?.createDirectory === true) await makeDurableDirectory(dirname(path));
+  } catch (err) {
+    throw KeyJournalError.from(err, `open of ${path} (creating its directory)`);
+  }
+  try {
+    return await openOnce();
+  } catch (err) {
+    if (!(err instanceof KeyJournalCorruptError) || options?.salvage !== true) throw err;
+    let report: SalvageReport | null;
+    try {
+      report = await salvageJournal(path);
+    } catch (e) {
+      throw KeyJournalError.from(e, `salvage of ${path}`);
+    }
+    const j = await openOnce();
+    return report === null ? j : withSalvage(j, report);
   }
 }
 
@@ -31,7 +184,7 @@ export class KeyJournalRef implements KeyJournalApi {
   // Operations run one after another, in call order.
   #chain: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, file: FileHandle, recovered: Uint8Array[], report: RecoveryReport) {
+  private constructor(path: string, file: FileHandle | undefined, recovered: readonly Uint8Array[], report: RecoveryReport) {
     this.path = path;
     this.#file = file;
     this.#recovered = recovered;
@@ -40,14 +193,35 @@ export class KeyJournalRef implements KeyJournalApi {
     this.#seq = recovered.length;
   }
 
-  static async open(path: string): Promise<KeyJournalRef> {
+  /**
+   * Opens (creating if needed) and recovers the journal at `path`: a torn tail is cut off
+   * before this resolves; mid-log damage is refused with {@link KeyJournalCorruptError},
+   * or salvaged with `options.salvage`. Other failures reject with {@link KeyJournalError}
+   * carrying the OS code.
+   */
+  static open(path: string, options?: KeyJournalOpenOptions): Promise<KeyJournalRef> {
+    return openWithOptions(
+      path,
+      options,
+      () => KeyJournalRef.#openOnce(path),
+      (j, salvage) => {
+        const k = new KeyJournalRef(path, j.#file, j.#recovered, { ...j.recovery, salvage });
+        j.#file = undefined;
+        return k;
+      },
+    );
+  }
+
+  static async #openOnce(path: string): Promise<KeyJournalRef> {
     let file: FileHandle | undefined;
     try {
       file = await openFile(path, 'a+');
       await file.close();
       file = await openFile(path, 'r+');
       const bytes = new Uint8Array(await file.readFile());
-      const { records, validBytes } = decodeJournal(bytes);
+      const scan = scanJournal(bytes);
+      if (scan.damage.length > 0) throw corruptError(path, scan);
+      const validBytes = scan.keepBytes;
       if (validBytes < bytes.length) {
         await file.truncate(validBytes);
         await file.datasync();
@@ -55,8 +229,11 @@ export class KeyJournalRef implements KeyJournalApi {
       await unlink(`${path}.compact`).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e;
       });
+      // The file may be new, and so may its directory: both entries must be durable
+      // before an append is acknowledged.
       await syncDirectory(path);
-      return new KeyJournalRef(path, file, records.map((r) => r.slice()), { records: records.length, validBytes, truncatedBytes: tornLength(bytes, validBytes) });
+      await syncDir(dirname(resolve(dirname(path))));
+      return new KeyJournalRef(path, file, scan.records.map((r) => r.slice()), { records: scan.records.length, validBytes, truncatedBytes: scan.tornBytes });
     } catch (err) {
       await file?.close().catch(() => undefined);
       throw KeyJournalError.from(err, `open of ${path}`);
@@ -92,7 +269,7 @@ export class KeyJournalRef implements KeyJournalApi {
       if (this.#broken !== undefined) throw this.#broken;
       const offset = this.#tail;
       try {
-        await file.write(framed, 0, framed.length, offset);
+        await writeAll(file, framed, offset);
         await file.datasync();
       } catch (err) {
         this.#broken = err;
@@ -106,9 +283,9 @@ export class KeyJournalRef implements KeyJournalApi {
   readAll(): Promise<Uint8Array[]> {
     return this.#run('readAll', async (file) => {
       const buf = new Uint8Array(this.#tail);
-      await file.read(buf, 0, buf.length, 0);
+      const got = await readAllAt(file, buf);
       const d = decodeJournal(buf);
-      if (d.validBytes !== buf.length) throw new KeyJournalError('EIO', 'key journal readAll: the file changed under the journal');
+      if (got !== buf.length || d.validBytes !== buf.length) throw new KeyJournalError('EIO', 'key journal readAll: the file changed under the journal');
       return d.records;
     });
   }
@@ -127,7 +304,7 @@ export class KeyJournalRef implements KeyJournalApi {
       try {
         for (const r of records) {
           const framed = encodeRecord(r);
-          await tmp.write(framed, 0, framed.length, size);
+          await writeAll(tmp, framed, size);
           size += framed.length;
         }
         await tmp.datasync();

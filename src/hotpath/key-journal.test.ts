@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyJournal } from './key-journal.js';
 import { KeyJournalRef } from './key-journal-ref.js';
-import { decodeJournal, encodeRecord, HEADER_SIZE } from './journal-format.js';
-import { KeyJournalError } from './journal-types.js';
-import type { KeyJournalApi } from './journal-types.js';
+import { decodeJournal, encodeRecord, HEADER_SIZE, scanJournal } from './journal-format.js';
+import { KeyJournalCorruptError, KeyJournalError } from './journal-types.js';
+import type { KeyJournalApi, KeyJournalOpenOptions } from './journal-types.js';
 
 let dir = '';
 let n = 0;
@@ -24,9 +24,22 @@ const rec = (i: number, len = 1 + ((i * 37) % 90)): Uint8Array => {
 };
 
 const impls = [
-  ['native', (p: string): Promise<KeyJournalApi> => KeyJournal.open(p)],
-  ['reference', (p: string): Promise<KeyJournalApi> => KeyJournalRef.open(p)],
+  ['native', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournal.open(p, o)],
+  ['reference', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournalRef.open(p, o)],
 ] as const;
+
+const bufs = (rs: readonly Uint8Array[]): Buffer[] => rs.map((r) => Buffer.from(r));
+/** A journal image of `records` written one by one (each its own commit group), and where each record starts. */
+function image(records: readonly Uint8Array[]): { bytes: Buffer; starts: number[] } {
+  const starts: number[] = [];
+  let off = 0;
+  const framed = records.map((r) => {
+    starts.push(off);
+    off += HEADER_SIZE + r.length;
+    return encodeRecord(r);
+  });
+  return { bytes: Buffer.concat(framed), starts };
+}
 
 describe.each(impls)('%s key journal', (_name, open) => {
   it('creates an empty journal, appends, reads back, and recovers on reopen', async () => {
@@ -147,18 +160,21 @@ describe.each(impls)('%s key journal', (_name, open) => {
     await expect(open(dir)).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
-  it('recovers exactly the valid prefix from torn and garbled tails', async () => {
+  it('cuts torn tails and refuses mid-log damage, never dropping a valid record silently', async () => {
     const path = fresh();
     const j = await open(path);
     const count = 60;
     const written = Array.from({ length: count }, (_, i) => rec(i, 1 + ((i * 53) % 200)));
     for (const r of written) await j.append(r);
     await j.close();
-    const size = statSync(path).size;
+    const original = readFileSync(path);
+    const size = original.length;
+    const starts: number[] = [];
     const ends: number[] = [];
-    written.reduce((off, r) => (ends.push(off + HEADER_SIZE + r.length), off + HEADER_SIZE + r.length), 0);
+    written.reduce((off, r) => (starts.push(off), ends.push(off + HEADER_SIZE + r.length), off + HEADER_SIZE + r.length), 0);
     let runs = 0;
     let recovered = 0;
+    let refused = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 0, max: size }),
@@ -168,19 +184,31 @@ describe.each(impls)('%s key journal', (_name, open) => {
           copyFileSync(path, victim);
           truncateSync(victim, cut);
           const bytes = readFileSync(victim);
-          let firstBad = cut;
           for (const g of garbles) {
             if (cut === 0) break;
             const at = g.at % cut;
             bytes[at] = bytes[at]! ^ g.xor;
-            firstBad = Math.min(firstBad, at);
           }
           writeFileSync(victim, bytes);
-          const expected = ends.filter((e) => e <= firstBad).length;
+          // A record is intact when all of it is there and none of its bytes changed.
+          const intact = written.map((_, k) => ends[k]! <= cut && bytes.subarray(starts[k], ends[k]).equals(original.subarray(starts[k], ends[k])));
+          const firstBad = intact.findIndex((ok, k) => !ok && starts[k]! < cut);
+          const after = firstBad < 0 ? 0 : intact.slice(firstBad + 1).filter(Boolean).length;
+          if (after > 0) {
+            // Mid-log damage: every record here was written and synced on its own, so a
+            // valid one after the damage proves the damaged one had been acknowledged.
+            const err = await open(victim).catch((e: unknown) => e);
+            expect(err).toBeInstanceOf(KeyJournalCorruptError);
+            expect(err).toMatchObject({ code: 'ECORRUPT', path: victim, offset: starts[firstBad], recordsBefore: firstBad, recordsAfter: after });
+            expect(readFileSync(victim).equals(bytes)).toBe(true);
+            refused++;
+            rmSync(victim);
+            return;
+          }
+          const expected = firstBad < 0 ? intact.filter(Boolean).length : firstBad;
           const k = await open(victim);
           recovered += k.records().length;
-          expect(k.records().length).toBe(expected);
-          expect(k.records().map((r) => Buffer.from(r))).toEqual(written.slice(0, expected).map((r) => Buffer.from(r)));
+          expect(bufs(k.records())).toEqual(bufs(written.slice(0, expected)));
           expect(statSync(victim).size).toBe(expected === 0 ? 0 : ends[expected - 1]);
           // The journal stays usable after recovery.
           expect((await k.append(rec(999))).seq).toBe(expected);
@@ -190,7 +218,113 @@ describe.each(impls)('%s key journal', (_name, open) => {
       ),
       { numRuns: 200 },
     );
-    console.log(`torn-write injection (${_name}): ${runs} iterations, ${recovered} records recovered in total`);
+    console.log(`torn-write injection (${_name}): ${runs} iterations, ${recovered} records recovered, ${refused} refused as mid-log damage`);
+  });
+
+  it('refuses a journal whose record 2 is damaged, naming file, offset and the valid records after it, and changes nothing', async () => {
+    const path = fresh();
+    const written = Array.from({ length: 6 }, (_, i) => rec(i, 20 + i));
+    const { bytes, starts } = image(written);
+    bytes[starts[1]! + HEADER_SIZE + 3] = bytes[starts[1]! + HEADER_SIZE + 3]! ^ 0x40;
+    writeFileSync(path, bytes);
+    const err = await open(path).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeyJournalCorruptError);
+    expect(err).toMatchObject({ name: 'KeyJournalCorruptError', code: 'ECORRUPT', path, offset: starts[1], recordsBefore: 1, recordsAfter: 4 });
+    expect((err as KeyJournalCorruptError).damage).toEqual([{ offset: starts[1], length: starts[2]! - starts[1]!, firstLostSeq: 1, lostRecords: 1 }]);
+    expect((err as Error).message).toContain(path);
+    expect((err as Error).message).toContain(`offset ${starts[1]}`);
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.startsWith(`${path.split('/').pop()!}.`))).toEqual([]);
+  });
+
+  it('salvage keeps every valid record in order, moves the damaged file aside and reports what was lost', async () => {
+    const path = fresh();
+    const written = Array.from({ length: 6 }, (_, i) => rec(i, 20 + i));
+    const { bytes, starts } = image(written);
+    bytes[starts[1]! + HEADER_SIZE + 3] = bytes[starts[1]! + HEADER_SIZE + 3]! ^ 0x40;
+    bytes[starts[3]!] = bytes[starts[3]!]! ^ 0x01; // a length field too: the damage no longer chains
+    writeFileSync(path, bytes);
+    const j = await open(path, { salvage: true });
+    const kept = [written[0]!, written[2]!, written[4]!, written[5]!];
+    expect(bufs(j.records())).toEqual(bufs(kept));
+    expect(j.recovery).toMatchObject({ records: 4, truncatedBytes: 0 });
+    expect(j.recovery.salvage).toEqual({
+      movedTo: `${path}.corrupt-${starts[1]}`,
+      keptRecords: 4,
+      damage: [
+        { offset: starts[1], length: starts[2]! - starts[1]!, firstLostSeq: 1, lostRecords: 1 },
+        { offset: starts[3], length: starts[4]! - starts[3]!, firstLostSeq: 2, lostRecords: null },
+      ],
+    });
+    expect(readFileSync(`${path}.corrupt-${starts[1]}`).equals(bytes)).toBe(true);
+    expect(existsSync(`${path}.salvage`)).toBe(false);
+    expect((await j.append(rec(6))).seq).toBe(4);
+    await j.close();
+    const k = await open(path);
+    expect(k.recovery.salvage).toBeUndefined();
+    expect(bufs(k.records())).toEqual(bufs([...kept, rec(6)]));
+    await k.close();
+  });
+
+  it('salvage of a journal without mid-log damage changes nothing and reports no salvage', async () => {
+    const path = fresh();
+    writeFileSync(path, Buffer.concat([image([rec(1), rec(2)]).bytes, encodeRecord(rec(3)).subarray(0, 9)]));
+    const j = await open(path, { salvage: true });
+    expect(j.recovery.salvage).toBeUndefined();
+    expect(j.recovery).toMatchObject({ records: 2, truncatedBytes: 9 });
+    await j.close();
+    expect(readdirSync(dir).some((f) => f.startsWith(`${path.split('/').pop()!}.corrupt`))).toBe(false);
+  });
+
+  it('reads a torn commit group (a lost page inside it) as a torn tail, and damage before a later group as corruption', async () => {
+    const before = Array.from({ length: 5 }, (_, i) => rec(i, 100));
+    const group = Array.from({ length: 40 }, (_, i) => rec(100 + i, 300));
+    const later = Array.from({ length: 3 }, (_, i) => rec(200 + i, 50));
+    const frame = (rs: Uint8Array[]) => Buffer.concat(rs.map((r, i) => encodeRecord(r, i > 0)));
+    const head = Buffer.concat(before.map((r) => encodeRecord(r)));
+    const page = 4096 * 2;
+    const lostAt = Math.floor((page - head.length - HEADER_SIZE) / (HEADER_SIZE + 300)); // first group record the lost page touches
+    const torn = Buffer.concat([head, frame(group)]);
+    torn.fill(0, page, page + 4096);
+    const path = fresh();
+    writeFileSync(path, torn);
+    const j = await open(path);
+    expect(bufs(j.records())).toEqual(bufs([...before, ...group.slice(0, lostAt)]));
+    expect(j.recovery.truncatedBytes).toBeGreaterThan(0);
+    await j.close();
+    const corrupt = Buffer.concat([torn, frame(later)]);
+    const path2 = fresh();
+    writeFileSync(path2, corrupt);
+    await expect(open(path2)).rejects.toMatchObject({ code: 'ECORRUPT', recordsBefore: before.length + lostAt });
+  });
+
+  it('creates a missing directory only when asked', async () => {
+    const nested = join(dir, `made-${_name}`, 'deeper', 'x.journal');
+    await expect(open(nested)).rejects.toMatchObject({ code: 'ENOENT' });
+    const j = await open(nested, { createDirectory: true });
+    expect((await j.append(rec(1))).seq).toBe(0);
+    await j.close();
+    expect(existsSync(nested)).toBe(true);
+  });
+});
+
+describe('record format', () => {
+  it('a flipped continuation flag fails the CRC either way', () => {
+    const plain = Buffer.from(encodeRecord(rec(1, 30)));
+    const cont = Buffer.from(encodeRecord(rec(1, 30), true));
+    expect(decodeJournal(plain).records).toHaveLength(1);
+    expect(decodeJournal(cont).records).toHaveLength(1);
+    plain[3] = plain[3]! ^ 0x80;
+    cont[3] = cont[3]! ^ 0x80;
+    expect(decodeJournal(plain).validBytes).toBe(0);
+    expect(decodeJournal(cont).validBytes).toBe(0);
+  });
+
+  it('the independent decoder reads a zero-filled tail as the end, not as damage', () => {
+    const { bytes } = image([rec(1), rec(2)]);
+    const s = scanJournal(Buffer.concat([bytes, Buffer.alloc(1 << 20)]));
+    expect(s).toMatchObject({ keepBytes: bytes.length, tornBytes: 0, damage: [], recordsAfterDamage: 0 });
+    expect(s.records).toHaveLength(2);
   });
 });
 
@@ -198,8 +332,11 @@ describe('native and reference journals share one format', () => {
   it('each reads what the other wrote', async () => {
     const path = fresh();
     const a = await KeyJournal.open(path);
-    for (let i = 0; i < 20; i++) await a.append(rec(i));
+    for (let i = 0; i < 10; i++) await a.append(rec(i));
+    // One commit group: continuation records, which the reference must read too.
+    await Promise.all(Array.from({ length: 10 }, (_, i) => a.append(rec(10 + i))));
     await a.close();
+    expect(scanJournal(readFileSync(path))).toMatchObject({ damage: [], tornBytes: 0, keepBytes: statSync(path).size });
     const b = await KeyJournalRef.open(path);
     expect(b.records().length).toBe(20);
     for (let i = 20; i < 40; i++) await b.append(rec(i));
@@ -231,6 +368,34 @@ describe('native and reference journals share one format', () => {
     console.log(`64 writers: ${s.appends} appends in ${s.syncs} fdatasync calls`);
     expect(s.appends / s.syncs).toBeGreaterThan(48);
     await j.close();
+  });
+});
+
+describe('native commit groups', () => {
+  it('a lost page inside the last group written reads as a torn tail; inside an earlier group, as corruption', async () => {
+    const path = fresh();
+    const j = await KeyJournal.open(path);
+    const before = Array.from({ length: 5 }, (_, i) => rec(i, 100));
+    for (const r of before) await j.append(r);
+    const group = Array.from({ length: 40 }, (_, i) => rec(100 + i, 300));
+    await Promise.all(group.map((r) => j.append(r)));
+    await j.close();
+    const bytes = readFileSync(path);
+    const d = decodeJournal(bytes);
+    expect(d.records).toHaveLength(45);
+    const page = 8192;
+    const lostAt = d.offsets.filter((o) => o + HEADER_SIZE + 300 <= page).length; // records wholly before the lost page
+    bytes.fill(0, page, page + 4096);
+    writeFileSync(path, bytes);
+    const k = await KeyJournal.open(path);
+    expect(bufs(k.records())).toEqual(bufs([...before, ...group].slice(0, lostAt)));
+    await k.append(rec(999, 10));
+    await k.close();
+    // Now a later group follows the damage: what was lost had been acknowledged.
+    const again = readFileSync(path);
+    const path2 = fresh();
+    writeFileSync(path2, Buffer.concat([bytes, again.subarray(d.offsets[lostAt])]));
+    await expect(KeyJournal.open(path2)).rejects.toMatchObject({ code: 'ECORRUPT', offset: d.offsets[lostAt] });
   });
 });
 

@@ -6,8 +6,10 @@
 import { native } from '../native.js';
 import type { NativeKeyJournal } from '../native.js';
 import { HEADER_SIZE } from './journal-format.js';
-import { KeyJournalError, checkRecord } from './journal-types.js';
-import type { AppendResult, KeyJournalApi, RecoveryReport } from './journal-types.js';
+import type { JournalDamage } from './journal-format.js';
+import { openWithOptions } from './key-journal-ref.js';
+import { KeyJournalCorruptError, KeyJournalError, checkRecord } from './journal-types.js';
+import type { AppendResult, KeyJournalApi, KeyJournalOpenOptions, RecoveryReport } from './journal-types.js';
 
 /** Native key journal. Error, timeout and cancellation rules: see {@link KeyJournalApi}. */
 export class KeyJournal implements KeyJournalApi {
@@ -18,7 +20,7 @@ export class KeyJournal implements KeyJournalApi {
   // Appends made in the same tick, waiting for the microtask that commits them as one group.
   #waiting: { length: number; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
 
-  private constructor(path: string, handle: NativeKeyJournal, recovered: Uint8Array[], report: RecoveryReport) {
+  private constructor(path: string, handle: NativeKeyJournal, recovered: readonly Uint8Array[], report: RecoveryReport) {
     this.path = path;
     this.#handle = handle;
     this.#recovered = recovered;
@@ -26,17 +28,28 @@ export class KeyJournal implements KeyJournalApi {
   }
 
   /**
-   * Opens (creating if needed) and recovers the journal at `path`: a torn or corrupt tail
-   * is truncated before this resolves. Rejects with {@link KeyJournalError} carrying the
-   * OS code (`ENOENT` for a missing directory, `EACCES`...).
+   * Opens (creating if needed) and recovers the journal at `path`: a torn tail (damage
+   * that only records of the same, unacknowledged commit group follow) is cut off before
+   * this resolves. Mid-log damage rejects with {@link KeyJournalCorruptError} (file,
+   * offset, valid records after it) and changes nothing, unless `options.salvage` asks to
+   * keep the valid records (see {@link KeyJournalOpenOptions}). Other failures reject with
+   * {@link KeyJournalError} carrying the OS code (`ENOENT` for a missing directory,
+   * `EACCES`...).
    */
-  static async open(path: string): Promise<KeyJournal> {
-    if (typeof path !== 'string' || path.length === 0) throw new KeyJournalError('EINVAL', 'KeyJournal.open: path must be a non-empty string');
+  static open(path: string, options?: KeyJournalOpenOptions): Promise<KeyJournal> {
+    return openWithOptions(path, options, () => KeyJournal.#openOnce(path), (j, salvage) => new KeyJournal(path, j.#handle, j.#recovered, { ...j.recovery, salvage }));
+  }
+
+  static async #openOnce(path: string): Promise<KeyJournal> {
     const handle = new native.KeyJournal(path);
     try {
       const r = await handle.open();
       return new KeyJournal(path, handle, r.records, { records: r.records.length, validBytes: r.validBytes, truncatedBytes: r.truncatedBytes });
     } catch (err) {
+      const e = err as { code?: unknown; offset?: unknown; recordsBefore?: unknown; recordsAfter?: unknown; damage?: unknown };
+      if (e?.code === 'ECORRUPT' && typeof e.offset === 'number' && typeof e.recordsBefore === 'number' && typeof e.recordsAfter === 'number' && Array.isArray(e.damage)) {
+        throw new KeyJournalCorruptError(path, { offset: e.offset, recordsBefore: e.recordsBefore, recordsAfter: e.recordsAfter, damage: e.damage as JournalDamage[] }, err);
+      }
       throw KeyJournalError.from(err, `open of ${path}`);
     }
   }

@@ -17,13 +17,12 @@
  * PTPVTS_POWER_SEED replays a run's workload; failures name the check, the mode and the seed.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cutCount, mountPowerFs, powerFsAvailable, type CutMode, type PowerFs } from './powerfs.js';
+import { cutCount, mountPowerFs, powerFsAvailable, powerFsTempRoot, type CutMode, type PowerFs } from './powerfs.js';
 import { checkCut, type Violation } from './cartridge/check.js';
 import { Script, Slot } from './cartridge/script.js';
 
@@ -31,7 +30,7 @@ const avail = powerFsAvailable();
 const MODES: readonly CutMode[] = ['drop', 'pages', 'prefix'];
 const seed = Number(process.env['PTPVTS_POWER_SEED'] ?? Date.now() % 1_000_000_007);
 const mounts: PowerFs[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'ptpvts-cart-cuts-'));
+const scratch = mkdtempSync(join(powerFsTempRoot(), 'ptpvts-cart-cuts-'));
 // Bundled to plain JS for the worker thread; under node_modules/.cache because the addon
 // loader finds its build from the package root above it.
 const bundle = fileURLToPath(new URL(`../../node_modules/.cache/ptpvts-cart-writer-${process.pid}.mjs`, import.meta.url));

@@ -10,12 +10,11 @@
  * PTPVTS_POWER_SEED replays a run; failures name the check, the mode and the seed.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadLibraryConfig } from '../../firmware-sim/library/index.js';
 import { checkStateFitsLibrary, readState, statePath } from '../../src/cli/lab.js';
-import { cutCount, mountPowerFs, powerFsAvailable, type CutMode, type PowerFs } from './powerfs.js';
+import { cutCount, mountPowerFs, powerFsAvailable, powerFsTempRoot, type CutMode, type PowerFs } from './powerfs.js';
 import { LabLedger, canonical, firstSession, makeLabDurably, step } from './lab-state/writer.js';
 import { rng } from './vts-state/ledger.js';
 
@@ -23,7 +22,7 @@ const avail = powerFsAvailable();
 const MODES: readonly CutMode[] = ['drop', 'pages', 'prefix'];
 const seed = Number(process.env['PTPVTS_POWER_SEED'] ?? Date.now() % 1_000_000_007);
 const mounts: PowerFs[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'ptpvts-lab-cuts-'));
+const scratch = mkdtempSync(join(powerFsTempRoot(), 'ptpvts-lab-cuts-'));
 afterAll(async () => {
   for (const m of mounts.splice(0)) await m.unmount();
   rmSync(scratch, { recursive: true, force: true });

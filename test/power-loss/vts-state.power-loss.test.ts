@@ -8,7 +8,6 @@
  * PTPVTS_POWER_SEED replays a run; failures name the check, the mode and the seed.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -16,7 +15,7 @@ import { mkdirDurable, readJson, writeJsonDurable } from '../../src/vts/durable.
 import { SlotFile } from '../../src/vts/slot-file.js';
 import { VolumeCache } from '../../src/vts/volume-cache.js';
 import { VtsUnit } from '../../src/vts/vts-unit.js';
-import { cutCount, mountPowerFs, powerFsAvailable, type CutMode, type PowerFs } from './powerfs.js';
+import { cutCount, mountPowerFs, powerFsAvailable, powerFsTempRoot, type CutMode, type PowerFs } from './powerfs.js';
 import { SeriesLedger, VolumeLedger, checkSeries, checkVolume, rng, type Violation } from './vts-state/ledger.js';
 import { Load, behindLoop, blobLoop, blobValue, commitLoop, copyLoop, docLoop, docValue, hostLoop, keyLoop, libraryLoop, slotLoop, slotPayload } from './vts-state/load.js';
 import { openEmbeddedLab } from '../../src/cli/lab.js';
@@ -30,7 +29,7 @@ const seed = Number(process.env['PTPVTS_POWER_SEED'] ?? Date.now() % 1_000_000_0
 const mounts: PowerFs[] = [];
 /** Time for a campaign of `cutCount()` cuts: a cut with its check takes ~0.2 s here, long runs take hours. */
 const budgetMs = Math.max(600_000, cutCount() * 400);
-const scratch = mkdtempSync(join(tmpdir(), 'ptpvts-vts-cuts-'));
+const scratch = mkdtempSync(join(powerFsTempRoot(), 'ptpvts-vts-cuts-'));
 afterAll(async () => {
   for (const m of mounts.splice(0)) await m.unmount();
   rmSync(scratch, { recursive: true, force: true });
