@@ -19,6 +19,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { addKeys } from '../src/cli/keys.js';
+import { loadOperatorKey, loadTopology } from '../src/cli/topology.js';
 import { KeyJournal } from '../src/hotpath/key-journal.js';
 import { freePorts, stopProcesses } from '../src/scenario/processes.js';
 import { ControlClient } from '../src/vtc/control-client.js';
@@ -122,23 +124,23 @@ async function runCount(n: number, dir: string): Promise<number[]> {
   const ports = await freePorts(2 * n + 2);
   const ids = Array.from({ length: n }, (_, i) => `vtc${i + 1}`);
   const topo = join(dir, `t${n}.yaml`);
-  writeFileSync(
-    topo,
-    stringify({
-      ptpId: `bench${n}`,
-      secret: 'recovery benchmark cluster secret',
-      timing: TIMING,
-      vtcs: ids.map((id, i) => ({ id, listen: `127.0.0.1:${ports[2 * i]}`, control: `127.0.0.1:${ports[2 * i + 1]}`, journalDir: `./n${n}/${id}` })),
-      vts: { A: { listen: `127.0.0.1:${ports[2 * n]}`, cacheDir: `./n${n}/A/c`, stateDir: `./n${n}/A/s` }, B: { listen: `127.0.0.1:${ports[2 * n + 1]}`, cacheDir: `./n${n}/B/c`, stateDir: `./n${n}/B/s` } },
-    }),
-  );
+  const doc = {
+    ptpId: `bench${n}`,
+    secret: 'recovery benchmark cluster secret',
+    timing: TIMING,
+    vtcs: ids.map((id, i) => ({ id, listen: `127.0.0.1:${ports[2 * i]}`, control: `127.0.0.1:${ports[2 * i + 1]}`, journalDir: `./n${n}/${id}` })),
+    vts: { A: { listen: `127.0.0.1:${ports[2 * n]}`, cacheDir: `./n${n}/A/c`, stateDir: `./n${n}/A/s` }, B: { listen: `127.0.0.1:${ports[2 * n + 1]}`, cacheDir: `./n${n}/B/c`, stateDir: `./n${n}/B/s` } },
+  };
+  addKeys(doc, dir, join(dir, `keys${n}`));
+  writeFileSync(topo, stringify(doc));
+  const operatorKey = loadOperatorKey(loadTopology(topo));
   const procs: ChildProcess[] = [];
   const clients: ControlClient[] = [];
   try {
     for (const x of ['A', 'B']) procs.push(await start(['vts', '-t', topo, '--id', x], /is serving/));
     // Start VTCs a few at a time: 32 tsx start-ups at once starve 2 cores.
     for (let i = 0; i < n; i += 4) procs.push(...(await Promise.all(ids.slice(i, i + 4).map((id) => start(['vtc', '-t', topo, '--id', id], /is running/)))));
-    for (let i = 0; i < n; i++) clients.push(new ControlClient(ids, ids[i]!, { host: '127.0.0.1', port: ports[2 * i + 1]! }, 'recovery benchmark cluster secret', 10_000));
+    for (let i = 0; i < n; i++) clients.push(new ControlClient(ids, ids[i]!, { host: '127.0.0.1', port: ports[2 * i + 1]! }, { secret: 'recovery benchmark cluster secret', operatorKey }, 10_000));
     const c1 = clients[0]!;
     const everyone = async (want: string, ms = 30_000): Promise<void> => {
       const end = Date.now() + ms;

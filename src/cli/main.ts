@@ -5,12 +5,15 @@
  * (`--changer sg:/dev/sgN --drive sg:/dev/sgM`).
  */
 import { Command, Option } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ensureDefaultLab } from './default-lab.js';
 import { cliLockOptions, openDeviceLab, openEmbeddedLab, updateLabState, type Lab } from './lab.js';
 import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unloadCartridge, UsageError } from './ops.js';
 import { bytes, consoleOut, hex, type Out } from './output.js';
-import { patternData, readFile, writeFile } from './tape-io.js';
+import { fileChunks, MAX_BLOCK_BYTES, patternChunks, patternData, readStream, writeStream, yieldToEventLoop } from './tape-io.js';
 import { runDemo } from './demo.js';
 import { registerSimServe } from './sim-serve.js';
 import { serialConsoleExtension } from './serial-extension.js';
@@ -44,7 +47,7 @@ async function withLab<T>(o: LabOptions, out: Out, commandLine: string, fn: (lab
     let path = o.library;
     if (!path) {
       const made = ensureDefaultLab();
-      if (made.created) out.line(`Made a default emulated library in ${made.path}.`);
+      if (made.created) out.note(`Made a default emulated library in ${made.path}.`);
       path = made.path;
     }
     lab = await openEmbeddedLab(path, { lock: cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine) });
@@ -70,18 +73,70 @@ function seconds(v: string): number {
   return n;
 }
 
-function size(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(k|m|g|kib|mib|gib|kb|mb|gb|b)?$/i.exec(v.trim());
-  const mult: Record<string, number> = { b: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6, g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9 };
-  const n = m ? Math.floor(Number(m[1]) * (mult[(m[2] ?? 'b').toLowerCase()] ?? NaN)) : NaN;
-  if (!(n > 0)) throw new UsageError(`"${v}" is not a size such as 256KiB or 10MiB`);
-  return n;
+/** A size option (`256KiB`, `10MiB`, `5GiB`, `1TB`, `4096`) from 1 byte up to `max`, named `name` in errors. */
+export function sizeOption(name: string, max: number) {
+  return (v: string): number => {
+    const m = /^(\d+(?:\.\d+)?)\s*(k|m|g|t|kib|mib|gib|tib|kb|mb|gb|tb|b)?$/i.exec(v.trim());
+    const mult: Record<string, number> = { b: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6, g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9, t: 1024 ** 4, tib: 1024 ** 4, tb: 1e12 };
+    const n = m ? Math.floor(Number(m[1]) * (mult[(m[2] ?? 'b').toLowerCase()] ?? NaN)) : NaN;
+    if (!(n > 0)) throw new UsageError(`${name} "${v}" is not a size such as 256KiB, 10MiB or 5GiB`);
+    if (n > max) throw new UsageError(`${name} "${v}" is too large: at most ${max} bytes${max >= 1024 ? ` (about ${bytes(max)})` : ''}`);
+    return n;
+  };
+}
+
+const dataSize = sizeOption('--size', Number.MAX_SAFE_INTEGER);
+const blockSize = sizeOption('--block-size', MAX_BLOCK_BYTES);
+
+/**
+ * Until `done()`, the first SIGINT or SIGTERM aborts `signal` so that the work in hand can
+ * end cleanly (a file ended by its filemark, the lab saved); a second one ends the process
+ * at once, for a person who does not want to wait.
+ */
+function interruptible(): { signal: AbortSignal; readonly received: NodeJS.Signals | undefined; exitCode(): number; done(): void } {
+  const ac = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+  const on = (sig: NodeJS.Signals): void => {
+    if (received !== undefined) process.exit(codes[sig] ?? 1);
+    received = sig;
+    ac.abort();
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    signal: ac.signal,
+    get received() {
+      return received;
+    },
+    exitCode: () => (received === undefined ? 0 : (codes[received] ?? 1)),
+    done() {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+/** The version in the package.json of this installation (from the sources or from dist). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) {
+      const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ptpvts' && typeof pkg.version === 'string') return pkg.version;
+    }
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
 }
 
 export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   const program = new Command('ptpvts')
     .description('Emulator and controller stack for peer-to-peer virtual tape systems')
     .exitOverride()
+    .version(packageVersion(), '-V, --version', 'print the version of ptpvts')
     .configureOutput({ writeOut: (s) => out.line(s.trimEnd()), writeErr: (s) => out.error(s.trimEnd()) });
 
   program
@@ -193,18 +248,47 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .option('--here', 'write at the current position instead, overwriting what follows it')
     .option('-f, --file <path>', 'the file to write')
-    .option('--size <bytes>', 'write this much generated data instead of a file', size)
-    .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
+    .option('--size <bytes>', 'write this much generated data instead of a file (e.g. 10MiB, 5GiB)', dataSize)
+    .option('-b, --block-size <bytes>', 'block size, up to 16 MiB - 1', blockSize, 256 * 1024)
     .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number; here?: boolean }) => {
       if (!o.file && !o.size) throw new UsageError('say what to write: --file PATH or --size N');
-      const data = o.file ? readFileSync(o.file) : patternData(o.size!, Date.now() & 0xffff);
+      let total = o.size ?? 0;
+      if (o.file) {
+        // Opened before the lab so that a wrong path costs no robot time; read in blocks later.
+        const fh = await openFile(o.file, 'r').catch((e: NodeJS.ErrnoException) => {
+          throw new UsageError(`cannot read ${o.file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        });
+        try {
+          const st = await fh.stat();
+          if (!st.isFile()) throw new UsageError(`${o.file} is not a regular file`);
+          total = st.size;
+        } finally {
+          await fh.close();
+        }
+      }
       await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
+        const limits = await d.readBlockLimits();
+        if (limits.maxBlockLength > 0 && o.blockSize > limits.maxBlockLength) {
+          throw new UsageError(`--block-size ${o.blockSize} is more than drive ${o.driveNumber} takes (at most ${limits.maxBlockLength} bytes a block)`);
+        }
         if (!o.here) await d.spaceToEndOfData();
-        const bar = data.length > 16 * o.blockSize ? out.progress('Writing', data.length, 'bytes') : undefined;
-        const w = await writeFile(d, data, o.blockSize, (n) => bar?.update(n));
-        bar?.stop();
+        const source = o.file ? fileChunks(o.file, o.blockSize) : patternChunks(total, Date.now() & 0xffff, o.blockSize);
+        const bar = total > 16 * o.blockSize ? out.progress('Writing', total, 'bytes') : undefined;
+        const stop = interruptible();
+        let w;
+        try {
+          w = await writeStream(d, source, o.blockSize, { onBlock: (n) => bar?.update(n), signal: stop.signal });
+        } finally {
+          stop.done();
+          bar?.stop();
+        }
         const pos = await d.position();
+        if (w.interrupted) {
+          out.error(`Interrupted (${stop.received}): wrote ${bytes(w.bytes)} of ${bytes(total)} in ${w.blocks} blocks and ended them with a filemark; now at block ${pos.block}. sha256 of what was written ${w.sha256}`);
+          process.exitCode = stop.exitCode();
+          return;
+        }
         out.line(`Wrote ${bytes(w.bytes)} in ${w.blocks} blocks and a filemark; now at block ${pos.block}. sha256 ${w.sha256}${w.earlyWarning ? '. Early warning: the tape is nearly full.' : ''}`);
       });
     });
@@ -221,16 +305,23 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
         if (o.rewind || o.fileNumber !== undefined) await d.rewind();
         if (o.fileNumber) await d.space(SpaceCode.filemarks, o.fileNumber);
         const limits = await d.readBlockLimits();
-        const r = await readFile(d, Math.min(limits.maxBlockLength || 1 << 20, 8 << 20));
-        if (o.out) writeFileSync(o.out, r.data);
-        out.line(`Read ${bytes(r.data.length)} in ${r.blocks} blocks${r.endOfData ? ', up to end of data' : ' and a filemark'}. sha256 ${r.sha256}${o.out ? `; saved to ${o.out}` : ''}`);
+        const fh = o.out ? await openFile(o.out, 'w') : undefined;
+        let r;
+        try {
+          r = await readStream(d, Math.min(limits.maxBlockLength || 1 << 20, 8 << 20), async (b) => {
+            for (let off = 0; fh && off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+          });
+        } finally {
+          await fh?.close();
+        }
+        out.line(`Read ${bytes(r.bytes)} in ${r.blocks} blocks${r.endOfData ? ', up to end of data' : ' and a filemark'}. sha256 ${r.sha256}${o.out ? `; saved to ${o.out}` : ''}`);
       });
     });
 
   labOptions(tape.command('fill'))
     .description('write generated data until the tape reports early warning, with progress')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
-    .option('-b, --block-size <bytes>', 'block size', size, 256 * 1024)
+    .option('-b, --block-size <bytes>', 'block size, up to 16 MiB - 1', blockSize, 256 * 1024)
     .action(async (o: LabOptions & { driveNumber: number; blockSize: number }) => {
       await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
@@ -242,8 +333,14 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
         let written = 0;
         let blocks = 0;
         let stopped = 'early warning';
+        const stop = interruptible();
         try {
           for (;;) {
+            await yieldToEventLoop();
+            if (stop.signal.aborted) {
+              stopped = `${stop.received}`;
+              break;
+            }
             const w = await d.writeBlock(block);
             written += block.length;
             blocks++;
@@ -253,9 +350,16 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
         } catch (e) {
           if (!isSenseError(e)) throw e;
           stopped = e.message;
+        } finally {
+          stop.done();
         }
         await d.writeFilemarks(1).catch(() => undefined);
         bar.stop();
+        if (stop.received !== undefined) {
+          out.error(`Interrupted (${stop.received}): wrote ${bytes(written)} in ${blocks} blocks and ended them with a filemark.`);
+          process.exitCode = stop.exitCode();
+          return;
+        }
         out.line(`Wrote ${bytes(written)} in ${blocks} blocks before ${stopped}.`);
       });
     });
@@ -266,9 +370,21 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     .description('verify a cartridge file (every record and its CRC32C) and report damage')
     .argument('<file>')
     .action(async (file: string) => {
-      const report = await checkCartridge(file);
+      let report;
+      try {
+        report = checkCartridge(file);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new UsageError(`cannot check ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a directory' : err.message}`);
+      }
+      if (report.header === undefined) {
+        // Not a cartridge at all: a record-by-record report of it would only mislead.
+        out.error(`ptpvts: ${file} is not a cartridge file of the emulator: ${report.headerError ?? 'its header is unreadable'}.`);
+        process.exitCode = 1;
+        return;
+      }
       out.line(formatCartridgeReport(report));
-      if (report.damaged.length > 0) process.exitCode = 1;
+      if (!report.ok) process.exitCode = 1;
     });
 
   const fault = program.command('fault').description('inject faults into the embedded emulator (kept until cleared)');
@@ -344,7 +460,8 @@ export async function main(argv: readonly string[], out: Out = consoleOut()): Pr
   } catch (e) {
     const err = e as { code?: string; exitCode?: number; message?: string };
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : (err.exitCode ?? 2);
+      // --help, `help` and --version: 0; no command (usage on stderr) and bad usage: 1.
+      return err.exitCode ?? 1;
     }
     out.error(`ptpvts: ${e instanceof Error ? e.message : String(e)}`);
     return 1;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { OperatorCommand } from '../ptp/engine.js';
-import { checkThreshold, checkVts, defaultThreshold } from '../ptp/rules.js';
+import { checkThreshold, checkVts, defaultThreshold, minSafeThreshold } from '../ptp/rules.js';
 import { VTS_NAMES } from '../ptp/types.js';
 import type { VtsName } from '../ptp/types.js';
 import { BUILTIN_SCENARIOS, builtinScenario } from '../scenario/builtins.js';
@@ -26,7 +26,7 @@ import type { Lab } from './lab.js';
 import { UsageError } from './ops.js';
 import type { Out } from './output.js';
 import { tellScenario } from './ptp-demo.js';
-import { loadTopology, vtcOf } from './topology.js';
+import { loadOperatorKey, loadTopology, loadVtcKeys, vtcOf } from './topology.js';
 import type { Topology } from './topology.js';
 
 const MODES = ['normal', 'expedite', 'immediate', 'forced'] as const;
@@ -41,13 +41,19 @@ function logger(): Logger {
 /** Starts the VTC `id` of a topology. The caller stops it. Rejects on a journal or bind error. */
 export async function startVtc(t: Topology, id: string, log?: Logger): Promise<VtcAgent> {
   const me = vtcOf(t, id);
+  // A topology cannot carry the audited override: a threshold below floor(n/2) is set at run
+  // time (threshold set --force-below-half --reason), where it gets a key of its own.
+  if (t.threshold !== undefined) checkThreshold(t.threshold, t.vtcs.length);
   const peers: Record<string, { host: string; port: number }> = {};
   for (const v of t.vtcs) if (v.id !== id) peers[v.id] = v.listen;
+  const { keys, operatorKey } = loadVtcKeys(t, id);
   const agent = await VtcAgent.start({
     ptpId: t.ptpId,
     vtcs: t.vtcs.map((v) => v.id),
     self: id,
     secret: t.secret,
+    keys,
+    operatorKey,
     listen: me.listen,
     control: me.control,
     peers,
@@ -148,9 +154,10 @@ function intArg(name: string, v: string, min: number, max = Number.MAX_SAFE_INTE
 export async function withVtc<T>(o: OpOptions, fn: (c: ControlClient, t: Topology) => Promise<T>): Promise<T> {
   const t = loadTopology(o.topology ?? defaultTopology());
   const candidates = o.vtc === undefined ? t.vtcs : [vtcOf(t, o.vtc)];
+  const operatorKey = loadOperatorKey(t);
   const tried: string[] = [];
   for (const v of candidates) {
-    const c = new ControlClient(t.vtcs.map((x) => x.id), v.id, v.control, t.secret, o.timeout + 5000);
+    const c = new ControlClient(t.vtcs.map((x) => x.id), v.id, v.control, { secret: t.secret, operatorKey }, o.timeout + 5000);
     try {
       return await fn(c, t);
     } catch (e) {
@@ -166,7 +173,7 @@ export async function withVtc<T>(o: OpOptions, fn: (c: ControlClient, t: Topolog
 function describeKey(k: KeySummary): string {
   const subj = k.subjects.length === 1 ? ` ${k.subjects[0]}` : '';
   const pending = k.copiesPending === null ? 'pending copies unknown' : `${k.copiesPending.length} cop${k.copiesPending.length === 1 ? 'y' : 'ies'} pending`;
-  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}${k.election === null ? '' : `, ${k.election.vts} elected by ${k.election.yes.join(',')}`}`;
+  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}${k.election === null ? '' : `, ${k.election.vts} elected by ${k.election.yes.join(',')}`}${k.note === undefined ? '' : `, operator's reason: "${k.note}"`}`;
 }
 
 /** Sends one operator command; prints the key it produced. */
@@ -178,9 +185,17 @@ export async function sendCommand(out: Out, o: OpOptions, cmd: OperatorCommand):
   });
 }
 
-/** Prints a VTC's view of the PtP system in plain sentences. */
-export function printStatus(out: Out, s: AgentStatus, ptpId: string): void {
+/** Prints a VTC's view of the PtP system in plain sentences; `n` (the number of VTCs) lets it flag a threshold below floor(n/2). */
+export function printStatus(out: Out, s: AgentStatus, ptpId: string, n?: number): void {
   out.line(`PtP system ${ptpId} as ${s.vtc} sees it: ${s.ptp}, newest key ${s.keySeq}, VTC agreement threshold ${s.threshold}.`);
+  if (n !== undefined && s.threshold < minSafeThreshold(n)) {
+    const set = [...s.keys].reverse().find((k) => k.command === 'threshold-set' && k.threshold === s.threshold);
+    out.line(
+      `WARNING: the threshold ${s.threshold} is below floor(n/2) = ${minSafeThreshold(n)} for ${n} VTCs: two groups of ${s.threshold + 1} VTC(s) can each commit a key (split brain). ` +
+        (set === undefined ? 'It was set by an audited override.' : `Set by key ${set.seq} from ${set.originVtc}, an audited override${set.note === undefined ? '' : ` with the reason "${set.note}"`}.`),
+    );
+  }
+  for (const w of s.configWarnings ?? []) out.line(`Configuration mismatch: ${w}.`);
   for (const x of VTS_NAMES) {
     const v = s.vts[x];
     if (v === null) out.line(`VTS ${x}: not answering.`);
@@ -290,13 +305,24 @@ export function registerPtpCommands(program: Command, out: Out): void {
 
   const threshold = program.command('threshold').description('the VTC agreement threshold');
   opOptions(threshold.command('set'))
-    .description('set the VTC agreement threshold T (0 <= T < number of VTCs); single-VTS on-line needs more than T YES')
+    .description(
+      'set the VTC agreement threshold T (floor(n/2) <= T < n VTCs); single-VTS on-line needs more than T YES. ' +
+        'Below floor(n/2) only with --force-below-half; --mode forced goes ahead without more than T acknowledgements (the recovery when T = n - 1 and a VTC is lost). Both are audited overrides and need --reason.',
+    )
     .argument('<T>')
-    .action(async (v: string, o: OpOptions) => {
+    .option('--force-below-half', 'accept T below floor(n/2): two halves of a partition could then each commit a key (split brain)')
+    .addOption(new Option('--mode <mode>', 'normal: more than the current T VTCs must hold the key; forced: goes ahead with the VTCs that answer').choices(['normal', 'forced']).default('normal'))
+    .option('--reason <text>', "the operator's reason, recorded in the key (required with --force-below-half or --mode forced)")
+    .action(async (v: string, o: OpOptions & { forceBelowHalf?: boolean; mode: 'normal' | 'forced'; reason?: string }) => {
       const t = loadTopology(o.topology ?? defaultTopology());
       const n = Number(v);
-      checkThreshold(/^\d+$/.test(v.trim()) ? n : v, t.vtcs.length);
-      await sendCommand(out, o, { command: 'threshold-set', threshold: n });
+      const belowHalf = o.forceBelowHalf === true;
+      checkThreshold(/^\d+$/.test(v.trim()) ? n : v, t.vtcs.length, { belowHalf });
+      const override = o.mode === 'forced' || n < minSafeThreshold(t.vtcs.length);
+      if (override && (o.reason === undefined || o.reason.trim() === '')) {
+        throw new UsageError(`threshold set ${n}${belowHalf ? ' --force-below-half' : ''}${o.mode === 'forced' ? ' --mode forced' : ''} is an audited override: give --reason "why" (it is recorded in the key)`);
+      }
+      await sendCommand(out, o, { command: 'threshold-set', threshold: n, ...(o.mode === 'forced' ? { mode: 'forced' as const } : {}), ...(belowHalf ? { belowHalf } : {}), ...(override && o.reason !== undefined ? { note: o.reason.trim() } : {}) });
     });
 
   opOptions(program.command('status'))
@@ -306,7 +332,7 @@ export function registerPtpCommands(program: Command, out: Out): void {
       await withVtc(o, async (c, t) => {
         const s = await c.status();
         if (o.json === true) out.line(JSON.stringify(s, null, 2));
-        else printStatus(out, s, t.ptpId);
+        else printStatus(out, s, t.ptpId, t.vtcs.length);
       });
     });
 

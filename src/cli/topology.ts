@@ -1,14 +1,17 @@
 /**
  * The topology file of a PtP system (YAML, validated with zod): the PtP id, the cluster
- * secret, the VTCs and both VTS with their addresses and directories, an optional
- * physical library per VTS, the initial threshold and the protocol timers. Paths are
- * relative to the file. Reference: docs/topology.md.
+ * secret, the VTCs (with each one's public key and private key file) and both VTS with
+ * their addresses and directories, the operator's public key, an optional physical
+ * library per VTS, the initial threshold and the protocol timers. Paths are relative to
+ * the file. Reference: docs/topology.md.
  */
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Timing } from '../ptp/engine.js';
+import { Ed25519Keys, importPrivateKey, importPublicKey, PUBLIC_KEY_PATTERN } from '../ptp/mac.js';
 import type { VtsName } from '../ptp/types.js';
 import type { Address } from '../vtc/agent.js';
 
@@ -25,6 +28,7 @@ export class TopologyError extends Error {
 const address = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7101').refine((s) => Number(s.split(':').pop()) <= 65535, 'port must be at most 65535');
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, dot, dash and underscore, at most 64');
 const ms = z.number().int().positive();
+const publicKey = z.string().regex(PUBLIC_KEY_PATTERN, 'expected an Ed25519 public key: 43 base64url characters, as `ptpvts keys generate` writes it');
 
 const timingSchema = z
   .object({
@@ -67,6 +71,19 @@ const vtcSchema = z
     control: address.optional(),
     journalDir: z.string().min(1),
     preferredVts: z.enum(['A', 'B']).optional(),
+    /** Signs this VTC's keys, commit records and ballots; every process verifies with it. */
+    publicKey: publicKey.optional(),
+    /** The matching private key (PKCS#8 PEM); only this VTC's process reads it. */
+    keyFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+const operatorSchema = z
+  .object({
+    /** Every operator request to a control endpoint carries a signature it verifies. */
+    publicKey,
+    /** The matching private key; only the operator's console reads it. */
+    keyFile: z.string().min(1).optional(),
   })
   .strict();
 
@@ -81,14 +98,21 @@ export const topologySchema = z
     timing: timingSchema.default({}),
     vtcs: z.array(vtcSchema).min(2, 'a PtP system needs at least two VTCs'),
     vts: z.object({ A: vtsSchema, B: vtsSchema }).strict(),
+    operator: operatorSchema.optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
     if ((t.secret === undefined) === (t.secretFile === undefined)) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret and secretFile' });
     const ids = new Set<string>();
+    const keys = new Map<string, string>();
+    if (t.operator !== undefined) keys.set(t.operator.publicKey, 'the operator');
     t.vtcs.forEach((v, i) => {
       if (ids.has(v.id)) ctx.addIssue({ code: 'custom', path: ['vtcs', i, 'id'], message: `duplicate VTC id ${v.id}` });
       ids.add(v.id);
+      // A shared key would let one of them sign as the other.
+      const holder = v.publicKey === undefined ? undefined : keys.get(v.publicKey);
+      if (holder !== undefined) ctx.addIssue({ code: 'custom', path: ['vtcs', i, 'publicKey'], message: `the same public key as ${holder}: each VTC needs its own key` });
+      if (v.publicKey !== undefined) keys.set(v.publicKey, v.id);
     });
     if (t.threshold !== undefined && t.threshold >= t.vtcs.length) {
       ctx.addIssue({ code: 'custom', path: ['threshold'], message: `must be below the number of VTCs (${t.vtcs.length}): 0 <= T < n` });
@@ -116,6 +140,9 @@ export interface VtcTopology {
   readonly control: Address;
   readonly journalDir: string;
   readonly preferredVts: VtsName | undefined;
+  readonly publicKey: string | undefined;
+  /** Absolute path of the private key file. */
+  readonly keyFile: string | undefined;
 }
 
 export interface VtsTopology {
@@ -137,6 +164,7 @@ export interface Topology {
   readonly timing: Partial<Timing>;
   readonly vtcs: readonly VtcTopology[];
   readonly vts: Readonly<Record<VtsName, VtsTopology>>;
+  readonly operator: { readonly publicKey: string; readonly keyFile: string | undefined } | undefined;
 }
 
 function defaultControl(listen: string): string {
@@ -188,8 +216,17 @@ export function validateTopology(doc: unknown, path = '(inline)', readSecret: (p
     copyMode: t.copyMode,
     ioSelection: t.ioSelection,
     timing: t.timing,
-    vtcs: t.vtcs.map((v) => ({ id: v.id, listen: parseAddress(v.listen), control: parseAddress(v.control ?? defaultControl(v.listen)), journalDir: abs(v.journalDir), preferredVts: v.preferredVts })),
+    vtcs: t.vtcs.map((v) => ({
+      id: v.id,
+      listen: parseAddress(v.listen),
+      control: parseAddress(v.control ?? defaultControl(v.listen)),
+      journalDir: abs(v.journalDir),
+      preferredVts: v.preferredVts,
+      publicKey: v.publicKey,
+      keyFile: v.keyFile === undefined ? undefined : abs(v.keyFile),
+    })),
     vts: { A: vts('A'), B: vts('B') },
+    operator: t.operator === undefined ? undefined : { publicKey: t.operator.publicKey, keyFile: t.operator.keyFile === undefined ? undefined : abs(t.operator.keyFile) },
   };
 }
 
@@ -214,4 +251,65 @@ export function vtcOf(t: Topology, id: string): VtcTopology {
   const v = t.vtcs.find((x) => x.id === id);
   if (v === undefined) throw new TopologyError('vtcs', `no VTC with id ${JSON.stringify(id)} (configured: ${t.vtcs.map((x) => x.id).join(', ')})`);
   return v;
+}
+
+const GENERATE_HINT = 'generate keys with: ptpvts keys generate -t <topology> --out <dir>';
+
+function readKeyFile(field: string, path: string | undefined, read: (p: string) => string): KeyObject {
+  if (path === undefined) throw new TopologyError(field, `missing: the private key file is needed here (${GENERATE_HINT})`);
+  let text: string;
+  try {
+    text = read(path);
+  } catch (e) {
+    throw new TopologyError(field, `cannot read ${path}: ${(e as Error).message}`, e);
+  }
+  try {
+    return importPrivateKey(text, path);
+  } catch (e) {
+    throw new TopologyError(field, (e as Error).message, e);
+  }
+}
+
+function publicKeyOf(field: string, text: string | undefined): KeyObject {
+  if (text === undefined) throw new TopologyError(field, `missing: every VTC and the operator need a public key in the topology (${GENERATE_HINT})`);
+  try {
+    return importPublicKey(text, field);
+  } catch (e) {
+    throw new TopologyError(field, (e as Error).message, e);
+  }
+}
+
+/** The operator's public key. Throws {@link TopologyError} when the topology has none. */
+export function operatorPublicKey(t: Topology): KeyObject {
+  return publicKeyOf('operator.publicKey', t.operator?.publicKey);
+}
+
+/**
+ * What VTC `id` signs and verifies with: its private key (from its key file), every VTC's
+ * public key, and the operator's. Throws {@link TopologyError} naming the missing or bad field.
+ */
+export function loadVtcKeys(t: Topology, id: string, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): { keys: Ed25519Keys; operatorKey: KeyObject } {
+  const publicKeys = new Map(t.vtcs.map((v, i) => [v.id, publicKeyOf(`vtcs.${i}.publicKey`, v.publicKey)]));
+  const i = t.vtcs.findIndex((v) => v.id === id);
+  const me = vtcOf(t, id);
+  const privateKey = readKeyFile(`vtcs.${i}.keyFile`, me.keyFile, read);
+  let keys: Ed25519Keys;
+  try {
+    keys = new Ed25519Keys(publicKeys, { id, privateKey });
+  } catch (e) {
+    throw new TopologyError(`vtcs.${i}.keyFile`, (e as Error).message, e);
+  }
+  return { keys, operatorKey: operatorPublicKey(t) };
+}
+
+/** The operator's private key, checked against the public key the VTCs verify with. */
+export function loadOperatorKey(t: Topology, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): KeyObject {
+  const pub = operatorPublicKey(t);
+  const key = readKeyFile('operator.keyFile', t.operator?.keyFile, read);
+  try {
+    new Ed25519Keys(new Map([['operator', pub]]), { id: 'operator', privateKey: key });
+  } catch (e) {
+    throw new TopologyError('operator.keyFile', (e as Error).message, e);
+  }
+  return key;
 }

@@ -1,12 +1,14 @@
+import { sign as edSign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { RecordSigner } from './codec.js';
-import { BadMacError, InvalidThresholdError, MalformedRecordError, UnknownVtsError } from './errors.js';
-import { HmacSha256 } from './mac.js';
+import { canonicalBytes, RecordSigner } from './codec.js';
+import { BadSignatureError, InvalidThresholdError, MalformedRecordError, UnknownVtsError, UnsafeThresholdError } from './errors.js';
+import { Ed25519Keys, generateKeyring, HmacSha256, toHex, vtcKeys } from './mac.js';
 import { MemoryJournal } from './memory-journal.js';
 import { checkThreshold, checkVts, genesisKey, transition } from './rules.js';
 import type { ShutdownKey } from './types.js';
 
-const signer = new RecordSigner(new HmacSha256('cluster secret for tests 0123'));
+const ring = generateKeyring(['vtc0', 'vtc1', 'vtc2', 'vtc3']);
+const signer = new RecordSigner(vtcKeys(ring, 'vtc0'));
 const key = (): ShutdownKey => {
   const { mac: _m, ...body } = { ...genesisKey('ptp1', 4), seq: 1, originVtc: 'vtc0', command: 'vts-out' as const, subjects: ['A' as const], status: { A: 'out' as const, B: 'in' as const }, current: ['B' as const], prevMac: '' };
   return signer.sign<ShutdownKey>(body);
@@ -19,8 +21,10 @@ describe('keys: canonical encoding, validation, MAC', () => {
   });
   it('rejects a tampered field, a wrong secret, a missing field, an unknown field, with clear errors', () => {
     const k = key();
-    expect(() => signer.parseKey({ ...k, current: ['A', 'B'] })).toThrow(BadMacError);
-    expect(() => new RecordSigner(new HmacSha256('some other secret 0123456')).parseKey(k)).toThrow(BadMacError);
+    expect(() => signer.parseKey({ ...k, current: ['A', 'B'] })).toThrow(BadSignatureError);
+    // Another VTC verifies with vtc0's public key from its keyring.
+    expect(new RecordSigner(vtcKeys(ring, 'vtc2')).parseKey(k)).toEqual(k);
+    expect(() => new RecordSigner(vtcKeys(generateKeyring(['vtc0', 'vtc1']), 'vtc1')).parseKey(k)).toThrow(BadSignatureError);
     const { seq: _s, ...noSeq } = k;
     expect(() => signer.parseKey(noSeq)).toThrow(MalformedRecordError);
     expect(() => signer.parseKey({ ...k, extra: 1 })).toThrow(/malformed shutdown key/);
@@ -31,7 +35,11 @@ describe('keys: canonical encoding, validation, MAC', () => {
 
 describe('rules', () => {
   it('threshold valid only for 0 <= T < n; VTS names only A and B', () => {
-    expect(checkThreshold(0, 4)).toBe(0);
+    expect(checkThreshold(2, 4)).toBe(2);
+    // Below floor(n/2) only as the audited override.
+    expect(() => checkThreshold(1, 4)).toThrow(UnsafeThresholdError);
+    expect(() => checkThreshold(0, 2)).toThrow(/T = 0 is below the minimum 1 for n = 2 VTCs/);
+    expect(checkThreshold(0, 4, { belowHalf: true })).toBe(0);
     expect(checkThreshold(3, 4)).toBe(3);
     for (const bad of [4, -1, 1.5, '2']) expect(() => checkThreshold(bad, 4)).toThrow(InvalidThresholdError);
     expect(() => checkVts('C')).toThrow(UnknownVtsError);
@@ -58,5 +66,47 @@ describe('MemoryJournal', () => {
     j.crash();
     await expect(lost).rejects.toThrow();
     expect(await j.readAll()).toEqual([new Uint8Array([1])]);
+  });
+});
+
+describe('a record proves which VTC made it', () => {
+  const ballotBody = { ptpId: 'ptp1', election: { seq: 3, vts: 'B' as const, round: 0 }, voter: 'vtc2', keySeq: 3, choice: 'yes' as const, why: 'test' };
+  const tagWith = (mac: (b: Uint8Array) => Uint8Array, body: object): string => toHex(mac(canonicalBytes({ ...body, mac: undefined })));
+  const verifier = new RecordSigner(new Ed25519Keys(ring.publicKeys));
+
+  it("accepts a ballot signed by its voter's private key", () => {
+    const b = new RecordSigner(vtcKeys(ring, 'vtc2')).sign(ballotBody);
+    expect(verifier.parseBallot(b)).toEqual(b);
+    expect(b.mac).toMatch(/^[0-9a-f]{128}$/);
+  });
+  it("refuses a ballot signed by another VTC's key", () => {
+    const vtc3 = ring.privateKeys.get('vtc3')!;
+    const forged = { ...ballotBody, mac: tagWith((d) => edSign(null, d, vtc3), ballotBody) };
+    expect(() => verifier.parseBallot(forged)).toThrow(BadSignatureError);
+    expect(() => verifier.parseBallot(forged)).toThrow(/ballot of vtc2: signature does not verify with the public key of "vtc2"/);
+  });
+  it('refuses a ballot, a key or a commit tagged with the shared cluster secret', () => {
+    const hmac = new HmacSha256('cluster secret for tests 0123');
+    expect(() => verifier.parseBallot({ ...ballotBody, mac: tagWith((d) => hmac.sign(d), ballotBody) })).toThrow(BadSignatureError);
+    const { mac: _m, ...k } = key();
+    expect(() => verifier.parseKey({ ...k, mac: tagWith((d) => hmac.sign(d), k) })).toThrow(BadSignatureError);
+    const c = { ptpId: 'ptp1', seq: 1, keyMac: key().mac, coordinator: 'vtc0', outcome: 'done', error: null, acks: ['vtc0'], copiesPending: [], current: ['B'], state: { kind: 'offline' }, recorded: [], attempted: [] };
+    expect(() => verifier.parseCommit({ ...c, mac: tagWith((d) => hmac.sign(d), c) })).toThrow(BadSignatureError);
+    expect(() => verifier.parseCommit(new RecordSigner(vtcKeys(ring, 'vtc0')).sign(c))).not.toThrow();
+  });
+  it('refuses a ballot of a voter with no public key, and a commit carrying a ballot its voter did not sign', () => {
+    const other = generateKeyring(['vtc9']);
+    const stranger = new RecordSigner(new Ed25519Keys(other.publicKeys, { id: 'vtc9', privateKey: other.privateKeys.get('vtc9')! }));
+    expect(() => verifier.parseBallot(stranger.sign({ ...ballotBody, voter: 'vtc9' }))).toThrow(BadSignatureError);
+    const vtc3 = ring.privateKeys.get('vtc3')!;
+    const c = { ptpId: 'ptp1', seq: 1, keyMac: key().mac, coordinator: 'vtc0', outcome: 'done', error: null, acks: ['vtc0'], copiesPending: [], current: ['B'], state: { kind: 'offline' }, recorded: [], attempted: [], ballots: [{ ...ballotBody, mac: tagWith((d) => edSign(null, d, vtc3), ballotBody) }] };
+    expect(() => verifier.parseCommit(new RecordSigner(vtcKeys(ring, 'vtc0')).sign(c))).toThrow(/ballot of vtc2 in commit record 1/);
+  });
+  it('signs only as itself; a verify-only holder cannot sign', () => {
+    expect(() => new RecordSigner(vtcKeys(ring, 'vtc1')).sign(ballotBody)).toThrow(/cannot sign a record of "vtc2" as "vtc1"/);
+    expect(() => verifier.sign(ballotBody)).toThrow();
+  });
+  it('a private key that does not match the listed public key is refused up front', () => {
+    expect(() => new Ed25519Keys(ring.publicKeys, { id: 'vtc1', privateKey: ring.privateKeys.get('vtc2')! })).toThrow(/does not match/);
   });
 });

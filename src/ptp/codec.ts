@@ -1,12 +1,12 @@
 /**
  * Canonical encoding, validation and authentication of keys, commit records, ballots and
  * journal records. The canonical form is JSON with object keys sorted at every level, so
- * any VTC computes the same bytes (and the same MAC) for the same record.
+ * any VTC computes the same bytes for the same record, and its author's signature over them.
  */
 import { z } from 'zod';
-import { BadMacError, MalformedRecordError } from './errors.js';
-import { tagsEqual, toHex } from './mac.js';
-import type { MacAlgorithm } from './mac.js';
+import { BadSignatureError, MalformedRecordError } from './errors.js';
+import { fromHex, toHex } from './mac.js';
+import type { RecordKeys } from './mac.js';
 import type { CommitRecord, JournalRecord, ShutdownKey, SignedBallot } from './types.js';
 
 const encoder = new TextEncoder();
@@ -68,6 +68,7 @@ export const keySchema = z
     election: z.object({ ...electionId, yes: nameList }).strict().nullable(),
     prevSeq: seq,
     prevMac: z.string().regex(/^([0-9a-f]{16,128})?$/),
+    note: z.string().min(1).max(512).optional(),
     mac: hexMac,
   })
   .strict();
@@ -123,25 +124,63 @@ export function parseWith<T>(schema: z.ZodType<T>, what: string, value: unknown)
   return r.data;
 }
 
-/** Signs and verifies records whose last field is `mac` over the canonical encoding of the rest. */
+/** Whose signature a record carries: a key its coordinator's, a commit its coordinator's, a ballot its voter's. */
+export function authorOf(record: object): string {
+  const r = record as { voter?: unknown; coordinator?: unknown; originVtc?: unknown };
+  const a = 'voter' in r ? r.voter : 'coordinator' in r ? r.coordinator : r.originVtc;
+  if (typeof a !== 'string') throw new MalformedRecordError('record names no author (voter, coordinator or originVtc)');
+  return a;
+}
+
+/** Verified (signature, body) pairs kept so a record relayed again is not verified again. */
+const VERIFIED_CACHE = 4096;
+
+/**
+ * Signs and verifies records whose last field `mac` is their author's signature over the
+ * canonical encoding of the rest. The author is the VTC the record names (see
+ * {@link authorOf}), so a record signed by any other key, or with the cluster secret,
+ * fails. Signatures are deterministic, so `mac` still identifies a record.
+ */
 export class RecordSigner {
-  readonly #mac: MacAlgorithm;
-  constructor(mac: MacAlgorithm) {
-    this.#mac = mac;
+  readonly #keys: RecordKeys;
+  readonly #verified = new Map<string, string>();
+  constructor(keys: RecordKeys) {
+    this.#keys = keys;
   }
+  /** Signs `body` as this VTC; throws if the record names another author (a programming error). */
   macOf(body: object): string {
-    return toHex(this.#mac.sign(canonicalBytes({ ...body, mac: undefined })));
+    const author = authorOf(body);
+    if (author !== this.#keys.self) throw new Error(`cannot sign a record of ${JSON.stringify(author)} as ${JSON.stringify(this.#keys.self)}`);
+    return toHex(this.#keys.sign(canonicalBytes({ ...body, mac: undefined })));
   }
   sign<T extends { mac: string }>(body: Omit<T, 'mac'>): T {
     return { ...body, mac: this.macOf(body) } as T;
   }
   valid(record: { mac: string }): boolean {
-    const expect = this.macOf(record);
-    return expect.length === record.mac.length && tagsEqual(encoder.encode(expect), encoder.encode(record.mac));
+    let author: string;
+    try {
+      author = authorOf(record);
+    } catch {
+      return false;
+    }
+    const text = canonicalJson({ ...record, mac: undefined });
+    if (this.#verified.get(record.mac) === text) return true;
+    const sig = fromHex(record.mac);
+    if (sig === null || !this.#keys.verify(author, encoder.encode(text), sig)) return false;
+    if (this.#verified.size >= VERIFIED_CACHE) this.#verified.clear();
+    this.#verified.set(record.mac, text);
+    return true;
   }
-  /** Throws {@link BadMacError} when the record was not signed with the cluster secret. */
+  /** Throws {@link BadSignatureError} when the record was not signed by the VTC it names. */
   check(record: { mac: string }, what: string): void {
-    if (!this.valid(record)) throw new BadMacError(what);
+    if (this.valid(record)) return;
+    let author = '(none)';
+    try {
+      author = authorOf(record);
+    } catch {
+      // The schema already requires an author; the message says so if one is missing.
+    }
+    throw new BadSignatureError(what, author);
   }
 
   parseKey(value: unknown): ShutdownKey {

@@ -7,10 +7,10 @@
  */
 import { RecordSigner } from './codec.js';
 import { CommandConflictError, EngineStoppedError, InvalidCommandError, NoQuorumError, PtpError, VtsUnreachableError } from './errors.js';
-import type { MacAlgorithm } from './mac.js';
+import type { RecordKeys } from './mac.js';
 import { parseMessage } from './messages.js';
 import type { PeerMessage } from './messages.js';
-import { checkThreshold, checkVts, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, sortVts, transition } from './rules.js';
+import { checkThreshold, checkVts, configDigest, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, minSafeThreshold, sortVts, thresholdMismatch, transition } from './rules.js';
 import type { BrokenRule, CommandShape, Transition } from './rules.js';
 import { formatStatus, otherVts, VTS_NAMES } from './types.js';
 import type { CommitRecord, ElectionId, JournalRecord, Mode, PtpStatus, ShutdownKey, SignedBallot, VtsName, VtsView } from './types.js';
@@ -57,7 +57,8 @@ export interface EngineConfig {
 export type TallyFactory = (options: VoteTallyOptions) => VoteTallyApi;
 
 export interface EngineDeps {
-  readonly mac: MacAlgorithm;
+  /** This VTC's signing key and every VTC's public key: keys, commit records and ballots are signed by their author. */
+  readonly keys: RecordKeys;
   /** A vote tally per election: the native tally in production, the JS reference in simulation. */
   readonly tally: TallyFactory;
   /** Test-only: break a voting rule on purpose. */
@@ -68,18 +69,27 @@ export interface EngineDeps {
 export type VtsOp =
   | { readonly op: 'status' }
   /** Record `seq` as the newest key seen while in operation; fence host I/O older than it. */
-  | { readonly op: 'record'; readonly seq: number }
+  | { readonly op: 'record'; readonly seq: number; readonly mac?: string }
   /** Leave operation per mode (MODE_POLICY), draining copies with `drainTo` first where the mode says so; records `seq`. */
-  | { readonly op: 'stop'; readonly seq: number; readonly mode: Mode; readonly expediteTimeout: number; readonly drainTo: VtsName | null }
+  | {
+      readonly op: 'stop';
+      readonly seq: number;
+      readonly mac?: string;
+      readonly mode: Mode;
+      readonly expediteTimeout: number;
+      readonly drainTo: VtsName | null;
+      /** The boot of the VTS the coordinator saw when it planned the key; a VTS that restarted since refuses (nothing is recorded on an unjudged image). */
+      readonly bootId?: string;
+    }
   /**
    * Enter operation (no-op when in); records `seq`. With `seq` null it records nothing: a VTS
    * placed in operation alone and not elected keeps the last key seq it came back with, the
    * evidence every later election judges it by (recording the key would pass a restored old
    * image off as current).
    */
-  | { readonly op: 'start'; readonly seq: number | null }
+  | { readonly op: 'start'; readonly seq: number | null; readonly mac?: string }
   /** Reconcile tokens with the other VTS (max generation wins, copies queued); records `seq` on both. */
-  | { readonly op: 'reconcile'; readonly seq: number };
+  | { readonly op: 'reconcile'; readonly seq: number; readonly mac?: string };
 
 export type VtsResult = { readonly ok: true; readonly view: VtsView } | { readonly ok: false; readonly error: string };
 
@@ -88,9 +98,14 @@ export type OperatorCommand =
   | { readonly command: 'vts-in'; readonly vts: string }
   | { readonly command: 'ptp-shutdown'; readonly mode: Mode }
   | { readonly command: 'ptp-start' }
-  | { readonly command: 'threshold-set'; readonly threshold: number }
+  /**
+   * `belowHalf`: the audited override that lets T below floor(n/2) through; `mode` forced:
+   * goes ahead without more than T acknowledgements (the recovery path when T = n - 1 and
+   * a VTC is lost). Either needs `note`, the operator's reason, recorded in the key.
+   */
+  | { readonly command: 'threshold-set'; readonly threshold: number; readonly mode?: Mode; readonly belowHalf?: boolean; readonly note?: string }
   /** The audited forced override: place `vts` on-line alone without an election. */
-  | { readonly command: 'override'; readonly vts: string };
+  | { readonly command: 'override'; readonly vts: string; readonly note?: string };
 
 export type CommandResult = { readonly ok: true; readonly seq: number; readonly key: ShutdownKey } | { readonly ok: false; readonly error: PtpError };
 
@@ -153,6 +168,12 @@ interface VtsObs {
   hbToken: number | null;
   /** When the newest heartbeat was issued. */
   hbIssued: number;
+  /**
+   * Set when a view shows another boot or image id than the view before it (the VTS
+   * restarted, or is another image), with the last key seq it then reported; cleared once it
+   * reports a newer one: a key recorded on it since, by a VTC that judged its image.
+   */
+  restarted: { readonly seq: number } | null;
 }
 
 export interface EngineStats {
@@ -176,6 +197,16 @@ const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
  * ballots and an election key.
  */
 const phase1Election = (k: ShutdownKey): ShutdownKey['election'] => (k.command === 'vts-in' && k.reason === 'command' ? k.election : null);
+/** The operator's reason for an override, checked: required when `required`, at most 512 characters. */
+function noteOf(note: unknown, required: boolean): { note?: string } {
+  if (note === undefined || note === '') {
+    if (required) throw new InvalidCommandError('an override (forced mode, or a threshold below floor(n/2)) needs the operator\'s reason: it is recorded in its key');
+    return {};
+  }
+  if (typeof note !== 'string' || note.length > 512) throw new InvalidCommandError('the reason of an override is a text of at most 512 characters');
+  return { note };
+}
+
 /** The transition, or the PtpError saying why it does not apply. */
 function tryTransition(prev: ShutdownKey, shape: CommandShape, pending: readonly string[] | null): Transition | PtpError {
   try {
@@ -214,8 +245,8 @@ export class VtcEngine {
   #nextToken = 1;
   readonly #ops = new Map<number, { deadline: number; issued: number; done: (r: VtsResult, issued: number) => void }>();
   readonly #obs: Record<VtsName, VtsObs> = {
-    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity },
-    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity },
+    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null },
+    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null },
   };
   readonly #lastHeard = new Map<string, number>();
   #lastHello = -Infinity;
@@ -243,16 +274,20 @@ export class VtcEngine {
   #auto: { action: string; since: number } | null = null;
   #lastStatus = '';
   readonly stats: EngineStats = { rejected: 0, rejectedReasons: {}, ballotsCast: 0, keysCoordinated: 0 };
+  readonly #cfg: string;
+  readonly #misconfigured = new Set<string>();
+  readonly #configWarnings: string[] = [];
 
   constructor(config: EngineConfig, deps: EngineDeps) {
     this.config = config;
     this.#deps = deps;
-    this.#signer = new RecordSigner(deps.mac);
+    this.#signer = new RecordSigner(deps.keys);
     this.#n = config.vtcs.length;
     this.#index = config.vtcs.indexOf(config.self);
     if (this.#index < 0) throw new InvalidCommandError(`VTC ${config.self} is not in the configured VTC list`);
     if (new Set(config.vtcs).size !== this.#n || this.#n < 2) throw new InvalidCommandError('the VTC list needs at least two distinct names');
     this.#eff = genesisKey(config.ptpId, this.#n);
+    this.#cfg = configDigest(config.ptpId, config.vtcs);
   }
 
   get signer(): RecordSigner {
@@ -279,7 +314,7 @@ export class VtcEngine {
     for (const x of VTS_NAMES) if (this.#obs[x].hbToken === null) this.#heartbeat(x);
     if (now - this.#lastHello >= this.config.timing.helloInterval) {
       this.#lastHello = now;
-      this.#broadcast({ t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac });
+      this.#broadcast({ t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg });
     }
     if (this.#coord !== null && this.#coord.phase === 1 && now >= this.#coord.deadline) this.#phase1Timeout();
     this.#flush();
@@ -296,6 +331,15 @@ export class VtcEngine {
     } catch (e) {
       return this.#reject(e instanceof PtpError ? e.code : 'malformed');
     }
+    // A peer configured with another VTC list counts voters, electorate and default threshold
+    // differently: it is reported and takes no part until its configuration matches.
+    if (msg.t === 'hello' && msg.cfg !== undefined) {
+      if (msg.cfg !== this.#cfg) {
+        if (!this.#misconfigured.has(from)) this.#configWarning(`${from}: its configuration digest ${msg.cfg} differs from ${this.#cfg} here (PtP id and VTC list in order): every VTC must share one topology`);
+        this.#misconfigured.add(from);
+      } else this.#misconfigured.delete(from);
+    }
+    if (this.#misconfigured.has(from)) return this.#reject('config-mismatch');
     this.#lastHeard.set(from, now);
     switch (msg.t) {
       case 'propose':
@@ -304,9 +348,15 @@ export class VtcEngine {
       case 'ack':
         this.#onAck(from, msg.seq, msg.keyMac, true, msg.ballot);
         break;
-      case 'nack':
+      case 'nack': {
+        // A peer saw the survivor restart: this VTC takes that knowledge over, so it counts
+        // both VTS as lost rather than proposing the same failure key again (seed 580).
+        const r = /^restarted:([AB]):/.exec(msg.reason);
+        const o = r === null ? undefined : this.#obs[r[1] as VtsName];
+        if (o !== undefined && o.restarted === null && o.view !== undefined) o.restarted = { seq: o.view.lastKeySeq };
         this.#onAck(from, msg.seq, msg.keyMac, false);
         break;
+      }
       case 'commit':
         this.#ingestCommit(msg.key, msg.commit, from);
         break;
@@ -315,7 +365,7 @@ export class VtcEngine {
         break;
       case 'hello': {
         // The first hello from a peer gets one back at once, so a VTC that just started learns quickly whether it is behind.
-        if (!this.#peerTop.has(from)) this.#send(from, { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac });
+        if (!this.#peerTop.has(from)) this.#send(from, { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg });
         this.#peerTop.set(from, msg.top);
         // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
         let after: number | null = null;
@@ -369,7 +419,7 @@ export class VtcEngine {
       const shape = this.#shapeOf(cmd);
       this.#checkFree();
       transition(this.#eff, shape, []);
-      const mode: Mode = cmd.command === 'vts-out' || cmd.command === 'ptp-shutdown' ? cmd.mode : cmd.command === 'override' ? 'forced' : 'normal';
+      const mode: Mode = cmd.command === 'vts-out' || cmd.command === 'ptp-shutdown' ? cmd.mode : cmd.command === 'override' ? 'forced' : cmd.command === 'threshold-set' ? (cmd.mode ?? 'normal') : 'normal';
       this.#coordinate(shape, mode, commandId, null);
     } catch (e) {
       if (!(e instanceof PtpError)) throw e;
@@ -403,14 +453,38 @@ export class VtcEngine {
   }
   status(): PtpStatus {
     if (!this.#caughtUp()) return { kind: 'offline' };
+    // A VTS the key keeps in that restarted since (it may be a restored image) serves nothing
+    // until a key records the event.
+    if (VTS_NAMES.some((x) => this.#eff.status[x] === 'in' && this.#obs[x].restarted !== null)) return { kind: 'offline' };
+    // Nor from one reporting, since the newest key, a last key seq below one it confirmed
+    // recording: an older image of itself (this VTC may have restarted and missed its boot).
+    if (VTS_NAMES.some((x) => this.#eff.status[x] === 'in' && this.#obs[x].view !== undefined && this.#obs[x].at >= this.#effAt && this.#obs[x].view!.lastKeySeq < this.#expectRange(x).lo)) return { kind: 'offline' };
     return deriveStatus(this.#eff, { A: this.#obs.A.view, B: this.#obs.B.view });
   }
   threshold(): number {
     return this.#eff.threshold;
   }
-  /** What host I/O may do now: the status, and the epoch (newest key seq) every VTS fences host I/O with. */
-  writeContext(): { readonly status: PtpStatus; readonly epoch: number } {
-    return { status: this.status(), epoch: this.#eff.seq };
+  /**
+   * What host I/O may do now: the status, and the epoch every VTS fences host I/O, token
+   * updates and copies with: the newest key's seq and MAC (two keys with one seq on forked
+   * branches do not pass each other's fences).
+   */
+  writeContext(): {
+    readonly status: PtpStatus;
+    readonly epoch: number;
+    readonly epochMac: string;
+    readonly boots: Readonly<Partial<Record<VtsName, string>>>;
+    /** Per VTS, the newest seq it confirmed recording: a VTS reporting less is an older image of itself, and refuses. */
+    readonly minSeqs: Readonly<Record<VtsName, number>>;
+  } {
+    // The boot of each VTS this VTC knows: a VTS that restarted since refuses the I/O, so none
+    // reaches a restored image before this VTC has seen the restart (and gone off-line for it).
+    const boots: Partial<Record<VtsName, string>> = {};
+    for (const x of VTS_NAMES) {
+      const b = this.#obs[x].view?.bootId;
+      if (b !== undefined) boots[x] = b;
+    }
+    return { status: this.status(), epoch: this.#eff.seq, epochMac: this.#eff.mac, boots, minSeqs: { A: this.#expectRange('A').lo, B: this.#expectRange('B').lo } };
   }
 
   /**
@@ -435,6 +509,15 @@ export class VtcEngine {
   }
   inFlight(): boolean {
     return this.#coord !== null;
+  }
+  /** Peers or keys found not to fit this VTC's configuration (another VTC list, a threshold that does not follow), newest last; at most 16. */
+  configWarnings(): readonly string[] {
+    return this.#configWarnings;
+  }
+  #configWarning(text: string): void {
+    if (this.#configWarnings.includes(text)) return;
+    if (this.#configWarnings.length >= 16) this.#configWarnings.shift();
+    this.#configWarnings.push(text);
   }
 
   // ---------------------------------------------------------------- journal and keys
@@ -623,6 +706,12 @@ export class VtcEngine {
       return nack(`key ${key.seq} follows key ${key.prevSeq}, but key ${eff.seq} is committed here`);
     }
     if (eff.seq === key.prevSeq && eff.mac !== key.prevMac) return nack(`key ${key.seq} follows another key ${key.prevSeq} than the one committed here (a fork)`);
+    const misfit = thresholdMismatch(key, eff.seq === key.prevSeq ? eff : { seq: key.prevSeq, threshold: key.threshold }, this.#n);
+    if (misfit !== null) {
+      this.#configWarning(`${from}: ${misfit}`);
+      this.#reject('threshold-mismatch');
+      return nack(misfit);
+    }
     const atPrev = this.#keys.get(key.prevSeq);
     if (key.prevSeq > 0 && atPrev !== undefined && atPrev.size > 0 && !atPrev.has(key.prevMac)) return nack(`key ${key.seq} follows a key ${key.prevSeq} this VTC never acknowledged (a fork)`);
     // The key must extend this VTC's head: following the predecessors it holds back to the
@@ -657,6 +746,14 @@ export class VtcEngine {
         return nack(`key ${key.seq} passes over key ${j}, which this VTC holds and has not seen fail`);
       }
     }
+    // A failure key leaving a survivor this VTC saw restart (and no key recorded on it since)
+    // would place an image nobody judged on-line alone: the coordinator may have restarted
+    // itself and missed the restart. Refusing fails the key (forced never goes against an
+    // answer); this VTC then counts both as lost.
+    if (key.reason === 'failure' && key.command === 'vts-out') {
+      const y = otherVts(key.subjects[0] ?? 'A');
+      if (this.#eff.status[y] === 'in' && this.#obs[y].restarted !== null) return nack(`restarted:${y}: VTS ${y} restarted and no key has been recorded on it since: it cannot be left serving alone`);
+    }
     const held = this.#keys.get(key.seq);
     const inProgress = this.#waitingAcks.get(`${key.seq}`);
     if ((held !== undefined && held.size > 0) || (inProgress !== undefined && !this.#waitingAcks.has(key.mac))) {
@@ -680,13 +777,18 @@ export class VtcEngine {
       case 'vts-in':
         return { command: 'vts-in', subjects: [checkVts(cmd.vts)], reason: 'command' };
       case 'override':
-        return { command: 'vts-in', subjects: [checkVts(cmd.vts)], reason: 'override' };
+        return { command: 'vts-in', subjects: [checkVts(cmd.vts)], reason: 'override', ...noteOf(cmd.note, false) };
       case 'ptp-shutdown':
         return { command: 'ptp-shutdown', subjects: ['A', 'B'], reason: 'command' };
       case 'ptp-start':
         return { command: 'ptp-start', subjects: ['A', 'B'], reason: 'command' };
-      case 'threshold-set':
-        return { command: 'threshold-set', subjects: [], reason: 'command', threshold: checkThreshold(cmd.threshold, this.#n) };
+      case 'threshold-set': {
+        const threshold = checkThreshold(cmd.threshold, this.#n, { belowHalf: cmd.belowHalf === true });
+        if (cmd.mode !== undefined && cmd.mode !== 'normal' && cmd.mode !== 'forced') throw new InvalidCommandError(`threshold-set runs in normal or forced mode, not ${String(cmd.mode)}`);
+        // Either override of a safety rule is audited: a key of its own, with reason override and the operator's note.
+        const override = cmd.mode === 'forced' || threshold < minSafeThreshold(this.#n);
+        return { command: 'threshold-set', subjects: [], reason: override ? 'override' : 'command', threshold, ...noteOf(cmd.note, override) };
+      }
       default:
         throw new InvalidCommandError(`unknown command ${JSON.stringify((cmd as { command?: unknown }).command)}`);
     }
@@ -727,6 +829,7 @@ export class VtcEngine {
       election,
       prevSeq: prev.seq,
       prevMac: prev.mac,
+      ...(shape.note === undefined ? {} : { note: shape.note }),
     });
     this.stats.keysCoordinated++;
     this.#begin(key, prev, commandId);
@@ -801,16 +904,16 @@ export class VtcEngine {
         const x = key.subjects[0] ?? 'A';
         const y = otherVts(x);
         const yIn = prev.status[y] === 'in';
-        const steps: Step[] = [{ vts: x, op: { op: 'stop', seq: s, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: yIn ? y : null }, required: !forced }];
+        const steps: Step[] = this.#unvouchedSubject(key, x) ? [] : [{ vts: x, op: { op: 'stop', seq: s, mac: key.mac, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: yIn ? y : null, ...this.#bootOf(key, x) }, required: !forced }];
         // The survivor is not the subject: without it nothing counts the pending copies or fences old writers, so even forced needs it.
-        if (yIn) steps.push({ vts: y, op: { op: 'record', seq: s }, required: true, pending: 'survivor' });
+        if (yIn) steps.push({ vts: y, op: { op: 'record', seq: s, mac: key.mac }, required: true, pending: 'survivor' });
         return steps;
       }
       case 'ptp-shutdown': {
-        const ins = VTS_NAMES.filter((v) => prev.status[v] === 'in');
+        const ins = VTS_NAMES.filter((v) => prev.status[v] === 'in' && !this.#unvouchedSubject(key, v));
         return ins.map((v, i) => ({
           vts: v,
-          op: { op: 'stop', seq: s, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: i === 0 && ins.length === 2 ? otherVts(v) : null },
+          op: { op: 'stop', seq: s, mac: key.mac, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: i === 0 && ins.length === 2 ? otherVts(v) : null, ...this.#bootOf(key, v) },
           required: !forced,
           pending: 'union',
         }));
@@ -819,15 +922,35 @@ export class VtcEngine {
       case 'ptp-start': {
         const steps: Step[] = [];
         for (const v of VTS_NAMES) {
-          if (key.subjects.includes(v)) steps.push({ vts: v, op: { op: 'start', seq: s }, required: !forced });
-          else if (key.status[v] === 'in') steps.push({ vts: v, op: { op: 'record', seq: s }, required: !forced });
+          if (key.subjects.includes(v)) steps.push({ vts: v, op: { op: 'start', seq: s, mac: key.mac }, required: !forced });
+          else if (key.status[v] === 'in') steps.push({ vts: v, op: { op: 'record', seq: s, mac: key.mac }, required: !forced });
         }
-        if (key.status.A === 'in' && key.status.B === 'in') steps.push({ vts: 'A', op: { op: 'reconcile', seq: s }, required: true });
+        if (key.status.A === 'in' && key.status.B === 'in') steps.push({ vts: 'A', op: { op: 'reconcile', seq: s, mac: key.mac }, required: true });
         return steps;
       }
       case 'threshold-set':
-        return VTS_NAMES.filter((v) => prev.status[v] === 'in').map((v) => ({ vts: v, op: { op: 'record', seq: s }, required: false }));
+        return VTS_NAMES.filter((v) => prev.status[v] === 'in').map((v) => ({ vts: v, op: { op: 'record', seq: s, mac: key.mac }, required: false }));
     }
+  }
+
+  /**
+   * * A failure key does not stop (and so does not record its seq on) a VTS that restarted
+   * with no key recorded on it since, or reports a last key seq out of the expected range: recording it
+   * would let a restored old image report the newest seq and pass later elections, as a VTS
+   * not elected is started without recording (decided here). Left in operation, it comes
+   * back through the return or election rules, which judge its image.
+   */
+  /** The boot a stop carries: the one this VTC saw when it planned the key (see VtsOp stop). */
+  #bootOf(key: ShutdownKey, x: VtsName): { bootId?: string } {
+    const b = this.#obs[x].view?.bootId;
+    return b !== undefined ? { bootId: b } : {};
+  }
+
+  #unvouchedSubject(key: ShutdownKey, x: VtsName): boolean {
+    if (key.reason !== 'failure' && key.mode !== 'forced') return false;
+    // A VTS that restarts after this check is caught by the VTS itself: the stop carries the
+    // boot judged here (#bootOf), and a restarted VTS refuses it.
+    return (this.#obs[x].restarted !== null || (this.#obs[x].view !== undefined && !this.#sameImage(x)));
   }
 
   #onAck(from: string, seq: number, keyMac: string, ok: boolean, ballot?: SignedBallot): void {
@@ -898,14 +1021,22 @@ export class VtcEngine {
     if (step === undefined) return this.#commit(c, 'done');
     c.attempted.add(step.vts);
     if (step.op.op === 'reconcile') c.attempted.add(otherVts(step.vts));
+    const vouched = step.pending === 'survivor' ? this.#vouch(step.vts) : null;
     this.#vts(step.vts, step.op, (r, issued) => {
       if (this.#coord !== c) return;
       if (r.ok) {
         this.#observe(r.view, issued);
         if (r.view.lastKeySeq >= c.key.seq) c.recorded.add(step.vts);
         if (step.op.op === 'reconcile') c.recorded.add(otherVts(step.vts));
-        if (step.pending === 'survivor') c.pending = r.view.behind.slice();
+        // A survivor this VTC cannot vouch for (restarted, another image, a last key seq out of
+        // the expected range) is treated as one that could not be asked: current becomes empty,
+        // so it serves alone only after an election (or with the other VTS back).
+        const same = vouched !== null && (r.view.bootId ?? '') === vouched.bootId && (r.view.imageId ?? '') === vouched.imageId;
+        if (step.pending === 'survivor') c.pending = same ? r.view.behind.slice() : null;
         if (step.pending === 'union') c.pending = [...new Set([...(c.pending ?? []), ...r.view.behind])].sort();
+        // Both VTS lost at once: whatever they report after coming back (one may be a restored
+        // image) cannot show that either holds every write, so current becomes empty.
+        if (step.pending === 'union' && c.key.reason === 'failure') c.unionFailed = true;
       } else {
         if (step.pending === 'survivor') c.pending = null;
         if (step.pending === 'union') c.unionFailed = true;
@@ -1127,6 +1258,9 @@ export class VtcEngine {
     const token: number = this.#vts(x, { op: 'status' }, (r, issued) => {
       if (o.hbToken === token) o.hbToken = null;
       if (r.ok) this.#observe(r.view, issued);
+      // Unreachable since: when it answers again it has returned, and returnGrace starts
+      // then (a VTS powered off keeps no "in operation since" from before).
+      else if (issued >= o.at) o.inSince = null;
     });
     o.hbToken = token;
   }
@@ -1135,6 +1269,11 @@ export class VtcEngine {
   #observe(view: VtsView, issued: number): void {
     const o = this.#obs[view.name];
     if (issued < o.at) return;
+    // A VTS that restarted (or is another image) may have lost, or never had, what it held:
+    // it counts as lost until a key records the event (see #lost).
+    const before = o.view;
+    if (before !== undefined && ((view.bootId ?? '') !== (before.bootId ?? '') || (view.imageId ?? '') !== (before.imageId ?? ''))) o.restarted = { seq: view.lastKeySeq };
+    else if (o.restarted !== null && view.lastKeySeq > o.restarted.seq) o.restarted = null;
     o.view = view;
     o.at = issued;
     if (view.inOperation) {
@@ -1166,6 +1305,9 @@ export class VtcEngine {
   #lost(x: VtsName): boolean {
     const o = this.#obs[x];
     if (o.view !== undefined && !o.view.inOperation && o.at > this.#effAt) return true;
+    // Restarted and no key recorded on it since: a power loss shorter than the heartbeat
+    // timeout, or a restored image, is a loss all the same (both restarting: both lost at once).
+    if (o.restarted !== null) return true;
     return this.#now - Math.max(o.lastOk, this.#boot, this.#effAt) > this.config.timing.heartbeatTimeout;
   }
 
@@ -1213,16 +1355,27 @@ export class VtcEngine {
     }
     for (const x of VTS_NAMES) {
       // A VTC that sees neither VTS cannot fence the survivor; one that sees it coordinates instead.
-      if (eff.status[x] === 'in' && this.#lost(x) && (eff.status[otherVts(x)] === 'out' || this.#seenIn(otherVts(x)))) {
+      // The survivor must not be lost itself (restarted since the key): that is both lost at once, below.
+      if (eff.status[x] === 'in' && this.#lost(x) && (eff.status[otherVts(x)] === 'out' || (this.#seenIn(otherVts(x)) && !this.#lost(otherVts(x))))) {
         if (this.#due(`fail:${eff.seq}:${x}`, this.#rank())) this.#coordinate({ command: 'vts-out', subjects: [x], reason: 'failure' }, 'forced', null, null);
         return;
       }
+    }
+    // Both lost at once (power): recorded before either may serve again, as a forced
+    // shutdown whose pending copies are unknown (current empty), so one VTS back alone is
+    // not elected and both back come on-line together by a return key, without a vote.
+    if (eff.status.A === 'in' && eff.status.B === 'in' && this.#lost('A') && this.#lost('B')) {
+      if (this.#due(`fail:${eff.seq}:AB`, this.#rank())) this.#coordinate({ command: 'ptp-shutdown', subjects: ['A', 'B'], reason: 'failure' }, 'forced', null, null);
+      return;
     }
     const back = VTS_NAMES.filter((x) => eff.status[x] === 'out' && this.#seenIn(x));
     const graceOver = (x: VtsName): boolean => this.#now - (this.#obs[x].inSince ?? this.#now) >= t.returnGrace;
     if (back.length > 0) {
       const others = VTS_NAMES.filter((x) => !back.includes(x));
-      if (others.every((y) => eff.status[y] === 'in' || this.#seenIn(y))) {
+      // A returning VTS in current must be the image that left: a last key seq below the newest
+      // it confirmed recording is an older image, and a return without a vote would serve it.
+      const genuine = back.every((x) => !eff.current.includes(x) || this.#sameImage(x));
+      if (genuine && others.every((y) => eff.status[y] === 'in' || this.#seenIn(y))) {
         const subjects = VTS_NAMES.filter((x) => eff.status[x] === 'out');
         if (this.#due(`return:${eff.seq}:${subjects.join('')}`, this.#rank())) this.#coordinate({ command: 'vts-in', subjects, reason: 'return' }, 'normal', null, null);
         return;
@@ -1332,6 +1485,28 @@ export class VtcEngine {
     const buffered = this.#ballotBuffer.get(idKey(id)) ?? [];
     this.#ballotBuffer.clear();
     for (const b of buffered) this.#tally(e, b);
+  }
+
+  /**
+   * Whether this VTC can vouch that VTS `y` is the same image that recorded the keys it
+   * holds, so a failure key may leave it serving alone: seen in operation, not restarted
+   * without a key recorded on it since, and reporting a last key seq in the range an election expects.
+   * Returns the boot and image ids to compare with its answer, or null.
+   */
+  #vouch(y: VtsName): { bootId: string; imageId: string } | null {
+    const o = this.#obs[y];
+    const v = o.view;
+    if (v === undefined || !v.inOperation || o.restarted !== null) return null;
+    const { lo, hi } = this.#expectRange(y);
+    if (v.lastKeySeq < lo || v.lastKeySeq > hi) return null;
+    return { bootId: v.bootId ?? '', imageId: v.imageId ?? '' };
+  }
+
+  /** The VTS reports a last key seq in the range an election expects of it (not an older image). */
+  #sameImage(x: VtsName): boolean {
+    const v = this.#obs[x].view;
+    const { lo, hi } = this.#expectRange(x);
+    return v !== undefined && v.lastKeySeq >= lo && v.lastKeySeq <= hi;
   }
 
   /** [newest seq the VTS confirmed recording, newest key seq held here]: a VTS outside it is another image. */

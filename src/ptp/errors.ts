@@ -2,6 +2,7 @@
 
 export const PtpErrorCode = {
   invalidThreshold: 'EPTP_THRESHOLD',
+  unsafeThreshold: 'EPTP_THRESHOLD_UNSAFE',
   unknownVts: 'EPTP_UNKNOWN_VTS',
   conflict: 'EPTP_CONFLICT',
   noQuorum: 'EPTP_NO_QUORUM',
@@ -9,6 +10,7 @@ export const PtpErrorCode = {
   invalidCommand: 'EPTP_INVALID_COMMAND',
   malformed: 'EPTP_MALFORMED',
   badMac: 'EPTP_BAD_MAC',
+  badSignature: 'EPTP_BAD_SIGNATURE',
   stopped: 'EPTP_STOPPED',
   timeout: 'EPTP_TIMEOUT',
 } as const;
@@ -28,6 +30,27 @@ export class InvalidThresholdError extends PtpError {
   override readonly name = 'InvalidThresholdError';
   constructor(threshold: unknown, n: number) {
     super(PtpErrorCode.invalidThreshold, `VTC agreement threshold must be an integer with 0 <= T < ${n} (the number of configured VTCs); got ${String(threshold)}`);
+  }
+}
+
+/**
+ * A threshold below floor(n/2) without the operator's audited override: two groups of
+ * more than T VTCs need not share a VTC, so each could commit its own key (split brain).
+ */
+export class UnsafeThresholdError extends PtpError {
+  override readonly name = 'UnsafeThresholdError';
+  readonly threshold: number;
+  readonly n: number;
+  readonly minimum: number;
+  constructor(threshold: number, n: number, minimum: number) {
+    super(
+      PtpErrorCode.unsafeThreshold,
+      `VTC agreement threshold T = ${threshold} is below the minimum ${minimum} for n = ${n} VTCs (floor(n/2)): two groups of ${threshold + 1} VTC(s) need not share a VTC, so each could commit its own key (split brain). ` +
+        'Set it only as an audited override (threshold set --force-below-half --reason TEXT)',
+    );
+    this.threshold = threshold;
+    this.n = n;
+    this.minimum = minimum;
   }
 }
 
@@ -80,6 +103,16 @@ export class BadMacError extends PtpError {
   override readonly name = 'BadMacError';
   constructor(what: string) {
     super(PtpErrorCode.badMac, `${what}: MAC does not verify with the cluster secret`);
+  }
+}
+
+/** A key, commit record or ballot whose signature is not its author's (the VTC it names). */
+export class BadSignatureError extends PtpError {
+  override readonly name = 'BadSignatureError';
+  readonly author: string;
+  constructor(what: string, author: string) {
+    super(PtpErrorCode.badSignature, `${what}: signature does not verify with the public key of ${JSON.stringify(author)}`);
+    this.author = author;
   }
 }
 

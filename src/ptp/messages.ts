@@ -10,7 +10,8 @@ export type PeerMessage =
   | { readonly t: 'nack'; readonly seq: number; readonly keyMac: string; readonly reason: string }
   | { readonly t: 'commit'; readonly key: ShutdownKey; readonly commit: CommitRecord }
   | { readonly t: 'ballot'; readonly ballot: SignedBallot }
-  | { readonly t: 'hello'; readonly hi: number; readonly top: number; readonly topMac: string }
+  /** `cfg`: the sender's configuration digest (rules.ts configDigest), so a VTC configured with another VTC list is noticed. */
+  | { readonly t: 'hello'; readonly hi: number; readonly top: number; readonly topMac: string; readonly cfg?: string }
   | { readonly t: 'sync-req'; readonly after: number }
   | { readonly t: 'sync'; readonly records: readonly { readonly key: ShutdownKey; readonly commit: CommitRecord }[] };
 
@@ -22,7 +23,7 @@ const envelope = z.union([
   z.object({ t: z.literal('nack'), seq, keyMac: mac, reason: z.string().max(1024) }).strict(),
   z.object({ t: z.literal('commit'), key: z.unknown(), commit: z.unknown() }).strict(),
   z.object({ t: z.literal('ballot'), ballot: z.unknown() }).strict(),
-  z.object({ t: z.literal('hello'), hi: seq, top: seq, topMac: mac }).strict(),
+  z.object({ t: z.literal('hello'), hi: seq, top: seq, topMac: mac, cfg: z.string().max(64).optional() }).strict(),
   z.object({ t: z.literal('sync-req'), after: seq }).strict(),
   z.object({ t: z.literal('sync'), records: z.array(z.object({ key: z.unknown(), commit: z.unknown() }).strict()).max(256) }).strict(),
 ]);

@@ -2,18 +2,65 @@
  * The decision rules of PROTOCOL.md as pure functions: thresholds, how a command changes
  * status / current / state, the mode table, the vote, and the PtP status a VTC derives.
  */
-import { InvalidCommandError, InvalidThresholdError, UnknownVtsError } from './errors.js';
+import { InvalidCommandError, InvalidThresholdError, UnknownVtsError, UnsafeThresholdError } from './errors.js';
 import { otherVts } from './types.js';
 import type { CommitRecord, Command, KeyReason, KeyState, Mode, PtpStatus, ShutdownKey, StatusPair, VtsName, VtsView } from './types.js';
 
 export const defaultThreshold = (n: number): number => Math.floor(n / 2);
 
-/** Returns T when `0 <= T < n`; the electorate is all n configured VTCs. */
-export function checkThreshold(threshold: unknown, n: number): number {
+/**
+ * The lowest threshold that keeps quorums intersecting: two groups of more than T VTCs
+ * share a VTC only when 2(T + 1) > n, that is T >= floor(n/2). Below it two halves of a
+ * partition can each commit a different key at the same seq (split brain).
+ */
+export const minSafeThreshold = (n: number): number => Math.floor(n / 2);
+
+/**
+ * Returns T when `0 <= T < n` and, unless `belowHalf` (the operator's audited override),
+ * `T >= floor(n/2)`. Throws {@link InvalidThresholdError} or {@link UnsafeThresholdError}.
+ */
+export function checkThreshold(threshold: unknown, n: number, o: { readonly belowHalf?: boolean } = {}): number {
   if (typeof threshold !== 'number' || !Number.isInteger(threshold) || threshold < 0 || threshold >= n) {
     throw new InvalidThresholdError(threshold, n);
   }
+  if (threshold < minSafeThreshold(n) && o.belowHalf !== true) throw new UnsafeThresholdError(threshold, n, minSafeThreshold(n));
   return threshold;
+}
+
+/**
+ * Why a key that carries `threshold` does not fit the VTC configuration here (n VTCs)
+ * after `prev`, or null when it fits. Every VTC checks every key it acknowledges, so a
+ * VTC configured with another VTC list (another default threshold) or a key setting an
+ * unsafe threshold without the audited override is refused by the quorum, not only by
+ * the coordinator (decided here).
+ */
+export function thresholdMismatch(key: Pick<ShutdownKey, 'seq' | 'command' | 'reason' | 'threshold'>, prev: Pick<ShutdownKey, 'seq' | 'threshold'>, n: number): string | null {
+  if (key.threshold >= n) return `key ${key.seq} carries threshold ${key.threshold}, but ${n} VTCs are configured here (0 <= T < ${n}): do the VTCs share one topology?`;
+  if (key.command === 'threshold-set') {
+    if (key.threshold < minSafeThreshold(n) && key.reason !== 'override') return `key ${key.seq} sets threshold ${key.threshold} below ${minSafeThreshold(n)} (floor(n/2), n = ${n}) without the audited override`;
+    return null;
+  }
+  if (key.threshold !== prev.threshold) return `key ${key.seq} carries threshold ${key.threshold}, but key ${prev.seq} it follows has ${prev.threshold} here: do the VTCs share one topology?`;
+  return null;
+}
+
+/**
+ * A short fingerprint of the configuration every VTC must share: the PtP id and the VTC
+ * list in order (the voter ids, the electorate, the default threshold). Not a secret and
+ * not a MAC (frames are authenticated already): it only lets a VTC see that a peer was
+ * configured with another list. FNV-1a, twice with different offsets.
+ */
+export function configDigest(ptpId: string, vtcs: readonly string[]): string {
+  const text = `${ptpId}\n${vtcs.length}\n${vtcs.join('\n')}`;
+  const fnv = (basis: number): string => {
+    let h = basis >>> 0;
+    for (let i = 0; i < text.length; i++) {
+      h ^= text.charCodeAt(i);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, '0');
+  };
+  return fnv(0x811c9dc5) + fnv(0x050c5d1f);
 }
 
 export function checkVts(name: unknown): VtsName {
@@ -75,6 +122,8 @@ export interface CommandShape {
   readonly threshold?: number;
   /** Test-only (with a BrokenRule): skip the check that an elected VTS is current. */
   readonly unchecked?: boolean;
+  /** The operator's reason for an override, recorded in the key. */
+  readonly note?: string;
 }
 
 export interface Transition {

@@ -89,6 +89,8 @@ export interface ShutdownKey {
   /** Decided here: the key this one follows (seq and MAC), so a key built on a fork is refused. */
   readonly prevSeq: number;
   readonly prevMac: string;
+  /** Decided here: the operator's reason, on keys that override a safety rule (reason `override`). */
+  readonly note?: string;
   readonly mac: string;
 }
 
@@ -148,4 +150,16 @@ export interface VtsView {
   readonly lastKeySeq: number;
   /** Token summary: volumes whose token on this VTS is not consistent (a newer copy lives on the other VTS). */
   readonly behind: readonly string[];
+  /**
+   * Decided here: MAC of the key recorded as `lastKeySeq` (empty when none or unknown), so
+   * the fence tells two keys with the same seq on forked branches apart.
+   */
+  readonly lastKeyMac?: string;
+  /** Decided here: random identity of this VTS's disks, made once when they are first set up. */
+  readonly imageId?: string;
+  /**
+   * Decided here: random per start of the VTS process. A VTS seen with a new boot id has been
+   * down (it may be a restored image): the VTCs treat it as lost until a key records it.
+   */
+  readonly bootId?: string;
 }

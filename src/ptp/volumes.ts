@@ -70,6 +70,43 @@ export function planWrite(args: {
   }
 }
 
+export type ReadPlan = { readonly ok: true; readonly generation: number; readonly holders: readonly VtsName[] } | { readonly ok: false; readonly reason: string };
+
+/**
+ * Where a host read may be served from (decided here). The tokens are the ones each VTS gave
+ * under the reader's epoch (a VTS that fenced the reader gives none, and the read is refused
+ * by the caller). In on-line with both the reader must hear from both: a VTS outside
+ * `current` of a key the reader missed may still answer, and only the other one (which
+ * recorded that key) fences it. The read goes to a VTS holding the newest generation either
+ * reports, never to one whose data is older, even if its own token says consistent (a
+ * restored image, or a VTS that missed writes).
+ */
+export function planRead(args: {
+  readonly status: PtpStatus;
+  readonly tokens: { readonly A?: (Token & { readonly dataGeneration: number }) | undefined; readonly B?: (Token & { readonly dataGeneration: number }) | undefined };
+}): ReadPlan {
+  const { status, tokens } = args;
+  let allowed: VtsName[];
+  switch (status.kind) {
+    case 'offline':
+      return { ok: false, reason: 'PtP system is off-line' };
+    case 'online-single':
+      allowed = [status.vts];
+      if (tokens[status.vts] === undefined) return { ok: false, reason: `VTS ${status.vts} unreachable` };
+      break;
+    default:
+      if (tokens.A === undefined || tokens.B === undefined) return { ok: false, reason: 'a VTS is unreachable: a read must hear from both to know the newest generation' };
+      allowed = ['A', 'B'];
+  }
+  const g = Math.max(0, ...allowed.map((x) => tokens[x]?.generation ?? 0));
+  const holders = allowed.filter((x) => {
+    const t = tokens[x];
+    return t !== undefined && t.consistent && t.generation === g && t.dataGeneration === g && g > 0;
+  });
+  if (holders.length === 0) return { ok: false, reason: g === 0 ? 'no VTS in service holds the volume' : `no VTS in service holds generation ${g}, the newest known` };
+  return { ok: true, generation: g, holders };
+}
+
 /** Applies a planned write to one VTS's volume map (the caller has checked fencing and operation). */
 export function applyWrite(vols: Map<string, VolumeCopy>, volser: string, generation: number, data: boolean): void {
   const c = vols.get(volser);

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { Timing } from '../ptp/engine.js';
+import { generateKeyring, vtcKeys } from '../ptp/mac.js';
+import type { Keyring } from '../ptp/mac.js';
 import { formatStatus, VTS_NAMES } from '../ptp/types.js';
 import type { VtsName } from '../ptp/types.js';
 import type { CopyMode } from '../ptp/volumes.js';
@@ -60,6 +62,8 @@ export class LocalCluster {
   readonly options: ClusterOptions;
   readonly timing: Timing;
   readonly secret: string;
+  /** Fresh Ed25519 keys of every VTC and the operator (tests sign operator requests with `keyring.operator.privateKey`). */
+  readonly keyring: Keyring;
   readonly t0 = Date.now();
   readonly log: Logger;
   #partition: string[][] | null = null;
@@ -70,6 +74,7 @@ export class LocalCluster {
     this.names = Array.from({ length: o.n }, (_, i) => `vtc${i + 1}`);
     this.timing = { ...FAST_TIMING, ...o.timing };
     this.secret = o.secret ?? 'in-process cluster secret 0123456789';
+    this.keyring = generateKeyring(this.names);
     this.log = o.logger ?? pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'silent' });
     this.vts = { A: this.#vtsHost('A'), B: this.#vtsHost('B') };
   }
@@ -122,6 +127,8 @@ export class LocalCluster {
       vtcs: this.names,
       self: name,
       secret: this.secret,
+      keys: vtcKeys(this.keyring, name),
+      operatorKey: this.keyring.operator.publicKey,
       listen: { host: '127.0.0.1', port },
       control: this.options.control === true ? { host: '127.0.0.1', port: 0 } : null,
       peers,

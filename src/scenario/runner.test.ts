@@ -47,7 +47,7 @@ describe('scenario runner', () => {
   });
 
   it('an expected error that does not come is a mismatch too', async () => {
-    const r = await runScenario(parseScenario({ name: 'no-error', title: 't', steps: [{ command: { run: 'threshold-set', threshold: 1, expectError: 'EPTP_THRESHOLD' } }] }));
+    const r = await runScenario(parseScenario({ name: 'no-error', title: 't', steps: [{ command: { run: 'threshold-set', threshold: 3, expectError: 'EPTP_THRESHOLD' } }] }));
     expect(r.passed).toBe(false);
     expect((r.error as ScenarioMismatchError).diff[0]).toMatch(/^command: expected error EPTP_THRESHOLD, it succeeded as key 1/);
   });

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { OperatorCommand } from '../ptp/engine.js';
 import type { Mode, VtsName } from '../ptp/types.js';
 import { codeOf } from '../vtc/errors.js';
-import type { ElectionView, KeySummary } from '../vtc/agent.js';
+import type { CloseResult, ElectionView, KeySummary } from '../vtc/agent.js';
 import { LocalCluster } from './cluster.js';
 import type { ClusterEvent, ClusterOptions } from './cluster.js';
 import { LocalSystem, ProcessSystem } from './system.js';
@@ -65,10 +65,11 @@ export interface RunOptions {
 /** Plain-sentence text of one step. */
 export function describeStep(s: Step): string {
   if ('say' in s) return s.say;
-  if ('write' in s) return `host writes ${s.write.volser} through ${s.write.via ?? 'the first VTC'}${s.write.copyMode === undefined ? '' : ` (${s.write.copyMode} copy)`}${s.write.expectError === undefined ? '' : `, expecting ${s.write.expectError}`}`;
+  if ('write' in s) return `host writes ${s.write.volser} through ${s.write.via ?? 'the first VTC'}${s.write.copyMode === undefined ? '' : ` (${s.write.copyMode} copy)`}${s.write.holdMs === undefined ? '' : `, keeping the mount in flight ${s.write.holdMs} ms`}${s.write.expectError === undefined ? '' : `, expecting ${s.write.expectError}`}`;
+  if ('await-writes' in s) return 'the writes kept in flight end';
   if ('command' in s) {
     const c = s.command;
-    const what = c.run === 'vts-out' ? `vts out ${c.vts ?? '?'} --mode ${c.mode ?? 'normal'}` : c.run === 'vts-in' ? `vts in ${c.vts ?? '?'}` : c.run === 'ptp-shutdown' ? `ptp shutdown --mode ${c.mode ?? 'normal'}` : c.run === 'threshold-set' ? `threshold set ${c.threshold ?? '?'}` : c.run === 'override' ? `ptp override ${c.vts ?? '?'} (forced)` : 'ptp start';
+    const what = c.run === 'vts-out' ? `vts out ${c.vts ?? '?'} --mode ${c.mode ?? 'normal'}` : c.run === 'vts-in' ? `vts in ${c.vts ?? '?'}` : c.run === 'ptp-shutdown' ? `ptp shutdown --mode ${c.mode ?? 'normal'}` : c.run === 'threshold-set' ? `threshold set ${c.threshold ?? '?'}${c.mode === undefined ? '' : ` --mode ${c.mode}`}${c.belowHalf === true ? ' --force-below-half' : ''}` : c.run === 'override' ? `ptp override ${c.vts ?? '?'} (forced)` : 'ptp start';
     return `operator: ${what} via ${c.via ?? 'the first VTC'}${c.expectError === undefined ? '' : `, expecting ${c.expectError}`}`;
   }
   if ('crash-vts' in s) return `VTS ${s['crash-vts']} fails (crash)`;
@@ -79,6 +80,9 @@ export function describeStep(s: Step): string {
   if ('heal' in s) return 'network healed';
   if ('loss' in s) return `message loss ${Math.round(s.loss * 100)}% between VTCs`;
   if ('pause-copies' in s) return s['pause-copies'] ? 'copy queues paused' : 'copy queues resumed';
+  if ('cut-vts-link' in s) return `${s['cut-vts-link'].vtcs.join(',')} lose their link to VTS ${s['cut-vts-link'].vts}`;
+  if ('image-vts' in s) return `a backup image of VTS ${s['image-vts']}'s disks is taken`;
+  if ('restore-vts' in s) return `VTS ${s['restore-vts']}'s disks are restored from the older backup image`;
   if ('wait' in s) return `wait ${s.wait} ms`;
   const e = s.expect;
   const parts: string[] = [];
@@ -106,9 +110,9 @@ function toCommand(c: Extract<Step, { command: unknown }>['command']): OperatorC
     case 'ptp-start':
       return { command: 'ptp-start' };
     case 'threshold-set':
-      return { command: 'threshold-set', threshold: c.threshold ?? NaN };
+      return { command: 'threshold-set', threshold: c.threshold ?? NaN, ...(c.mode === undefined ? {} : { mode: m }), ...(c.belowHalf === undefined ? {} : { belowHalf: c.belowHalf }), ...(c.note === undefined ? {} : { note: c.note }) };
     case 'override':
-      return { command: 'override', vts: c.vts ?? '' };
+      return { command: 'override', vts: c.vts ?? '', ...(c.note === undefined ? {} : { note: c.note }) };
   }
 }
 
@@ -200,6 +204,7 @@ export async function runScenario(s: ParsedScenario, o: RunOptions = {}): Promis
   let sys: ScenarioSystem | null = null;
   let error: ScenarioMismatchError | Error | null = null;
   let ballotsFrom = 0;
+  const inFlight: { step: number; volser: string; expectError: string | undefined; done: Promise<CloseResult> }[] = [];
   try {
     sys = o.processes === true
       ? await ProcessSystem.start({ n: s.vtcs, dir, copyMode: s.copyMode })
@@ -217,7 +222,33 @@ export async function runScenario(s: ParsedScenario, o: RunOptions = {}): Promis
         throw new ScenarioMismatchError(s.name, i, text, diff);
       };
       let detail: string | undefined;
-      if ('write' in step) {
+      if ('write' in step && step.write.holdMs !== undefined) {
+        const w = step.write;
+        if (c.writeHeld === undefined) throw new Error(`step ${i + 1}: a write kept in flight (holdMs) runs only in this process, not with --processes`);
+        const held = c.writeHeld(w.via, w.volser, Buffer.from(w.data, 'utf8'), w.holdMs ?? 0, w.copyMode);
+        try {
+          await held.mounted;
+        } catch (e) {
+          fail([`write: the mount of ${w.volser} failed: ${codeOf(e)}: ${(e as Error).message}`]);
+        }
+        inFlight.push({ step: i, volser: w.volser, expectError: w.expectError, done: held.done });
+        detail = `mounted, first half written; held ${w.holdMs} ms`;
+      } else if ('await-writes' in step) {
+        const diff: string[] = [];
+        const outcomes: string[] = [];
+        for (const f of inFlight.splice(0)) {
+          try {
+            const r = await f.done;
+            if (f.expectError !== undefined) diff.push(`write of ${f.volser} (step ${f.step + 1}): expected error ${f.expectError}, it was acknowledged (generation ${r.generation})`);
+            outcomes.push(`${f.volser} acknowledged on ${r.copies.join('+')}`);
+          } catch (e) {
+            if (f.expectError === undefined || codeOf(e) !== f.expectError) diff.push(`write of ${f.volser} (step ${f.step + 1}): expected ${f.expectError === undefined ? 'success' : `error ${f.expectError}`}, got ${codeOf(e)}: ${(e as Error).message}`);
+            outcomes.push(`${f.volser} refused: ${codeOf(e)}`);
+          }
+        }
+        if (diff.length > 0) fail(diff);
+        detail = outcomes.join('; ');
+      } else if ('write' in step) {
         const w = step.write;
         try {
           const r = await c.write(w.via, w.volser, Buffer.from(w.data, 'utf8'), w.copyMode);
@@ -265,6 +296,12 @@ export async function runScenario(s: ParsedScenario, o: RunOptions = {}): Promis
       else if ('heal' in step) await c.heal();
       else if ('loss' in step) await c.setLoss(step.loss);
       else if ('pause-copies' in step) await c.pauseCopies(step['pause-copies']);
+      else if ('cut-vts-link' in step || 'image-vts' in step || 'restore-vts' in step) {
+        if (c.vtsFaults === undefined) throw new Error(`step ${i + 1}: VTS link cuts and disk images run only in this process, not with --processes`);
+        if ('cut-vts-link' in step) c.vtsFaults.cutVtsLinks(step['cut-vts-link'].vtcs, step['cut-vts-link'].vts);
+        else if ('image-vts' in step) c.vtsFaults.imageVts(step['image-vts']);
+        else c.vtsFaults.restoreVts(step['restore-vts']);
+      }
       else if ('wait' in step) await sleep(step.wait);
       else if ('expect' in step) {
         const e = step.expect;

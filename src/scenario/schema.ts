@@ -26,6 +26,10 @@ const command = z
     vts: z.string().optional(),
     mode: mode.optional(),
     threshold: z.number().optional(),
+    /** threshold-set only: the audited override that lets a threshold below floor(n/2) through. */
+    belowHalf: z.boolean().optional(),
+    /** The operator's reason, recorded in the key of an override. */
+    note: z.string().min(1).max(512).optional(),
     via: vtcName.optional(),
     /** The command must fail with this error code (EPTP_THRESHOLD, EPTP_NO_QUORUM...). */
     expectError: z.string().optional(),
@@ -59,7 +63,27 @@ const expectation = z
 
 export const stepSchema = z.union([
   z.object({ say: z.string() }).strict(),
-  z.object({ write: z.object({ volser: z.string(), data: z.string(), via: vtcName.optional(), copyMode: z.enum(['immediate', 'deferred']).optional(), expectError: z.string().optional() }).strict() }).strict(),
+  z
+    .object({
+      write: z
+        .object({
+          volser: z.string(),
+          data: z.string(),
+          via: vtcName.optional(),
+          copyMode: z.enum(['immediate', 'deferred']).optional(),
+          expectError: z.string().optional(),
+          /**
+           * A write kept in flight: the host mounts, writes the first half, holds the mount
+           * this long, then writes the rest and closes. The step returns once the mount is
+           * active; `await-writes` checks the outcome (in-process runs only).
+           */
+          holdMs: z.number().int().min(1).max(60_000).optional(),
+        })
+        .strict(),
+    })
+    .strict(),
+  /** Waits for the writes kept in flight and checks each against its expectError (none: acknowledged). */
+  z.object({ 'await-writes': z.literal(true) }).strict(),
   z.object({ command }).strict(),
   z.object({ 'crash-vts': vts }).strict(),
   z.object({ 'restart-vts': vts }).strict(),
@@ -69,6 +93,11 @@ export const stepSchema = z.union([
   z.object({ heal: z.literal(true) }).strict(),
   z.object({ loss: z.number().min(0).max(0.9) }).strict(),
   z.object({ 'pause-copies': z.boolean() }).strict(),
+  /** The listed VTCs lose their link to the VTS (healed by `heal`); in-process runs only. */
+  z.object({ 'cut-vts-link': z.object({ vtcs: z.array(vtcName).min(1), vts }).strict() }).strict(),
+  /** A backup of the VTS's disks, taken now; `restore-vts` puts it back while the VTS is down. In-process runs only. */
+  z.object({ 'image-vts': vts }).strict(),
+  z.object({ 'restore-vts': vts }).strict(),
   z.object({ wait: z.number().int().nonnegative() }).strict(),
   z.object({ expect: expectation }).strict(),
 ]);

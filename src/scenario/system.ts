@@ -5,11 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { OperatorCommand, Timing } from '../ptp/engine.js';
+import { addKeys } from '../cli/keys.js';
+import { loadOperatorKey, loadTopology } from '../cli/topology.js';
 import { HmacSha256 } from '../ptp/mac.js';
 import { VTS_NAMES } from '../ptp/types.js';
 import type { PtpStatus, VtsName } from '../ptp/types.js';
@@ -48,6 +50,13 @@ export interface ScenarioSystem {
   vtsIn(): Promise<VtsName[]>;
   command(via: string | undefined, cmd: OperatorCommand): Promise<KeySummary>;
   write(via: string | undefined, volser: string, data: Uint8Array, copyMode?: CopyMode): Promise<CloseResult>;
+  /**
+   * A host write kept in flight: mounts, writes the first half of `data`, holds the mount
+   * `holdMs`, writes the rest and closes. `mounted` resolves once the mount is active (or
+   * rejects with the mount's error); `done` with the close. Absent where the runner cannot
+   * hold a mount open (separate processes).
+   */
+  writeHeld?(via: string | undefined, volser: string, data: Uint8Array, holdMs: number, copyMode?: CopyMode): { mounted: Promise<void>; done: Promise<CloseResult> };
   read(via: string | undefined, volser: string): Promise<{ data: Uint8Array; vts: string }>;
   /** Running VTCs `vtc` is not cut off from. */
   reachable(vtc: string): string[];
@@ -59,6 +68,13 @@ export interface ScenarioSystem {
   heal(): Promise<void>;
   setLoss(p: number): Promise<void>;
   pauseCopies(p: boolean): Promise<void>;
+  /** In-process systems only: VTC-to-VTS link cuts (cleared by `heal`) and backup images of a VTS's disks. */
+  readonly vtsFaults?: {
+    cutVtsLinks(vtcs: readonly string[], x: VtsName): void;
+    imageVts(x: VtsName): void;
+    /** Throws when the VTS is running or no image was taken. */
+    restoreVts(x: VtsName): void;
+  };
   stop(): Promise<void>;
 }
 
@@ -107,6 +123,24 @@ export class LocalSystem implements ScenarioSystem {
   read(via: string | undefined, volser: string): Promise<{ data: Uint8Array; vts: string }> {
     return this.c.agent(via).readVolume(volser);
   }
+  writeHeld(via: string | undefined, volser: string, data: Uint8Array, holdMs: number, copyMode?: CopyMode): { mounted: Promise<void>; done: Promise<CloseResult> } {
+    const a = this.c.agent(via);
+    const half = Math.floor(data.length / 2);
+    const mount = a.mount(volser, { scratch: true, writable: true, ...(copyMode === undefined ? {} : { copyMode }) });
+    const mounted = mount.then(async (h) => {
+      await a.write(h, data.subarray(0, half));
+    });
+    const done = mount.then(async (h) => {
+      await mounted;
+      await new Promise((r) => setTimeout(r, holdMs));
+      await a.write(h, data.subarray(half));
+      return a.close(h);
+    });
+    // Whoever awaits only one of the two must not leave the other's rejection unhandled.
+    mounted.catch(() => undefined);
+    done.catch(() => undefined);
+    return { mounted, done };
+  }
   reachable(vtc: string): string[] {
     const a = this.c.agents.get(vtc);
     return this.running().filter((v) => !(a?.faults.cut.has(v) ?? false));
@@ -129,6 +163,11 @@ export class LocalSystem implements ScenarioSystem {
   }
   heal(): Promise<void> {
     this.c.heal();
+    for (const k of this.#vtsCuts) {
+      const [v, x] = k.split('|') as [string, VtsName];
+      this.c.agents.get(v)?.cutVts(x, false);
+    }
+    this.#vtsCuts.clear();
     return Promise.resolve();
   }
   setLoss(p: number): Promise<void> {
@@ -139,6 +178,23 @@ export class LocalSystem implements ScenarioSystem {
     for (const a of this.c.alive()) a.copies.paused = p;
     return Promise.resolve();
   }
+  readonly #vtsCuts = new Set<string>();
+  readonly vtsFaults = {
+    cutVtsLinks: (vtcs: readonly string[], x: VtsName): void => {
+      for (const v of vtcs) {
+        this.c.agent(v).cutVts(x, true);
+        this.#vtsCuts.add(`${v}|${x}`);
+      }
+    },
+    imageVts: (x: VtsName): void => cpSync(join(this.c.options.dir, `vts-${x}`), join(this.c.options.dir, `image-vts-${x}`), { recursive: true }),
+    restoreVts: (x: VtsName): void => {
+      if (this.c.vts[x].running) throw new Error(`VTS ${x} is running: its disks can be restored only while it is down`);
+      const img = join(this.c.options.dir, `image-vts-${x}`);
+      if (!existsSync(img)) throw new Error(`no backup image of VTS ${x} was taken (image-vts)`);
+      rmSync(join(this.c.options.dir, `vts-${x}`), { recursive: true, force: true });
+      cpSync(img, join(this.c.options.dir, `vts-${x}`), { recursive: true });
+    },
+  };
   stop(): Promise<void> {
     return this.c.stop();
   }
@@ -183,18 +239,18 @@ export class ProcessSystem implements ScenarioSystem {
     const ports = await freePorts(2 * o.n + 2);
     s.#vtsPorts.A = ports[2 * o.n]!;
     s.#vtsPorts.B = ports[2 * o.n + 1]!;
-    writeFileSync(
-      s.#topo,
-      stringify({
-        ptpId: 'ptp1',
-        secret: s.#secret,
-        copyMode: o.copyMode,
-        timing: { ...FAST_TIMING, ...o.timing },
-        vtcs: s.names.map((id, i) => ({ id, listen: `127.0.0.1:${ports[2 * i]}`, control: `127.0.0.1:${ports[2 * i + 1]}`, journalDir: `./${id}` })),
-        vts: { A: { listen: `127.0.0.1:${s.#vtsPorts.A}`, cacheDir: './A/cache', stateDir: './A/state' }, B: { listen: `127.0.0.1:${s.#vtsPorts.B}`, cacheDir: './B/cache', stateDir: './B/state' } },
-      }),
-    );
-    s.names.forEach((id, i) => s.#controls.set(id, new ControlClient(s.names, id, { host: '127.0.0.1', port: ports[2 * i + 1]! }, s.#secret, 10_000)));
+    const doc = {
+      ptpId: 'ptp1',
+      secret: s.#secret,
+      copyMode: o.copyMode,
+      timing: { ...FAST_TIMING, ...o.timing },
+      vtcs: s.names.map((id, i) => ({ id, listen: `127.0.0.1:${ports[2 * i]}`, control: `127.0.0.1:${ports[2 * i + 1]}`, journalDir: `./${id}` })),
+      vts: { A: { listen: `127.0.0.1:${s.#vtsPorts.A}`, cacheDir: './A/cache', stateDir: './A/state' }, B: { listen: `127.0.0.1:${s.#vtsPorts.B}`, cacheDir: './B/cache', stateDir: './B/state' } },
+    };
+    addKeys(doc, o.dir, join(o.dir, 'keys'));
+    writeFileSync(s.#topo, stringify(doc));
+    const operatorKey = loadOperatorKey(loadTopology(s.#topo));
+    s.names.forEach((id, i) => s.#controls.set(id, new ControlClient(s.names, id, { host: '127.0.0.1', port: ports[2 * i + 1]! }, { secret: s.#secret, operatorKey }, 10_000)));
     try {
       await Promise.all(VTS_NAMES.map((x) => s.restartVts(x)));
       await Promise.all(s.names.map((v) => s.restartVtc(v)));

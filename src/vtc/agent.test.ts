@@ -91,7 +91,7 @@ describe('VTC agents over loopback TCP (4 VTCs, 2 VTS)', () => {
   it('a crashed VTC restarts from its key journal and learns the keys it missed', async () => {
     c = await LocalCluster.start({ n: 4, dir });
     expect(await c.waitFor(all(c, 'online-both'), 8000)).toBe(true);
-    await c.agent('vtc1').command({ command: 'threshold-set', threshold: 1 });
+    await c.agent('vtc1').command({ command: 'threshold-set', threshold: 1, belowHalf: true, note: 'test: a low threshold the restarted VTC must learn' });
     await c.waitFor(agreeOn(c, 1), 3000);
     await c.crashVtc('vtc4');
     await c.agent('vtc1').command({ command: 'vts-out', vts: 'A', mode: 'expedite' });

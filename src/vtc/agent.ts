@@ -3,12 +3,12 @@
  * durable storage, the other VTCs over authenticated TCP frames, and both VTS over RPC;
  * serves hosts (mount, write, read, close with copies per copy mode) and the operator.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { KeyJournal } from '../hotpath/key-journal.js';
+import { KeyJournalCorruptError } from '../hotpath/journal-types.js';
 import { VoteTally } from '../hotpath/vote-tally.js';
 import { TcpTransport } from '../net/tcp-transport.js';
 import { SecureChannel } from '../net/transport.js';
@@ -16,18 +16,21 @@ import { DEFAULT_TIMING, VtcEngine } from '../ptp/engine.js';
 import type { Effect, OperatorCommand, Timing } from '../ptp/engine.js';
 import { PtpError } from '../ptp/errors.js';
 import { HmacSha256 } from '../ptp/mac.js';
+import type { RecordKeys } from '../ptp/mac.js';
+import type { KeyObject } from 'node:crypto';
+import { controlMethods } from './control-protocol.js';
 import { formatStatus, VTS_NAMES } from '../ptp/types.js';
 import type { ElectionId, PtpStatus, ShutdownKey, SignedBallot, VtsName } from '../ptp/types.js';
-import { planWrite, writeStillCurrent } from '../ptp/volumes.js';
+import { planRead, planWrite, writeStillCurrent } from '../ptp/volumes.js';
 import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
 import { CopyQueue, copyVolume } from './copier.js';
-import { AgentStoppedError, BadRequestError, CommandInFlightError, NotAllowedError, PtpOfflineError, VtcError, VtcErrorCode } from './errors.js';
+import { AgentStoppedError, BadRequestError, CommandInFlightError, codeOf, NotAllowedError, PtpOfflineError, VtcError, VtcErrorCode } from './errors.js';
 import { FaultyTransport, noFaults } from './faults.js';
 import type { LinkFaults } from './faults.js';
 import { MAX_BODY, OPERATOR, participants, RpcServer } from './rpc.js';
 import type { RpcReply, RpcSecurity } from './rpc.js';
 import { VtsClient } from './vts-client.js';
-import type { RemoteView } from './vts-client.js';
+import type { EpochFence, RemoteView } from './vts-client.js';
 import { RemoteVtsPort } from './vts-port.js';
 
 export interface Address {
@@ -43,8 +46,12 @@ export interface VtcAgentOptions {
   /** Every configured VTC, in the order shared by the whole PtP system. */
   readonly vtcs: readonly string[];
   readonly self: string;
-  /** The cluster secret (at least 16 bytes). */
+  /** The cluster secret (at least 16 bytes): frame MACs only; it cannot sign a key, a commit or a ballot. */
   readonly secret: string | Uint8Array;
+  /** This VTC's private key and every VTC's public key: it signs its keys, commits and ballots, and accepts only those its author signed. */
+  readonly keys: RecordKeys;
+  /** The operator's public key: every operator request on the control endpoint must carry its signature. */
+  readonly operatorKey: KeyObject;
   /** Where this VTC listens for its peers (port 0: any). */
   readonly listen: Address;
   /** Where it listens for operator commands and host requests; null: no control endpoint. */
@@ -53,6 +60,13 @@ export interface VtcAgentOptions {
   readonly peers: Readonly<Record<string, Address>>;
   readonly vts: Readonly<Record<VtsName, Address>>;
   readonly journalDir: string;
+  /**
+   * What to do when the key journal has mid-log damage (acknowledged records unreadable):
+   * 'refuse' (default) fails start with KeyJournalCorruptError naming the file and offset;
+   * 'salvage' keeps every valid record, moves the damaged file aside, and starts: the lost
+   * keys and commits come back from peers by anti-entropy (docs/key-journal.md).
+   */
+  readonly journalRepair?: 'refuse' | 'salvage';
   readonly timing?: Partial<Timing>;
   /** Copy mode of host writes that do not name one. Default immediate. */
   readonly copyMode?: CopyMode;
@@ -111,6 +125,8 @@ export interface KeySummary {
   readonly originVtc: string;
   /** The election that placed a VTS on-line alone with this key, and who elected it. */
   readonly election: { readonly seq: number; readonly vts: VtsName; readonly round: number; readonly yes: readonly string[] } | null;
+  /** The operator's reason, on a key that overrides a safety rule (reason `override`). */
+  readonly note?: string;
 }
 
 export interface AgentStatus {
@@ -124,6 +140,8 @@ export interface AgentStatus {
   readonly rejectedFrames: number;
   readonly rejectedMessages: number;
   readonly copyQueue: number;
+  /** Peers or keys that do not fit this VTC's configuration (another VTC list, a threshold that does not follow). */
+  readonly configWarnings?: readonly string[];
 }
 
 export const summarizeKey = (k: ShutdownKey): KeySummary => ({
@@ -140,6 +158,7 @@ export const summarizeKey = (k: ShutdownKey): KeySummary => ({
   copiesPending: k.copiesPending,
   originVtc: k.originVtc,
   election: k.election === null ? null : { seq: k.election.seq, vts: k.election.vts, round: k.election.round, yes: k.election.yes },
+  ...(k.note === undefined ? {} : { note: k.note }),
 });
 
 /** Events for timelines and tests. */
@@ -157,7 +176,17 @@ interface Mount {
   readonly plan: (WritePlan & { ok: true }) | null;
   readonly copyMode: CopyMode;
   readonly epoch: number;
+  readonly epochMac: string;
+  /** The boot of each VTS this VTC knew when the mount was planned. */
+  readonly boots: Readonly<Partial<Record<VtsName, string>>>;
+  readonly minSeqs: Readonly<Record<VtsName, number>>;
 }
+
+/** The fence towards VTS `x`: the writer's epoch, the boot of `x` it knows (a restarted VTS refuses) and the seq `x` must have recorded (an older image refuses). */
+const fenceFor = (c: { readonly epoch: number; readonly epochMac: string; readonly boots: Readonly<Partial<Record<VtsName, string>>>; readonly minSeqs: Readonly<Record<VtsName, number>> }, x: VtsName): EpochFence => {
+  const b = c.boots[x];
+  return { epoch: c.epoch, epochMac: c.epochMac, minSeq: c.minSeqs[x], ...(b === undefined ? {} : { bootId: b }) };
+};
 
 /**
  * One VTC. Created by {@link VtcAgent.start}; stopped by {@link VtcAgent.stop}.
@@ -210,24 +239,35 @@ export class VtcAgent extends EventEmitter {
     this.timing = { ...DEFAULT_TIMING, ...o.timing };
     this.#journal = journal;
     const mac = new HmacSha256(o.secret);
-    this.engine = new VtcEngine({ ptpId: o.ptpId, vtcs: o.vtcs, self: o.self, timing: this.timing }, { mac, tally: (opts) => new VoteTally(opts) });
+    this.engine = new VtcEngine({ ptpId: o.ptpId, vtcs: o.vtcs, self: o.self, timing: this.timing }, { keys: o.keys, tally: (opts) => new VoteTally(opts) });
     this.#tcp = new TcpTransport(Object.entries(o.peers).map(([name, a]) => ({ name, host: a.host, port: a.port })));
     this.#channel = new SecureChannel(new FaultyTransport(this.#tcp, this.faults, o.vtcs), { vtcs: o.vtcs, self: o.self, mac, freshnessMs: 30_000 }, () => Date.now());
     const sec: RpcSecurity = { names: participants(o.vtcs), mac };
     const t = o.rpcTimeoutMs ?? Math.max(2000, this.timing.vtsOpTimeout);
     this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t), B: new VtsClient(o.self, 'B', o.vts.B, sec, t) };
-    this.copies = new CopyQueue(this.#clients, log);
+    // Background copies carry this VTC's epoch when they start: one that missed a key is fenced.
+    this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to));
     this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout) };
     if (o.control !== null) {
-      this.#control = new RpcServer(o.self, sec, (from, m, p, b) => this.#onControl(from, m, p, b));
+      this.#control = new RpcServer(o.self, { ...sec, operatorKey: o.operatorKey, methods: controlMethods(o.vtcs) }, (from, m, p, b) => this.#onControl(from, m, p, b));
     }
   }
 
   /** Opens the key journal, restores the engine from it, starts listening and ticking. Rejects on a journal or bind error. */
   static async start(o: VtcAgentOptions): Promise<VtcAgent> {
     const log = (o.logger ?? pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'warn' })).child({ component: 'vtc', vtc: o.self });
-    await mkdir(o.journalDir, { recursive: true });
-    const journal = await KeyJournal.open(join(o.journalDir, 'keys.journal'));
+    const journalPath = join(o.journalDir, 'keys.journal');
+    let journal: KeyJournal;
+    try {
+      // createDirectory: a new journal directory is made durable in its parent before any key is acknowledged.
+      journal = await KeyJournal.open(journalPath, { createDirectory: true, salvage: o.journalRepair === 'salvage' });
+    } catch (e) {
+      if (e instanceof KeyJournalCorruptError) log.fatal({ err: e, path: journalPath, offset: e.offset, recordsAfter: e.recordsAfter }, 'key journal has mid-log damage: not starting (journalRepair "salvage" recovers from peers)');
+      throw e;
+    }
+    const rec = journal.recovery;
+    if (rec.salvage !== undefined) log.error({ path: journalPath, movedTo: rec.salvage.movedTo, damage: rec.salvage.damage, kept: rec.salvage.keptRecords }, 'key journal salvaged: lost records come back from peers');
+    else if (rec.truncatedBytes > 0) log.warn({ path: journalPath, truncatedBytes: rec.truncatedBytes, records: rec.records }, 'key journal: cut a torn tail (appends never acknowledged)');
     const agent = new VtcAgent(o, journal, log);
     try {
       await agent.#begin();
@@ -449,6 +489,7 @@ export class VtcAgent extends EventEmitter {
       rejectedFrames: Object.values(fr).reduce((a, b) => a + b, 0) + this.#channel.stats.undecodable,
       rejectedMessages: this.engine.stats.rejected,
       copyQueue: this.copies.length,
+      configWarnings: this.engine.configWarnings(),
     };
   }
 
@@ -487,18 +528,24 @@ export class VtcAgent extends EventEmitter {
     return this.#balance === 0 ? x : y;
   }
 
-  async #tokens(volser: string): Promise<{ A?: Token; B?: Token; data: Partial<Record<VtsName, number>> }> {
-    const out: { A?: Token; B?: Token; data: Partial<Record<VtsName, number>> } = { data: {} };
+  /**
+   * Each VTS's token of `volser`, asked under this VTC's epoch. A VTS that answers EFENCED
+   * recorded a key this VTC has not got: `fenced` names it, and the caller refuses the
+   * operation (this VTC is behind; serving it could read or write outside current).
+   */
+  async #tokens(volser: string, fence: (x: VtsName) => EpochFence): Promise<{ A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] }> {
+    const out: { A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] } = { data: {}, fenced: [] };
     await Promise.all(
       VTS_NAMES.map(async (x) => {
         try {
           const v = await this.#clients[x].view(this.timing.heartbeatTimeout * 4);
           if (!v.inOperation) return;
-          const t = (await this.#clients[x].tokens()).find((k) => k.volser === volser);
+          const t = (await this.#clients[x].tokens(fence(x))).find((k) => k.volser === volser);
           out[x] = t === undefined ? { generation: 0, consistent: true } : { generation: t.generation, consistent: t.consistent };
           out.data[x] = t?.dataGeneration ?? 0;
-        } catch {
-          // Unreachable: not a candidate.
+        } catch (e) {
+          // Fenced: a newer key is recorded there, or it restarted unseen. Unreachable: not a candidate.
+          if (codeOf(e) === 'EFENCED') out.fenced.push(x);
         }
       }),
     );
@@ -515,7 +562,8 @@ export class VtcAgent extends EventEmitter {
     const ctx = this.engine.writeContext();
     if (ctx.status.kind === 'offline') throw new PtpOfflineError(`PtP system is off-line (newest key ${ctx.epoch})`);
     const writable = o.writable !== false;
-    const tokens = await this.#tokens(volser);
+    const tokens = await this.#tokens(volser, (x) => fenceFor(ctx, x));
+    if (tokens.fenced.length > 0) throw new PtpOfflineError(`VTS ${tokens.fenced.join(',')} fenced key ${ctx.epoch} of this VTC (a newer key recorded there, or it restarted since this VTC saw it): no host I/O until this VTC catches up`);
     const copyMode = o.copyMode ?? this.options.copyMode ?? 'immediate';
     if (writable) {
       const usable = VTS_NAMES.filter((x) => tokens[x] !== undefined);
@@ -524,18 +572,23 @@ export class VtcAgent extends EventEmitter {
       if (!plan.ok) throw new PtpOfflineError(plan.reason);
       // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
       const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
-      const h = await this.#clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, epoch: plan.epoch });
+      const h = await this.#clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) });
       const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
-      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch });
+      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
       return handle;
     }
-    const allowed: VtsName[] = ctx.status.kind === 'online-single' ? [ctx.status.vts] : ['A', 'B'];
-    const holders = allowed.filter((x) => tokens[x]?.consistent === true && (tokens.data[x] ?? 0) > 0);
-    if (holders.length === 0) throw new PtpOfflineError(`no VTS in service holds current data of ${volser}`);
-    const x = this.#select(holders);
-    const h = await this.#clients[x].mount(volser, { writable: false, epoch: ctx.epoch });
+    // The newest generation either VTS reports, from one that holds it; in on-line with both,
+    // both must have answered under this VTC's epoch (see planRead).
+    const withData = (x: VtsName): (Token & { dataGeneration: number }) | undefined => {
+      const t = tokens[x];
+      return t === undefined ? undefined : { ...t, dataGeneration: tokens.data[x] ?? 0 };
+    };
+    const rp = planRead({ status: ctx.status, tokens: { A: withData('A'), B: withData('B') } });
+    if (!rp.ok) throw new PtpOfflineError(`${volser}: ${rp.reason}`);
+    const x = this.#select(rp.holders);
+    const h = await this.#clients[x].mount(volser, { writable: false, ...fenceFor(ctx, x) });
     const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
-    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch });
+    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
     return handle;
   }
 
@@ -573,20 +626,32 @@ export class VtcAgent extends EventEmitter {
     this.#mounts.delete(h.id);
     const x = m.handle.vts;
     if (m.plan === null) {
-      const t = await this.#clients[x].close(m.h, { epoch: m.epoch });
+      const t = await this.#clients[x].close(m.h, fenceFor(m, x));
       return { volser: h.volser, generation: t.generation, copyMode: m.copyMode, copies: [x], queued: [] };
     }
     const plan = m.plan;
-    await this.#clients[x].close(m.h, { generation: plan.generation, epoch: plan.epoch });
+    // Every target is checked under the write's epoch before the data is committed anywhere:
+    // a VTC that missed a key (cut off from its peers) is fenced by the VTS that recorded it,
+    // and commits nothing on the other, which the key may have left outside current.
+    const others = plan.targets.filter((t) => t.vts !== x);
+    try {
+      for (const t of others) await this.#clients[t.vts].fence(fenceFor(m, t.vts));
+    } catch (e) {
+      await this.#clients[x].abandon(m.h).catch(() => undefined);
+      throw e;
+    }
+    await this.#clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) });
     const copies: VtsName[] = [x];
     const queued: VtsName[] = [];
-    for (const t of plan.targets) {
-      if (t.vts === x) continue;
+    // Then the copy or token update, fenced again: a key recorded on the other VTS between the
+    // check and here refuses it, so the write is not acknowledged; one recorded after it finds
+    // the volume in that VTS's token summary and counts it as a pending copy.
+    for (const t of others) {
       if (t.data) {
-        await copyVolume(h.volser, this.#clients[x], this.#clients[t.vts]);
+        await copyVolume(h.volser, this.#clients[x], this.#clients[t.vts], fenceFor(m, t.vts));
         copies.push(t.vts);
       } else {
-        await this.#clients[t.vts].markBehind(h.volser, plan.generation);
+        await this.#clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));
         this.copies.enqueue(h.volser, x, t.vts);
         queued.push(t.vts);
       }

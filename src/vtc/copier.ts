@@ -7,19 +7,21 @@ import type { Logger } from 'pino';
 import type { VtsName } from '../ptp/types.js';
 import { CopyError } from './errors.js';
 import { MAX_BODY } from './rpc.js';
-import type { VtsClient } from './vts-client.js';
+import type { EpochFence, VtsClient } from './vts-client.js';
 
 /**
  * Copies `volser` from `from` to `to`. Resolves with the generation copied. Rejects with
  * {@link CopyError} (cause: the VTS error, e.g. EVOLBEHIND when `from` holds nothing
- * current, ESTALEGEN when `to` already knows newer). No timeout beyond the RPC calls'.
+ * current, ESTALEGEN when `to` already knows newer, EFENCED when `fence` is the epoch of a
+ * VTC a newer key fenced on `to`). No timeout beyond the RPC calls'. A copy is a token update
+ * on `to`: a VTC that missed a key must not install data there, so it carries the epoch.
  */
-export async function copyVolume(volser: string, from: VtsClient, to: VtsClient): Promise<number> {
+export async function copyVolume(volser: string, from: VtsClient, to: VtsClient, fence?: EpochFence): Promise<number> {
   try {
     const x = await from.exportOpen(volser);
     let cid: number;
     try {
-      cid = await to.copyOpen(volser, x.token, x.sha256);
+      cid = await to.copyOpen(volser, x.token, x.sha256, fence);
     } catch (e) {
       await from.exportRelease(x.xid).catch(() => undefined);
       throw e;
@@ -59,7 +61,11 @@ export class CopyQueue {
   #stopped = false;
   #paused = false;
 
-  constructor(clients: Record<VtsName, VtsClient>, log: Logger, concurrency = 2) {
+  readonly #fence: ((to: VtsName) => EpochFence) | undefined;
+
+  /** `fence`: the copying VTC's epoch towards the destination at the time each copy starts (its newest key, the VTS's boot). */
+  constructor(clients: Record<VtsName, VtsClient>, log: Logger, concurrency = 2, fence?: (to: VtsName) => EpochFence) {
+    this.#fence = fence;
     this.#clients = clients;
     this.#log = log;
     this.#concurrency = concurrency;
@@ -93,7 +99,7 @@ export class CopyQueue {
       const j = this.#queue.shift();
       if (j === undefined) break;
       this.#running++;
-      copyVolume(j.volser, this.#clients[j.from], this.#clients[j.to])
+      copyVolume(j.volser, this.#clients[j.from], this.#clients[j.to], this.#fence?.(j.to))
         .then(
           () => {
             this.stats.copied++;

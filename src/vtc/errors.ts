@@ -9,6 +9,7 @@ export const VtcErrorCode = {
   conflict: 'EVTC_CONFLICT',
   badRequest: 'EVTC_BAD_REQUEST',
   notAllowed: 'EVTC_NOT_ALLOWED',
+  operatorAuth: 'EVTC_OPERATOR_AUTH',
   copy: 'EVTC_COPY',
 } as const;
 export type VtcErrorCode = (typeof VtcErrorCode)[keyof typeof VtcErrorCode];
@@ -76,6 +77,16 @@ export class BadRequestError extends VtcError {
   override readonly name = 'BadRequestError';
   constructor(message: string, cause?: unknown) {
     super(VtcErrorCode.badRequest, message, { cause });
+  }
+}
+
+/** An operator request without a valid, fresh operator signature (unsigned, forged, replayed or stale). */
+export class OperatorAuthError extends VtcError {
+  override readonly name = 'OperatorAuthError';
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(VtcErrorCode.operatorAuth, message);
+    this.reason = reason;
   }
 }
 

@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryOut } from '../cli/output.js';
 import { registerPtpCommands, startVtc, startVts } from '../cli/ptp-commands.js';
+import { generateTopologyKeys } from '../cli/keys.js';
 import { loadTopology } from '../cli/topology.js';
 import type { VtcAgent } from './agent.js';
 
@@ -38,6 +39,7 @@ beforeAll(async () => {
   };
   topo = join(dir, 'topology.yaml');
   writeFileSync(topo, stringify(doc));
+  generateTopologyKeys(topo, join(dir, 'keys'));
   const t = loadTopology(topo);
   for (const x of ['A', 'B'] as const) stops.push((await startVts(t, x)).stop);
   for (const v of t.vtcs) agents.push(await startVtc(t, v.id));
@@ -92,7 +94,9 @@ describe('operator commands through the CLI to any VTC', () => {
   });
 
   it('threshold set, ptp shutdown and ptp start; status shows the keys', async () => {
-    expect((await cli('threshold', 'set', '1', '-t', topo)).error).toBeNull();
+    expect((await cli('threshold', 'set', '1', '-t', topo)).error?.message).toMatch(/^VTC agreement threshold T = 1 is below the minimum 2 for n = 4 VTCs/);
+    expect((await cli('threshold', 'set', '1', '--force-below-half', '-t', topo)).error?.message).toMatch(/is an audited override: give --reason/);
+    expect((await cli('threshold', 'set', '1', '--force-below-half', '--reason', 'bench rig', '-t', topo)).error).toBeNull();
     await settle(3);
     expect((await cli('ptp', 'shutdown', '--mode', 'normal', '-t', topo, '--vtc', 'vtc3')).error).toBeNull();
     await settle(4);
@@ -101,6 +105,8 @@ describe('operator commands through the CLI to any VTC', () => {
     const s = await cli('status', '-t', topo, '--vtc', 'vtc4');
     expect(s.lines[0]).toBe('PtP system clitest as vtc4 sees it: online-both, newest key 5, VTC agreement threshold 1.');
     expect(s.lines.some((l) => l.includes('key 4: ptp-shutdown (normal, command)'))).toBe(true);
+    expect(s.lines[1]).toMatch(/^WARNING: the threshold 1 is below floor\(n\/2\) = 2 for 4 VTCs: .* Set by key 3 from vtc1, an audited override with the reason "bench rig"\.$/);
+    expect(s.lines.some((l) => l.includes('key 3: threshold-set (normal, override)') && l.includes('operator\'s reason: "bench rig"'))).toBe(true);
   });
 
   it('bad input gets clear errors', async () => {

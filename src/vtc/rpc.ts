@@ -4,13 +4,27 @@
  * index into a participant list shared by the whole PtP system). A frame's payload is
  * `u32 json length | JSON envelope | binary body`, so volume data travels without base64.
  * The VTS server and the VTC control endpoint both use it.
+ *
+ * The frame MAC uses the cluster secret, which every VTC and VTS holds, so on its own it
+ * cannot tell the operator from any of them. A server given the operator's public key
+ * therefore also requires, on every request from the operator, an Ed25519 signature by
+ * the operator's private key over the request (target, method, params, body digest), a
+ * random nonce and the time: a request re-wrapped in a fresh frame by a holder of the
+ * cluster secret is refused as replayed, an altered one as forged.
  */
+import { createHash, randomBytes, sign as edSign, verify as edVerify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { z } from 'zod';
+import type { ZodType } from 'zod';
 import { DEFAULT_MAX_FRAME, FrameCodec, FrameSplitter } from '../net/frame.js';
 import type { FrameStats } from '../net/frame.js';
+import { canonicalBytes } from '../ptp/codec.js';
 import type { MacAlgorithm } from '../ptp/mac.js';
-import { BadRequestError, RemoteError, RpcTimeoutError, UnreachableError, codeOf } from './errors.js';
+import { fromHex, toHex } from '../ptp/mac.js';
+import { describeIssues } from './control-protocol.js';
+import { BadRequestError, OperatorAuthError, RemoteError, RpcTimeoutError, UnreachableError, codeOf } from './errors.js';
 
 /** Name of the operator (CLI) in the participant list. */
 export const OPERATOR = 'operator';
@@ -23,8 +37,64 @@ export function participants(vtcs: readonly string[]): string[] {
 
 export interface RpcSecurity {
   readonly names: readonly string[];
+  /** Frame MAC with the cluster secret. */
   readonly mac: MacAlgorithm;
   readonly maxFrame?: number;
+  /**
+   * Server: the operator's public key. When set, every request from {@link OPERATOR} must
+   * carry a valid, fresh operator signature; others are refused (OperatorAuthError) and
+   * counted in `stats.operator`.
+   */
+  readonly operatorKey?: KeyObject;
+  /** Client speaking as {@link OPERATOR}: the operator's private key, to sign every request. */
+  readonly operatorPrivateKey?: KeyObject;
+  /**
+   * Server: the params schema of every method. A method not listed, or params that do not
+   * fit (wrong type, unknown field, out of range), are refused with a BadRequestError
+   * naming the field before the handler runs.
+   */
+  readonly methods?: Readonly<Record<string, ZodType>>;
+  /** How far an operator request's time may be from the server's clock, in ms (default 30 s). */
+  readonly operatorWindowMs?: number;
+}
+
+/** The operator's signature on a request: a random nonce, the time it was made, Ed25519 over both and the request. */
+export interface OperatorAuth {
+  readonly n: string;
+  readonly t: number;
+  readonly s: string;
+}
+
+/** The bytes an operator signs: who the request is for, what it asks, a digest of its body, nonce and time. */
+export function operatorSignedBytes(to: string, method: string, params: unknown, body: Uint8Array, nonce: string, at: number): Uint8Array {
+  return canonicalBytes({ to, m: method, p: params, body: createHash('sha256').update(body).digest('hex'), n: nonce, t: at });
+}
+
+/** Signs a request as the operator. */
+export function signOperatorRequest(key: KeyObject, to: string, method: string, params: unknown, body: Uint8Array, at: number): OperatorAuth {
+  const n = randomBytes(16).toString('hex');
+  return { n, t: at, s: toHex(edSign(null, operatorSignedBytes(to, method, params, body, n, at), key)) };
+}
+
+const envelopeSchema = z
+  .object({
+    id: z.number().int().nonnegative(),
+    m: z.string().min(1).max(64),
+    p: z.record(z.string(), z.unknown()).optional(),
+    a: z
+      .object({ n: z.string().regex(/^[0-9a-f]{32}$/), t: z.number().finite(), s: z.string().regex(/^[0-9a-f]{128}$/) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Why operator requests were refused, and how many passed. */
+export interface OperatorAuthStats {
+  accepted: number;
+  unsigned: number;
+  badSignature: number;
+  stale: number;
+  replayed: number;
 }
 
 const enc = new TextEncoder();
@@ -55,7 +125,9 @@ export interface RpcReply {
 }
 
 /**
- * Handles one request. `from` is authenticated (MAC with the cluster secret). Throwing
+ * Handles one request. `from` is authenticated (MAC with the cluster secret; for the
+ * operator also its signature, when the server has the operator key), and `params` fit
+ * the method's schema when the server has one. Throwing
  * sends the error's `code`, `name` and message back to the caller.
  */
 export type RpcHandler = (from: string, method: string, params: Record<string, unknown>, body: Uint8Array) => Promise<RpcReply>;
@@ -63,8 +135,10 @@ export type RpcHandler = (from: string, method: string, params: Record<string, u
 export interface RpcServerStats {
   frames: FrameStats;
   poisoned: number;
+  /** Requests refused before the handler: no envelope, unknown method, params that do not fit. */
   badRequests: number;
   handled: number;
+  operator: OperatorAuthStats;
 }
 
 /**
@@ -79,15 +153,20 @@ export class RpcServer {
   readonly #handler: RpcHandler;
   readonly #max: number;
   readonly #sockets = new Set<Socket>();
+  readonly #sec: RpcSecurity;
+  readonly #bootAt = Date.now();
+  readonly #nonces = new Map<string, number>();
+  #lastPrune = -Infinity;
   #server: Server | null = null;
   readonly stats: RpcServerStats;
 
   constructor(self: string, sec: RpcSecurity, handler: RpcHandler) {
     this.#self = self;
+    this.#sec = sec;
     this.#max = sec.maxFrame ?? DEFAULT_MAX_FRAME;
-    this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, Date.now());
+    this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, this.#bootAt);
     this.#handler = handler;
-    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0 };
+    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0, operator: { accepted: 0, unsigned: 0, badSignature: 0, stale: 0, replayed: 0 } };
   }
 
   /** Resolves with the bound port (0 asks the OS); rejects on a bind error (EADDRINUSE...). */
@@ -125,41 +204,86 @@ export class RpcServer {
   #frame(sock: Socket, frame: Uint8Array): void {
     const r = this.#codec.open(frame, Date.now());
     if (!r.ok) return;
-    let id: unknown;
-    let method: string;
-    let params: Record<string, unknown>;
+    let env: z.infer<typeof envelopeSchema>;
     let body: Uint8Array;
     try {
       const u = unpack(r.payload);
-      const e = u.envelope as { id?: unknown; m?: unknown; p?: unknown };
-      if (typeof e !== 'object' || e === null || typeof e.m !== 'string' || typeof e.id !== 'number') throw new BadRequestError('not an RPC request');
-      id = e.id;
-      method = e.m;
-      params = typeof e.p === 'object' && e.p !== null ? (e.p as Record<string, unknown>) : {};
+      env = envelopeSchema.parse(u.envelope);
       body = u.body;
     } catch {
+      // Without a well-formed envelope there is no id to answer to.
       this.stats.badRequests++;
       return;
     }
     const from = r.from;
-    const reply = (env: unknown, b?: Uint8Array): void => {
+    const reply = (e: unknown, b?: Uint8Array): void => {
       if (sock.destroyed) return;
       try {
-        sock.write(this.#codec.seal(from, pack(env, b), Date.now()));
+        sock.write(this.#codec.seal(from, pack(e, b), Date.now()));
       } catch {
         // An answer too large to seal is a handler bug; the caller times out.
       }
     };
-    this.#handler(from, method, params, body).then(
-      (res) => {
-        this.stats.handled++;
-        reply({ id, ok: true, r: res.result ?? null }, res.body);
-      },
-      (err: unknown) => {
-        const e = err as { name?: unknown; message?: unknown };
-        reply({ id, ok: false, e: { code: codeOf(err), name: typeof e?.name === 'string' ? e.name : 'Error', message: typeof e?.message === 'string' ? e.message : String(err) } });
-      },
-    );
+    const fail = (err: unknown): void => {
+      const e = err as { name?: unknown; message?: unknown };
+      reply({ id: env.id, ok: false, e: { code: codeOf(err), name: typeof e?.name === 'string' ? e.name : 'Error', message: typeof e?.message === 'string' ? e.message : String(err) } });
+    };
+    const params = env.p ?? {};
+    let checked: Record<string, unknown>;
+    try {
+      if (from === OPERATOR && this.#sec.operatorKey !== undefined) this.#checkOperator(this.#sec.operatorKey, env, params, body);
+      checked = this.#checkParams(env.m, params);
+    } catch (e) {
+      if (e instanceof BadRequestError) this.stats.badRequests++;
+      fail(e);
+      return;
+    }
+    this.#handler(from, env.m, checked, body).then((res) => {
+      this.stats.handled++;
+      reply({ id: env.id, ok: true, r: res.result ?? null }, res.body);
+    }, fail);
+  }
+
+  /** Throws OperatorAuthError (counted) unless the request carries a fresh, unused operator signature over exactly what it asks. */
+  #checkOperator(key: KeyObject, env: z.infer<typeof envelopeSchema>, params: Record<string, unknown>, body: Uint8Array): void {
+    const st = this.stats.operator;
+    const a = env.a;
+    if (a === undefined) {
+      st.unsigned++;
+      throw new OperatorAuthError('unsigned', `operator request ${env.m} carries no operator signature: the control endpoint needs the operator key (topology: operator.keyFile)`);
+    }
+    const sig = fromHex(a.s);
+    if (sig === null || !edVerify(null, operatorSignedBytes(this.#self, env.m, params, body, a.n, a.t), key, sig)) {
+      st.badSignature++;
+      throw new OperatorAuthError('bad-signature', `operator request ${env.m}: the signature does not verify with the operator's public key`);
+    }
+    const now = Date.now();
+    const window = this.#sec.operatorWindowMs ?? 30_000;
+    // Nonces seen before this server started are gone: a request older than the start could be a replay.
+    if (a.t < now - window || a.t > now + window || a.t < this.#bootAt) {
+      st.stale++;
+      throw new OperatorAuthError('stale', `operator request ${env.m} was signed at ${new Date(a.t).toISOString()}, outside this endpoint's window (${window} ms, not before it started): check the clocks, then retry`);
+    }
+    if (this.#nonces.has(a.n)) {
+      st.replayed++;
+      throw new OperatorAuthError('replayed', `operator request ${env.m} was already received (nonce ${a.n}): refused as a replay`);
+    }
+    this.#nonces.set(a.n, a.t);
+    if (now - this.#lastPrune > window) {
+      this.#lastPrune = now;
+      for (const [n, t] of this.#nonces) if (t < now - window) this.#nonces.delete(n);
+    }
+    st.accepted++;
+  }
+
+  #checkParams(method: string, params: Record<string, unknown>): Record<string, unknown> {
+    const methods = this.#sec.methods;
+    if (methods === undefined) return params;
+    const schema = methods[method];
+    if (schema === undefined) throw new BadRequestError(`unknown method ${JSON.stringify(method)} (known: ${Object.keys(methods).join(', ')})`);
+    const r = schema.safeParse(params);
+    if (!r.success) throw new BadRequestError(`${method}: ${describeIssues(r.error)}`, r.error);
+    return r.data as Record<string, unknown>;
   }
 
   get self(): string {
@@ -198,6 +322,7 @@ interface Pending {
 export class RpcClient {
   readonly #codec: FrameCodec;
   readonly #to: string;
+  readonly #operatorKey: KeyObject | undefined;
   #host: string;
   #port: number;
   readonly #max: number;
@@ -221,6 +346,7 @@ export class RpcClient {
     this.#max = sec.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, Date.now());
     this.#timeout = timeoutMs;
+    this.#operatorKey = self === OPERATOR ? sec.operatorPrivateKey : undefined;
   }
 
   get target(): string {
@@ -307,7 +433,9 @@ export class RpcClient {
           if (expired) return;
           this.#pending.set(id, { resolve, reject, timer });
           try {
-            sock.write(this.#codec.seal(this.#to, pack({ id, m: method, p: params }, o.body), Date.now() + this.#skew));
+            const at = Date.now() + this.#skew;
+            const auth = this.#operatorKey === undefined ? undefined : signOperatorRequest(this.#operatorKey, this.#to, method, params, o.body ?? new Uint8Array(0), at);
+            sock.write(this.#codec.seal(this.#to, pack({ id, m: method, p: params, ...(auth === undefined ? {} : { a: auth }) }, o.body), at));
           } catch (e) {
             this.#pending.delete(id);
             clearTimeout(timer);

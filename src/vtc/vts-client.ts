@@ -8,6 +8,11 @@ export interface RemoteView {
   readonly inOperation: boolean;
   readonly lastKeySeq: number;
   readonly behind: readonly string[];
+  /** Volume exports and incoming copies in progress (a host write's copy after its close): a normal stop waits for them. */
+  readonly transfers?: number;
+  readonly lastKeyMac?: string;
+  readonly imageId?: string;
+  readonly bootId?: string;
   readonly mounts: number;
   readonly refusing: boolean;
 }
@@ -17,6 +22,16 @@ export interface RemoteToken {
   readonly generation: number;
   readonly consistent: boolean;
   readonly dataGeneration: number;
+}
+
+/** The caller's epoch: seq and MAC of its newest key. The VTS refuses (EFENCED) when it recorded a newer key, or another key with that seq. */
+export interface EpochFence {
+  readonly epoch: number;
+  readonly epochMac: string;
+  /** The VTS's boot the caller knows; the VTS refuses when it has restarted since. */
+  readonly bootId?: string;
+  /** The newest seq the caller knows the VTS confirmed recording; the VTS refuses when it reports less. */
+  readonly minSeq?: number;
 }
 
 export type RemoteRead = { readonly kind: 'block'; readonly data: Uint8Array; readonly truncated: boolean } | { readonly kind: 'filemark' } | { readonly kind: 'eod' };
@@ -44,18 +59,24 @@ export class VtsClient {
   view(timeoutMs?: number): Promise<RemoteView> {
     return this.#r('view', {}, undefined, timeoutMs);
   }
-  tokens(): Promise<RemoteToken[]> {
-    return this.#r('tokens');
+  /** Every volume's token; with `fence`, only if no newer key fenced the caller there. */
+  tokens(fence?: EpochFence): Promise<RemoteToken[]> {
+    return this.#r('tokens', fence === undefined ? {} : { ...fence });
   }
-  record(seq: number): Promise<RemoteView> {
-    return this.#r('record', { seq });
+  /** Resolves with the view when `fence` passes on the VTS (a check, nothing changes); rejects EFENCED otherwise. */
+  fence(fence: EpochFence): Promise<RemoteView> {
+    return this.#r('fence', { ...fence });
+  }
+  /** Records key `seq` (its MAC kept beside it, for the fence). */
+  record(seq: number, mac?: string): Promise<RemoteView> {
+    return this.#r('record', { seq, ...(mac === undefined ? {} : { mac }) });
   }
   /** Puts the VTS in operation, recording `seq` unless it is null. */
-  setIn(seq: number | null): Promise<RemoteView> {
-    return this.#r('set-in', seq === null ? {} : { seq });
+  setIn(seq: number | null, mac?: string): Promise<RemoteView> {
+    return this.#r('set-in', seq === null ? {} : { seq, ...(mac === undefined ? {} : { mac }) });
   }
-  setOut(seq: number, reason: string): Promise<RemoteView> {
-    return this.#r('set-out', { seq, reason });
+  setOut(seq: number, reason: string, mac?: string): Promise<RemoteView> {
+    return this.#r('set-out', { seq, reason, ...(mac === undefined ? {} : { mac }) });
   }
   refuse(refuse: boolean): Promise<RemoteView> {
     return this.#r('refuse', { refuse });
@@ -63,10 +84,11 @@ export class VtsClient {
   abort(reason: string): Promise<{ aborted: number }> {
     return this.#r('abort', { reason });
   }
-  markBehind(volser: string, generation: number): Promise<unknown> {
-    return this.#r('mark-behind', { volser, generation });
+  /** Moves the token ahead of the data (a deferred copy is pending), fenced by the writer's epoch when given. */
+  markBehind(volser: string, generation: number, fence?: EpochFence): Promise<unknown> {
+    return this.#r('mark-behind', { volser, generation, ...fence });
   }
-  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number }): Promise<number> {
+  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<number> {
     return (await this.#r<{ h: number }>('mount', { volser, ...o })).h;
   }
   async write(h: number, data: Uint8Array): Promise<void> {
@@ -88,7 +110,7 @@ export class VtsClient {
   abandon(h: number): Promise<RemoteView> {
     return this.#r('abandon', { h });
   }
-  close(h: number, o: { generation?: number; epoch?: number }): Promise<{ generation: number; consistent: boolean }> {
+  close(h: number, o: { generation?: number; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<{ generation: number; consistent: boolean }> {
     return this.#r('close', { h, ...o });
   }
   exportOpen(volser: string): Promise<{ xid: number; token: { generation: number; consistent: boolean }; bytes: number; sha256: string }> {
@@ -101,8 +123,8 @@ export class VtsClient {
   async exportRelease(xid: number): Promise<void> {
     await this.#r('export-release', { xid });
   }
-  async copyOpen(volser: string, token: { generation: number }, sha256: string): Promise<number> {
-    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256 })).cid;
+  async copyOpen(volser: string, token: { generation: number }, sha256: string, fence?: EpochFence): Promise<number> {
+    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256, ...fence })).cid;
   }
   async copyWrite(cid: number, chunk: Uint8Array): Promise<void> {
     await this.#r('copy-write', { cid }, chunk);

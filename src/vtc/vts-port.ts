@@ -6,15 +6,18 @@
 import type { Logger } from 'pino';
 import type { VtsOp, VtsResult } from '../ptp/engine.js';
 import type { VtsPort } from '../ptp/ports.js';
+import { MODE_POLICY } from '../ptp/rules.js';
 import { otherVts } from '../ptp/types.js';
 import type { VtsName, VtsView } from '../ptp/types.js';
 import { copyVolume } from './copier.js';
 import type { CopyQueue } from './copier.js';
-import type { RemoteView, VtsClient } from './vts-client.js';
+import type { EpochFence, RemoteView, VtsClient } from './vts-client.js';
 
 /** The core reads the VtsView fields; the agent keeps the rest (mounts, refusing) for status. */
 const toView = (v: RemoteView): VtsView => v;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls without a mount or a transfer before a normal or expedite stop takes a write as finished. */
+const SETTLE_POLLS = 5;
 
 /**
  * Never rejects: a VTS that cannot be reached or refuses answers `{ok: false, error}`.
@@ -53,18 +56,18 @@ export class RemoteVtsPort implements VtsPort {
       case 'status':
         return me.view();
       case 'record':
-        return me.record(op.seq);
+        return me.record(op.seq, op.mac);
       case 'start':
-        return me.setIn(op.seq);
+        return me.setIn(op.seq, op.mac);
       case 'reconcile':
-        return this.#reconcile(op.seq);
+        return this.#reconcile(op.seq, op.mac);
       case 'stop':
         return this.#stop(op);
     }
   }
 
   /** Tokens after a return: the newest generation wins; the side holding older data is marked behind and queued for a copy. */
-  async #reconcile(seq: number): Promise<RemoteView> {
+  async #reconcile(seq: number, mac: string | undefined): Promise<RemoteView> {
     const x = this.name;
     const y = otherVts(x);
     const [tx, ty] = await Promise.all([this.#clients[x].tokens(), this.#clients[y].tokens()]);
@@ -79,41 +82,66 @@ export class RemoteVtsPort implements VtsPort {
       if ((a?.dataGeneration ?? 0) === g && (b?.dataGeneration ?? 0) < g) this.#copies.enqueue(v, x, y);
       if ((b?.dataGeneration ?? 0) === g && (a?.dataGeneration ?? 0) < g) this.#copies.enqueue(v, y, x);
     }
-    await this.#clients[y].record(seq);
-    return this.#clients[x].record(seq);
+    await this.#clients[y].record(seq, mac);
+    return this.#clients[x].record(seq, mac);
   }
 
+  /**
+   * Leaves operation per MODE_POLICY. New mounts are refused at once in every mode. Normal
+   * and expedite let the mounts already active (host writes in flight) run to completion
+   * (expedite: until its bound) and drain copies, and only then record the key's seq: a
+   * seq recorded first would fence those very writes (their epoch is older), which is what
+   * the mode table says they must not be. Immediate and forced record the seq first, so no
+   * write in flight can close after the key, and abort the mounts.
+   */
   async #stop(op: Extract<VtsOp, { op: 'stop' }>): Promise<RemoteView> {
     const me = this.#clients[this.name];
     const v0 = await me.view();
-    if (!v0.inOperation) return me.setOut(op.seq, `key ${op.seq}`);
+    // A failure key judged this boot of the VTS: one that restarted since (maybe a restored image) is not stopped and records nothing.
+    if (op.bootId !== undefined && v0.bootId !== undefined && v0.bootId !== op.bootId) throw new Error(`VTS ${this.name} restarted (boot ${v0.bootId}) since the key judged boot ${op.bootId}`);
+    if (!v0.inOperation) return me.setOut(op.seq, `key ${op.seq}`, op.mac);
     // Past the engine's own timeout the key fails: the VTS must then still be in operation, never out without a key.
     const giveUp = Date.now() + this.#opTimeoutMs * 0.8;
-    await me.record(op.seq);
+    const policy = MODE_POLICY[op.mode];
     await me.refuse(true);
-    const bound = op.mode === 'expedite' ? Math.min(giveUp, Date.now() + op.expediteTimeout) : giveUp;
-    if (op.mode === 'normal' || op.mode === 'expedite') {
-      while ((await me.view()).mounts > 0 && Date.now() < bound) await sleep(this.#pollMs);
-      if (op.drainTo !== null) await this.#drain(op.drainTo, bound);
-      if (op.mode === 'normal' && Date.now() >= giveUp) {
+    if (policy.activeMounts === 'abort') {
+      await me.record(op.seq, op.mac);
+    } else {
+      const bound = policy.activeMounts === 'complete-until-bound' ? Math.min(giveUp, Date.now() + op.expediteTimeout) : giveUp;
+      // A host write is in flight until its VTC has copied it on (immediate) or marked the
+      // other VTS behind (deferred) after the close: wait for the mounts, then for the
+      // transfers, until neither has been seen for a few polls.
+      let quietSince: number | null = null;
+      while (Date.now() < bound) {
+        const v = await me.view();
+        if (v.mounts > 0 || (v.transfers ?? 0) > 0) quietSince = null;
+        else if (quietSince === null) quietSince = Date.now();
+        else if (Date.now() - quietSince >= this.#pollMs * SETTLE_POLLS) break;
+        await sleep(this.#pollMs);
+      }
+      if (op.drainTo !== null) await this.#drain(op.drainTo, bound, op.mac === undefined ? undefined : { epoch: op.seq, epochMac: op.mac });
+      if (policy.activeMounts === 'complete' && Date.now() >= giveUp) {
         await me.refuse(false);
         throw new Error(`VTS ${this.name}: active mounts or pending copies did not finish within ${Math.round(this.#opTimeoutMs * 0.8)} ms; it stays in operation`);
       }
+      // The mounts that were active have closed (or, expedite, ran out of time and are
+      // aborted next): from here the seq fences every writer that has not seen the key.
+      await me.record(op.seq, op.mac);
     }
     const aborted = await me.abort(`VTS ${this.name} leaving operation (${op.mode}, key ${op.seq})`);
     if (aborted.aborted > 0) this.#log.warn({ vts: this.name, aborted: aborted.aborted, mode: op.mode }, 'mounts aborted');
-    return me.setOut(op.seq, `key ${op.seq} (${op.mode})`);
+    return me.setOut(op.seq, `key ${op.seq} (${op.mode})`, op.mac);
   }
 
   /** Copies every volume one side is behind on from the side that holds it, until `bound`. */
-  async #drain(to: VtsName, bound: number): Promise<void> {
+  async #drain(to: VtsName, bound: number, fence: EpochFence | undefined): Promise<void> {
     const x = this.name;
     const [vx, vy] = await Promise.all([this.#clients[x].view(), this.#clients[to].view()]);
     const jobs: [string, VtsName, VtsName][] = [...vy.behind.map((v): [string, VtsName, VtsName] => [v, x, to]), ...vx.behind.map((v): [string, VtsName, VtsName] => [v, to, x])];
     for (const [v, from, dest] of jobs) {
       if (Date.now() >= bound) return;
       try {
-        await copyVolume(v, this.#clients[from], this.#clients[dest]);
+        await copyVolume(v, this.#clients[from], this.#clients[dest], fence);
       } catch (e) {
         this.#log.warn({ err: e, volser: v }, 'copy while draining failed; it stays pending');
       }

@@ -20,6 +20,15 @@ const num = (p: Record<string, unknown>, k: string): number => {
   return v;
 };
 const optNum = (p: Record<string, unknown>, k: string): number | undefined => (p[k] === undefined || p[k] === null ? undefined : num(p, k));
+const optStr = (p: Record<string, unknown>, k: string): string | undefined => (p[k] === undefined || p[k] === null ? undefined : str(p, k));
+/** The caller's epoch (`epoch`, `epochMac`), when it sent one: the unit refuses what a newer key fenced. */
+const fenceOf = (p: Record<string, unknown>): { epoch?: number; epochMac?: string; bootId?: string; minSeq?: number } => {
+  const epoch = optNum(p, 'epoch');
+  const epochMac = optStr(p, 'epochMac');
+  const bootId = optStr(p, 'bootId');
+  const minSeq = optNum(p, 'minSeq');
+  return { ...(epoch === undefined ? {} : { epoch }), ...(epochMac === undefined ? {} : { epochMac }), ...(bootId === undefined ? {} : { bootId }), ...(minSeq === undefined ? {} : { minSeq }) };
+};
 
 /** A queue feeding `applyCopy` as chunks arrive over the network. */
 class ChunkQueue implements AsyncIterable<Uint8Array> {
@@ -115,7 +124,7 @@ export class VtsServer {
   }
 
   #view(): Record<string, unknown> {
-    return { ...this.#unit.view(), mounts: this.#unit.activeMounts().length, refusing: this.#unit.refusingMounts };
+    return { ...this.#unit.view(), mounts: this.#unit.activeMounts().length, transfers: this.#exports.size + this.#copies.size, refusing: this.#unit.refusingMounts };
   }
 
   async #handle(from: string, m: string, p: Record<string, unknown>, body: Uint8Array): Promise<RpcReply> {
@@ -127,18 +136,23 @@ export class VtsServer {
         return { result: this.#view() };
       case 'volumes':
         return { result: u.volumes() };
+      case 'fence':
+        u.checkFence(fenceOf(p));
+        return { result: this.#view() };
       case 'tokens':
+        // A reader with an epoch learns the tokens only if no newer key fenced it here.
+        if (p.epoch !== undefined) u.checkFence(fenceOf(p));
         return { result: u.volumes().map((v) => ({ volser: v.volser, generation: v.token.generation, consistent: v.token.consistent, dataGeneration: v.dataGeneration })) };
       case 'record':
-        if (u.inOperation) await u.recordKey(num(p, 'seq'));
+        if (u.inOperation) await u.recordKey(num(p, 'seq'), optStr(p, 'mac') ?? '');
         return { result: this.#view() };
       case 'set-in':
-        await u.setInOperation(p.seq === undefined ? {} : { seq: num(p, 'seq') });
+        await u.setInOperation(p.seq === undefined ? {} : { seq: num(p, 'seq'), ...(optStr(p, 'mac') === undefined ? {} : { mac: str(p, 'mac') }) });
         u.refuseNewMounts(false);
         this.#log.info({ from, seq: p.seq }, 'put in operation');
         return { result: this.#view() };
       case 'set-out':
-        await u.setOutOfOperation({ seq: num(p, 'seq'), reason: typeof p.reason === 'string' ? p.reason : `taken out by ${from}` });
+        await u.setOutOfOperation({ seq: num(p, 'seq'), ...(optStr(p, 'mac') === undefined ? {} : { mac: str(p, 'mac') }), reason: typeof p.reason === 'string' ? p.reason : `taken out by ${from}` });
         this.#log.info({ from, seq: p.seq }, 'taken out of operation');
         return { result: this.#view() };
       case 'refuse':
@@ -147,10 +161,9 @@ export class VtsServer {
       case 'abort':
         return { result: { aborted: await u.abortMounts(typeof p.reason === 'string' ? p.reason : `aborted by ${from}`) } };
       case 'mark-behind':
-        return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation')) };
+        return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation'), fenceOf(p)) };
       case 'mount': {
-        const epoch = optNum(p, 'epoch');
-        const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...(epoch === undefined ? {} : { epoch }) });
+        const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...fenceOf(p) });
         this.#mounts.set(h.id, h);
         return { result: { h: h.id } };
       }
@@ -171,9 +184,8 @@ export class VtsServer {
       case 'close': {
         const h = this.#h(p);
         const generation = optNum(p, 'generation');
-        const epoch = optNum(p, 'epoch');
         try {
-          return { result: await u.close(h, { ...(generation === undefined ? {} : { generation }), ...(epoch === undefined ? {} : { epoch }) }) };
+          return { result: await u.close(h, { ...(generation === undefined ? {} : { generation }), ...fenceOf(p) }) };
         } finally {
           // A refused close may leave the mount active (a stale generation: close again) or end it (fenced).
           if (!u.activeMounts().some((x) => x.id === h.id)) this.#mounts.delete(h.id);
@@ -216,7 +228,7 @@ export class VtsServer {
         const id = this.#nextId++;
         const tok = p.token as { generation?: unknown; consistent?: unknown } | undefined;
         if (typeof tok?.generation !== 'number') throw new BadRequestError('copy-open needs a token');
-        const done = u.applyCopy(str(p, 'volser'), q, { generation: tok.generation, consistent: true }, typeof p.sha256 === 'string' ? { sha256: p.sha256 } : {});
+        const done = u.applyCopy(str(p, 'volser'), q, { generation: tok.generation, consistent: true }, { ...(typeof p.sha256 === 'string' ? { sha256: p.sha256 } : {}), ...fenceOf(p) });
         done.catch(() => undefined);
         this.#copies.set(id, { q, done, idle: this.#idle(id, q) });
         return { result: { cid: id } };

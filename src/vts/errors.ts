@@ -112,8 +112,8 @@ export class ReadOnlyMountError extends VtsError {
 /** The caller's epoch is older than the newest key this VTS recorded: a stale VTC must not write. */
 export class FencedError extends VtsError {
   override readonly name = 'FencedError';
-  constructor(readonly epoch: number, readonly lastKeySeq: number) {
-    super(VtsErrorCode.fenced, `epoch ${epoch} is older than the last key seq ${lastKeySeq} this VTS recorded`);
+  constructor(readonly epoch: number, readonly lastKeySeq: number, detail?: string) {
+    super(VtsErrorCode.fenced, detail === undefined ? `epoch ${epoch} is older than the last key seq ${lastKeySeq} this VTS recorded` : `epoch ${epoch}: ${detail}`);
   }
 }
 

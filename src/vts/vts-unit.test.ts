@@ -113,7 +113,7 @@ describe('VtsUnit host I/O', () => {
     await expect(u.close(h)).rejects.toBeInstanceOf(VtsOutOfOperationError);
     await expect(u.exportVolume('V00004')).rejects.toBeInstanceOf(VtsOutOfOperationError);
     await expect(u.recordKey(6)).rejects.toBeInstanceOf(VtsOutOfOperationError);
-    expect(u.view()).toEqual({ name: 'A', inOperation: false, lastKeySeq: 5, behind: [] });
+    expect(u.view()).toMatchObject({ name: 'A', inOperation: false, lastKeySeq: 5, behind: [] });
     await u.setInOperation({ seq: 7 });
     const h2 = await u.mount('V00004');
     expect(await readAll(u, h2)).toEqual([Buffer.from(bytes(10, 1))]);

@@ -4,12 +4,12 @@
  * the last key seq it recorded, peer copies in and out, and premigration to a physical
  * library when one is attached.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, open as openFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { readJson, unlinkQuiet } from './durable.js';
+import { mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll } from './durable.js';
 import { SlotFile } from './slot-file.js';
 import { StateFileError } from './errors.js';
 import {
@@ -65,6 +65,20 @@ export interface MountHandle {
   readonly writable: boolean;
 }
 
+/**
+ * The writer's epoch: the seq and MAC of the newest key it holds. Host I/O, token updates and
+ * copies carrying one are refused with {@link FencedError} when this VTS recorded a newer key,
+ * or another key with the same seq (a fork).
+ */
+export interface Fence {
+  readonly epoch?: number;
+  readonly epochMac?: string;
+  /** The boot of this VTS the writer knows: refused when the VTS has restarted since (it may be a restored image). */
+  readonly bootId?: string;
+  /** The newest key seq the writer knows this VTS confirmed recording: refused when it reports less (an older image of itself). */
+  readonly minSeq?: number;
+}
+
 export interface MountOptions {
   /** Scratch mount: the volume is presented empty (created if new) and its old data is discarded at close. */
   readonly scratch?: boolean;
@@ -72,12 +86,15 @@ export interface MountOptions {
   readonly writable?: boolean;
   /** The caller's epoch (newest key seq it knows): refused when older than this VTS's last key seq. */
   readonly epoch?: number;
+  /** MAC of the caller's newest key: refused when the VTS recorded another key with the same seq. */
+  readonly epochMac?: string;
 }
 
 export interface CloseOptions {
   /** Generation of the new data, as the VTC planned it. Default: the current generation + 1. */
   readonly generation?: number;
   readonly epoch?: number;
+  readonly epochMac?: string;
 }
 
 /** One READ from a mounted volume, with tape semantics. */
@@ -116,6 +133,12 @@ export interface VtsStatusView {
   readonly inOperation: boolean;
   readonly lastKeySeq: number;
   readonly behind: readonly string[];
+  /** MAC of the key recorded as lastKeySeq ('' when none or not given). */
+  readonly lastKeyMac: string;
+  /** Random identity of these disks, made once when the state file is created: a restore carries it, another image does not. */
+  readonly imageId: string;
+  /** Random per open: a VTS seen with a new boot id has been down (and may be a restored image). */
+  readonly bootId: string;
 }
 
 export interface PremigrationStatus {
@@ -135,7 +158,9 @@ interface Mount {
   chain: Promise<unknown>;
 }
 
-const stateSchema = z.object({ id: z.string(), lastKeySeq: z.number().int().nonnegative(), inOperation: z.boolean() });
+// imageId and lastKeyMac are optional for state files written before they existed.
+const stateSchema = z.object({ id: z.string(), lastKeySeq: z.number().int().nonnegative(), inOperation: z.boolean(), lastKeyMac: z.string().max(256).optional(), imageId: z.string().max(64).optional() });
+const newImageId = (): string => randomBytes(12).toString('hex');
 
 /**
  * A VTS. Every host operation rejects with {@link VtsOutOfOperationError} while the VTS
@@ -158,6 +183,9 @@ export class VtsUnit {
   readonly #autoPremigrate: boolean;
   #inOperation: boolean;
   #lastKeySeq: number;
+  #lastKeyMac: string;
+  readonly #imageId: string;
+  readonly #bootId = randomBytes(8).toString('hex');
   #refuse = false;
   #closed = false;
   #nextHandle = 1;
@@ -179,6 +207,8 @@ export class VtsUnit {
     this.#autoPremigrate = o.autoPremigrate ?? premigrator !== undefined;
     this.#inOperation = state.inOperation;
     this.#lastKeySeq = state.lastKeySeq;
+    this.#lastKeyMac = state.lastKeyMac ?? '';
+    this.#imageId = state.imageId ?? newImageId();
   }
 
   /**
@@ -188,7 +218,7 @@ export class VtsUnit {
    */
   static async open(o: VtsUnitOptions): Promise<VtsUnit> {
     const log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'vts', vts: o.id });
-    await mkdir(o.stateDir, { recursive: true });
+    await mkdirDurable(o.stateDir);
     const cache = await VolumeCache.open({ dir: o.cacheDir, ...(o.cacheCapacityBytes === undefined ? {} : { capacityBytes: o.cacheCapacityBytes }), ...(o.now ? { now: o.now } : {}), logger: log });
     const premigrator = o.library ? await Premigrator.open({ ...o.library, vtsId: o.id, stateDir: o.stateDir, logger: log }) : undefined;
     // Status and last key seq live in a two-slot file (one data flush per save). A state
@@ -196,7 +226,7 @@ export class VtsUnit {
     const legacy = join(o.stateDir, 'vts-state.json');
     const statePath = join(o.stateDir, 'vts-state.bin');
     const encode = (v: z.infer<typeof stateSchema>): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
-    const { file, payload } = await SlotFile.open(statePath, () => encode({ id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true }));
+    const { file, payload } = await SlotFile.open(statePath, () => encode({ id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true, imageId: newImageId() }));
     let state: z.infer<typeof stateSchema>;
     try {
       const fresh = JSON.parse(new TextDecoder().decode(payload)) as unknown;
@@ -212,8 +242,12 @@ export class VtsUnit {
       state = carried;
       await file.save(encode(state));
       await unlinkQuiet(legacy);
+      // Else a power cut brings the old file back, and the next open carries an older state over the newer.
+      await syncDir(o.stateDir);
     }
     const vts = new VtsUnit(o, cache, premigrator, file, state, log);
+    // A state file from before image ids gets one now, durably, so it stays the same.
+    if (state.imageId === undefined) await vts.#saveState();
     if (vts.#autoPremigrate) for (const m of cache.list()) if (isResident(m) && !isPremigrated(m) && m.dataGeneration > 0) vts.#enqueue(m.volser);
     log.info({ inOperation: state.inOperation, lastKeySeq: state.lastKeySeq, volumes: cache.list().length }, 'VTS opened');
     return vts;
@@ -231,7 +265,7 @@ export class VtsUnit {
   }
 
   async #saveState(): Promise<void> {
-    await this.#state.save(new TextEncoder().encode(JSON.stringify({ id: this.id, lastKeySeq: this.#lastKeySeq, inOperation: this.#inOperation })));
+    await this.#state.save(new TextEncoder().encode(JSON.stringify({ id: this.id, lastKeySeq: this.#lastKeySeq, inOperation: this.#inOperation, lastKeyMac: this.#lastKeyMac, imageId: this.#imageId })));
   }
 
   /**
@@ -239,28 +273,39 @@ export class VtsUnit {
    * an older seq is ignored. Rejects with {@link VtsOutOfOperationError} when out of
    * operation, because an out VTS must keep reporting the key that took it out.
    */
-  async recordKey(seq: number): Promise<number> {
+  async recordKey(seq: number, mac = ''): Promise<number> {
     this.#open();
     if (!this.#inOperation) throw new VtsOutOfOperationError(this.id);
     if (!Number.isInteger(seq) || seq < 0) throw new RangeError(`key seq must be a non-negative integer (got ${seq})`);
     if (seq > this.#lastKeySeq) {
       const prev = this.#lastKeySeq;
+      const prevMac = this.#lastKeyMac;
       this.#lastKeySeq = seq;
+      this.#lastKeyMac = mac;
       try {
         await this.#saveState();
       } catch (e) {
         this.#lastKeySeq = prev;
+        this.#lastKeyMac = prevMac;
         throw e;
       }
     }
     return this.#lastKeySeq;
   }
 
+  /** Refuses with {@link FencedError} (or VtsOutOfOperationError) what `fence` would refuse on a host operation; for a VTC that checks a VTS it will not write to. */
+  checkFence(fence: Fence): void {
+    this.#operating(fence);
+  }
+
   /** Enters operation, recording `seq` (the key of the command) first when given. Resolves once durable. */
-  async setInOperation(o: { seq?: number } = {}): Promise<void> {
+  async setInOperation(o: { seq?: number; mac?: string } = {}): Promise<void> {
     this.#open();
     this.#inOperation = true;
-    if (o.seq !== undefined && o.seq > this.#lastKeySeq) this.#lastKeySeq = o.seq;
+    if (o.seq !== undefined && o.seq > this.#lastKeySeq) {
+      this.#lastKeySeq = o.seq;
+      this.#lastKeyMac = o.mac ?? '';
+    }
     await this.#saveState();
     this.#log.info({ lastKeySeq: this.#lastKeySeq }, 'in operation');
   }
@@ -270,9 +315,12 @@ export class VtsUnit {
    * Mounts still active are aborted (the VTC drains them first in normal and expedite
    * modes). Resolves once the status is durable.
    */
-  async setOutOfOperation(o: { seq?: number; reason?: string } = {}): Promise<void> {
+  async setOutOfOperation(o: { seq?: number; mac?: string; reason?: string } = {}): Promise<void> {
     this.#open();
-    if (o.seq !== undefined && o.seq > this.#lastKeySeq) this.#lastKeySeq = o.seq;
+    if (o.seq !== undefined && o.seq > this.#lastKeySeq) {
+      this.#lastKeySeq = o.seq;
+      this.#lastKeyMac = o.mac ?? '';
+    }
     this.#inOperation = false;
     await this.#saveState();
     await this.abortMounts(o.reason ?? `VTS ${this.id} went out of operation`);
@@ -294,17 +342,24 @@ export class VtsUnit {
       .list()
       .filter((m) => m.dataGeneration !== m.generation)
       .map((m) => m.volser);
-    return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind };
+    return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind, lastKeyMac: this.#lastKeyMac, imageId: this.#imageId, bootId: this.#bootId };
   }
 
   #open(): void {
     if (this.#closed) throw new ClosedError(`VTS ${this.id}`);
   }
 
-  #operating(epoch?: number): void {
+  /** Open and in operation, and `fence` (if any) not older than the newest key recorded here, nor another key with its seq. */
+  #operating(fence: Fence = {}): void {
     this.#open();
     if (!this.#inOperation) throw new VtsOutOfOperationError(this.id);
-    if (epoch !== undefined && epoch < this.#lastKeySeq) throw new FencedError(epoch, this.#lastKeySeq);
+    const { epoch, epochMac, bootId, minSeq } = fence;
+    if (minSeq !== undefined && this.#lastKeySeq < minSeq) throw new FencedError(epoch ?? 0, this.#lastKeySeq, `VTS ${this.id} reports last key seq ${this.#lastKeySeq}, below ${minSeq} which it confirmed recording: an older image of itself`);
+    if (bootId !== undefined && bootId !== this.#bootId) throw new FencedError(epoch ?? 0, this.#lastKeySeq, `VTS ${this.id} restarted since the caller last saw it (boot ${bootId}, now ${this.#bootId})`);
+    if (epoch === undefined) return;
+    if (epoch < this.#lastKeySeq) throw new FencedError(epoch, this.#lastKeySeq);
+    // Same seq, another key: the writer is on a forked branch of the chain.
+    if (epoch === this.#lastKeySeq && epochMac !== undefined && this.#lastKeyMac !== '' && epochMac !== this.#lastKeyMac) throw new FencedError(epoch, this.#lastKeySeq, 'another key with the same seq was recorded here (a fork)');
   }
 
   // ------------------------------------------------------------------ tokens and volumes
@@ -336,8 +391,8 @@ export class VtsUnit {
    * older (a deferred copy from the peer is pending). Idempotent; an older generation is
    * ignored. Resolves once durable.
    */
-  async markBehind(volser: string, generation: number): Promise<VolumeToken> {
-    this.#operating();
+  async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {
+    this.#operating(fence);
     checkVolser(volser);
     const m = this.cache.get(volser);
     if (m && generation <= m.generation) return tokenOf(m);
@@ -357,7 +412,7 @@ export class VtsUnit {
    * VolumeNotConsistentError (this VTS is behind), FencedError, or RecallError.
    */
   async mount(volser: string, o: MountOptions = {}): Promise<MountHandle> {
-    this.#operating(o.epoch);
+    this.#operating(o);
     checkVolser(volser);
     if (this.#refuse) throw new MountsRefusedError(this.id);
     if (this.#mounts.size + this.#pendingMounts >= this.maxMounts) throw new MountLimitError(this.maxMounts);
@@ -379,7 +434,7 @@ export class VtsUnit {
         if (!path) throw new RecallError(volser, 'volume has no data in cache after recall');
         committed = await VolumeFile.open(path, false);
       }
-      this.#operating(o.epoch);
+      this.#operating(o);
       if (this.#refuse) throw new MountsRefusedError(this.id);
     } catch (e) {
       await committed?.close();
@@ -409,8 +464,8 @@ export class VtsUnit {
   }
 
   /** Runs one operation of a mount after the previous ones; an abort meanwhile turns its result into MountAbortedError. */
-  async #run<T>(h: MountHandle, fn: (m: Mount) => Promise<T>, epoch?: number): Promise<T> {
-    this.#operating(epoch);
+  async #run<T>(h: MountHandle, fn: (m: Mount) => Promise<T>, fence: Fence = {}): Promise<T> {
+    this.#operating(fence);
     const m = this.#mount(h);
     const step = m.chain.then(async () => {
       if (m.aborted !== null) throw new MountAbortedError(m.handle.volser, m.aborted);
@@ -489,7 +544,7 @@ export class VtsUnit {
    */
   close(h: MountHandle, o: CloseOptions = {}): Promise<VolumeToken> {
     try {
-      this.#operating(o.epoch);
+      this.#operating(o);
     } catch (e) {
       // A close refused by the fence (or because the VTS left operation) still ends the
       // mount: nothing it wrote is committed, and the volume must not stay held for good.
@@ -504,6 +559,14 @@ export class VtsUnit {
         const gen = o.generation ?? current + 1;
         if (gen <= current) throw new StaleGenerationError(volser, gen, current);
         m.work ??= await this.cache.newWork(volser);
+        // A key recorded while the close waited its turn fences it still: nothing is committed,
+        // and the mount ends (the volume must not stay held).
+        try {
+          this.#operating(o);
+        } catch (e) {
+          await this.#release(m);
+          throw e;
+        }
         const committed = await this.cache.commitData(volser, m.work, gen);
         m.work = null;
         token = tokenOf(committed);
@@ -520,7 +583,7 @@ export class VtsUnit {
       }
       await this.#release(m);
       return token;
-    }, o.epoch);
+    }, o);
   }
 
   /**
@@ -623,8 +686,8 @@ export class VtsUnit {
    * and checksum. Rejects with StaleGenerationError (this VTS already knows newer),
    * VolumeInUseError (mounted), BadVolumeDataError, CacheFullError or VtsOutOfOperationError.
    */
-  async applyCopy(volser: string, data: AsyncIterable<Uint8Array> | Uint8Array, token: VolumeToken, o: { sha256?: string } = {}): Promise<VolumeToken> {
-    this.#operating();
+  async applyCopy(volser: string, data: AsyncIterable<Uint8Array> | Uint8Array, token: VolumeToken, o: { sha256?: string } & Fence = {}): Promise<VolumeToken> {
+    this.#operating(o);
     checkVolser(volser);
     const meta = this.cache.get(volser);
     if (meta && meta.dataGeneration === token.generation && (o.sha256 === undefined || o.sha256 === meta.sha256) && meta.dataGeneration > 0) return tokenOf(meta);
@@ -645,7 +708,7 @@ export class VtsUnit {
           await this.cache.ensureSpace(chunk.length);
           this.cache.accountWork(chunk.length);
           accounted += chunk.length;
-          await fh.write(chunk, 0, chunk.length, parser.bytes - chunk.length);
+          await writeAll(fh, chunk, parser.bytes - chunk.length, path);
         }
         parser.end();
         await fh.sync();
@@ -656,6 +719,8 @@ export class VtsUnit {
       if (o.sha256 !== undefined && sha !== o.sha256) throw new BadVolumeDataError(`copy of ${volser}: sha256 ${sha}, expected ${o.sha256}`);
       this.cache.accountWork(-accounted);
       accounted = 0;
+      // The copier's key may have been overtaken while the bytes streamed in.
+      this.#operating(o);
       const f = await this.cache.adoptWork(path);
       const committed = await this.cache.commitData(volser, f, token.generation);
       this.#log.info({ volser, generation: token.generation, bytes: committed.bytes }, 'peer copy applied');

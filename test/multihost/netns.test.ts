@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addKeys } from '../../src/cli/keys.js';
 import { stopProcesses } from '../../src/scenario/processes.js';
 import type { AgentStatus } from '../../src/vtc/agent.js';
 
@@ -139,16 +140,15 @@ describe.skipIf(skipReason !== null)(`PtP over network namespaces${skipReason ==
     });
     const vtcs = nodes.filter((x) => x.name.startsWith('vtc'));
     topo = join(dir, 'topology.yaml');
-    writeFileSync(
-      topo,
-      stringify({
-        ptpId: 'netns',
-        secret: 'network namespace test secret',
-        timing: { tick: 50, heartbeatTimeout: 1000, ackTimeout: 1000, returnGrace: 300, electionTimeout: 800, pendingTimeout: 2000, helloInterval: 300, stagger: 60 },
-        vtcs: vtcs.map((v) => ({ id: v.name, listen: `${v.addr}:7100`, control: `${v.addr}:7200`, journalDir: `./${v.name}` })),
-        vts: { A: { listen: '10.213.0.10:7001', cacheDir: './A/c', stateDir: './A/s' }, B: { listen: '10.213.0.10:7002', cacheDir: './B/c', stateDir: './B/s' } },
-      }),
-    );
+    const doc = {
+      ptpId: 'netns',
+      secret: 'network namespace test secret',
+      timing: { tick: 50, heartbeatTimeout: 1000, ackTimeout: 1000, returnGrace: 300, electionTimeout: 800, pendingTimeout: 2000, helloInterval: 300, stagger: 60 },
+      vtcs: vtcs.map((v) => ({ id: v.name, listen: `${v.addr}:7100`, control: `${v.addr}:7200`, journalDir: `./${v.name}` })),
+      vts: { A: { listen: '10.213.0.10:7001', cacheDir: './A/c', stateDir: './A/s' }, B: { listen: '10.213.0.10:7002', cacheDir: './B/c', stateDir: './B/s' } },
+    };
+    addKeys(doc, dir, join(dir, 'keys'));
+    writeFileSync(topo, stringify(doc));
     const cli = join(root, 'src/scenario/process-entry.ts');
     await Promise.all(['A', 'B'].map((x) => startIn('vts', [cli, 'vts', '-t', topo, '--id', x], /is serving/)));
     await Promise.all(vtcs.map((v) => startIn(v.name, [cli, 'vtc', '-t', topo, '--id', v.name], /is running/)));

@@ -1,7 +1,7 @@
 // An operator inside a network namespace: JSON requests on stdin, JSON answers on stdout,
 // one per line, so a test outside the namespaces can drive VTCs it cannot reach itself.
 import { createInterface } from 'node:readline';
-import { loadTopology, vtcOf } from '../../src/cli/topology.js';
+import { loadOperatorKey, loadTopology, vtcOf } from '../../src/cli/topology.js';
 import { ControlClient } from '../../src/vtc/control-client.js';
 import type { OperatorCommand } from '../../src/ptp/engine.js';
 
@@ -16,11 +16,12 @@ interface Request {
 
 const t = loadTopology(process.argv[2] ?? 'topology.yaml');
 const ids = t.vtcs.map((v) => v.id);
+const operatorKey = loadOperatorKey(t);
 const clients = new Map<string, ControlClient>();
 const client = (id: string): ControlClient => {
   let c = clients.get(id);
   if (c === undefined) {
-    c = new ControlClient(ids, id, vtcOf(t, id).control, t.secret, 1500);
+    c = new ControlClient(ids, id, vtcOf(t, id).control, { secret: t.secret, operatorKey }, 1500);
     clients.set(id, c);
   }
   return c;

@@ -26,6 +26,16 @@ const FOUND: readonly (readonly [number, string])[] = [
   [11959, 'liveness after healing'],
   [21824, 'the adversary\'s forging key equalled the cluster key for this seed (a checker fault)'],
   [18618, 'a VTC that joined an election before it had the key counted it with the older key\'s threshold (agreement)'],
+  // With reads checked against the newest acknowledged generation, VTCs cut off from their peers, both VTS losing power together and restored images:
+  [287, 'a restored image of the current VTS came back with the other by a return key, without a vote, and served stale data (stale-read)'],
+  [147, 'a both-lost key whose stops reached the VTS after they restarted claimed both current; a restored image was then elected (stale-read)'],
+  [556, 'a failure key\'s stop recorded the new seq on a restored image, which then passed the election (stale-read)'],
+  [794, 'a VTC that learned a key after it saw the VTS restart forgot the restart (stale-read)'],
+  [876, 'the failure key of the last VTS in stopped it after a restore and recorded the seq on the image (stale-read)'],
+  [2096, 'a restarted VTC, which never saw the VTS restart, served a restored image below the seq it confirmed (stale-read)'],
+  [1985, 'a restarted VTC vouched for a restored survivor another VTC had seen restart (stale-read)'],
+  [580, 'VTCs kept proposing a failure key a peer refused for a restarted survivor (liveness)'],
+  [1176, 'a failure key judged before the VTS restarted stopped the restored image and recorded its seq there (stale-read)'],
 ];
 
 describe('simulation seeds that once failed', () => {

@@ -15,15 +15,15 @@ import { isOnline, isStrong } from '../../src/ptp/rules.js';
 import type { BrokenRule } from '../../src/ptp/rules.js';
 import { formatStatus, otherVts, VTS_NAMES } from '../../src/ptp/types.js';
 import type { Mode, ShutdownKey, VtsName } from '../../src/ptp/types.js';
-import { applyWrite, copyVolume, planWrite, reconcileTokens, writeStillCurrent } from '../../src/ptp/volumes.js';
+import { applyWrite, copyVolume, planRead, planWrite, reconcileTokens, writeStillCurrent } from '../../src/ptp/volumes.js';
 import type { CopyMode } from '../../src/ptp/volumes.js';
 import { FrameCodec } from '../../src/net/frame.js';
 import { SimNetwork } from '../../src/net/sim-network.js';
 import { VoteTallyRef } from '../../src/hotpath/vote-tally-ref.js';
 import { Scheduler } from './scheduler.js';
-import { SimMac } from './sim-mac.js';
+import { forgedMessage, SimKeyring, SimMac } from './sim-mac.js';
 import { SimVts } from './vts-model.js';
-import type { Mount } from './vts-model.js';
+import type { Mount, VtsImage } from './vts-model.js';
 
 export const SIM_TIMING: Timing = {
   tick: 50,
@@ -69,6 +69,13 @@ export interface WorldOptions {
   readonly trace?: boolean;
   /** Background copies between the VTS (default on). */
   readonly copier?: boolean;
+  /**
+   * Test-only: model the VTC's host path as it was before copies and token updates carried
+   * the writer's epoch (`unfencedCopies`: only the VTS the host writes to fences it) and
+   * before reads compared generations across both VTS (`preferredReads`: any VTS whose token
+   * reads consistent serves, the preferred one first), to prove the checker catches both.
+   */
+  readonly legacy?: { readonly unfencedCopies?: boolean; readonly preferredReads?: boolean };
 }
 
 export class World {
@@ -82,11 +89,19 @@ export class World {
   readonly timing: Timing;
   readonly mac: MacAlgorithm;
   readonly #forgerKey: number;
+  readonly keyring: SimKeyring;
+  readonly #insiderFrames = new Set<string>();
   readonly #signer: RecordSigner;
   readonly #cutVts = new Set<string>();
   readonly #copyMode = new Map<string, CopyMode>();
   readonly volumes: string[];
   readonly #maxAcked = new Map<string, number>();
+  /** Acknowledged copies a restored image destroyed, per VTS (`vol@gen`): no longer asked of it, but a read must never serve older. */
+  readonly #destroyed: Record<VtsName, Set<string>> = { A: new Set(), B: new Set() };
+  readonly #restored = new Set<VtsName>();
+  /** Draws of the faults added with reads and restored images, apart from `rng` so older seeds keep their schedules. */
+  readonly rng2: SeededRandom;
+  readonly #legacy: NonNullable<WorldOptions['legacy']>;
   readonly #honestFrames = new Set<string>();
   readonly #deliveredFrames = new Set<string>();
   readonly #yesCast = new Map<string, Set<string>>();
@@ -103,6 +118,8 @@ export class World {
 
   constructor(o: WorldOptions) {
     this.rng = new SeededRandom(o.seed);
+    this.rng2 = new SeededRandom((o.seed ^ 0x5bd1e995) >>> 0);
+    this.#legacy = o.legacy ?? {};
     this.timing = o.timing ?? SIM_TIMING;
     this.trace = o.trace ?? false;
     this.#broken = o.broken;
@@ -110,7 +127,8 @@ export class World {
     this.mac = o.hmac === true ? new HmacSha256('sim cluster secret 0123456789') : new SimMac(0x5eed ^ o.seed);
     // The forger's key differs from the cluster's for every seed (a fixed 0xbad equalled 0x5eed ^ 21824).
     this.#forgerKey = (0x5eed ^ o.seed ^ 0xbad) >>> 0;
-    this.#signer = new RecordSigner(this.mac);
+    this.keyring = new SimKeyring(o.seed, this.names, o.hmac === true);
+    this.#signer = new RecordSigner(this.keyring.verifier());
     this.net = new SimNetwork(this.sched, this.rng, { loss: o.loss ?? 0, duplicate: o.duplicate ?? 0, minDelay: 1, maxDelay: o.maxDelay ?? 10 });
     this.net.onWire = (_from, to, frame) => {
       if (this.captured.length < 64) this.captured.push({ to, frame });
@@ -129,12 +147,13 @@ export class World {
     }
     for (const node of this.vtcs) this.#scheduleTick(node, node.incarnation, this.rng.int(this.timing.tick));
     if (o.copier !== false) this.#scheduleCopier();
+    this.#scheduleSweep();
   }
 
   #newEngine(name: string): VtcEngine {
     return new VtcEngine(
       { ptpId: 'ptp1', vtcs: this.names, self: name, timing: this.timing },
-      { mac: this.mac, tally: (opts) => new VoteTallyRef(opts), ...(this.#broken === undefined ? {} : { broken: this.#broken }) },
+      { keys: this.keyring.forVtc(name), tally: (opts) => new VoteTallyRef(opts), ...(this.#broken === undefined ? {} : { broken: this.#broken }) },
     );
   }
   #newCodec(name: string): FrameCodec {
@@ -230,7 +249,7 @@ export class World {
     const r = node.codec.open(frame, this.sched.now());
     if (!r.ok) return;
     const id = `${r.from}>${node.name}@${r.sentAt}:${r.counter}`;
-    if (!this.#honestFrames.has(id)) throw new InvariantViolation('security', `a frame no VTC sent was accepted by ${node.name}: ${id}`);
+    if (!this.#honestFrames.has(id) && !this.#insiderFrames.has(id)) throw new InvariantViolation('security', `a frame no VTC sent was accepted by ${node.name}: ${id}`);
     if (this.#deliveredFrames.has(id)) throw new InvariantViolation('security', `a replayed frame was accepted by ${node.name}: ${id}`);
     this.#deliveredFrames.add(id);
     let msg: unknown;
@@ -276,20 +295,20 @@ export class World {
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         return;
       case 'record':
-        v.record(op.seq);
+        v.record(op.seq, op.mac);
         return reply(0.5, () => ({ ok: true, view: v.view() }));
       case 'start':
         v.inOperation = true;
         v.stopping = false;
-        if (op.seq !== null) v.record(op.seq);
+        if (op.seq !== null) v.record(op.seq, op.mac);
         this.note(`VTS ${x} start by ${node.name} key ${op.seq}`);
         return reply(0.5, () => ({ ok: true, view: v.view() }));
       case 'reconcile': {
         const o = this.vts[otherVts(x)];
         if (!o.powered || !o.inOperation || !v.inOperation) return reply(1, () => ({ ok: false, error: 'other VTS not in operation' }));
         reconcileTokens(v.vols, o.vols);
-        v.record(op.seq);
-        o.record(op.seq);
+        v.record(op.seq, op.mac);
+        o.record(op.seq, op.mac);
         return reply(0.5, () => ({ ok: true, view: v.view() }));
       }
       case 'stop':
@@ -299,8 +318,17 @@ export class World {
 
   #stop(node: VtcNode, inc: number, v: SimVts, op: Extract<VtsOp, { op: 'stop' }>, token: number): void {
     const now = this.sched.now();
+    if (op.bootId !== undefined && op.bootId !== v.bootId) {
+      // As the production port: a failure key's stop judged another boot; nothing is recorded.
+      this.sched.at(now + 0.5, () => {
+        if (!node.alive || node.incarnation !== inc) return;
+        node.engine.vtsResult(token, { ok: false, error: 'restarted since judged' }, this.sched.now());
+        this.#drain(node);
+      });
+      return;
+    }
     if (!v.inOperation) {
-      v.lastKeySeq = Math.max(v.lastKeySeq, op.seq);
+      v.recordAlways(op.seq, op.mac);
       this.sched.at(now + 0.5, () => {
         if (!node.alive || node.incarnation !== inc) return;
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
@@ -332,7 +360,7 @@ export class World {
       this.sched.at(t, () => {
         if (!v.powered) return;
         for (const m of v.mounts) m.aborted = true;
-        v.record(op.seq);
+        v.record(op.seq, op.mac);
         v.inOperation = false;
         v.stopping = false;
         this.note(`VTS ${v.name} out of operation`);
@@ -340,6 +368,13 @@ export class World {
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         this.#drain(node);
       });
+    });
+  }
+
+  #scheduleSweep(): void {
+    this.sched.at(this.sched.now() + 7, () => {
+      this.sweepReads();
+      this.#scheduleSweep();
     });
   }
 
@@ -376,6 +411,9 @@ export class World {
     }
     const inc = node.incarnation;
     const end = this.sched.now() + (o.duration ?? 1 + this.rng.next() * 20);
+    // The VTS the host writes to: the production agent mounts there and closes there first.
+    const hostVts = plan.targets.some((t) => t.vts === primary && t.data) ? primary : (plan.targets.find((t) => t.data)?.vts ?? primary);
+    const fenced = (v: SimVts): boolean => (this.#legacy.unfencedCopies === true && v.name !== hostVts ? false : !v.admits(plan.epoch, ctx.epochMac, ctx.boots[v.name], ctx.minSeqs[v.name]));
     const mounts: [SimVts, Mount][] = plan.targets.map((t) => {
       const m: Mount = { aborted: false, end };
       this.vts[t.vts].mounts.add(m);
@@ -386,7 +424,7 @@ export class World {
       const ok =
         node.alive &&
         node.incarnation === inc &&
-        mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && v.lastKeySeq <= plan.epoch && (v.vols.get(vol)?.generation ?? 0) < plan.generation) &&
+        mounts.every(([v, m]) => !m.aborted && v.powered && v.inOperation && this.vtsLinked(node.name, v.name) && !fenced(v) && (v.vols.get(vol)?.generation ?? 0) < plan.generation) &&
         writeStillCurrent(plan.epoch, plan.targets.filter((t) => t.data).map((t) => t.vts), node.engine.writeContext(), node.engine.newestKey().current);
       if (!ok) {
         this.counters.failedWrites++;
@@ -401,6 +439,82 @@ export class World {
       this.check();
     });
     return true;
+  }
+
+  /**
+   * A host read through a VTC, as the production agent does it (planRead over the tokens each
+   * VTS gives under the VTC's epoch). The read is instantaneous here, so every write
+   * acknowledged so far was acknowledged before it began: it must return at least that
+   * generation, or be refused. Returns the generation served, or null when refused.
+   */
+  hostRead(o: { node?: VtcNode; vol?: string; quiet?: boolean } = {}): number | null {
+    const alive = this.vtcs.filter((n) => n.alive);
+    if (alive.length === 0) return null;
+    const node = o.node ?? this.rng2.pick(alive);
+    if (!node.alive) return null;
+    const vol = o.vol ?? this.rng2.pick(this.volumes);
+    const ctx = node.engine.writeContext();
+    if (ctx.status.kind === 'offline') return null;
+    const tokens: { A?: { generation: number; consistent: boolean; dataGeneration: number }; B?: { generation: number; consistent: boolean; dataGeneration: number } } = {};
+    for (const x of VTS_NAMES) {
+      if (!this.#usable(node.name, x)) continue;
+      const v = this.vts[x];
+      if (this.#legacy.preferredReads !== true && !v.admits(ctx.epoch, ctx.epochMac, ctx.boots[x], ctx.minSeqs[x])) return null;
+      const c = v.vols.get(vol) ?? { generation: 0, consistent: true, dataGen: 0 };
+      tokens[x] = { generation: c.generation, consistent: c.consistent, dataGeneration: c.dataGen };
+    }
+    let from: VtsName | undefined;
+    if (this.#legacy.preferredReads === true) {
+      // As before: any VTS whose token reads consistent, the preferred (A) first; only it fences the mount.
+      const allowed: VtsName[] = ctx.status.kind === 'online-single' ? [ctx.status.vts] : ['A', 'B'];
+      const holders = allowed.filter((x) => tokens[x]?.consistent === true && (tokens[x]?.dataGeneration ?? 0) > 0);
+      from = holders.includes('A') ? 'A' : holders[0];
+      if (from !== undefined && !this.vts[from].admits(ctx.epoch, ctx.epochMac, ctx.boots[from], ctx.minSeqs[from])) return null;
+    } else {
+      const p = planRead({ status: ctx.status, tokens });
+      if (p.ok) from = o.quiet === true ? p.holders.reduce<VtsName>((a, x) => (this.vts[x].dataGen(vol) < this.vts[a].dataGen(vol) ? x : a), p.holders[0]!) : this.rng2.pick(p.holders);
+    }
+    if (from === undefined) return null;
+    const served = this.vts[from].dataGen(vol);
+    const acked = this.#maxAcked.get(vol) ?? 0;
+    if (o.quiet !== true) this.note(`${node.name} read ${vol} gen ${served} from ${from} (${formatStatus(ctx.status)} key ${ctx.epoch}; newest acknowledged ${acked})`);
+    if (served < acked) throw new InvariantViolation('stale-read', `${node.name} (${formatStatus(ctx.status)}, key ${ctx.epoch}) read ${vol} generation ${served} from VTS ${from}, but generation ${acked} was acknowledged before the read began`);
+    return served;
+  }
+
+  /** What VTS `x`'s disks hold now (a backup to restore later). */
+  imageOf(x: VtsName): VtsImage {
+    return this.vts[x].image();
+  }
+
+  /**
+   * Reads every volume through every VTC on-line, without drawing randomness or logging
+   * (the VTS serving is the worst of those allowed): run often, so a VTC that would serve a
+   * stale generation is caught even when no host happens to read that volume.
+   */
+  sweepReads(): void {
+    for (const node of this.vtcs) if (node.alive && node.engine.status().kind !== 'offline') for (const vol of this.volumes) this.hostRead({ node, vol, quiet: true });
+  }
+
+  /** Both VTS lose power at the same instant. */
+  powerLossBoth(): void {
+    this.note('VTS A and B lose power together');
+    this.vts.A.crash();
+    this.vts.B.crash();
+  }
+
+  /**
+   * VTS `x` (powered off) is restored from an older image. Acknowledged generations no VTS
+   * holds any more are lost with it: the checker no longer asks for them on a VTS, but a read
+   * must still never return anything older.
+   */
+  restoreVts(x: VtsName, img: VtsImage): void {
+    if (this.vts[x].powered) throw new Error(`VTS ${x} must be powered off to restore an image`);
+    this.note(`VTS ${x} restored from an image at key ${img.lastKeySeq}`);
+    this.#restored.add(x);
+    const before = [...this.#maxAcked].filter(([vol, gen]) => this.#holds(x, vol, gen));
+    this.vts[x].restore(img);
+    for (const [vol, gen] of before) if (!this.#holds(x, vol, gen)) this.#destroyed[x].add(`${vol}@${gen}`);
   }
 
   // ------------------------------------------------------------------ faults and commands
@@ -482,9 +596,17 @@ export class World {
     const kind = this.rng.int(5);
     const now = this.sched.now();
     if (kind === 0) {
-      const forger = new FrameCodec({ vtcs: this.names, self: this.rng.pick(this.names.filter((n) => n !== to)), mac: new SimMac(this.#forgerKey) }, 0);
-      const b = new RecordSigner(new SimMac(this.#forgerKey)).sign({ ptpId: 'ptp1', election: { seq: 0, vts: 'A', round: 0 }, voter: 'vtc0', keySeq: 1e6, choice: 'yes', why: 'forged' });
+      const as = this.rng.pick(this.names.filter((n) => n !== to));
+      const forger = new FrameCodec({ vtcs: this.names, self: as, mac: new SimMac(this.#forgerKey) }, 0);
+      const b = new RecordSigner(this.keyring.forger('vtc0', new SimMac(this.#forgerKey))).sign({ ptpId: 'ptp1', election: { seq: 0, vts: 'A', round: 0 }, voter: 'vtc0', keySeq: 1e6, choice: 'yes', why: 'forged' });
       this.net.inject(to, forger.seal(to, new TextEncoder().encode(JSON.stringify({ t: 'ballot', ballot: b })), now));
+      // The same adversary with the cluster secret: its frames pass, what it signs as a VTC must not.
+      const insider = new FrameCodec({ vtcs: this.names, self: as, mac: this.mac }, 0);
+      const forged = forgedMessage(this.counters.adversaryFrames, as, this.names, this.vtcs[0]!.engine.newestKey(), now, this.keyring.forger(as, this.mac));
+      const f = insider.seal(to, new TextEncoder().encode(JSON.stringify(forged)), now);
+      const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+      this.#insiderFrames.add(`${as}>${to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
+      this.net.inject(to, f);
     } else if (kind === 1 || kind === 2) {
       const c = this.captured.length > 0 ? this.rng.pick(this.captured) : undefined;
       if (c !== undefined) this.net.inject(kind === 1 ? c.to : to, c.frame, this.rng.next() * 300);
@@ -531,20 +653,40 @@ export class World {
 
   #checkWriteTargets(dataOn: VtsName[]): void {
     const keys = this.newestKeys();
-    if (!keys.some((k) => dataOn.every((x) => k.current.includes(x)))) {
+    // current {} (neither VTS alone holds every write) is left only by both VTS returning and
+    // reconciling their tokens, or an election of a VTS in current: a write landing on either
+    // then is kept by the reconcile (decided here; check() treats current {} the same way).
+    if (!keys.some((k) => k.current.length === 0 || dataOn.every((x) => k.current.includes(x)))) {
       throw new InvariantViolation('safety', `a write was acknowledged on {${dataOn.join(',')}} outside current of the newest key ${keys.map((k) => `${k.seq}:{${k.current.join(',')}}`).join(' / ')}`);
     }
   }
 
+  /**
+   * True when a VTS in current of the newest key (either, when current is empty) was restored
+   * from an older image: the VTCs must then refuse to serve it alone (they cannot tell whether
+   * the image lacks acknowledged writes), and only an operator can decide, so no liveness is owed.
+   */
+  restoredCurrent(): boolean {
+    const cur = this.headKey().current;
+    const where: VtsName[] = cur.length === 0 ? ['A', 'B'] : [...cur];
+    return where.some((x) => this.#restored.has(x));
+  }
+
+  /** On `x`, or was until a restore destroyed it there (a restore is a fault of the disks, not of the protocol: reads catch what follows). */
+  #held(x: VtsName, vol: string, gen: number): boolean {
+    return this.#holds(x, vol, gen) || this.#destroyed[x].has(`${vol}@${gen}`);
+  }
+
   check(): void {
-    for (const [vol, gen] of this.#maxAcked) {
-      if (!this.#holds('A', vol, gen) && !this.#holds('B', vol, gen)) throw new InvariantViolation('safety', `acknowledged write ${vol} gen ${gen} is on no VTS`);
+    const acked = [...this.#maxAcked];
+    for (const [vol, gen] of acked) {
+      if (!this.#held('A', vol, gen) && !this.#held('B', vol, gen)) throw new InvariantViolation('safety', `acknowledged write ${vol} gen ${gen} is on no VTS`);
     }
     const keys = this.newestKeys();
-    const ok = keys.some((k) => k.current.length === 0 || [...this.#maxAcked].every(([vol, gen]) => k.current.some((x) => this.#holds(x, vol, gen))));
+    const ok = keys.some((k) => k.current.length === 0 || acked.every(([vol, gen]) => k.current.some((x) => this.#held(x, vol, gen))));
     if (!ok) {
       const k = keys[0]!;
-      const missing = [...this.#maxAcked].filter(([vol, gen]) => !k.current.some((x) => this.#holds(x, vol, gen)));
+      const missing = acked.filter(([vol, gen]) => !k.current.some((x) => this.#held(x, vol, gen)));
       throw new InvariantViolation('safety', `newest key ${k.seq} (${k.command} ${k.reason}) has current {${k.current.join(',')}} but acknowledged writes ${missing.map(([v, g]) => `${v}@${g}`).join(',')} are not on it`);
     }
     for (const n of this.vtcs) {
