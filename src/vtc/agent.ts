@@ -112,6 +112,8 @@ export interface ElectionView {
 
 export interface KeySummary {
   readonly seq: number;
+  /** When the coordinator issued the key (ms since the epoch, its clock). */
+  readonly issuedAt: number;
   readonly command: string;
   readonly subjects: readonly VtsName[];
   readonly mode: string;
@@ -146,6 +148,7 @@ export interface AgentStatus {
 
 export const summarizeKey = (k: ShutdownKey): KeySummary => ({
   seq: k.seq,
+  issuedAt: k.issuedAt,
   command: k.command,
   subjects: k.subjects,
   mode: k.mode,
@@ -223,6 +226,7 @@ export class VtcAgent extends EventEmitter {
   readonly #views: Record<VtsName, RemoteView | null> = { A: null, B: null };
   readonly #elections = new Map<string, { id: ElectionId; ballots: Map<string, BallotView> }>();
   #lastElection: string | null = null;
+  #lastBallotOutcome: string | null = null;
   readonly #lastHeard = new Map<string, number>();
   #lastKeySeq = -1;
   readonly #mounts = new Map<number, Mount>();
@@ -399,10 +403,15 @@ export class VtcAgent extends EventEmitter {
         this.log.info({ status: formatStatus(e.status), seq: e.seq }, 'PtP status');
         this.emit('event', { kind: 'status', vtc: this.self, at: Date.now(), status: e.status, seq: e.seq } satisfies AgentEvent);
         return;
-      case 'ballot':
-        this.log.info({ election: e.ballot.election, choice: e.ballot.choice, why: e.ballot.why }, 'ballot cast');
+      case 'ballot': {
+        // A stale VTS waiting alone is re-elected every electionTimeout: the log says each change of outcome once, the repeats only at debug.
+        const outcome = `${e.ballot.election.seq}:${e.ballot.election.vts}:${e.ballot.choice}:${e.ballot.why}`;
+        const repeat = outcome === this.#lastBallotOutcome;
+        this.#lastBallotOutcome = outcome;
+        this.log[repeat ? 'debug' : 'info']({ election: e.ballot.election, choice: e.ballot.choice, why: e.ballot.why }, repeat ? 'ballot cast (same outcome as the last round)' : 'ballot cast');
         this.#noteBallot(e.ballot);
         return;
+      }
       case 'seen':
         // Other VTCs' ballots, as the engine authenticated them: on their own, on the
         // acknowledgements of a key holding its election in phase 1, and in its commit.

@@ -79,7 +79,7 @@ export interface Fence {
   readonly minSeq?: number;
 }
 
-export interface MountOptions {
+export interface MountOptions extends Fence {
   /** Scratch mount: the volume is presented empty (created if new) and its old data is discarded at close. */
   readonly scratch?: boolean;
   /** Default true; a read-only mount refuses writes. */
@@ -90,7 +90,7 @@ export interface MountOptions {
   readonly epochMac?: string;
 }
 
-export interface CloseOptions {
+export interface CloseOptions extends Fence {
   /** Generation of the new data, as the VTC planned it. Default: the current generation + 1. */
   readonly generation?: number;
   readonly epoch?: number;
