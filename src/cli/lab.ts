@@ -16,6 +16,8 @@ import { z } from 'zod';
 import { MediaChanger } from '../devices/media-changer.js';
 import { TapeDrive } from '../devices/tape-drive.js';
 import type { ScsiPort } from '../transport/scsi-port.js';
+import { IscsiSession } from '../iscsi/session.js';
+import { IscsiPort } from '../transport/iscsi/index.js';
 import { createLibrary, createLibraryTapeDrive, loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../../firmware-sim/library/index.js';
 import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
 import { MemoryPort } from '../../firmware-sim/front/memory-port.js';
@@ -38,12 +40,25 @@ export interface DrivePosition {
   block: number;
 }
 
+/** A cartridge brought into the lab while it ran (`ptpvts sim ctl insert/add-cartridge`), not in the YAML. */
+export interface AddedCartridge {
+  mediaType: string;
+  capacityBytes: number;
+  writeProtected: boolean;
+  /** Cartridge file. */
+  path: string;
+}
+
 export interface LabState {
   /** Barcode -> element address where the cartridge is. */
   locations: Record<string, number>;
   faults: PersistedFaults;
   /** Drive number (1-based) -> where its tape was left. Absent in files of older versions. */
   positions?: Record<string, DrivePosition>;
+  /** Cartridges added while serving, by barcode; their place is in `locations`. */
+  added?: Record<string, AddedCartridge>;
+  /** Barcodes of the YAML's cartridges taken out of the library (ejected); they stay out. */
+  removed?: string[];
 }
 
 export interface Lab {
@@ -53,7 +68,17 @@ export interface Lab {
   /** Drives in data transfer element order: drive 1 is `drives[0]`. */
   readonly drives: readonly TapeDrive[];
   /** The emulated library, when the lab is the embedded one (faults, doors). */
-  readonly emulated?: { library: EmulatedLibrary; drives: readonly TapeDriveUnit[]; state: LabState; config: LibraryConfig };
+  readonly emulated?: {
+    library: EmulatedLibrary;
+    drives: readonly TapeDriveUnit[];
+    state: LabState;
+    config: LibraryConfig;
+    /**
+     * Saves the state now (durably) when it changed since the last save; resolves whether it
+     * wrote. For a server that holds the lab while initiators move cartridges. Throws the fs error.
+     */
+    save(): boolean;
+  };
   /**
    * Saves the embedded lab's state (durably: resolves once it would survive a power cut),
    * releases ports and files, then the lab's lock. Rejects with the fs error when the state
@@ -110,6 +135,10 @@ const labStateSchema = z.strictObject({
     })
     .default({}),
   positions: z.record(driveKey, z.strictObject({ barcode: z.string().min(1), block: z.number().int().min(0) })).default({}),
+  added: z
+    .record(z.string().min(1), z.strictObject({ mediaType: z.string().min(1), capacityBytes: z.number().int().positive(), writeProtected: z.boolean(), path: z.string().min(1) }))
+    .optional(),
+  removed: z.array(z.string().min(1)).optional(),
 });
 
 function fieldName(path: readonly PropertyKey[]): string {
@@ -170,7 +199,11 @@ export function checkStateFitsLibrary(file: string, state: LabState, config: Lib
   for (const d of config.drives) kinds.set(d.address, 'drive');
   const hex = (a: number): string => `0x${a.toString(16).padStart(4, '0')}`;
   const holder = new Map<number, string>();
-  for (const c of config.cartridges) {
+  const removed = new Set(state.removed ?? []);
+  // A cartridge added while serving is in the library while it has a place; without one it was ejected.
+  const added = Object.keys(state.added ?? {}).filter((b) => state.locations[b] !== undefined);
+  const cartridges = [...config.cartridges.filter((c) => !removed.has(c.barcode)), ...added.map((barcode) => ({ barcode, address: -1 }))];
+  for (const c of cartridges) {
     const at = state.locations[c.barcode];
     const field = at === undefined ? `(the YAML's place for ${c.barcode})` : `locations.${c.barcode}`;
     const address = at ?? c.address;
@@ -270,6 +303,11 @@ export interface LabLockHolder {
   readonly since: string;
   /** Tells this holding apart from any other by the same pid. */
   readonly token: string;
+  /**
+   * Set by `ptpvts sim serve`, which holds the lab for as long as it runs: where it serves
+   * (portal, IQN, control socket). Other commands then fail at once instead of waiting.
+   */
+  readonly serving?: string;
 }
 
 /** The lab is in use by another command and stayed so for the whole wait. */
@@ -306,6 +344,8 @@ export interface LabLockOptions {
   readonly onWait?: (holder: LabLockHolder | undefined) => void;
   /** Called when a stale lock (its process gone) is taken over. */
   readonly onTakeover?: (holder: LabLockHolder | undefined, why: string) => void;
+  /** Held by a server for its whole run: recorded in the lock as {@link LabLockHolder.serving}. */
+  readonly serving?: string;
 }
 
 /** A held lab lock. */
@@ -369,6 +409,7 @@ const holderSchema = z.object({
   command: z.string(),
   since: z.string(),
   token: z.string().min(1),
+  serving: z.string().optional(),
 });
 
 interface SeenLock {
@@ -468,7 +509,21 @@ function tryCreateLock(file: string, text: string): boolean {
  * would never end). Leftover temporary files of cut-short saves are removed once it is held.
  */
 export async function lockLab(configPath: string, o: LabLockOptions = {}): Promise<LabLock> {
-  const file = join(dirname(resolve(configPath)), LOCK_NAME);
+  const held = await takeLock(join(dirname(resolve(configPath)), LOCK_NAME), o);
+  try {
+    removeLeftoverTemps(dirname(held.file));
+  } catch (e) {
+    held.release();
+    throw e;
+  }
+  return held;
+}
+
+/**
+ * Takes the lock file `file` as {@link lockLab} does (created exclusively, naming the holder;
+ * waits up to `timeoutMs` for a live holder, takes over a stale one), for any directory.
+ */
+export async function takeLock(file: string, o: LabLockOptions = {}): Promise<LabLock> {
   const timeoutMs = o.timeoutMs ?? lockTimeoutMs();
   const boot = bootId();
   const holder: LabLockHolder = {
@@ -478,6 +533,7 @@ export async function lockLab(configPath: string, o: LabLockOptions = {}): Promi
     command: o.command ?? ['ptpvts', ...process.argv.slice(2)].join(' '),
     since: new Date().toISOString(),
     token: randomBytes(8).toString('hex'),
+    ...(o.serving === undefined ? {} : { serving: o.serving }),
   };
   const text = JSON.stringify(holder) + '\n';
   const start = Date.now();
@@ -493,6 +549,10 @@ export async function lockLab(configPath: string, o: LabLockOptions = {}): Promi
       continue;
     }
     const waited = Date.now() - start;
+    // A server keeps the lab until it is stopped: waiting for it would only end in a timeout.
+    if (seen.holder?.serving !== undefined) {
+      throw new LabLockedError(file, seen.holder, waited, `it serves the lab (${seen.holder.serving}); change it while it runs with \`ptpvts sim ctl\`, or reach it with --changer iscsi://... --drive iscsi://...`);
+    }
     if (seen.holder?.pid === process.pid) throw new LabLockedError(file, seen.holder, waited, 'this process has the lab open already');
     if (waited >= timeoutMs) throw new LabLockedError(file, seen.holder, waited);
     if (!told) {
@@ -516,12 +576,6 @@ export async function lockLab(configPath: string, o: LabLockOptions = {}): Promi
   };
   // process.exit() skips `finally` blocks; the lock must not outlive us for the next command's timeout.
   process.once('exit', release);
-  try {
-    removeLeftoverTemps(dirname(file));
-  } catch (e) {
-    release();
-    throw e;
-  }
   return { file, holder, release };
 }
 
@@ -593,10 +647,7 @@ async function openLocked(configPath: string, persist: boolean, timeScale: numbe
   const base = loadLibraryConfig({ path: configPath });
   const state = persist ? readState(configPath) : { locations: {}, faults: {}, positions: {} };
   if (persist) checkStateFitsLibrary(statePath(configPath), state, base);
-  const config: LibraryConfig = {
-    ...base,
-    cartridges: base.cartridges.map((c) => (state.locations[c.barcode] === undefined ? c : { ...c, address: state.locations[c.barcode]! })),
-  };
+  const config = configWithState(base, state);
   const drives: TapeDriveUnit[] = [];
   const library = await createLibrary(config, { driveFactory: sscDriveFactory(drives), ...(timeScale === undefined ? {} : { timeScale }) });
   restorePositions(drives, state.positions ?? {});
@@ -619,22 +670,12 @@ async function openLocked(configPath: string, persist: boolean, timeScale: numbe
     description: `embedded library ${config.name} (${configPath})`,
     changer,
     drives: tapeDrives,
-    emulated: { library, drives, state, config },
+    emulated: { library, drives, state, config, save: () => (persist ? saveLabState(configPath, library, drives, state) : false) },
     async close() {
       if (closed) return;
       closed = true;
       try {
-        if (persist) {
-          const locations: Record<string, number> = {};
-          for (const e of library.inventory()) if (e.barcode) locations[e.barcode] = e.address;
-          state.locations = locations;
-          state.positions = positionsOf(drives);
-          // A jam lasts for the moves it was injected for, over as many commands as they take.
-          const jams = library.model.jamsRemaining();
-          if (jams > 0) state.faults.robotJams = jams;
-          else delete state.faults.robotJams;
-          writeState(configPath, state);
-        }
+        if (persist) saveLabState(configPath, library, drives, state, true);
       } finally {
         try {
           for (const p of ports) await p.close();
@@ -645,6 +686,51 @@ async function openLocked(configPath: string, persist: boolean, timeScale: numbe
       }
     },
   };
+}
+
+/**
+ * The library YAML as the state left it: cartridges where the state put them, those taken
+ * out left out, and those added while serving put in.
+ */
+export function configWithState(base: LibraryConfig, state: LabState): LibraryConfig {
+  const removed = new Set(state.removed ?? []);
+  const at = (barcode: string): number | undefined => state.locations[barcode];
+  const added = Object.entries(state.added ?? {}).flatMap(([barcode, c]) => {
+    const address = at(barcode);
+    return address === undefined ? [] : [{ barcode, mediaType: c.mediaType, capacityBytes: c.capacityBytes, writeProtected: c.writeProtected, path: c.path, address }];
+  });
+  return {
+    ...base,
+    cartridges: [...base.cartridges.filter((c) => !removed.has(c.barcode)).map((c) => (at(c.barcode) === undefined ? c : { ...c, address: at(c.barcode)! })), ...added],
+  };
+}
+
+/** What the state file would say now (locations, positions, jams left), as JSON, to tell whether a save is due. */
+function refreshState(library: EmulatedLibrary, drives: readonly TapeDriveUnit[], state: LabState): void {
+  const locations: Record<string, number> = {};
+  for (const e of library.inventory()) if (e.barcode) locations[e.barcode] = e.address;
+  state.locations = locations;
+  state.positions = positionsOf(drives);
+  // A jam lasts for the moves it was injected for, over as many commands as they take.
+  const jams = library.model.jamsRemaining();
+  if (jams > 0) state.faults.robotJams = jams;
+  else delete state.faults.robotJams;
+}
+
+const lastSaved = new WeakMap<LabState, string>();
+
+/**
+ * Reads locations, positions and jams left from the running library into `state` and saves
+ * it durably when it changed since the last save (or always, with `force`). Returns whether
+ * it wrote. Throws the fs error; the caller holds the lab's lock.
+ */
+function saveLabState(configPath: string, library: EmulatedLibrary, drives: readonly TapeDriveUnit[], state: LabState, force = false): boolean {
+  refreshState(library, drives, state);
+  const text = JSON.stringify(state);
+  if (!force && lastSaved.get(state) === text) return false;
+  writeState(configPath, state);
+  lastSaved.set(state, text);
+  return true;
 }
 
 /** Where each drive's tape is, read from the drive models (a READ POSITION would wait forever on a hung drive). */
@@ -678,35 +764,95 @@ export function applyFaults(library: EmulatedLibrary, drives: readonly TapeDrive
   if (f.robotJams) library.faults.jamNextMoves(f.robotJams);
 }
 
-/** Opens a lab over real devices: a changer address and drive addresses (`sg:/dev/sgN`). */
+/** Opens a lab over devices: a changer address and drive addresses (`sg:/dev/sgN`, `iscsi://host:port/iqn/lun`). */
 export async function openDeviceLab(changerAddress: string, driveAddresses: readonly string[]): Promise<Lab> {
   const ports: ScsiPort[] = [];
+  // LUNs of one target share one iSCSI session, as they would on a host.
+  const sessions = new Map<string, Promise<IscsiSession>>();
+  const closeAll = async (): Promise<void> => {
+    for (const p of ports) await p.close().catch(() => undefined);
+    for (const s of sessions.values()) await s.then((x) => x.close()).catch(() => undefined);
+  };
   const open = async (address: string): Promise<ScsiPort> => {
-    const p = await openPort(address);
+    const p = await openPort(address, sessions);
     ports.push(p);
     return p;
   };
-  const changer = new MediaChanger(await open(changerAddress));
-  const drives: TapeDrive[] = [];
-  for (const a of driveAddresses) drives.push(new TapeDrive(await open(a)));
-  return {
-    description: `devices ${[changerAddress, ...driveAddresses].join(', ')}`,
-    changer,
-    drives,
-    async close() {
-      for (const p of ports) await p.close();
-    },
-  };
+  try {
+    const changer = new MediaChanger(await open(changerAddress));
+    const drives: TapeDrive[] = [];
+    for (const a of driveAddresses) drives.push(new TapeDrive(await open(a)));
+    // As for the embedded lab: a new initiator owes each unit a look at its pending unit
+    // attention (power on), or the command it came for would fail with it.
+    for (const dev of [changer, ...drives]) await dev.requestSense().catch(() => undefined);
+    return {
+      description: `devices ${[changerAddress, ...driveAddresses].join(', ')}`,
+      changer,
+      drives,
+      close: closeAll,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
 }
 
-/** Opens a port by address. `sg:/dev/sgN` (Linux SG_IO). */
-export async function openPort(address: string): Promise<ScsiPort> {
+/** A device address that cannot be used: `address` names it, the message says why. */
+export class DeviceAddressError extends Error {
+  override readonly name = 'DeviceAddressError';
+  readonly code = 'EDEVADDR';
+  constructor(
+    readonly address: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`device address "${address}": ${problem}`, options);
+  }
+}
+
+/** The parts of `iscsi://host[:port]/iqn/lun` (port 3260 when absent; `[v6]` hosts). */
+export function parseIscsiAddress(address: string): { host: string; port: number; iqn: string; lun: number } {
+  const m = /^iscsi:\/\/(?:\[([^\]]+)\]|([^/:[\]]+))(?::(\d{1,5}))?\/([^/]+)\/(\d{1,5})$/.exec(address);
+  if (!m) throw new DeviceAddressError(address, 'expected iscsi://host:port/iqn/lun, e.g. iscsi://127.0.0.1:3260/iqn.2026-11.io.ptpvts:lab0/1');
+  const port = m[3] === undefined ? 3260 : Number(m[3]);
+  if (port < 1 || port > 65535) throw new DeviceAddressError(address, `port ${port} is not 1..65535`);
+  const lun = Number(m[5]);
+  if (lun > 16383) throw new DeviceAddressError(address, `LUN ${lun} is not 0..16383`);
+  return { host: (m[1] ?? m[2])!, port, iqn: m[4]!, lun };
+}
+
+/** Initiator name of the lab CLI: one per host, so a target's logs tell its sessions apart. */
+function cliInitiatorName(): string {
+  return `iqn.2026-11.io.ptpvts:cli.${hostname().toLowerCase().replace(/[^a-z0-9.-]+/g, '-')}`;
+}
+
+/**
+ * Opens a port by address: `sg:/dev/sgN` (Linux SG_IO) or `iscsi://host:port/iqn/lun`
+ * (the project's initiator; ports given the same `sessions` map share a session per
+ * target, which the caller closes after the ports). Rejects with {@link DeviceAddressError}
+ * for a bad address, and with the login or connection error.
+ */
+export async function openPort(address: string, sessions: Map<string, Promise<IscsiSession>> = new Map()): Promise<ScsiPort> {
   const m = /^([a-z]+):(.+)$/.exec(address);
-  if (!m) throw new Error(`device address "${address}" is not of the form sg:/dev/sgN`);
+  if (!m) throw new DeviceAddressError(address, 'expected sg:/dev/sgN or iscsi://host:port/iqn/lun');
   const [, scheme, rest] = m;
   if (scheme === 'sg') {
     const { SgioPort } = await import('../transport/sgio/index.js');
     return SgioPort.open(rest!);
   }
-  throw new Error(`device address "${address}": unknown scheme "${scheme}" (known: sg)`);
+  if (scheme === 'iscsi') {
+    const a = parseIscsiAddress(address);
+    const key = `${a.host}:${a.port}/${a.iqn}`;
+    let session = sessions.get(key);
+    if (!session) {
+      session = IscsiSession.open({ host: a.host, port: a.port, targetName: a.iqn, initiatorName: cliInitiatorName() });
+      sessions.set(key, session);
+    }
+    try {
+      return new IscsiPort(await session, a.lun);
+    } catch (e) {
+      throw new DeviceAddressError(address, `cannot log in: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  throw new DeviceAddressError(address, `unknown scheme "${scheme}" (known: sg, iscsi)`);
 }

@@ -16,8 +16,10 @@ import { bytes, consoleOut, hex, type Out } from './output.js';
 import { fileChunks, MAX_BLOCK_BYTES, patternChunks, patternData, readStream, writeStream, yieldToEventLoop } from './tape-io.js';
 import { runDemo } from './demo.js';
 import { registerSimServe } from './sim-serve.js';
+import { registerSimCtl } from './sim-ctl.js';
 import { serialConsoleExtension } from './serial-extension.js';
 import { registerPtpCommands } from './ptp-commands.js';
+import { inventoryView, mediaCheckView, printInventory, printJson, printTapeStatus, tapeStatusView } from './read-views.js';
 import { registerKeyCommands } from './keys.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
@@ -35,8 +37,8 @@ const lockTimeoutHelp = 'seconds to wait while another command has the lab (defa
 function labOptions(cmd: Command): Command {
   return cmd
     .option('-l, --library <file>', 'library YAML of the embedded emulator (default: ptpvts-lab/library.yaml, made on first use)')
-    .option('--changer <address>', 'a real changer instead of the emulator, e.g. sg:/dev/sg5')
-    .option('--drive <address...>', 'real drives, in data transfer element order, e.g. sg:/dev/sg3')
+    .option('--changer <address>', 'a changer instead of the embedded emulator: sg:/dev/sg5 or iscsi://host:port/iqn/lun')
+    .option('--drive <address...>', 'drives with --changer, in data transfer element order: sg:/dev/sg3 or iscsi://host:port/iqn/lun')
     .option('--lock-timeout <seconds>', lockTimeoutHelp, seconds);
 }
 
@@ -152,7 +154,8 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   labOptions(program.command('inventory'))
     .description('list every element of the library and what it holds')
     .option('--init', 'run INITIALIZE ELEMENT STATUS first (rescan), with progress')
-    .action(async (o: LabOptions & { init?: boolean }) => {
+    .option('--json', 'print JSON (docs/json.md)')
+    .action(async (o: LabOptions & { init?: boolean; json?: boolean }) => {
       await withLab(o, out, commandLine, async (lab) => {
         if (o.init) {
           const inv0 = await lab.changer.inventory();
@@ -164,14 +167,9 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
           }
           bar.stop();
         }
-        const inv = await lab.changer.inventory();
-        out.line(`${lab.description}: ${inv.storage.length} slots, ${inv.dataTransfer.length} drives, ${inv.importExport.length} import/export slots`);
-        out.line('element      address  contents');
-        for (const e of [...inv.dataTransfer, ...inv.importExport, ...inv.storage]) {
-          const label = elementLabel(e, inv).padEnd(12);
-          const what = e.full ? `${barcodeOf(e) ?? '(no label)'}${e.sourceAddress !== undefined ? `  (from ${hex(e.sourceAddress)})` : ''}` : '-';
-          out.line(`${label} ${hex(e.address)}   ${what}${e.except ? `  EXCEPTION asc=${hex(e.asc, 2)} ascq=${hex(e.ascq, 2)}` : ''}`);
-        }
+        const view = inventoryView(lab.description, await lab.changer.inventory());
+        if (o.json) printJson(out, view);
+        else printInventory(out, view);
       });
     });
 
@@ -215,31 +213,12 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   labOptions(tape.command('status'))
     .description('what the drive holds and where it is')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
-    .action(async (o: LabOptions & { driveNumber: number }) => {
+    .option('--json', 'print JSON (docs/json.md)')
+    .action(async (o: LabOptions & { driveNumber: number; json?: boolean }) => {
       await withLab(o, out, commandLine, async (lab) => {
-        const d = driveAt(lab, o.driveNumber);
-        const inq = await d.inquiry();
-        out.line(`Drive ${o.driveNumber}: ${inq.vendor} ${inq.product} rev ${inq.revision}, serial ${await d.unitSerialNumber()}`);
-        try {
-          await d.testUnitReady();
-        } catch (e) {
-          out.line(`Not ready: ${e instanceof Error ? e.message : String(e)}`);
-          return;
-        }
-        const pos = await d.position({ form: 'long' });
-        const mode = await d.blockMode();
-        const attrs = await d.readAttributes().catch(() => []);
-        const attr = (id: number): string | undefined => {
-          const a = attrs.find((x) => x.id === id);
-          return a === undefined ? undefined : typeof a.decoded === 'bigint' ? a.decoded.toString() : typeof a.decoded === 'string' ? a.decoded : undefined;
-        };
-        out.line(`Cartridge ${attr(0x0806) ?? '(no barcode in cartridge memory)'}, ${mode.writeProtected ? 'write-protected' : 'writable'}, density ${hex(mode.densityCode, 2)}, ${mode.blockSize === 0 ? "variable blocks" : `fixed ${mode.blockSize}-byte blocks`}`);
-        out.line(`Position: block ${pos.block}, file ${pos.fileNumber ?? '?'}${pos.bop ? ', at beginning of partition' : ''}${pos.eop ? ', at end of partition' : ''}${pos.bpew ? ', past early warning' : ''}`);
-        const remaining = attr(0x0000);
-        const max = attr(0x0001);
-        if (remaining && max) out.line(`Capacity: ${remaining} MiB remaining of ${max} MiB`);
-        const alerts = await d.tapeAlerts().catch(() => []);
-        out.line(alerts.length ? `TapeAlert: ${alerts.map((a) => `${a.flag} ${a.name}`).join('; ')}` : 'TapeAlert: no flags set');
+        const view = await tapeStatusView(driveAt(lab, o.driveNumber), o.driveNumber);
+        if (o.json) printJson(out, view);
+        else printTapeStatus(out, view);
       });
     });
 
@@ -369,13 +348,19 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     .command('check')
     .description('verify a cartridge file (every record and its CRC32C) and report damage')
     .argument('<file>')
-    .action(async (file: string) => {
+    .option('--json', 'print JSON (docs/json.md); a file that is not a cartridge gives "cartridge": false and exit 1')
+    .action(async (file: string, o: { json?: boolean }) => {
       let report;
       try {
         report = checkCartridge(file);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         throw new UsageError(`cannot check ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a directory' : err.message}`);
+      }
+      if (o.json) {
+        printJson(out, mediaCheckView(report));
+        if (!report.ok) process.exitCode = 1;
+        return;
       }
       if (report.header === undefined) {
         // Not a cartridge at all: a record-by-record report of it would only mislead.
@@ -445,6 +430,7 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     });
 
   registerSimServe(program, out, [serialConsoleExtension]);
+  registerSimCtl(program, out);
   registerPtpCommands(program, out);
   registerKeyCommands(program, out);
 

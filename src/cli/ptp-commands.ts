@@ -16,24 +16,34 @@ import { runScenario } from '../scenario/runner.js';
 import { loadScenarioFile } from '../scenario/schema.js';
 import { timelineSvg } from '../scenario/svg.js';
 import { VtcAgent } from '../vtc/agent.js';
-import type { AgentStatus, KeySummary } from '../vtc/agent.js';
+import type { KeySummary } from '../vtc/agent.js';
 import { ControlClient } from '../vtc/control-client.js';
 import { UnreachableError } from '../vtc/errors.js';
 import { VtsHost } from '../vtc/vts-host.js';
 import type { VtsLibraryOptions } from '../vts/index.js';
+import { lockDirectories } from './dir-lock.js';
 import { openEmbeddedLab } from './lab.js';
 import type { Lab } from './lab.js';
 import { UsageError } from './ops.js';
 import type { Out } from './output.js';
 import { tellScenario } from './ptp-demo.js';
+import { describeKey, printStatus, statusJson } from './ptp-status.js';
+import { printJson, scenarioRunView } from './read-views.js';
 import { loadOperatorKey, loadTopology, loadVtcKeys, vtcOf } from './topology.js';
 import type { Topology } from './topology.js';
 
 const MODES = ['normal', 'expedite', 'immediate', 'forced'] as const;
 const defaultTopology = (): string => process.env.PTPVTS_TOPOLOGY ?? 'topology.yaml';
 
-function logger(): Logger {
-  return pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'info' }, pino.destination(2));
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const logLevelHelp = `log level on stderr: ${LOG_LEVELS.join(', ')} (default: $PTPVTS_LOG_LEVEL or info)`;
+
+/** The processes' logger (JSON lines on stderr): `--log-level`, else PTPVTS_LOG_LEVEL, else info. A level pino does not know is refused by name. */
+export function logger(level?: string, env: NodeJS.ProcessEnv = process.env): Logger {
+  const from = level !== undefined ? '--log-level' : 'PTPVTS_LOG_LEVEL';
+  const l = level ?? (env.PTPVTS_LOG_LEVEL === undefined || env.PTPVTS_LOG_LEVEL.trim() === '' ? 'info' : env.PTPVTS_LOG_LEVEL.trim());
+  if (!(LOG_LEVELS as readonly string[]).includes(l)) throw new UsageError(`${from} must be one of ${LOG_LEVELS.join(', ')} (got "${l}")`);
+  return pino({ level: l }, pino.destination(2));
 }
 
 // ------------------------------------------------------------------ processes
@@ -47,25 +57,42 @@ export async function startVtc(t: Topology, id: string, log?: Logger): Promise<V
   const peers: Record<string, { host: string; port: number }> = {};
   for (const v of t.vtcs) if (v.id !== id) peers[v.id] = v.listen;
   const { keys, operatorKey } = loadVtcKeys(t, id);
-  const agent = await VtcAgent.start({
-    ptpId: t.ptpId,
-    vtcs: t.vtcs.map((v) => v.id),
-    self: id,
-    secret: t.secret,
-    keys,
-    operatorKey,
-    listen: me.listen,
-    control: me.control,
-    peers,
-    vts: { A: t.vts.A.listen, B: t.vts.B.listen },
-    journalDir: me.journalDir,
-    timing: t.timing,
-    copyMode: t.copyMode,
-    ioSelection: t.ioSelection,
-    ...(me.preferredVts === undefined ? {} : { preferredVts: me.preferredVts }),
-    ...(log === undefined ? {} : { logger: log }),
-    allowFaults: process.env.PTPVTS_ALLOW_FAULTS === '1',
-  });
+  // Before the journal is opened: a second process on it must not recover a live VTC's journal.
+  const unlock = await lockDirectories([{ dir: me.journalDir, what: `VTC ${id}'s journal directory` }]);
+  let agent: VtcAgent;
+  try {
+    agent = await VtcAgent.start({
+      ptpId: t.ptpId,
+      vtcs: t.vtcs.map((v) => v.id),
+      self: id,
+      secret: t.secret,
+      keys,
+      operatorKey,
+      listen: me.listen,
+      control: me.control,
+      peers,
+      vts: { A: t.vts.A.listen, B: t.vts.B.listen },
+      journalDir: me.journalDir,
+      timing: t.timing,
+      copyMode: t.copyMode,
+      ioSelection: t.ioSelection,
+      ...(me.preferredVts === undefined ? {} : { preferredVts: me.preferredVts }),
+      ...(log === undefined ? {} : { logger: log }),
+      allowFaults: process.env.PTPVTS_ALLOW_FAULTS === '1',
+    });
+  } catch (e) {
+    unlock();
+    throw e;
+  }
+  // The lock lives as long as the agent: whoever stops it (a signal, a test) gives the directory back.
+  const stop = agent.stop.bind(agent);
+  agent.stop = async () => {
+    try {
+      await stop();
+    } finally {
+      unlock();
+    }
+  };
   // The configured threshold is set once, by the first VTC, when the journal holds no key yet.
   if (t.threshold !== undefined && t.threshold !== defaultThreshold(t.vtcs.length) && t.vtcs[0]?.id === id && agent.engine.newestKey().seq === 0) {
     const want = t.threshold;
@@ -83,10 +110,20 @@ export async function startVtc(t: Topology, id: string, log?: Logger): Promise<V
 /** Starts VTS `x` of a topology, with its emulated library when the topology names one. */
 export async function startVts(t: Topology, x: VtsName, log?: Logger): Promise<{ host: VtsHost; lab: Lab | null; stop: () => Promise<void> }> {
   const v = t.vts[x];
+  // Before anything is opened: a second process on these directories must not recover a live VTS's files.
+  const unlock = await lockDirectories([
+    { dir: v.stateDir, what: `VTS ${x}'s state directory` },
+    { dir: v.cacheDir, what: `VTS ${x}'s cache directory` },
+  ]);
   let lab: Lab | null = null;
   let library: VtsLibraryOptions | undefined;
   if (v.library !== undefined) {
-    lab = await openEmbeddedLab(v.library.yaml, { timeScale: 0 });
+    try {
+      lab = await openEmbeddedLab(v.library.yaml, { timeScale: 0 });
+    } catch (e) {
+      unlock();
+      throw e;
+    }
     const c = v.library.cartridges;
     library = { changer: lab.changer, drives: lab.drives, cartridges: Array.isArray(c) ? c : (b: string) => b.startsWith((c as { prefix: string }).prefix) };
   }
@@ -104,14 +141,19 @@ export async function startVts(t: Topology, x: VtsName, log?: Logger): Promise<{
     await host.start();
   } catch (e) {
     await lab?.close();
+    unlock();
     throw e;
   }
   return {
     host,
     lab,
     async stop() {
-      await host.stop();
-      await lab?.close();
+      try {
+        await host.stop();
+        await lab?.close();
+      } finally {
+        unlock();
+      }
     },
   };
 }
@@ -170,12 +212,6 @@ export async function withVtc<T>(o: OpOptions, fn: (c: ControlClient, t: Topolog
   throw new UsageError(candidates.length === 1 ? `VTC ${tried[0] ?? ''} cannot be reached: is it running (ptpvts vtc --id ${o.vtc ?? ''})?` : `no VTC of ${t.ptpId} can be reached (tried ${tried.join(', ')})`);
 }
 
-function describeKey(k: KeySummary): string {
-  const subj = k.subjects.length === 1 ? ` ${k.subjects[0]}` : '';
-  const pending = k.copiesPending === null ? 'pending copies unknown' : `${k.copiesPending.length} cop${k.copiesPending.length === 1 ? 'y' : 'ies'} pending`;
-  return `key ${k.seq}: ${k.command}${subj} (${k.mode}, ${k.reason}) from ${k.originVtc || 'genesis'}: PtP ${k.state}, current {${k.current.join(',')}}, threshold ${k.threshold}, acknowledged by ${k.acks.length} VTC(s), ${pending}${k.election === null ? '' : `, ${k.election.vts} elected by ${k.election.yes.join(',')}`}${k.note === undefined ? '' : `, operator's reason: "${k.note}"`}`;
-}
-
 /** Sends one operator command; prints the key it produced. */
 export async function sendCommand(out: Out, o: OpOptions, cmd: OperatorCommand): Promise<KeySummary> {
   return withVtc(o, async (c) => {
@@ -185,36 +221,7 @@ export async function sendCommand(out: Out, o: OpOptions, cmd: OperatorCommand):
   });
 }
 
-/** Prints a VTC's view of the PtP system in plain sentences; `n` (the number of VTCs) lets it flag a threshold below floor(n/2). */
-export function printStatus(out: Out, s: AgentStatus, ptpId: string, n?: number): void {
-  out.line(`PtP system ${ptpId} as ${s.vtc} sees it: ${s.ptp}, newest key ${s.keySeq}, VTC agreement threshold ${s.threshold}.`);
-  if (n !== undefined && s.threshold < minSafeThreshold(n)) {
-    const set = [...s.keys].reverse().find((k) => k.command === 'threshold-set' && k.threshold === s.threshold);
-    out.line(
-      `WARNING: the threshold ${s.threshold} is below floor(n/2) = ${minSafeThreshold(n)} for ${n} VTCs: two groups of ${s.threshold + 1} VTC(s) can each commit a key (split brain). ` +
-        (set === undefined ? 'It was set by an audited override.' : `Set by key ${set.seq} from ${set.originVtc}, an audited override${set.note === undefined ? '' : ` with the reason "${set.note}"`}.`),
-    );
-  }
-  for (const w of s.configWarnings ?? []) out.line(`Configuration mismatch: ${w}.`);
-  for (const x of VTS_NAMES) {
-    const v = s.vts[x];
-    if (v === null) out.line(`VTS ${x}: not answering.`);
-    else out.line(`VTS ${x}: ${v.inOperation ? 'in operation' : 'out of operation'}, last key seq ${v.lastKeySeq}, ${v.behind.length} volume(s) behind the other VTS, ${v.mounts} mount(s)${v.refusing ? ', refusing new mounts' : ''}.`);
-  }
-  if (s.keys.length === 0) out.line('No shutdown key yet: both VTS in operation since the start.');
-  else {
-    out.line('Shutdown keys (newest last):');
-    for (const k of s.keys) out.line(`  ${describeKey(k)}.`);
-  }
-  const e = s.lastElection;
-  if (e === null) out.line('No election seen yet.');
-  else {
-    const yes = e.ballots.filter((b) => b.choice === 'yes').length;
-    out.line(`Last election: placing ${e.id.vts} on-line after key ${e.id.seq} (round ${e.id.round}): ${yes} yes, ${e.ballots.length - yes} no; it passes only with more than ${s.threshold} yes.`);
-    for (const b of e.ballots) out.line(`  ${b.voter} voted ${b.choice} with key ${b.keySeq}: ${b.why}.`);
-  }
-  out.line(`Rejected frames: ${s.rejectedFrames}; rejected messages: ${s.rejectedMessages}; copies queued: ${s.copyQueue}.`);
-}
+export { printStatus } from './ptp-status.js';
 
 // ------------------------------------------------------------------ registration
 
@@ -224,9 +231,11 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .description('run one VTC of a topology until SIGINT or SIGTERM')
     .option('-t, --topology <file>', 'topology file', defaultTopology())
     .requiredOption('--id <id>', 'which VTC of the topology')
-    .action(async (o: { topology: string; id: string }) => {
+    .option('--log-level <level>', logLevelHelp)
+    .action(async (o: { topology: string; id: string; logLevel?: string }) => {
+      const log = logger(o.logLevel);
       const t = loadTopology(o.topology);
-      const agent = await startVtc(t, o.id, logger());
+      const agent = await startVtc(t, o.id, log);
       out.line(`VTC ${o.id} of ${t.ptpId} is running: peers on ${agent.options.listen.host}:${agent.listenPort}, operator commands on port ${agent.controlPort}. Stop it with Ctrl-C.`);
       const sig = await untilSignal();
       await agent.stop();
@@ -238,11 +247,13 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .description('run one VTS of a topology (--id A|B), or take a VTS out of or into operation (out, in)')
     .option('-t, --topology <file>', 'topology file (default: $PTPVTS_TOPOLOGY or topology.yaml)')
     .option('--id <vts>', 'which VTS to run: A or B')
-    .action(async (o: { topology?: string; id?: string }) => {
+    .option('--log-level <level>', logLevelHelp)
+    .action(async (o: { topology?: string; id?: string; logLevel?: string }) => {
       if (o.id === undefined) throw new UsageError('give --id A or --id B to run a VTS, or use "ptpvts vts out A" / "ptpvts vts in A"');
       const x = checkVts(o.id);
+      const log = logger(o.logLevel);
       const t = loadTopology(o.topology ?? defaultTopology());
-      const v = await startVts(t, x, logger());
+      const v = await startVts(t, x, log);
       out.line(`VTS ${x} of ${t.ptpId} is serving on ${t.vts[x].listen.host}:${v.host.port}${v.lab === null ? '' : ` with ${v.lab.description}`}. Stop it with Ctrl-C.`);
       const sig = await untilSignal();
       await v.stop();
@@ -286,9 +297,10 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .command('run')
     .description('run every VTC and both VTS of a topology in this process until SIGINT or SIGTERM')
     .option('-t, --topology <file>', 'topology file', defaultTopology())
-    .action(async (o: { topology: string }) => {
+    .option('--log-level <level>', logLevelHelp)
+    .action(async (o: { topology: string; logLevel?: string }) => {
+      const log = logger(o.logLevel);
       const t = loadTopology(o.topology);
-      const log = logger();
       const hosts = [];
       const agents: VtcAgent[] = [];
       try {
@@ -331,8 +343,9 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .action(async (o: OpOptions & { json?: boolean }) => {
       await withVtc(o, async (c, t) => {
         const s = await c.status();
-        if (o.json === true) out.line(JSON.stringify(s, null, 2));
-        else printStatus(out, s, t.ptpId, t.vtcs.length);
+        const topologyArg = o.topology === undefined ? '' : `-t ${o.topology}`;
+        if (o.json === true) printJson(out, statusJson(s, t.ptpId, t.vtcs.length, topologyArg));
+        else printStatus(out, s, t.ptpId, t.vtcs.length, topologyArg);
       });
     });
 
@@ -350,14 +363,18 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .option('--svg <file>', 'where to write the timeline (default: <name>.svg)')
     .option('--keep <dir>', 'keep the VTC journals and VTS directories here')
     .option('--processes', 'run each VTS and each VTC as its own process instead of all in this one')
-    .action(async (what: string, o: { svg?: string; keep?: string; processes?: boolean }) => {
+    .option('--json', 'print the result as JSON (docs/json.md) instead of the story')
+    .action(async (what: string, o: { svg?: string; keep?: string; processes?: boolean; json?: boolean }) => {
       const s = existsSync(what) ? loadScenarioFile(what) : builtinScenario(what);
       if (s === undefined) throw new UsageError(`"${what}" is neither a scenario file nor a built-in scenario (${BUILTIN_SCENARIOS.map((b) => b.name).join(', ')})`);
       const r = await runScenario(s, { ...(o.keep === undefined ? {} : { dir: o.keep }), processes: o.processes === true });
-      tellScenario(out, r);
       const svg = o.svg ?? `${s.name}.svg`;
       writeFileSync(svg, timelineSvg(r));
-      out.line(`The timeline is in ${svg}.`);
+      if (o.json === true) printJson(out, scenarioRunView(r, svg));
+      else {
+        tellScenario(out, r);
+        out.line(`The timeline is in ${svg}.`);
+      }
       if (!r.passed) process.exitCode = 1;
     });
 }

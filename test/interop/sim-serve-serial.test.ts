@@ -35,7 +35,7 @@ describe('sim serve with --serial', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ptpvts-serial-serve-'));
     writeFileSync(join(dir, 'library.yaml'), YAML);
-    server = await startSimServe({ libraryPath: join(dir, 'library.yaml'), portal: '127.0.0.1:0', extensions: [serialConsoleExtension], cliOptions: { serial: true }, out });
+    server = await startSimServe({ libraryPath: join(dir, 'library.yaml'), portal: '127.0.0.1:0', logLevel: 'silent', extensions: [serialConsoleExtension], cliOptions: { serial: true }, out });
   });
   afterAll(async () => {
     await server.stop();

@@ -3,11 +3,11 @@
  * iSCSI, reached by the ptpvts initiator, stopped with SIGTERM.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IscsiSession } from '../../src/iscsi/session.js';
 import { IscsiPort } from '../../src/transport/iscsi/index.js';
@@ -39,8 +39,9 @@ interface Served {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function serve(args: string[]): Served {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'test', 'interop', 'fixtures', 'sim-serve-runner.ts'), 'sim', 'serve', ...args], { cwd: projectRoot });
+function serve(args: string[], cwd = projectRoot): Served {
+  const tsx = pathToFileURL(join(projectRoot, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs')).href;
+  const child = spawn(process.execPath, ['--import', tsx, join(projectRoot, 'test', 'interop', 'fixtures', 'sim-serve-runner.ts'), 'sim', 'serve', ...args], { cwd });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -108,9 +109,28 @@ describe('ptpvts sim serve', () => {
 
     s.child.kill('SIGTERM');
     const { code, signal } = await s.exit;
-    expect({ code, signal, stderr: s.stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    // stderr carries the log (JSON lines, info by default): the login and logout, no errors.
+    const logs = s.stderr().trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; initiator?: string });
+    expect(logs.filter((l) => l.level > 30)).toEqual([]);
+    expect(logs.find((l) => l.msg === 'initiator logged in')?.initiator).toBe('iqn.2026-11.org.ptpvts:serve-test');
+    expect(logs.some((l) => l.msg === 'initiator logged out')).toBe(true);
     expect(s.stdout()).toMatch(/Received SIGTERM: stopping the target and closing the library\.\nStopped\.\n$/u);
     expect(await portOpen(host!, Number(port))).toBe(false);
+  });
+
+  it('with no library file serves the lab\'s (ptpvts-lab/library.yaml, made on first use) and saves its state.json at SIGTERM', async () => {
+    const cwd = join(dir, 'fresh');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(cwd);
+    const s = (served = serve(['--portal', '127.0.0.1:0'], cwd));
+    await until('portal sentence', 30_000, () => /Serving library lab0 as iSCSI target iqn\.2026-11\.io\.ptpvts:lab0 on portal/u.exec(s.stdout()) ?? undefined, s);
+    expect(s.stderr()).toContain(`Made a default emulated library in ${join(cwd, 'ptpvts-lab', 'library.yaml')}.`);
+    await until('control sentence', 10_000, () => (/sim ctl/u.test(s.stdout()) ? true : undefined), s);
+    s.child.kill('SIGTERM');
+    expect((await s.exit).code).toBe(0);
+    expect(existsSync(join(cwd, 'ptpvts-lab', 'state.json'))).toBe(true);
+    expect(existsSync(join(cwd, 'ptpvts-lab', 'lab.lock'))).toBe(false);
   });
 
   it('refuses a CHAP user without a secret before opening anything', async () => {
@@ -123,7 +143,8 @@ describe('ptpvts sim serve', () => {
   it('makes initiators log in with CHAP when --chap-user and --chap-secret are given', async () => {
     const s = (served = serve([join(dir, 'library.yaml'), '--portal', '127.0.0.1:0', '--chap-user', 'alice', '--chap-secret', 'secret-12chars']));
     const [, iqn, host, port] = await until('portal sentence', 30_000, () => /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(s.stdout()) ?? undefined, s);
-    expect(s.stdout()).toContain('Initiators must log in with CHAP as alice.');
+    // The CHAP sentence is a second write and may arrive after the portal sentence was read.
+    await until('CHAP sentence', 30_000, () => (s.stdout().includes('Initiators must log in with CHAP as alice.') ? true : undefined), s);
     const base = { host: host!, port: Number(port), initiatorName: 'iqn.2026-11.org.ptpvts:serve-test', targetName: iqn! };
     await expect(IscsiSession.open(base)).rejects.toThrow();
     const session = await IscsiSession.open({ ...base, chap: { name: 'alice', secret: 'secret-12chars' } });

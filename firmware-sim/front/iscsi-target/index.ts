@@ -1,2 +1,2 @@
-export { startIscsiTarget, defaultIqn, type IscsiTargetHandle, type IscsiTargetOptions, type IscsiTargetChap, type IscsiTargetStats } from './target.js';
+export { startIscsiTarget, defaultIqn, type IscsiTargetHandle, type IscsiTargetOptions, type IscsiTargetChap, type IscsiTargetStats, type IscsiTargetObserver, type IscsiSessionInfo } from './target.js';
 export { serveTarget, parsePortal, PortalError } from './serve.js';

@@ -6,7 +6,7 @@
  * touches another session.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { encodeSense, sense, Sense } from '../../../src/scsi/sense.js';
+import { encodeSense, sense, Sense, type SenseData } from '../../../src/scsi/sense.js';
 import { ScsiStatus } from '../../../src/scsi/status.js';
 import { BHS_LENGTH, LoginStatus, LogoutReason, LogoutResponse, Opcode, RejectReason, RESERVED_TAG, TmfFunction, TmfResponse } from '../../../src/iscsi/constants.js';
 import type { ChapCredentials } from '../../../src/iscsi/chap.js';
@@ -62,6 +62,41 @@ export interface IscsiTargetOptions {
   readonly portalGroupTag?: number;
   /** Largest write (expected data transfer length) a command may ask for. Default 64 MiB. */
   readonly maxTransferLength?: number;
+  /** Told of sessions and, when it has `commandDone`, of every command (logs, metrics). */
+  readonly observer?: IscsiTargetObserver;
+}
+
+/** A session of the target, as its observer is told of it. */
+export interface IscsiSessionInfo {
+  /** Initiator name (`iqn....`); empty when a login failed before naming it. */
+  readonly initiator: string;
+  /** The initiator's ISID, 12 hex digits. */
+  readonly isid: string;
+  readonly tsih: number;
+  /** `address:port` of the initiator's end of the connection. */
+  readonly peer: string;
+  readonly discovery: boolean;
+}
+
+/**
+ * What a target tells about its work. Every callback runs synchronously on the target's
+ * event loop turn and must not throw (an exception is the observer's bug and is not caught).
+ * `commandDone` is on the command path: it gets plain arguments (no object is made per
+ * command) and costs nothing when absent.
+ */
+export interface IscsiTargetObserver {
+  /** A session logged in (normal or discovery). */
+  sessionStarted?(s: IscsiSessionInfo): void;
+  /** A session that had logged in ended: `reason` is `logout`, `connection closed`, `session reinstated`, `target stopping`, ... */
+  sessionEnded?(s: IscsiSessionInfo, reason: string): void;
+  /** A login was refused (`status` is the iSCSI login status class and detail, e.g. 0x0201). */
+  loginFailed?(s: IscsiSessionInfo, status: number): void;
+  /**
+   * A SCSI command was answered. `bytesIn` is the Data-In sent, `bytesOut` the Data-Out
+   * received; `seconds` from its arrival to its answer. `sense` is set for CHECK CONDITION.
+   * Commands aborted (TMF, connection loss) are not answered and not reported.
+   */
+  commandDone?(initiator: string, unit: LogicalUnit | undefined, cdb: Uint8Array, status: number, sense: SenseData | undefined, bytesIn: number, bytesOut: number, seconds: number): void;
 }
 
 /** Counters for tests and logs. */
@@ -109,6 +144,8 @@ class Task extends LazyAbort implements CommandContext {
   result: CommandResult | undefined = undefined;
   /** Its data is in and it waits only for the commands before it to the same LU. */
   ready = false;
+  /** performance.now() at arrival, when an observer times commands (else 0). */
+  startedAt = 0;
 
   constructor(
     readonly itt: number,
@@ -148,6 +185,7 @@ export async function startIscsiTarget(options: IscsiTargetOptions): Promise<Isc
   const secretFor = chap ? (typeof chap.users === 'function' ? chap.users : (n: string) => (Object.hasOwn(chap.users, n) ? (chap.users as Record<string, string>)[n] : undefined)) : undefined;
   const ctx: TargetContext = {
     options,
+    commandDone: options.observer?.commandDone?.bind(options.observer),
     iqn,
     stats,
     portal: '',
@@ -219,6 +257,8 @@ export async function startIscsiTarget(options: IscsiTargetOptions): Promise<Isc
 
 interface TargetContext {
   readonly options: IscsiTargetOptions;
+  /** The observer's per-command callback, looked up once: the command path tests only this. */
+  readonly commandDone: IscsiTargetObserver['commandDone'];
   readonly iqn: string;
   readonly stats: IscsiTargetStats;
   portal: string;
@@ -267,12 +307,16 @@ class TargetConnection {
   private lastRx = Date.now();
   private textBuffer: Buffer[] = [];
   private closedPromise: Promise<void>;
+  private cleaned = false;
+  private endReason = 'connection closed';
+  private readonly peer: string;
 
   constructor(
     socket: Socket,
     private readonly ctx: TargetContext,
   ) {
     this.window = ctx.options.cmdWindow ?? 32;
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.login = new TargetLogin({
       hasTarget: (n) => n === ctx.iqn,
       allowDiscovery: ctx.options.allowDiscovery ?? true,
@@ -344,13 +388,23 @@ class TargetConnection {
   }
 
   drop(why: string): Promise<void> {
-    void why;
-    if (this.phase !== 'gone') this.conn.destroy();
+    if (this.phase !== 'gone') {
+      this.endReason = why;
+      this.conn.destroy();
+    }
     return this.closedPromise;
   }
 
+  private info(): IscsiSessionInfo {
+    return { initiator: this.initiatorName, isid: this.isid.toString(16).padStart(12, '0'), tsih: this.tsih, peer: this.peer, discovery: this.discovery };
+  }
+
   private cleanup(): void {
-    if (this.phase === 'gone') return;
+    // Logout and a refused login set the phase to gone before the socket closes: the
+    // connection must still be forgotten then, or the target counts it open for ever.
+    if (this.cleaned) return;
+    this.cleaned = true;
+    const wasFull = this.nexus !== '' && this.tsih !== 0;
     this.phase = 'gone';
     this.ctx.stats.pdusIn += this.conn.pdusIn;
     if (this.loginTimer) clearTimeout(this.loginTimer);
@@ -360,12 +414,14 @@ class TargetConnection {
     this.waiting.clear();
     this.held.clear();
     this.ctx.forget(this);
+    if (wasFull) this.ctx.options.observer?.sessionEnded?.(this.info(), this.endReason);
   }
 
   // ------------------------------------------------------------------ login phase
 
   private loginFail(status: number): void {
     this.ctx.stats.loginFailures++;
+    this.ctx.options.observer?.loginFailed?.(this.info(), status);
     const f = this.firstLogin;
     this.send({
       opcode: Opcode.LOGIN_RESPONSE, transit: false, continue: false, csg: 0, nsg: 0, versionMax: 0, versionActive: 0,
@@ -387,6 +443,7 @@ class TargetConnection {
     const step = this.login.step(req);
     if (step.failed) {
       this.ctx.stats.loginFailures++;
+      this.ctx.options.observer?.loginFailed?.({ ...this.info(), initiator: req.data ? initiatorNameOf(req.data) : '' }, (step.response.statusClass << 8) | step.response.statusDetail);
       this.send({
         opcode: Opcode.LOGIN_RESPONSE, ...step.response, versionMax: 0, versionActive: 0, isid: req.isid, tsih: 0, itt: req.itt, ...this.sn(true),
       });
@@ -413,6 +470,7 @@ class TargetConnection {
     this.conn.rxDigests = this.conn.txDigests;
     this.conn.maxRecv = this.params.targetMaxRecvDataSegmentLength;
     if (!this.discovery) this.ctx.register(this);
+    this.ctx.options.observer?.sessionStarted?.(this.info());
     this.startPings();
   }
 
@@ -531,6 +589,7 @@ class TargetConnection {
         else if (reason !== LogoutReason.CLOSE_SESSION && reason !== LogoutReason.CLOSE_CONNECTION) return this.reject(RejectReason.INVALID_PDU_FIELD, headerOf(p));
         this.send({ opcode: Opcode.LOGOUT_RESPONSE, response, itt: p.itt, ...this.sn(true), time2Wait: 0, time2Retain: 0 });
         if (response === LogoutResponse.SUCCESS) {
+          this.endReason = 'logout';
           for (const t of this.tasks.values()) t.abort(new Error('logout'));
           this.phase = 'gone';
           this.conn.end();
@@ -606,6 +665,7 @@ class TargetConnection {
       }
     }
     const task = new Task(p.itt, p.lun, unit, p, commandCdb(p), edtl, this.nexus, p.read ? edtl : 0, buffer, imm.length);
+    if (this.ctx.commandDone) task.startedAt = performance.now();
     this.tasks.set(p.itt, task);
     if (unit) {
       const q = this.waiting.get(unit);
@@ -759,6 +819,8 @@ class TargetConnection {
     const dataInLength = task.dataInLength;
     const data = r.data ? (r.data.length > dataInLength ? r.data.subarray(0, dataInLength) : r.data) : EMPTY;
     const residual = dataInLength - data.length;
+    const commandDone = this.ctx.commandDone;
+    if (commandDone) commandDone(this.initiatorName, unit, task.cdb, r.status, r.sense, data.length, task.received, (performance.now() - task.startedAt) / 1000);
     const senseBytes = r.sense ? encodeSense(r.sense, unit ? unit.senseFormat(this.nexus) : 'fixed') : EMPTY;
     const collapse = r.status === ScsiStatus.GOOD && senseBytes.length === 0;
     // As few Data-In PDUs as the initiator's MaxRecvDataSegmentLength and MaxBurstLength
@@ -894,6 +956,12 @@ class TargetConnection {
  * The BHS a Reject sends back, rebuilt from a decoded PDU: re-encoding loses nothing a
  * Reject needs, since the initiator matches it by opcode and ITT.
  */
+/** InitiatorName from a login request's text, for the log of a refused login. */
+function initiatorNameOf(data: Uint8Array): string {
+  const m = /(?:^|\0)InitiatorName=([^\0]*)/.exec(Buffer.from(data).toString('utf8'));
+  return m?.[1] ?? '';
+}
+
 function headerOf(p: Pdu): Uint8Array {
   return Uint8Array.from(encodePdu({ ...p, data: EMPTY, ahs: EMPTY }).subarray(0, BHS_LENGTH));
 }

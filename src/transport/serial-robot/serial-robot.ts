@@ -17,10 +17,11 @@ import {
   parseStatus,
   robotErrorName,
 } from './protocol.js';
+import type * as SerialPortModule from 'serialport';
 import type { InventoryLine, RobotErrorName, RobotRequest, RobotStatus } from './protocol.js';
 
 /** Codes of {@link SerialRobotError}: the robot's own names, or transport codes. */
-export type SerialRobotErrorCode = RobotErrorName | 'ETIMEDOUT' | 'ECANCELED' | 'ECONNRESET' | 'ECLOSED' | 'EPROTO';
+export type SerialRobotErrorCode = RobotErrorName | 'ETIMEDOUT' | 'ECANCELED' | 'ECONNRESET' | 'ECLOSED' | 'EPROTO' | 'ENOSERIALPORT';
 
 /**
  * A robot command that failed. `code` is the robot's error name (`SOURCE_EMPTY`,
@@ -135,7 +136,14 @@ export class SerialRobot {
    * except for pseudo-terminals.
    */
   static async open(path: string, options: SerialRobotOptions & { baudRate?: number; handshake?: boolean; lock?: boolean } = {}): Promise<SerialRobot> {
-    const { SerialPort } = await import('serialport');
+    let mod: typeof SerialPortModule;
+    try {
+      mod = await import('serialport');
+    } catch (err) {
+      // An optional dependency: a machine without serial robots may be installed without it.
+      throw new SerialRobotError('ENOSERIALPORT', `cannot open ${path}: the optional package serialport is not installed or cannot be loaded here (${(err as Error).message}); install it with \`npm install serialport\``, { cause: err });
+    }
+    const { SerialPort } = mod;
     // A pseudo-terminal's exclusive-use flag outlives the client while the server holds
     // the slave open, so locking would refuse every reopen after the first client.
     const lock = options.lock ?? !path.startsWith('/dev/pts/');

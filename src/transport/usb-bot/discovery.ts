@@ -48,7 +48,7 @@ const defaultLister: UsbLister = async () => {
   try {
     mod = await import('usb');
   } catch (err) {
-    throw new UsbUnavailableError(`the usb package cannot be loaded on this machine (${String((err as Error).message ?? err)})`, { cause: err });
+    throw new UsbUnavailableError(`the optional package usb is not installed or cannot be loaded here (${String((err as Error).message ?? err)}); install it with \`npm install usb\``, { cause: err });
   }
   const webusb = new mod.WebUSB({ allowAllDevices: true });
   // The package's device type is the W3C one plus node-usb's timeout arguments, which is what BotUsbDevice describes.
