@@ -3,6 +3,10 @@
  * journal directory each get a lock file, taken before anything in them is opened, so that
  * a second `ptpvts vts --id A` on the same directories stops at once, naming the process
  * that has them, instead of recovering the live VTS's files under it.
+ *
+ * The lock file is written and fsynced under a temporary name and linked into place (see
+ * takeLock in lab.ts), so a power cut never leaves it empty or half written; an empty one, or
+ * a torn one naming another boot, left by an older version, is taken over at once.
  */
 import { join, resolve } from 'node:path';
 import { mkdirDurable } from '../vts/durable.js';
@@ -21,7 +25,7 @@ export class DirectoryLockedError extends Error {
     readonly what: string,
     readonly dir: string,
     readonly lockFile: string,
-    /** Undefined when the lock file could not be read (being written, or damaged). */
+    /** Undefined when the lock file could not be read (damaged, and written since the machine started less than 5 s ago). */
     readonly holder: LabLockHolder | undefined,
     options?: { cause?: unknown },
   ) {

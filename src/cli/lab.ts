@@ -9,9 +9,9 @@
  * commands never work from the same state and lose one another's changes.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { MediaChanger } from '../devices/media-changer.js';
 import { TapeDrive } from '../devices/tape-drive.js';
@@ -440,7 +440,16 @@ function readLock(file: string): SeenLock | undefined {
 /** Why a lock can be taken over, or undefined while its holder may still be working. */
 function staleReason(seen: SeenLock): string | undefined {
   const h = seen.holder;
-  if (!h) return seen.ageMs > UNREADABLE_STALE_MS ? `its lock file has been unreadable for ${Math.round(seen.ageMs / 1000)} s` : undefined;
+  if (!h) {
+    // A lock file appears whole (tryCreateLock links a fsynced file into place): an empty or
+    // torn one is what a power cut left of a lock written in place, never a holder at work.
+    if (seen.ageMs > UNREADABLE_STALE_MS) return `its lock file has been unreadable for ${Math.round(seen.ageMs / 1000)} s`;
+    if (seen.raw.length === 0) return 'its lock file is empty (cut short by a power loss)';
+    const boot = bootId();
+    const torn = /"boot":"([^"]*)"/.exec(seen.raw)?.[1];
+    if (boot !== undefined && torn !== undefined && torn !== boot) return 'its lock file is damaged and was written before the machine restarted';
+    return undefined;
+  }
   // Another machine's pids mean nothing here: only its holder or a person can end that lock.
   if (h.host !== hostname()) return undefined;
   const boot = bootId();
@@ -478,26 +487,61 @@ function breakStaleLock(file: string, staleRaw: string): void {
   }
 }
 
-/** Creates the lock file with `text`; false when it exists. */
+/** Temporary files of lock creations: `<lock>.<pid>.<hex>.new`. */
+const lockTempName = (file: string): string => `${file}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+
+/**
+ * Creates the lock file with `text`; false when it exists. The text is written and fsynced
+ * under a temporary name, then linked into place (link fails with EEXIST like O_EXCL): the
+ * lock file is never seen, nor left by a power cut, empty or half written.
+ */
 function tryCreateLock(file: string, text: string): boolean {
-  let fd: number;
+  const tmp = lockTempName(file);
+  const fd = openSync(tmp, 'wx', 0o644);
   try {
-    fd = openSync(file, 'wx', 0o644);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
-  }
-  // Not fsynced: after a power cut the boot id tells the lock is stale, and a lost lock file is no loss.
-  let written = false;
-  try {
-    const bytes = Buffer.from(text, 'utf8');
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    written = true;
+    try {
+      const bytes = Buffer.from(text, 'utf8');
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    // The directory is not fsynced: after a power cut a lost lock file is no loss (the holder is gone).
+    return true;
   } finally {
-    closeSync(fd);
-    if (!written) unlinkSync(file);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Already gone: nothing to tidy.
+    }
   }
-  return true;
+}
+
+/** Removes temporary files of lock creations whose process is gone (a crash between create and link). */
+function removeLeftoverLockTemps(file: string): void {
+  const dir = dirname(file);
+  const re = new RegExp(`^${basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)\\.[0-9a-f]+\\.new$`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(re.exec(n)?.[1] ?? NaN);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, n));
+    } catch {
+      // Removed by another taker meanwhile.
+    }
+  }
 }
 
 /**
@@ -562,6 +606,7 @@ export async function takeLock(file: string, o: LabLockOptions = {}): Promise<La
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, timeoutMs - waited)));
   }
   heldHere.add(holder.token);
+  removeLeftoverLockTemps(file);
   let released = false;
   const release = (): void => {
     if (released) return;

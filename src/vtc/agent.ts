@@ -18,6 +18,7 @@ import { PtpError } from '../ptp/errors.js';
 import { HmacSha256 } from '../ptp/mac.js';
 import type { RecordKeys } from '../ptp/mac.js';
 import type { KeyObject } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { controlMethods } from './control-protocol.js';
 import { formatStatus, VTS_NAMES } from '../ptp/types.js';
 import type { ElectionId, PtpStatus, ShutdownKey, SignedBallot, VtsName } from '../ptp/types.js';
@@ -213,6 +214,8 @@ export class VtcAgent extends EventEmitter {
   readonly #tcp: TcpTransport;
   readonly #channel: SecureChannel;
   readonly #clients: Record<VtsName, VtsClient>;
+  /** This process's run of the VTC, named to each VTS (vts-server.ts, mount ownership). */
+  readonly runId: string;
   readonly #ports: Record<VtsName, RemoteVtsPort>;
   readonly copies: CopyQueue;
   #control: RpcServer | null = null;
@@ -248,7 +251,9 @@ export class VtcAgent extends EventEmitter {
     this.#channel = new SecureChannel(new FaultyTransport(this.#tcp, this.faults, o.vtcs), { vtcs: o.vtcs, self: o.self, mac, freshnessMs: 30_000 }, () => Date.now());
     const sec: RpcSecurity = { names: participants(o.vtcs), mac };
     const t = o.rpcTimeoutMs ?? Math.max(2000, this.timing.vtsOpTimeout);
-    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t), B: new VtsClient(o.self, 'B', o.vts.B, sec, t) };
+    // A new run id per start: each VTS abandons the mounts this VTC's earlier process left.
+    this.runId = randomUUID();
+    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t, this.runId), B: new VtsClient(o.self, 'B', o.vts.B, sec, t, this.runId) };
     // Background copies carry this VTC's epoch when they start: one that missed a key is fenced.
     this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to));
     this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout) };

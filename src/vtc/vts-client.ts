@@ -45,10 +45,21 @@ export type RemoteRead = { readonly kind: 'block'; readonly data: Uint8Array; re
 export class VtsClient {
   readonly name: VtsName;
   readonly rpc: RpcClient;
+  /**
+   * This VTC process's run id, sent with every view (heartbeat) and mount: the VTS abandons
+   * the mounts of the VTC's earlier runs when it first sees a new one, and refuses those runs
+   * (ESTALERUN) from then on. Undefined: mounts are bound only by the VTS's idle bound.
+   */
+  readonly run: string | undefined;
 
-  constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000) {
+  constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000, run?: string) {
     this.name = name;
+    this.run = run;
     this.rpc = new RpcClient(self, vtsParticipant(name), address, sec, timeoutMs);
+  }
+
+  get #runParam(): { run?: string } {
+    return this.run === undefined ? {} : { run: this.run };
   }
 
   async #r<T>(m: string, p: Record<string, unknown> = {}, body?: Uint8Array, timeoutMs?: number): Promise<T> {
@@ -57,7 +68,7 @@ export class VtsClient {
   }
 
   view(timeoutMs?: number): Promise<RemoteView> {
-    return this.#r('view', {}, undefined, timeoutMs);
+    return this.#r('view', this.#runParam, undefined, timeoutMs);
   }
   /** Every volume's token; with `fence`, only if no newer key fenced the caller there. */
   tokens(fence?: EpochFence): Promise<RemoteToken[]> {
@@ -89,7 +100,7 @@ export class VtsClient {
     return this.#r('mark-behind', { volser, generation, ...fence });
   }
   async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<number> {
-    return (await this.#r<{ h: number }>('mount', { volser, ...o })).h;
+    return (await this.#r<{ h: number }>('mount', { volser, ...o, ...this.#runParam })).h;
   }
   async write(h: number, data: Uint8Array): Promise<void> {
     await this.#r('write', { h }, data);

@@ -22,6 +22,8 @@ export interface VtsHostOptions {
   readonly stateDir: string;
   readonly library?: VtsLibraryOptions;
   readonly logger?: Logger;
+  /** Abandon a mount whose VTC has made no call for this long (ms); default MOUNT_OWNER_GONE_MS (vts-server.ts). */
+  readonly mountOwnerGoneMs?: number;
 }
 
 /**
@@ -48,7 +50,7 @@ export class VtsHost {
     if (this.#server !== null) return this.port;
     const o = this.options;
     const unit = await VtsUnit.open({ id: o.name, cacheDir: o.cacheDir, stateDir: o.stateDir, logger: this.log, ...(o.library === undefined ? {} : { library: o.library }) });
-    const server = new VtsServer({ unit, name: o.name, security: { names: participants(o.vtcs), mac: new HmacSha256(o.secret) }, logger: this.log });
+    const server = new VtsServer({ unit, name: o.name, security: { names: participants(o.vtcs), mac: new HmacSha256(o.secret) }, logger: this.log, ...(o.mountOwnerGoneMs === undefined ? {} : { ownerGoneMs: o.mountOwnerGoneMs }) });
     try {
       this.port = await server.listen(o.listen.host, this.port !== 0 ? this.port : o.listen.port);
     } catch (e) {

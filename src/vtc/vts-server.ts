@@ -1,7 +1,11 @@
 /**
  * A VTS process's network face: its {@link VtsUnit} served over the authenticated RPC of
  * rpc.ts, so VTCs reach it over TCP. Only configured VTCs may call it (the operator may
- * read its view). Mount handles and copy streams live as long as the server.
+ * read its view). Copy streams live as long as the server. Each mount belongs to the VTC
+ * that made it, in the run (process start) that made it: a VTC that starts again names its
+ * new run on its first calls, and the mounts of its earlier runs are abandoned (nothing they
+ * wrote is committed). A mount whose VTC has not called at all for `ownerGoneMs` is abandoned
+ * too (docs/vts.md, "Mount ownership").
  */
 import type { Logger } from 'pino';
 import type { VtsUnit, MountHandle, VolumeExport } from '../vts/index.js';
@@ -65,6 +69,35 @@ class ChunkQueue implements AsyncIterable<Uint8Array> {
 }
 
 const COPY_IDLE_MS = 30_000;
+/**
+ * Default bound after which a mount whose VTC has made no call at all (its heartbeats
+ * included) is abandoned. Generous: a VTC that is only slow or cut off for a while keeps
+ * its mounts; a restarted VTC frees its old mounts at once by naming its new run.
+ */
+export const MOUNT_OWNER_GONE_MS = 10 * 60_000;
+
+/** A call carried the run of a VTC process that has since started again: that process is gone. */
+export class StaleRunError extends Error {
+  override readonly name = 'StaleRunError';
+  readonly code = 'ESTALERUN';
+  constructor(
+    readonly vtc: string,
+    readonly run: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`VTC ${vtc} run ${run} has been replaced by a newer run of that VTC; its mounts were abandoned`, options);
+  }
+}
+
+/** A mount and who made it. */
+interface OwnedMount {
+  readonly h: MountHandle;
+  /** The VTC that made the mount. */
+  readonly vtc: string;
+  /** That VTC process's run id; undefined for a caller that sends none (it is bound only by {@link MOUNT_OWNER_GONE_MS}). */
+  readonly run: string | undefined;
+  lastUsed: number;
+}
 
 export interface VtsServerOptions {
   readonly unit: VtsUnit;
@@ -72,6 +105,9 @@ export interface VtsServerOptions {
   readonly name: string;
   readonly security: RpcSecurity;
   readonly logger: Logger;
+  /** Abandon a mount whose VTC has made no call for this long (ms); default {@link MOUNT_OWNER_GONE_MS}. */
+  readonly ownerGoneMs?: number;
+  readonly now?: () => number;
 }
 
 /**
@@ -83,7 +119,15 @@ export class VtsServer {
   readonly rpc: RpcServer;
   readonly #unit: VtsUnit;
   readonly #log: Logger;
-  readonly #mounts = new Map<number, MountHandle>();
+  readonly #mounts = new Map<number, OwnedMount>();
+  /** The current run of each VTC that named one. */
+  readonly #runs = new Map<string, string>();
+  /** `vtc run` of runs replaced by a newer one: never current again. */
+  readonly #retired = new Set<string>();
+  readonly #lastCall = new Map<string, number>();
+  readonly #ownerGoneMs: number;
+  readonly #now: () => number;
+  readonly #sweep: NodeJS.Timeout;
   readonly #exports = new Map<number, { x: VolumeExport; it: AsyncIterator<Uint8Array> }>();
   readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: NodeJS.Timeout }>();
   #nextId = 1;
@@ -91,7 +135,12 @@ export class VtsServer {
   constructor(o: VtsServerOptions) {
     this.#unit = o.unit;
     this.#log = o.logger;
+    this.#ownerGoneMs = o.ownerGoneMs ?? MOUNT_OWNER_GONE_MS;
+    if (!(this.#ownerGoneMs > 0)) throw new BadRequestError(`ownerGoneMs must be a positive number of ms (got ${String(o.ownerGoneMs)})`);
+    this.#now = o.now ?? Date.now;
     this.rpc = new RpcServer(vtsParticipant(o.name), o.security, (from, m, p, b) => this.#handle(from, m, p, b));
+    this.#sweep = setInterval(() => void this.sweepGoneOwners(), Math.max(10, Math.min(60_000, this.#ownerGoneMs / 4)));
+    this.#sweep.unref();
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -99,6 +148,7 @@ export class VtsServer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweep);
     await this.rpc.close();
     for (const { x } of this.#exports.values()) await x.release();
     this.#exports.clear();
@@ -117,10 +167,56 @@ export class VtsServer {
     }, COPY_IDLE_MS);
   }
 
-  #h(p: Record<string, unknown>): MountHandle {
-    const h = this.#mounts.get(num(p, 'h'));
-    if (h === undefined) throw new BadRequestError(`unknown mount handle ${String(p.h)}`);
-    return h;
+  #h(from: string, p: Record<string, unknown>): MountHandle {
+    const m = this.#mounts.get(num(p, 'h'));
+    if (m === undefined) throw new BadRequestError(`unknown mount handle ${String(p.h)}`);
+    if (m.vtc !== from) throw new BadRequestError(`mount handle ${m.h.id} belongs to VTC ${m.vtc}, not ${from}`);
+    m.lastUsed = this.#now();
+    return m.h;
+  }
+
+  /** Drops a mount through the unit's abandon: what it wrote since the mount is discarded, never committed. */
+  async #abandon(m: OwnedMount, why: string): Promise<void> {
+    this.#mounts.delete(m.h.id);
+    await this.#unit.abandon(m.h);
+    this.#log.warn({ h: m.h.id, volser: m.h.volser, vtc: m.vtc, run: m.run, why }, 'mount abandoned');
+  }
+
+  /**
+   * Notes the run a VTC's call names. A new run of that VTC means its earlier process is
+   * gone (one process per VTC directory): the mounts of its other runs are abandoned, and
+   * those runs are refused from then on, so a late call of the dead process cannot take
+   * the VTC back to it.
+   */
+  async #noteRun(from: string, run: string | undefined): Promise<void> {
+    if (run === undefined) return;
+    if (this.#retired.has(`${from} ${run}`)) throw new StaleRunError(from, run);
+    const was = this.#runs.get(from);
+    if (was === run) return;
+    if (was !== undefined) this.#retired.add(`${from} ${was}`);
+    this.#runs.set(from, run);
+    const old = [...this.#mounts.values()].filter((m) => m.vtc === from && m.run !== undefined && m.run !== run);
+    if (was !== undefined || old.length > 0) this.#log.warn({ vtc: from, run, was, mounts: old.length }, 'VTC started again: abandoning the mounts of its earlier runs');
+    for (const m of old) {
+      this.#retired.add(`${from} ${m.run ?? ''}`);
+      await this.#abandon(m, `VTC ${from} started again (run ${run})`);
+    }
+  }
+
+  /**
+   * Abandons the mounts whose VTC has made no call for `ownerGoneMs` and that were not used
+   * for as long. Runs on a timer; resolves with the number abandoned.
+   */
+  async sweepGoneOwners(): Promise<number> {
+    const now = this.#now();
+    const gone = [...this.#mounts.values()].filter((m) => now - Math.max(m.lastUsed, this.#lastCall.get(m.vtc) ?? 0) >= this.#ownerGoneMs);
+    for (const m of gone) await this.#abandon(m, `no call from VTC ${m.vtc} for ${this.#ownerGoneMs} ms`).catch((e: unknown) => this.#log.error({ err: e, h: m.h.id }, 'abandoning a mount failed'));
+    return gone.length;
+  }
+
+  /** The active mounts and their owners, for tests and status. */
+  mountOwners(): { h: number; volser: string; vtc: string; run?: string }[] {
+    return [...this.#mounts.values()].map((m) => ({ h: m.h.id, volser: m.h.volser, vtc: m.vtc, ...(m.run === undefined ? {} : { run: m.run }) }));
   }
 
   #view(): Record<string, unknown> {
@@ -131,6 +227,10 @@ export class VtsServer {
     const u = this.#unit;
     if (from === OPERATOR && m !== 'view' && m !== 'volumes') throw new NotAllowedError(from, m);
     if (from.startsWith('vts-')) throw new NotAllowedError(from, m);
+    if (from !== OPERATOR) {
+      this.#lastCall.set(from, this.#now());
+      await this.#noteRun(from, optStr(p, 'run'));
+    }
     switch (m) {
       case 'view':
         return { result: this.#view() };
@@ -163,26 +263,33 @@ export class VtsServer {
       case 'mark-behind':
         return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation'), fenceOf(p)) };
       case 'mount': {
+        const run = optStr(p, 'run');
         const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...fenceOf(p) });
-        this.#mounts.set(h.id, h);
+        const owned: OwnedMount = { h, vtc: from, run, lastUsed: this.#now() };
+        // The VTC may have started again while this mount was being made (a recall takes time).
+        if (run !== undefined && this.#runs.get(from) !== run) {
+          await this.#unit.abandon(h);
+          throw new StaleRunError(from, run);
+        }
+        this.#mounts.set(h.id, owned);
         return { result: { h: h.id } };
       }
       case 'write':
-        await u.write(this.#h(p), body);
+        await u.write(this.#h(from, p), body);
         return {};
       case 'filemark':
-        await u.writeFilemark(this.#h(p));
+        await u.writeFilemark(this.#h(from, p));
         return {};
       case 'read': {
-        const r = await u.read(this.#h(p), Math.min(MAX_BODY, num(p, 'max')));
+        const r = await u.read(this.#h(from, p), Math.min(MAX_BODY, num(p, 'max')));
         if (r.kind === 'block') return { result: { kind: 'block', length: r.length, truncated: r.truncated }, body: r.data };
         return { result: { kind: r.kind } };
       }
       case 'rewind':
-        await u.rewind(this.#h(p));
+        await u.rewind(this.#h(from, p));
         return {};
       case 'close': {
-        const h = this.#h(p);
+        const h = this.#h(from, p);
         const generation = optNum(p, 'generation');
         try {
           return { result: await u.close(h, { ...(generation === undefined ? {} : { generation }), ...fenceOf(p) }) };
@@ -192,8 +299,9 @@ export class VtsServer {
         }
       }
       case 'abandon': {
-        const h = this.#mounts.get(num(p, 'h'));
-        if (h !== undefined) {
+        const owned = this.#mounts.get(num(p, 'h'));
+        if (owned !== undefined) {
+          const h = this.#h(from, p);
           await u.abandon(h);
           this.#mounts.delete(h.id);
         }
