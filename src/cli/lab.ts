@@ -228,6 +228,18 @@ export function checkStateFitsLibrary(file: string, state: LabState, config: Lib
 const TEMP_STATE = /^state\.json\.(?:\d+\.[0-9a-f]+\.)?tmp$/;
 
 /** fsync of a directory, so that a rename or unlink inside it survives a power cut. */
+/** Creates `path` (it must not exist) holding `text`, written whole and fsynced before it returns. */
+function createSynced(path: string, text: string): void {
+  const fd = openSync(path, 'wx', 0o644);
+  try {
+    const bytes = Buffer.from(text, 'utf8');
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -250,15 +262,8 @@ export function writeState(configPath: string, state: LabState): void {
   // What could not be read back must never replace a good file.
   const text = JSON.stringify(parseLabState(p, state), null, 2) + '\n';
   const tmp = join(dir, `state.json.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o644);
   try {
-    try {
-      const bytes = Buffer.from(text, 'utf8');
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    createSynced(tmp, text);
     renameSync(tmp, p);
   } catch (e) {
     try {
@@ -497,15 +502,8 @@ const lockTempName = (file: string): string => `${file}.${process.pid}.${randomB
  */
 function tryCreateLock(file: string, text: string): boolean {
   const tmp = lockTempName(file);
-  const fd = openSync(tmp, 'wx', 0o644);
   try {
-    try {
-      const bytes = Buffer.from(text, 'utf8');
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    createSynced(tmp, text);
     try {
       linkSync(tmp, file);
     } catch (e) {
