@@ -464,7 +464,8 @@ export class Premigrator {
   /**
    * Reads a volume copy back into `destPath` (created; removed again on failure), after
    * checking the header names `volser` at `copy.generation`, and the bytes against the
-   * recorded SHA-256. A failed attempt is retried on another drive.
+   * recorded SHA-256. A failed attempt is retried on another drive. The file is not made
+   * durable here: the caller fsyncs it before it names it anywhere.
    */
   async recall(volser: string, copy: TapeCopy, destPath: string): Promise<void> {
     const attempts = this.#o.maxAttempts ?? 3;
@@ -521,7 +522,8 @@ export class Premigrator {
         if (r.eod) throw new AttemptError({ fatal: true }, new BadVolumeDataError(`copy of ${volser} on ${copy.barcode} ends without a filemark`));
         if (bytes > header.bytes) break;
       }
-      await fh.sync();
+      // No fsync here: the file only becomes cache data through VolumeCache.installRecalled,
+      // which fsyncs this same inode before renaming it in; a cut before that finds a work file.
     } finally {
       await fh.close();
     }

@@ -711,7 +711,8 @@ export class VtsUnit {
           await writeAll(fh, chunk, parser.bytes - chunk.length, path);
         }
         parser.end();
-        await fh.sync();
+        // No fsync here: commitData fsyncs this same inode before the rename that makes it the
+        // volume's data, and nothing is acknowledged before that.
       } finally {
         await fh.close();
       }
