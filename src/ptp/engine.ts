@@ -68,8 +68,14 @@ export interface EngineDeps {
 /** An operation the engine asks of a VTS. Every one is idempotent for the same seq. */
 export type VtsOp =
   | { readonly op: 'status' }
-  /** Record `seq` as the newest key seen while in operation; fence host I/O older than it. */
-  | { readonly op: 'record'; readonly seq: number; readonly mac?: string }
+  /**
+   * Record `seq` as the newest key seen while in operation; fence host I/O older than it.
+   * `bootId`: the boot the coordinator saw when it planned the key; a VTS that restarted
+   * since refuses (a key that does not judge the image must not be recorded on it).
+   * `minSeq`: the newest seq the VTS confirmed recording; a VTS reporting less (an older
+   * image) refuses. `start` carries both when it places a VTS the chain holds as current.
+   */
+  | { readonly op: 'record'; readonly seq: number; readonly mac?: string; readonly bootId?: string; readonly minSeq?: number }
   /** Leave operation per mode (MODE_POLICY), draining copies with `drainTo` first where the mode says so; records `seq`. */
   | {
       readonly op: 'stop';
@@ -80,6 +86,8 @@ export type VtsOp =
       readonly drainTo: VtsName | null;
       /** The boot of the VTS the coordinator saw when it planned the key; a VTS that restarted since refuses (nothing is recorded on an unjudged image). */
       readonly bootId?: string;
+      /** The newest seq the VTS confirmed recording, known to the coordinator: a VTS reporting less is an older image and refuses. */
+      readonly minSeq?: number;
     }
   /**
    * Enter operation (no-op when in); records `seq`. With `seq` null it records nothing: a VTS
@@ -87,7 +95,7 @@ export type VtsOp =
    * evidence every later election judges it by (recording the key would pass a restored old
    * image off as current).
    */
-  | { readonly op: 'start'; readonly seq: number | null; readonly mac?: string }
+  | { readonly op: 'start'; readonly seq: number | null; readonly mac?: string; readonly bootId?: string; readonly minSeq?: number }
   /** Reconcile tokens with the other VTS (max generation wins, copies queued); records `seq` on both. */
   | { readonly op: 'reconcile'; readonly seq: number; readonly mac?: string };
 
@@ -419,6 +427,8 @@ export class VtcEngine {
       const shape = this.#shapeOf(cmd);
       this.#checkFree();
       transition(this.#eff, shape, []);
+      const unjudged = this.#unjudgedBystander(shape);
+      if (unjudged !== null) throw new CommandConflictError(`VTS ${unjudged} restarted and no key has been recorded on it since: its loss is recorded first (a failure key), retry the command then`);
       const mode: Mode = cmd.command === 'vts-out' || cmd.command === 'ptp-shutdown' ? cmd.mode : cmd.command === 'override' ? 'forced' : cmd.command === 'threshold-set' ? (cmd.mode ?? 'normal') : 'normal';
       this.#coordinate(shape, mode, commandId, null);
     } catch (e) {
@@ -754,6 +764,10 @@ export class VtcEngine {
       const y = otherVts(key.subjects[0] ?? 'A');
       if (this.#eff.status[y] === 'in' && this.#obs[y].restarted !== null) return nack(`restarted:${y}: VTS ${y} restarted and no key has been recorded on it since: it cannot be left serving alone`);
     }
+    // A key that records its seq on a VTS it keeps in without judging it would clear every
+    // VTC's restart mark: that VTS's loss must be recorded first (seeds 3396, 3671).
+    const bystander = this.#unjudgedBystander(key);
+    if (bystander !== null) return nack(`restarted:${bystander}: VTS ${bystander} restarted and no key has been recorded on it since: its loss is recorded first`);
     const held = this.#keys.get(key.seq);
     const inProgress = this.#waitingAcks.get(`${key.seq}`);
     if ((held !== undefined && held.size > 0) || (inProgress !== undefined && !this.#waitingAcks.has(key.mac))) {
@@ -798,6 +812,21 @@ export class VtcEngine {
   #checkFree(): void {
     if (this.#coord !== null) throw new CommandConflictError(`key ${this.#coord.key.seq} (${this.#coord.key.command}) is in flight from this VTC`);
     if (this.#maxHeld > this.#hw) throw new CommandConflictError(`key ${this.#maxHeld} is in flight and not yet committed`);
+    const open = this.#openAbove();
+    if (open !== null) throw new CommandConflictError(`key ${open} is held here without a commit: a new key would pass over it`);
+  }
+
+  /**
+   * A key this VTC holds (or is making durable) above its chain's head without a commit of
+   * it. A key coordinated now would be built on the head and pass over it, and the
+   * coordinator's own acknowledgement must obey the rule its peers apply (#onPropose): had
+   * the held key committed, the two would fork the chain with two strong keys, quorums
+   * meeting only in this VTC (seed 3565). The held key is taken over after pendingTimeout.
+   */
+  #openAbove(): number | null {
+    for (const k of this.#unresolved.values()) if (k.seq > this.#eff.seq) return k.seq;
+    for (const w of this.#waitingAcks.keys()) if (/^\d+$/.test(w) && Number(w) > this.#eff.seq) return Number(w);
+    return null;
   }
 
   #coordinate(shape: CommandShape, mode: Mode, commandId: string | null, election: ShutdownKey['election']): void {
@@ -906,7 +935,9 @@ export class VtcEngine {
         const yIn = prev.status[y] === 'in';
         const steps: Step[] = this.#unvouchedSubject(key, x) ? [] : [{ vts: x, op: { op: 'stop', seq: s, mac: key.mac, mode: key.mode, expediteTimeout: this.config.timing.expediteTimeout, drainTo: yIn ? y : null, ...this.#bootOf(key, x) }, required: !forced }];
         // The survivor is not the subject: without it nothing counts the pending copies or fences old writers, so even forced needs it.
-        if (yIn) steps.push({ vts: y, op: { op: 'record', seq: s, mac: key.mac }, required: true, pending: 'survivor' });
+        // The survivor is judged as it records: one that restarted since the plan, or reports less
+        // than the seq it confirmed (a restored image), refuses, and the key fails (seed 6735).
+        if (yIn) steps.push({ vts: y, op: { op: 'record', seq: s, mac: key.mac, ...this.#bootOf(key, y) }, required: true, pending: 'survivor' });
         return steps;
       }
       case 'ptp-shutdown': {
@@ -922,14 +953,28 @@ export class VtcEngine {
       case 'ptp-start': {
         const steps: Step[] = [];
         for (const v of VTS_NAMES) {
-          if (key.subjects.includes(v)) steps.push({ vts: v, op: { op: 'start', seq: s, mac: key.mac }, required: !forced });
-          else if (key.status[v] === 'in') steps.push({ vts: v, op: { op: 'record', seq: s, mac: key.mac }, required: !forced });
+          // A start records the seq too: a VTS the chain holds as current carries the boot and
+          // seq judged here, so a restored image of it (reporting less than it confirmed) is not
+          // passed off as current with the key (seed 57724). One outside current gets its
+          // tokens reconciled as behind, whatever image it is.
+          if (key.subjects.includes(v)) steps.push({ vts: v, op: { op: 'start', seq: s, mac: key.mac, ...(prev.current.includes(v) ? this.#bootOf(key, v) : {}) }, required: !forced });
+          // The boot judged here goes with the record: a VTS that restarted since refuses it (seed 3671).
+          else if (key.status[v] === 'in') steps.push({ vts: v, op: { op: 'record', seq: s, mac: key.mac, ...this.#bootOf(key, v) }, required: !forced });
         }
         if (key.status.A === 'in' && key.status.B === 'in') steps.push({ vts: 'A', op: { op: 'reconcile', seq: s, mac: key.mac }, required: true });
         return steps;
       }
       case 'threshold-set':
-        return VTS_NAMES.filter((v) => prev.status[v] === 'in').map((v) => ({ vts: v, op: { op: 'record', seq: s, mac: key.mac }, required: false }));
+        // A threshold judges no VTS: recorded on a VTS that restarted unjudged (maybe a
+        // restored image) it would clear every VTC's restart mark, and a later failure key of
+        // the other VTS would vouch for the image (seed 3396). Such a VTS, or one this VTC has
+        // not seen, is left out; the boot seen here goes with the record, so a VTS that
+        // restarts after this plan refuses it.
+        return VTS_NAMES.filter((v) => prev.status[v] === 'in' && this.#obs[v].view !== undefined && this.#obs[v].restarted === null && this.#sameImage(v)).map((v) => ({
+          vts: v,
+          op: { op: 'record', seq: s, mac: key.mac, ...this.#bootOf(key, v) },
+          required: false,
+        }));
     }
   }
 
@@ -940,10 +985,31 @@ export class VtcEngine {
    * not elected is started without recording (decided here). Left in operation, it comes
    * back through the return or election rules, which judge its image.
    */
-  /** The boot a stop carries: the one this VTC saw when it planned the key (see VtsOp stop). */
-  #bootOf(key: ShutdownKey, x: VtsName): { bootId?: string } {
+  /**
+   * What a stop or record carries to judge the VTS at the moment it acts: the boot this VTC
+   * saw when it planned the key, and the newest seq the VTS confirmed recording. A VTC that
+   * has not seen the VTS since it restarted itself knows no boot, but an older image still
+   * reports less than that seq (seed 52780: a failure key planned with no view stopped a
+   * restored image and recorded its seq there, and the image then passed the election).
+   */
+  #bootOf(key: ShutdownKey, x: VtsName): { bootId?: string; minSeq: number } {
     const b = this.#obs[x].view?.bootId;
-    return b !== undefined ? { bootId: b } : {};
+    const minSeq = this.#expectRange(x).lo;
+    return b !== undefined ? { bootId: b, minSeq } : { minSeq };
+  }
+
+  /**
+   * A VTS that a threshold-set, vts-in or ptp-start keeps in (in by the newest key, named or
+   * not: a vts-in of a VTS already in only starts it again) while this VTC saw it restart
+   * with no key recorded on it since. Such a key would record its seq there without judging
+   * the image (a restored one may lack acknowledged writes), clear every VTC's restart mark,
+   * and let a later failure key of the other VTS leave it serving alone (seeds 3671, 11210).
+   * Its loss is recorded first, by a failure key.
+   */
+  #unjudgedBystander(shape: Pick<CommandShape, 'command'>): VtsName | null {
+    if (shape.command !== 'threshold-set' && shape.command !== 'vts-in' && shape.command !== 'ptp-start') return null;
+    for (const y of VTS_NAMES) if (this.#eff.status[y] === 'in' && this.#obs[y].restarted !== null) return y;
+    return null;
   }
 
   #unvouchedSubject(key: ShutdownKey, x: VtsName): boolean {
@@ -1057,7 +1123,10 @@ export class VtcEngine {
       this.#coord = null;
       return;
     }
-    let pending: readonly string[] | null = c.unionFailed ? null : c.pending;
+    // Both VTS lost at once: current is empty whatever phase 2 did, also when it asked
+    // neither VTS (both restarted unjudged, so neither is stopped; seed 5726).
+    const bothLost = c.key.command === 'ptp-shutdown' && c.key.reason === 'failure';
+    let pending: readonly string[] | null = c.unionFailed || bothLost ? null : c.pending;
     let current = c.prev.current;
     let state = c.prev.state;
     const folded = phase1Election(c.key);
@@ -1079,6 +1148,11 @@ export class VtcEngine {
         if (t === null || t instanceof PtpError) {
           elected = null;
           t = tryTransition(below, shape, pending);
+        }
+        if (!(t instanceof PtpError) && (t.status.A !== c.key.status.A || t.status.B !== c.key.status.B)) {
+          // The key's status was computed from another predecessor than the chain below it now:
+          // its commit would pair that status with another key's current and state.
+          t = new CommandConflictError(`key ${c.key.seq} was built on key ${c.key.prevSeq}, but key ${below.seq} is committed below it now`);
         }
         if (t instanceof PtpError) {
           outcome = 'failed';
@@ -1353,6 +1427,7 @@ export class VtcEngine {
       this.#begin(k, this.#effBelow(k.seq), null);
       return;
     }
+    if (this.#openAbove() !== null) return;
     for (const x of VTS_NAMES) {
       // A VTC that sees neither VTS cannot fence the survivor; one that sees it coordinates instead.
       // The survivor must not be lost itself (restarted since the key): that is both lost at once, below.
@@ -1500,6 +1575,14 @@ export class VtcEngine {
     const { lo, hi } = this.#expectRange(y);
     if (v.lastKeySeq < lo || v.lastKeySeq > hi) return null;
     return { bootId: v.bootId ?? '', imageId: v.imageId ?? '' };
+  }
+
+  /**
+   * The newest seq VTS `x` confirmed recording, as this VTC knows it (a done or chosen commit
+   * naming it in `recorded`): the lowest last key seq it accepts from `x` as the same image.
+   */
+  confirmedSeq(x: VtsName): number {
+    return this.#expectRange(x).lo;
   }
 
   /** The VTS reports a last key seq in the range an election expects of it (not an older image). */

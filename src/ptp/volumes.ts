@@ -37,6 +37,23 @@ export function writeStillCurrent(planEpoch: number, dataOn: readonly VtsName[],
 }
 
 /**
+ * Generations per volume one key may span. A write planned under key `e` takes a generation
+ * of at least `e * GENERATIONS_PER_KEY + 1`, so generations order writes by (key, count):
+ * a write committed on one VTS under key `e` whose copy or token update was then refused
+ * (the other VTS recorded key `e + 1` in between) keeps a generation below every write
+ * planned under a newer key. Without the floor the survivor could acknowledge the same
+ * generation number with other data, and a later reconcile (newest generation wins) could
+ * not tell the unacknowledged copy from the acknowledged one. 2^24 writes of one volume under
+ * one key, and keys up to seq 2^29, stay within exact integers.
+ */
+export const GENERATIONS_PER_KEY = 2 ** 24;
+
+/** The lowest generation a write planned under key `epoch` may take. */
+export function generationFloor(epoch: number): number {
+  return epoch * GENERATIONS_PER_KEY + 1;
+}
+
+/**
  * Plans a host write (mount, write, close) under the VTC's status. Every target must
  * accept it with the same epoch at close time, or the write fails and is not acknowledged.
  * In on-line with both, the token goes to both VTS even when the data goes to one
@@ -57,12 +74,12 @@ export function planWrite(args: {
     case 'online-single': {
       const x = status.vts;
       if (tokens[x] === undefined) return { ok: false, reason: `VTS ${x} unreachable` };
-      return { ok: true, generation: gen(tokens[x]) + 1, epoch, targets: [{ vts: x, data: true }] };
+      return { ok: true, generation: Math.max(gen(tokens[x]) + 1, generationFloor(epoch)), epoch, targets: [{ vts: x, data: true }] };
     }
     case 'online-both':
     case 'resync': {
       if (tokens.A === undefined || tokens.B === undefined) return { ok: false, reason: 'a VTS is unreachable' };
-      const g = Math.max(gen(tokens.A), gen(tokens.B)) + 1;
+      const g = Math.max(gen(tokens.A) + 1, gen(tokens.B) + 1, generationFloor(epoch));
       if (copyMode === 'immediate') return { ok: true, generation: g, epoch, targets: [{ vts: 'A', data: true }, { vts: 'B', data: true }] };
       const p = args.primary;
       return { ok: true, generation: g, epoch, targets: [{ vts: p, data: true }, { vts: otherVts(p), data: false }] };

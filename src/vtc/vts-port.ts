@@ -55,9 +55,14 @@ export class RemoteVtsPort implements VtsPort {
     switch (op.op) {
       case 'status':
         return me.view();
-      case 'record':
+      case 'record': {
+        // A record planned for a boot the VTS no longer runs (it restarted, maybe as a restored image) records nothing.
+        if (op.bootId !== undefined || op.minSeq !== undefined) this.#judge(await me.view(), op);
         return me.record(op.seq, op.mac);
+      }
       case 'start':
+        // Recording the seq vouches for the image: judge it first (a start with no seq records nothing).
+        if (op.seq !== null && (op.bootId !== undefined || op.minSeq !== undefined)) this.#judge(await me.view(), op);
         return me.setIn(op.seq, op.mac);
       case 'reconcile':
         return this.#reconcile(op.seq, op.mac);
@@ -98,7 +103,7 @@ export class RemoteVtsPort implements VtsPort {
     const me = this.#clients[this.name];
     const v0 = await me.view();
     // A failure key judged this boot of the VTS: one that restarted since (maybe a restored image) is not stopped and records nothing.
-    if (op.bootId !== undefined && v0.bootId !== undefined && v0.bootId !== op.bootId) throw new Error(`VTS ${this.name} restarted (boot ${v0.bootId}) since the key judged boot ${op.bootId}`);
+    this.#judge(v0, op);
     if (!v0.inOperation) return me.setOut(op.seq, `key ${op.seq}`, op.mac);
     // Past the engine's own timeout the key fails: the VTS must then still be in operation, never out without a key.
     const giveUp = Date.now() + this.#opTimeoutMs * 0.8;
@@ -131,6 +136,16 @@ export class RemoteVtsPort implements VtsPort {
     const aborted = await me.abort(`VTS ${this.name} leaving operation (${op.mode}, key ${op.seq})`);
     if (aborted.aborted > 0) this.#log.warn({ vts: this.name, aborted: aborted.aborted, mode: op.mode }, 'mounts aborted');
     return me.setOut(op.seq, `key ${op.seq} (${op.mode})`, op.mac);
+  }
+
+  /**
+   * Throws unless the VTS is the one the key was planned against: the same boot, and no
+   * older image than the newest seq it confirmed recording (a restored image reports less).
+   * A key's seq recorded on an unjudged image would let it pass every later election.
+   */
+  #judge(v: RemoteView, op: { readonly bootId?: string; readonly minSeq?: number }): void {
+    if (op.bootId !== undefined && v.bootId !== undefined && v.bootId !== op.bootId) throw new Error(`VTS ${this.name} restarted (boot ${v.bootId}) since the key judged boot ${op.bootId}`);
+    if (op.minSeq !== undefined && v.lastKeySeq < op.minSeq) throw new Error(`VTS ${this.name} reports last key seq ${v.lastKeySeq}, below seq ${op.minSeq} it confirmed recording: an older image`);
   }
 
   /** Copies every volume one side is behind on from the side that holds it, until `bound`. */

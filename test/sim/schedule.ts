@@ -80,11 +80,14 @@ function addSafetyFaults(w: World, chaos: number, end: number, n: number): void 
     if (restored !== null) w.sched.at(imageAt, () => (image = w.imageOf(restored)));
     w.sched.at(at, () => {
       w.powerLossBoth();
-      // A restore the VTCs can tell apart: the image predates a key the VTS recorded, or the
-      // system was on-line with both (the other VTS holds every write). The image of the only
-      // current VTS taken after its last key is undetectable (docs/protocol-notes.md).
+      // A restore the VTCs can tell apart: the image predates a key the VTS recorded and some
+      // VTC holds the confirmation of (a record whose answer was lost is evidence no VTC has:
+      // seed 62378), or the system was on-line with both (the other VTS holds every write).
+      // The image of the only current VTS taken after its last confirmed key is undetectable
+      // (docs/protocol-notes.md).
       const h = w.headKey();
-      if (restored !== null && image !== null && (image.lastKeySeq < w.vts[restored].lastKeySeq || (h.state.kind === 'online-both' && h.status.A === 'in' && h.status.B === 'in'))) w.restoreVts(restored, image);
+      const confirmed = restored === null ? 0 : Math.max(0, ...w.vtcs.map((v) => v.engine.confirmedSeq(restored)));
+      if (restored !== null && image !== null && (image.lastKeySeq < confirmed || (h.state.kind === 'online-both' && h.status.A === 'in' && h.status.B === 'in'))) w.restoreVts(restored, image);
     });
     w.sched.at(backFirst, () => w.powerOnVts(first));
     if (backSecond !== Infinity) w.sched.at(backSecond, () => w.powerOnVts(first === 'A' ? 'B' : 'A'));

@@ -295,9 +295,13 @@ export class World {
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         return;
       case 'record':
+        // As the production port: a record planned for another boot records nothing.
+        if ((op.bootId !== undefined && op.bootId !== v.bootId) || v.lastKeySeq < (op.minSeq ?? 0)) return reply(0.5, () => ({ ok: false, error: 'restarted since judged, or an older image' }));
         v.record(op.seq, op.mac);
         return reply(0.5, () => ({ ok: true, view: v.view() }));
       case 'start':
+        // As the production port: a start that records a seq judges the VTS first (boot, older image).
+        if (op.seq !== null && ((op.bootId !== undefined && op.bootId !== v.bootId) || v.lastKeySeq < (op.minSeq ?? 0))) return reply(0.5, () => ({ ok: false, error: 'restarted since judged, or an older image' }));
         v.inOperation = true;
         v.stopping = false;
         if (op.seq !== null) v.record(op.seq, op.mac);
@@ -318,8 +322,9 @@ export class World {
 
   #stop(node: VtcNode, inc: number, v: SimVts, op: Extract<VtsOp, { op: 'stop' }>, token: number): void {
     const now = this.sched.now();
-    if (op.bootId !== undefined && op.bootId !== v.bootId) {
-      // As the production port: a failure key's stop judged another boot; nothing is recorded.
+    if ((op.bootId !== undefined && op.bootId !== v.bootId) || v.lastKeySeq < (op.minSeq ?? 0)) {
+      // As the production port: a failure key's stop judged another boot, or finds an older
+      // image than the seq it confirmed; nothing is recorded.
       this.sched.at(now + 0.5, () => {
         if (!node.alive || node.incarnation !== inc) return;
         node.engine.vtsResult(token, { ok: false, error: 'restarted since judged' }, this.sched.now());
