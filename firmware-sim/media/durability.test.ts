@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/native.js';
 import { Cartridge, CartridgeWriteError, checkCartridge, createCartridgeFile, nodeFileIo, type CartridgeFileIo } from './index.js';
-import { FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, RECORD_HEADER_SIZE, type StoredAttribute } from './format.js';
+import { writeFormat1Cartridge } from '../../test/kit/format1-cartridge.js';
+import { FORMAT_VERSION, HEADER_SIZE, MAM_SLOT_OFFSETS, RECORD_HEADER_SIZE, type StoredAttribute } from './format.js';
 
 const init = { mediaType: 'LTO7', barcode: 'D00001L7', capacityBytes: 1 << 30, worm: false };
 let dir: string;
@@ -320,29 +321,10 @@ describe('cartridge memory, format 2', () => {
 });
 
 describe('format 1 files', () => {
-  /** A format 1 cartridge built byte by byte: header version 1, `MAM1` slots whose CRC covers the attributes only. */
+  /** A format 1 cartridge with an empty log; each slot holds attribute 0x0003 ending in `value`. */
   function v1File(path: string, slots: { seq: number; value: number }[]): void {
-    const f = Buffer.alloc(LOG_OFFSET);
-    f.write('PTPVTSCT', 0, 'ascii');
-    f.writeUInt16BE(1, 8);
-    f.writeUInt32BE(LOG_OFFSET, 12);
-    f.writeUInt32BE(16384, 16);
-    f.writeBigUInt64BE(BigInt(init.capacityBytes), 20);
-    f.writeBigUInt64BE(1_700_000_000_000n, 28);
-    f.write('LTO7'.padEnd(16), 36, 'ascii');
-    f.write('OLD001L7'.padEnd(32), 52, 'ascii');
-    f.writeUInt32BE(crc32c(f.subarray(0, 124)), 124);
-    for (const s of slots) {
-      const body = Buffer.from([0x00, 0x03, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, s.value]);
-      const at = MAM_SLOT_OFFSETS[s.seq % 2] ?? 0;
-      f.write('MAM1', at, 'ascii');
-      f.writeUInt32BE(s.seq, at + 4);
-      f.writeUInt32BE(body.length, at + 8);
-      f.writeUInt32BE(crc32c(body), at + 12);
-      body.copy(f, at + 16);
-    }
-    writeFileSync(path, f);
-    // A block and a filemark with their sync point: the record log did not change.
+    const attrs = (value: number): Map<number, StoredAttribute> => new Map([[0x0003, { format: 0, value: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, value]) }]]);
+    writeFormat1Cartridge(path, { mediaType: 'LTO7', barcode: 'OLD001L7', capacityBytes: init.capacityBytes, createdMs: 1_700_000_000_000, slots: slots.map((s) => ({ seq: s.seq, attrs: attrs(s.value) })) });
     const c = Cartridge.open(path, { readOnly: true });
     expect(c.header.version).toBe(1);
     c.close();

@@ -54,8 +54,11 @@ export interface PowerFsStats {
   poweredOff: boolean;
 }
 
-/** Operation classes an injected error applies to. */
-export type FaultOps = 'read' | 'write' | 'fsync' | 'meta' | 'all';
+/**
+ * Operation classes an injected error applies to. `link` fails link() alone (`meta` covers it
+ * too): with EPERM it plays a filesystem without hard links.
+ */
+export type FaultOps = 'read' | 'write' | 'fsync' | 'meta' | 'link' | 'all';
 
 /**
  * A mounted powerfs. Every method rejects with a {@link PowerFsError} (code
@@ -385,7 +388,7 @@ class PowerFsImpl implements PowerFs {
       await this.control().request('fail off');
       return;
     }
-    const allowed: readonly string[] = ['read', 'write', 'fsync', 'meta', 'all'];
+    const allowed: readonly string[] = ['read', 'write', 'fsync', 'meta', 'link', 'all'];
     const bad = ops.find((o) => !allowed.includes(o));
     if (bad !== undefined) throw new PowerFsError('POWERFS_BAD_ARGUMENT', `injectError: unknown op class '${bad}' (use ${allowed.join(', ')})`);
     if (!Number.isInteger(errno) || errno <= 0) throw new PowerFsError('POWERFS_BAD_ARGUMENT', `injectError: errno must be a positive integer, got ${errno}`);

@@ -7,19 +7,28 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cartridge, checkCartridge, MediaReadError } from '../../../firmware-sim/media/index.js';
-import { cartFile, decodeBlock, type Script } from './script.js';
+import { cartFile, decodeBlock, FORMAT1_MARK_ATTRIBUTE, format1Mam, HOST_ATTRIBUTE, type Format1Content, type Script } from './script.js';
 
 export interface Violation {
   readonly check: string;
   readonly detail: string;
 }
 
-const HOST_ATTRIBUTE = 0x1400;
-
 interface Recovered {
   objects: string[];
   attribute: number;
+  /** Format version and cartridge memory as the cut left them (before the writable open converts). */
+  version: number;
+  mam: Map<number, { format: number; value: Uint8Array }>;
+  /** Cartridge memory after the writable open. */
+  mamAfter: Map<number, { format: number; value: Uint8Array }>;
 }
+
+const mamText = (m: ReadonlyMap<number, { format: number; value: Uint8Array }>): string =>
+  [...m]
+    .sort((a, b) => a[0] - b[0])
+    .map(([id, a]) => `${id.toString(16)}/${a.format}=${Buffer.from(a.value).toString('hex')}`)
+    .join(' ');
 
 /** Opens a cartridge the way a drive does after a power cut, reads every object back, and reports what it found. */
 function recover(path: string, out: Violation[]): Recovered | undefined {
@@ -36,6 +45,17 @@ function recover(path: string, out: Violation[]): Recovered | undefined {
     return undefined;
   }
   if (report.damaged.length > 0) out.push({ check: 'mid-tape-damage', detail: `${name}: media check finds ${report.damaged.length} damaged record(s), first at object ${report.damaged[0]?.objectNumber} (${report.damaged[0]?.reason})` });
+  let version: number;
+  let mam: Recovered['mam'];
+  try {
+    const ro = Cartridge.open(path, { readOnly: true });
+    version = ro.header.version;
+    mam = ro.readAttributes();
+    ro.close();
+  } catch (e) {
+    out.push({ check: 'opens', detail: `${name} (read-only): ${(e as Error).name}: ${(e as Error).message}` });
+    return undefined;
+  }
   let c: Cartridge;
   try {
     c = Cartridge.open(path);
@@ -64,9 +84,10 @@ function recover(path: string, out: Violation[]): Recovered | undefined {
         objects.push('?');
       }
     }
-    const v = c.readAttributes().get(HOST_ATTRIBUTE)?.value;
+    const mamAfter = c.readAttributes();
+    const v = mamAfter.get(HOST_ATTRIBUTE)?.value;
     const attribute = v && v.length === 8 ? new DataView(v.buffer, v.byteOffset, 8).getUint32(4) : 0;
-    return { objects, attribute };
+    return { objects, attribute, version, mam, mamAfter };
   } finally {
     c.close();
   }
@@ -87,6 +108,24 @@ interface Candidates {
   states: { state: string[]; need: number }[];
   attributes: Set<number>;
   trunc: number;
+  /** Inserted in format 1: what it held then. */
+  format1?: Format1Content;
+}
+
+/**
+ * A cartridge inserted in format 1 is, after any cut, either still a whole version 1 file
+ * (exactly its records and cartridge memory: the conversion's slot rewrites keep the
+ * image) or a version 2 file; never a version 1 header over what only the converted
+ * cartridge wrote, which is what a header rewrite not yet durable leaves.
+ */
+function checkFormat1(file: string, id: number, f: Format1Content, r: Recovered, out: Violation[]): void {
+  const want = format1Mam(id, f)[1]?.attrs ?? new Map();
+  if (r.version === 1) {
+    if (mamText(r.mam) !== mamText(want)) out.push({ check: 'format1-mix', detail: `${file}: still format version 1, but its cartridge memory is not the one it came with (${mamText(r.mam)}; came with ${mamText(want)})` });
+    if (r.objects.length !== f.tape.length || !r.objects.every((o, i) => same(f.tape[i] ?? '', o))) out.push({ check: 'format1-mix', detail: `${file}: still format version 1, but holds ${r.objects.length} objects, not the ${f.tape.length} it came with` });
+  } else if (mamText(new Map([...r.mamAfter].filter(([k]) => k === FORMAT1_MARK_ATTRIBUTE))) !== mamText(new Map([...want].filter(([k]) => k === FORMAT1_MARK_ATTRIBUTE)))) {
+    out.push({ check: 'format1-mam-lost', detail: `${file}: converted to version ${r.version}, but the cartridge memory it came with is gone (${mamText(r.mamAfter)})` });
+  }
 }
 
 /**
@@ -105,10 +144,11 @@ export function checkCut(dest: string, acked: Script | undefined, fresh: Script,
     let c = cands.get(id);
     if (!c) {
       const a = acked?.carts.get(id);
-      c = { required: a ? [...a.durable] : undefined, states: [], attributes: new Set(a ? [a.attribute] : [0]), trunc: Number.POSITIVE_INFINITY };
+      c = { required: a ? [...a.durable] : undefined, states: [], attributes: new Set(a ? [a.attribute] : [m.format1?.attribute ?? 0]), trunc: Number.POSITIVE_INFINITY, ...(m.format1 ? { format1: m.format1 } : {}) };
       cands.set(id, c);
     }
-    c.states.push({ state: [...m.tape], need: Math.min(c.required?.length ?? 0, c.trunc) });
+    // A format 1 cartridge is whole from the moment its name exists (written, then renamed).
+    c.states.push({ state: [...m.tape], need: Math.min(c.required?.length ?? c.format1?.tape.length ?? 0, c.trunc) });
   };
   for (const id of walk.carts.keys()) note(id);
   while (walk.index < end) {
@@ -134,6 +174,7 @@ export function checkCut(dest: string, acked: Script | undefined, fresh: Script,
     }
     const r = recover(join(dest, file), out);
     if (!r) continue;
+    if (c.format1) checkFormat1(file, id, c.format1, r, out);
     const matching = c.states.filter((s) => isPrefix(r.objects, s.state));
     if (matching.length === 0) {
       const lcp = (s: readonly string[]) => {

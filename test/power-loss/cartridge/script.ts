@@ -15,7 +15,19 @@ export type Op =
   | { readonly k: 'overwrite'; readonly at: number; readonly uid: number; readonly size: number }
   | { readonly k: 'attribute'; readonly value: number }
   | { readonly k: 'reload' }
-  | { readonly k: 'rotate'; readonly cart: number };
+  | { readonly k: 'rotate'; readonly cart: number; readonly format1?: Format1Content };
+
+/**
+ * What a format 1 cartridge brought in by a rotate holds when it is inserted: it is
+ * converted to version 2 by the drive's writable open, and until that is durable a cut
+ * must leave exactly this (see `format1Mam`).
+ */
+export interface Format1Content {
+  /** Objects on the tape, as in {@link CartModel.tape}. */
+  readonly tape: readonly string[];
+  /** The host attribute's value in its cartridge memory. */
+  readonly attribute: number;
+}
 // A rotate unloads the cartridge, has the robot take it away, inserts a new one (created
 // on load), and deletes the one unloaded before (so the cuts copy little): cartridges up to
 // `cart - 2` are retired.
@@ -31,6 +43,8 @@ export interface CartModel {
   durable: string[];
   /** Last host attribute value written (acknowledged once its op is); 0 for none. */
   attribute: number;
+  /** Set for a cartridge inserted in format 1: what it held then. */
+  readonly format1?: Format1Content;
 }
 
 /** A small, clonable PRNG (xorshift32 over a non-zero state). */
@@ -157,6 +171,12 @@ export class Script {
       op = { k: 'reload' };
     } else if (r < 0.925) {
       op = { k: 'rotate', cart: this.next++ };
+      // Half the new cartridges come in format 1, written before they are inserted.
+      if (this.rng.next() < 0.5) {
+        const tape: string[] = [];
+        for (let n = 1 + this.rng.int(6); n > 0; n--) tape.push(this.rng.next() < 0.25 ? `f${++this.uid}` : `b${++this.uid}:${8 + this.rng.int(12_000)}`);
+        op = { ...op, format1: { tape, attribute: ++this.attrs } };
+      }
     } else {
       op = { k: 'block', uid: ++this.uid, size: this.blockSize() };
     }
@@ -200,13 +220,46 @@ export class Script {
         break;
       case 'rotate':
         m.durable = [...m.tape];
-        this.carts.set(op.cart, { id: op.cart, tape: [], bytes: 0, durable: [], attribute: 0 });
+        if (op.format1) {
+          const tape = [...op.format1.tape];
+          const bytes = tape.reduce((n, o) => n + (o.startsWith('b') ? Number(o.split(':')[1]) : 0), 0);
+          this.carts.set(op.cart, { id: op.cart, tape, bytes, durable: [...tape], attribute: op.format1.attribute, format1: op.format1 });
+        } else this.carts.set(op.cart, { id: op.cart, tape: [], bytes: 0, durable: [], attribute: 0 });
         this.current = op.cart;
         this.retiredUpTo = op.cart - 2;
         this.carts.delete(this.retiredUpTo);
         break;
     }
   }
+}
+
+/** The host attribute the workload writes (and reads back after each cut). */
+export const HOST_ATTRIBUTE = 0x1400;
+/** A second host attribute only format 1 cartridges carry: written once, it must survive the conversion. */
+export const FORMAT1_MARK_ATTRIBUTE = 0x1401;
+
+/** An 8-byte binary attribute value holding `v` in its low 32 bits. */
+export function attributeValue(v: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(4, v);
+  return b;
+}
+
+/**
+ * The cartridge memory of format 1 cartridge `id`: the newest image (sequence 5) and an
+ * older one (sequence 4) a conversion must not bring back.
+ */
+export function format1Mam(id: number, content: Format1Content): { seq: number; attrs: Map<number, { format: number; value: Uint8Array }> }[] {
+  return [
+    { seq: 4, attrs: new Map([[HOST_ATTRIBUTE, { format: 0, value: attributeValue(0x0bad0000 + id) }]]) },
+    {
+      seq: 5,
+      attrs: new Map([
+        [HOST_ATTRIBUTE, { format: 0, value: attributeValue(content.attribute) }],
+        [FORMAT1_MARK_ATTRIBUTE, { format: 0, value: attributeValue(0x00f10000 + id) }],
+      ]),
+    },
+  ];
 }
 
 /** File name of cartridge `id` in the writer's directory. */
@@ -222,5 +275,11 @@ export const Slot = {
   stop: 2,
   /** 1 while the writer creates and loads a new cartridge (the checker aims some cuts there). */
   creating: 3,
-  length: 4,
+  /**
+   * 1 from a cartridge header rewrite (a format 1 conversion) until the next fdatasync of
+   * any file returns; 2 once another write came in that window (the checker aims some
+   * cuts there).
+   */
+  converting: 4,
+  length: 5,
 } as const;

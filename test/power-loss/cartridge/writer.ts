@@ -10,7 +10,7 @@
  * some of them (renames, fsyncs, writes), so that cuts land inside the windows that
  * matter (between a sync point's write and its fdatasync, inside a cartridge's creation).
  */
-import { unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Cdb from '../../../src/scsi/cdb.js';
@@ -19,17 +19,17 @@ import { ScsiStatus } from '../../../src/scsi/status.js';
 import type { Command } from '../../../src/scsi/cdb.js';
 import { MemoryPort } from '../../../firmware-sim/front/memory-port.js';
 import { nodeFileIo, type CartridgeFileIo } from '../../../firmware-sim/media/file-io.js';
+import { HEADER_USED } from '../../../firmware-sim/media/format.js';
 import { drivePersonality } from '../../../firmware-sim/personalities/drives.js';
 import { createTapeDrive } from '../../../firmware-sim/ssc/index.js';
-import { blockBytes, cartFile, Script, Slot, type Op } from './script.js';
+import { writeFormat1Cartridge } from '../../kit/format1-cartridge.js';
+import { attributeValue, blockBytes, cartFile, format1Mam, HOST_ATTRIBUTE, Script, Slot, type Format1Content, type Op } from './script.js';
 
 interface WriterData {
   readonly dir: string;
   readonly seed: number;
   readonly shared: SharedArrayBuffer;
 }
-
-const HOST_ATTRIBUTE = 0x1400;
 
 async function main(): Promise<void> {
   const { dir, seed, shared } = workerData as WriterData;
@@ -53,13 +53,26 @@ async function main(): Promise<void> {
       sleep(0.3, 3);
       return nodeFileIo.openSync(path, flags);
     },
-    writeSync: (...a) => {
+    writeSync: (fd, b, off, len, pos) => {
       sleep(0.02, 2);
-      return nodeFileIo.writeSync(...a);
+      const n = nodeFileIo.writeSync(fd, b, off, len, pos);
+      // Only a format 1 conversion rewrites a header in place (a new cartridge's header goes
+      // to a file not yet renamed into place).
+      if (pos === 0 && len <= HEADER_USED) Atomics.store(sh, Slot.converting, 1);
+      else if (Atomics.load(sh, Slot.converting)) {
+        // A write lands while the rewritten header is not durable yet: a cut now must not
+        // keep it without the header (held open for the aimed cuts).
+        Atomics.store(sh, Slot.converting, 2);
+        sleep(1, 6);
+      }
+      return n;
     },
     fdatasyncSync: (fd) => {
-      sleep(0.25, 3);
+      // The header rewrite is durable only after this: hold the window open for the aimed cuts.
+      if (Atomics.load(sh, Slot.converting)) sleep(1, 4);
+      else sleep(0.25, 3);
       nodeFileIo.fdatasyncSync(fd);
+      Atomics.store(sh, Slot.converting, 0);
     },
     fsyncSync: (fd) => {
       sleep(0.5, 3);
@@ -90,6 +103,26 @@ async function main(): Promise<void> {
     }
   };
   const ref = (id: number) => ({ barcode: `P${String(id).padStart(5, '0')}L7`, mediaType: 'LTO7', path: join(dir, cartFile(id)), writeProtected: false, capacityBytes: 1 << 30 });
+  /** Writes a format 1 cartridge under a temporary name, durably, and renames it into place. */
+  const importFormat1 = (id: number, content: Format1Content): void => {
+    const path = join(dir, cartFile(id));
+    const tmp = `${path}.format1`;
+    writeFormat1Cartridge(tmp, {
+      mediaType: 'LTO7',
+      barcode: ref(id).barcode,
+      capacityBytes: ref(id).capacityBytes,
+      createdMs: 1_600_000_000_000 + id,
+      slots: format1Mam(id, content),
+      records: content.tape.map((o) => (o.startsWith('f') ? 'filemark' : blockBytes(Number(o.slice(1, o.indexOf(':'))), Number(o.split(':')[1])))),
+    });
+    renameSync(tmp, path);
+    const d = openSync(dir, 'r');
+    try {
+      fsyncSync(d);
+    } finally {
+      closeSync(d);
+    }
+  };
   await drain();
   await lu.insert(ref(0));
   await drain();
@@ -115,7 +148,7 @@ async function main(): Promise<void> {
         v.setUint16(4, HOST_ATTRIBUTE);
         p[6] = 0;
         v.setUint16(7, 8);
-        v.setUint32(13, op.value);
+        p.set(attributeValue(op.value), 9);
         return run(Cdb.writeAttribute(p), 'WRITE ATTRIBUTE');
       }
       case 'reload':
@@ -126,6 +159,7 @@ async function main(): Promise<void> {
       case 'rotate':
         await lu.unloadForRobot();
         lu.remove();
+        if (op.format1) importFormat1(op.cart, op.format1);
         Atomics.store(sh, Slot.creating, 1);
         try {
           await lu.insert(ref(op.cart));
@@ -134,6 +168,8 @@ async function main(): Promise<void> {
         }
         await drain();
         if (op.cart >= 2) unlinkSync(join(dir, cartFile(op.cart - 2)));
+        // The host appends after what a format 1 cartridge came with.
+        if (op.format1) await run(Cdb.locate10(count), 'LOCATE EOD');
         return;
     }
   };

@@ -16,6 +16,7 @@
  * Usage: powerfs --state DIR --ctl SOCKET [--parent PID] [--direct-io] MOUNTPOINT
  * The served tree is DIR/root. Control protocol (one line each way, over SOCKET):
  *   snapshot DEST MODE SEED | cut MODE SEED | stats | fail OPS ERRNO | fail off | ping
+ *   (OPS: comma-separated read, write, fsync, meta, link, all; link fails only link()).
  * answered by "ok JSON" or "err ERRNO MESSAGE".
  */
 #define FUSE_USE_VERSION 35
@@ -103,7 +104,9 @@ static int g_off;               /* set by a cut: the power is off until the harn
 static int g_fail_mask, g_fail_errno;
 static uint64_t g_nsnap, g_ncut, g_nwrites, g_nsyncs, g_ndirsyncs;
 
-enum { F_READ = 1, F_WRITE = 2, F_FSYNC = 4, F_META = 8 };
+/* F_LINK fails link() alone (it is in F_META too): it stands in for a filesystem without hard
+ * links (EPERM, ENOTSUP), so callers' copy fallbacks run under cuts. */
+enum { F_READ = 1, F_WRITE = 2, F_FSYNC = 4, F_META = 8, F_LINK = 16 };
 
 static unsigned bucket(ino_t ino) { return (unsigned)((ino * 0x9E3779B97F4A7C15ull) >> 52) % NBUCKET; }
 
@@ -451,7 +454,7 @@ static int pf_symlink(const char *target, const char *path) {
 static int pf_link(const char *from, const char *to) {
   LOCK();
   char a[PATH_MAX], b[PATH_MAX];
-  int r = fail_for(F_META);
+  int r = fail_for(F_META | F_LINK);
   if (!r) r = bpath(a, from);
   if (!r) r = bpath(b, to);
   if (!r) r = link(a, b) ? -errno : 0;
@@ -1246,7 +1249,8 @@ static int fail_mask_of(const char *s) {
     else if (!strcmp(t, "write")) m |= F_WRITE;
     else if (!strcmp(t, "fsync")) m |= F_FSYNC;
     else if (!strcmp(t, "meta")) m |= F_META;
-    else if (!strcmp(t, "all")) m |= F_READ | F_WRITE | F_FSYNC | F_META;
+    else if (!strcmp(t, "link")) m |= F_LINK;
+    else if (!strcmp(t, "all")) m |= F_READ | F_WRITE | F_FSYNC | F_META | F_LINK;
     else return -1;
   }
   return m;
