@@ -108,7 +108,20 @@ export class RemoteVtsPort implements VtsPort {
     // Past the engine's own timeout the key fails: the VTS must then still be in operation, never out without a key.
     const giveUp = Date.now() + this.#opTimeoutMs * 0.8;
     const policy = MODE_POLICY[op.mode];
+    // A key older than the one the VTS recorded, or a fork of its seq (made by a VTC that was
+    // cut off), takes nothing out of operation: checked before new mounts are refused.
+    if (op.mac !== undefined) await me.fence({ epoch: op.seq, epochMac: op.mac });
     await me.refuse(true);
+    try {
+      return await this.#leave(me, op, policy, giveUp);
+    } catch (e) {
+      // The VTS stays in operation (the key fails): it must take mounts again.
+      await me.refuse(false).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async #leave(me: VtsClient, op: Extract<VtsOp, { op: 'stop' }>, policy: (typeof MODE_POLICY)[keyof typeof MODE_POLICY], giveUp: number): Promise<RemoteView> {
     if (policy.activeMounts === 'abort') {
       await me.record(op.seq, op.mac);
     } else {
@@ -126,7 +139,6 @@ export class RemoteVtsPort implements VtsPort {
       }
       if (op.drainTo !== null) await this.#drain(op.drainTo, bound, op.mac === undefined ? undefined : { epoch: op.seq, epochMac: op.mac });
       if (policy.activeMounts === 'complete' && Date.now() >= giveUp) {
-        await me.refuse(false);
         throw new Error(`VTS ${this.name}: active mounts or pending copies did not finish within ${Math.round(this.#opTimeoutMs * 0.8)} ms; it stays in operation`);
       }
       // The mounts that were active have closed (or, expedite, ran out of time and are

@@ -317,6 +317,14 @@ export class VtsUnit {
    */
   async setOutOfOperation(o: { seq?: number; mac?: string; reason?: string } = {}): Promise<void> {
     this.#open();
+    // A key older than the last one recorded here, or another key of the same seq (a fork made
+    // by a VTC that was cut off), must not take a serving VTS out: the newer key decided otherwise.
+    if (this.#inOperation && o.seq !== undefined) {
+      if (o.seq < this.#lastKeySeq) throw new FencedError(o.seq, this.#lastKeySeq);
+      if (o.seq === this.#lastKeySeq && o.mac !== undefined && o.mac !== '' && this.#lastKeyMac !== '' && o.mac !== this.#lastKeyMac) {
+        throw new FencedError(o.seq, this.#lastKeySeq, `key ${o.seq} is not the key ${o.seq} VTS ${this.id} recorded (a forked key)`);
+      }
+    }
     if (o.seq !== undefined && o.seq > this.#lastKeySeq) {
       this.#lastKeySeq = o.seq;
       this.#lastKeyMac = o.mac ?? '';
