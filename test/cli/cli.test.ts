@@ -7,17 +7,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import { memoryOut } from '../../src/cli/output.js';
-import { defaultLibraryYaml } from '../../src/cli/default-lab.js';
+import { runCli, writeSmallLab } from './fixtures/in-process-cli.js';
 
 let dir: string;
 let yaml: string;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ptpvts-cli-'));
-  yaml = join(dir, 'library.yaml');
-  writeFileSync(yaml, defaultLibraryYaml('clitest').replace(/capacity: 64MiB/g, 'capacity: 4MiB'));
+  yaml = writeSmallLab(dir, 'clitest');
   process.exitCode = undefined;
 });
 afterEach(() => {
@@ -25,12 +22,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = memoryOut();
-  const code = await main(['node', 'ptpvts', ...args], o);
-  process.exitCode = undefined;
-  return { code, out: o.lines.join('\n'), err: o.errors.join('\n') };
-}
+const run = runCli;
 
 describe('ptpvts CLI on the embedded emulator', () => {
   it('inventories the library with barcodes and drive count', async () => {

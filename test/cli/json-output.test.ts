@@ -6,19 +6,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultLibraryYaml } from '../../src/cli/default-lab.js';
-import { main } from '../../src/cli/main.js';
-import { memoryOut } from '../../src/cli/output.js';
 import { statusJson } from '../../src/cli/ptp-status.js';
 import type { AgentStatus } from '../../src/vtc/agent.js';
+import { runCli, writeSmallLab } from './fixtures/in-process-cli.js';
 
 let dir: string;
 let yaml: string;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ptpvts-json-'));
-  yaml = join(dir, 'library.yaml');
-  writeFileSync(yaml, defaultLibraryYaml('jsontest').replace(/capacity: 64MiB/g, 'capacity: 4MiB'));
+  yaml = writeSmallLab(dir, 'jsontest');
   process.exitCode = undefined;
 });
 afterEach(() => {
@@ -26,12 +23,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = memoryOut();
-  const code = await main(['node', 'ptpvts', ...args], o);
-  process.exitCode = undefined;
-  return { code, out: o.lines.join('\n'), err: o.errors.join('\n') };
-}
+const run = runCli;
 
 async function json(...args: string[]): Promise<{ code: number; doc: Record<string, unknown> }> {
   const r = await run(...args);

@@ -7,10 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import { memoryOut } from '../../src/cli/output.js';
-import { defaultLibraryYaml } from '../../src/cli/default-lab.js';
 import { patternData } from '../../src/cli/tape-io.js';
+import { runCli, writeSmallLab } from './fixtures/in-process-cli.js';
 
 let dir: string;
 let yaml: string;
@@ -18,9 +16,8 @@ let state: string;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ptpvts-state-'));
-  yaml = join(dir, 'library.yaml');
   state = join(dir, 'state.json');
-  writeFileSync(yaml, defaultLibraryYaml('statetest').replace(/capacity: 64MiB/g, 'capacity: 4MiB'));
+  yaml = writeSmallLab(dir, 'statetest');
   process.exitCode = undefined;
 });
 afterEach(() => {
@@ -28,12 +25,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = memoryOut();
-  const code = await main(['node', 'ptpvts', ...args], o);
-  process.exitCode = undefined;
-  return { code, out: o.lines.join('\n'), err: o.errors.join('\n') };
-}
+const run = runCli;
 
 const good = { locations: { LAB001L8: 0x1000 }, faults: {} };
 
