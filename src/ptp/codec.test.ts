@@ -4,8 +4,8 @@ import { canonicalBytes, RecordSigner } from './codec.js';
 import { BadSignatureError, InvalidThresholdError, MalformedRecordError, UnknownVtsError, UnsafeThresholdError } from './errors.js';
 import { Ed25519Keys, generateKeyring, HmacSha256, toHex, vtcKeys } from './mac.js';
 import { MemoryJournal } from './memory-journal.js';
-import { checkThreshold, checkVts, genesisKey, transition } from './rules.js';
-import type { ShutdownKey } from './types.js';
+import { checkThreshold, checkVts, decideVote, genesisKey, transition } from './rules.js';
+import type { ShutdownKey, VtsSighting } from './types.js';
 
 const ring = generateKeyring(['vtc0', 'vtc1', 'vtc2', 'vtc3']);
 const signer = new RecordSigner(vtcKeys(ring, 'vtc0'));
@@ -33,7 +33,33 @@ describe('keys: canonical encoding, validation, MAC', () => {
   });
 });
 
+describe('VTS sightings in the journal', () => {
+  const sighting = (observer = 'vtc0'): Omit<VtsSighting, 'mac'> => ({ ptpId: 'ptp1', observer, vts: 'B', bootId: 'B-boot-1', imageId: 'image-B', restartedSeq: 3, bothLost: true, lostWithOther: false });
+  it('round-trips a sighting signed by its observer', () => {
+    const r = { type: 'sighting' as const, sighting: signer.sign<VtsSighting>(sighting()) };
+    expect(signer.decodeRecord(signer.encodeRecord(r))).toEqual(r);
+    expect(new RecordSigner(vtcKeys(ring, 'vtc2')).decodeRecord(signer.encodeRecord(r))).toEqual(r);
+  });
+  it('refuses a sighting altered, signed by another VTC, or with a field missing', () => {
+    const good = signer.sign<VtsSighting>(sighting());
+    expect(() => signer.decodeRecord(signer.encodeRecord({ type: 'sighting', sighting: { ...good, restartedSeq: null, bothLost: false } }))).toThrow(BadSignatureError);
+    const forged = { ...new RecordSigner(vtcKeys(ring, 'vtc1')).sign<VtsSighting>(sighting('vtc1')), observer: 'vtc0' };
+    expect(() => signer.decodeRecord(signer.encodeRecord({ type: 'sighting', sighting: forged }))).toThrow(/sighting of VTS B/);
+    const { bootId: _b, ...noBoot } = good;
+    expect(() => signer.decodeRecord(canonicalBytes({ type: 'sighting', sighting: noBoot }))).toThrow(MalformedRecordError);
+    expect(() => signer.sign<VtsSighting>(sighting('vtc1'))).toThrow(/cannot sign a record of "vtc1" as "vtc0"/);
+  });
+});
+
 describe('rules', () => {
+  it('a VTC votes NO for a VTS it saw restart while the other was lost too, whatever seq it reports', () => {
+    const g = genesisKey('ptp1', 4);
+    const view = { name: 'A' as const, inOperation: true, lastKeySeq: 0, behind: [] };
+    const base = { key: g, vts: 'A' as const, view, expectLo: 0, expectHi: 0, electionSeq: 0, seenMaxKeySeq: 0 };
+    expect(decideVote(base).yes).toBe(true);
+    expect(decideVote({ ...base, bothLost: true })).toEqual({ yes: false, why: 'A restarted while the other VTS was lost too, as seen here, and no key has judged it since' });
+  });
+
   it('threshold valid only for 0 <= T < n; VTS names only A and B', () => {
     expect(checkThreshold(2, 4)).toBe(2);
     // Below floor(n/2) only as the audited override.

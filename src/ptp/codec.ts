@@ -105,9 +105,24 @@ export const commitSchema = z
   })
   .strict();
 
+export const sightingSchema = z
+  .object({
+    ptpId: z.string().min(1).max(64),
+    observer: z.string().min(1).max(64),
+    vts,
+    bootId: z.string().max(128),
+    imageId: z.string().max(128),
+    restartedSeq: seq.nullable(),
+    bothLost: z.boolean(),
+    lostWithOther: z.boolean(),
+    mac: hexMac,
+  })
+  .strict();
+
 const recordSchema = z.union([
   z.object({ type: z.literal('key'), key: keySchema }).strict(),
   z.object({ type: z.literal('commit'), commit: commitSchema, key: keySchema }).strict(),
+  z.object({ type: z.literal('sighting'), sighting: sightingSchema }).strict(),
 ]);
 
 function describe(err: z.ZodError): string {
@@ -126,9 +141,9 @@ export function parseWith<T>(schema: z.ZodType<T>, what: string, value: unknown)
 
 /** Whose signature a record carries: a key its coordinator's, a commit its coordinator's, a ballot its voter's. */
 export function authorOf(record: object): string {
-  const r = record as { voter?: unknown; coordinator?: unknown; originVtc?: unknown };
-  const a = 'voter' in r ? r.voter : 'coordinator' in r ? r.coordinator : r.originVtc;
-  if (typeof a !== 'string') throw new MalformedRecordError('record names no author (voter, coordinator or originVtc)');
+  const r = record as { voter?: unknown; coordinator?: unknown; originVtc?: unknown; observer?: unknown };
+  const a = 'voter' in r ? r.voter : 'coordinator' in r ? r.coordinator : 'observer' in r ? r.observer : r.originVtc;
+  if (typeof a !== 'string') throw new MalformedRecordError('record names no author (voter, coordinator, observer or originVtc)');
   return a;
 }
 
@@ -204,7 +219,7 @@ export class RecordSigner {
   encodeRecord(r: JournalRecord): Uint8Array {
     return canonicalBytes(r);
   }
-  /** Decodes and authenticates journal bytes; a commit must name the key it carries. */
+  /** Decodes and authenticates journal bytes; a commit must name the key it carries; a sighting must be signed by its observer. */
   decodeRecord(bytes: Uint8Array): JournalRecord {
     let value: unknown;
     try {
@@ -213,6 +228,10 @@ export class RecordSigner {
       throw new MalformedRecordError('journal record is not UTF-8 JSON', e);
     }
     const r = parseWith(recordSchema, 'journal record', value) as JournalRecord;
+    if (r.type === 'sighting') {
+      this.check(r.sighting, `sighting of VTS ${r.sighting.vts}`);
+      return r;
+    }
     this.check(r.key, `shutdown key ${r.key.seq}`);
     if (r.type === 'commit') {
       this.check(r.commit, `commit record ${r.commit.seq}`);

@@ -13,7 +13,7 @@ import type { PeerMessage } from './messages.js';
 import { checkThreshold, checkVts, configDigest, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, minSafeThreshold, sortVts, thresholdMismatch, transition } from './rules.js';
 import type { BrokenRule, CommandShape, Transition } from './rules.js';
 import { formatStatus, otherVts, VTS_NAMES } from './types.js';
-import type { CommitRecord, ElectionId, JournalRecord, Mode, PtpStatus, ShutdownKey, SignedBallot, VtsName, VtsView } from './types.js';
+import type { CommitRecord, ElectionId, JournalRecord, Mode, PtpStatus, ShutdownKey, SignedBallot, VtsName, VtsSighting, VtsView } from './types.js';
 import type { VoteTallyApi, VoteTallyOptions } from '../hotpath/ballots.js';
 
 /** Protocol timers, in the Clock's milliseconds. */
@@ -179,9 +179,23 @@ interface VtsObs {
   /**
    * Set when a view shows another boot or image id than the view before it (the VTS
    * restarted, or is another image), with the last key seq it then reported; cleared once it
-   * reports a newer one: a key recorded on it since, by a VTC that judged its image.
+   * reports a newer key this VTC trusts (#judgedRecord): one a VTC that judged its image recorded.
    */
   restarted: { readonly seq: number } | null;
+  /**
+   * Set when the other VTS was seen restart while this one was not known in operation here
+   * (unreachable, or never seen): both may have been lost at once, so this one counts as
+   * restarted when it next answers, whatever boot it reports (seed 87866).
+   */
+  lostWithOther: boolean;
+  /** The restart in `restarted` was seen while the other VTS, kept in by the newest key, was lost or restarted too (both lost at once, as this VTC knows). */
+  bothLost: boolean;
+  /** The identity last journalled (a sighting), so a VTC that restarts compares the first view it gets with it. */
+  journaled: { readonly bootId: string; readonly imageId: string } | null;
+  /** What the last sighting journalled said, to journal only changes. */
+  sighted: string;
+  /** When the newest heartbeat that found the VTS unreachable was issued. */
+  lastFail: number;
 }
 
 export interface EngineStats {
@@ -253,8 +267,8 @@ export class VtcEngine {
   #nextToken = 1;
   readonly #ops = new Map<number, { deadline: number; issued: number; done: (r: VtsResult, issued: number) => void }>();
   readonly #obs: Record<VtsName, VtsObs> = {
-    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null },
-    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null },
+    A: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null, lostWithOther: false, bothLost: false, journaled: null, sighted: '', lastFail: -Infinity },
+    B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null, lostWithOther: false, bothLost: false, journaled: null, sighted: '', lastFail: -Infinity },
   };
   readonly #lastHeard = new Map<string, number>();
   #lastHello = -Infinity;
@@ -309,6 +323,10 @@ export class VtcEngine {
     this.#now = now;
     this.#boot = now;
     for (const r of records) {
+      if (r.type === 'sighting') {
+        this.#restoreSighting(r.sighting);
+        continue;
+      }
       this.#holdKey(r.key, now);
       if (r.type === 'commit') this.#applyCommit(r.key, r.commit);
     }
@@ -322,7 +340,7 @@ export class VtcEngine {
     for (const x of VTS_NAMES) if (this.#obs[x].hbToken === null) this.#heartbeat(x);
     if (now - this.#lastHello >= this.config.timing.helloInterval) {
       this.#lastHello = now;
-      this.#broadcast({ t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg });
+      this.#broadcast(this.#hello());
     }
     if (this.#coord !== null && this.#coord.phase === 1 && now >= this.#coord.deadline) this.#phase1Timeout();
     this.#flush();
@@ -359,9 +377,10 @@ export class VtcEngine {
       case 'nack': {
         // A peer saw the survivor restart: this VTC takes that knowledge over, so it counts
         // both VTS as lost rather than proposing the same failure key again (seed 580).
-        const r = /^restarted:([AB]):/.exec(msg.reason);
-        const o = r === null ? undefined : this.#obs[r[1] as VtsName];
+        const r = /^(restarted|bothlost):([AB]):/.exec(msg.reason);
+        const o = r === null ? undefined : this.#obs[r[2] as VtsName];
         if (o !== undefined && o.restarted === null && o.view !== undefined) o.restarted = { seq: o.view.lastKeySeq };
+        if (o !== undefined && o.restarted !== null && r?.[1] === 'bothlost') o.bothLost = true;
         this.#onAck(from, msg.seq, msg.keyMac, false);
         break;
       }
@@ -373,12 +392,15 @@ export class VtcEngine {
         break;
       case 'hello': {
         // The first hello from a peer gets one back at once, so a VTC that just started learns quickly whether it is behind.
-        if (!this.#peerTop.has(from)) this.#send(from, { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg });
+        if (!this.#peerTop.has(from)) this.#send(from, this.#hello());
         this.#peerTop.set(from, msg.top);
         // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
         let after: number | null = null;
         if (msg.top > this.#eff.seq || msg.hi > this.#hw) after = msg.top > this.#eff.seq ? this.#eff.seq : this.#hw;
         else if (msg.topMac !== this.#eff.mac && msg.top > 0) after = Math.max(0, Math.min(msg.top, this.#eff.seq) - 1);
+        // The same newest key under another commit (a takeover committed it again where the
+        // first commit had not arrived): fetch it, so both follow the same one (seed 88605).
+        else if (msg.topCommit !== undefined && msg.top === this.#eff.seq && msg.top > 0 && this.#commits.get(msg.top)?.some((c) => c.mac === msg.topCommit) !== true) after = msg.top - 1;
         // A held commit whose key's predecessor never arrived (its sync was lost): ask again,
         // at the pace of hellos, so two VTCs without it cannot ask each other without end.
         const gap = this.#missingPredecessor();
@@ -394,6 +416,12 @@ export class VtcEngine {
         break;
     }
     this.#flush();
+  }
+
+  /** This VTC's hello: its high-water mark, its newest key and the commit it follows for it. */
+  #hello(): Extract<PeerMessage, { t: 'hello' }> {
+    const topCommit = this.#chosen.get(this.#eff.seq)?.commit.mac;
+    return { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg, ...(topCommit === undefined ? {} : { topCommit }) };
   }
 
   /** The record of `append` effect `token` is durable. */
@@ -520,6 +548,29 @@ export class VtcEngine {
   inFlight(): boolean {
     return this.#coord !== null;
   }
+
+  /**
+   * What must hold between any two inputs (the simulation checks it after every step; an
+   * empty list when all hold): the newest key is the head of a done commit held here, the
+   * high-water marks are ordered, the status never claims more than the newest key allows,
+   * a restart mark that is cleared carries no "both lost", and a key left unresolved has no
+   * commit here.
+   */
+  invariants(): string[] {
+    const out: string[] = [];
+    const eff = this.#eff;
+    if (eff.seq > 0) {
+      const c = this.#chosen.get(eff.seq);
+      if (c === undefined || c.key.mac !== eff.mac || c.commit.outcome !== 'done') out.push(`newest key ${eff.seq} is not the key of a done commit held here`);
+    }
+    if (eff.seq > this.#maxHeld || this.#hw > this.#maxHeld) out.push(`newest key ${eff.seq} or high-water mark ${this.#hw} above the newest key held (${this.#maxHeld})`);
+    const s = this.status();
+    if (s.kind === 'online-single' && (!eff.current.includes(s.vts) || !isStrong(eff))) out.push(`${formatStatus(s)} outside current {${eff.current.join(',')}} of key ${eff.seq}, or on a weak key`);
+    if ((s.kind === 'online-both' || s.kind === 'resync') && (eff.state.kind !== 'online-both' || !isStrong(eff))) out.push(`${formatStatus(s)} while key ${eff.seq} says ${eff.state.kind}`);
+    for (const x of VTS_NAMES) if (this.#obs[x].restarted === null && this.#obs[x].bothLost) out.push(`VTS ${x} marked both lost without a restart mark`);
+    for (const k of this.#unresolved.values()) if (this.#commits.get(k.seq)?.some((c) => c.keyMac === k.mac) === true) out.push(`key ${k.seq} is held as unresolved but has a commit here`);
+    return out;
+  }
   /** Peers or keys found not to fit this VTC's configuration (another VTC list, a threshold that does not follow), newest last; at most 16. */
   configWarnings(): readonly string[] {
     return this.#configWarnings;
@@ -593,7 +644,11 @@ export class VtcEngine {
         if (c.outcome === 'done' && linked && parent !== undefined) {
           const prevBest = headOf.get(k.mac);
           const cand = { eff, strong: parent.strong + (strong ? 1 : 0), len: parent.len + 1 };
-          if (prevBest === undefined || idx(c.coordinator) < idx(best.get(k.mac)?.commit.coordinator ?? '')) {
+          // Two done commits of one key (a takeover committed it again, weak, where the first had
+          // not arrived): the strong one, then the first coordinator's (seed 88605).
+          const other = best.get(k.mac);
+          const otherStrong = other === undefined ? false : isStrong(effectiveKey(k, other.commit));
+          if (prevBest === undefined || other === undefined || (strong && !otherStrong) || (strong === otherStrong && idx(c.coordinator) < idx(other.commit.coordinator))) {
             headOf.set(k.mac, cand);
             best.set(k.mac, { ...cand, parent: k.prevMac, commit: c, key: k });
           }
@@ -760,9 +815,24 @@ export class VtcEngine {
     // would place an image nobody judged on-line alone: the coordinator may have restarted
     // itself and missed the restart. Refusing fails the key (forced never goes against an
     // answer); this VTC then counts both as lost.
-    if (key.reason === 'failure' && key.command === 'vts-out') {
-      const y = otherVts(key.subjects[0] ?? 'A');
+    // So would an operator's vts-out (forced or not) whose survivor step records on that VTS:
+    // this VTC's acknowledgement then clears its own mark (#judgedRecord).
+    if (key.command === 'vts-out') {
+      const x = key.subjects[0] ?? 'A';
+      const y = otherVts(x);
+      // The failure key of the last VTS in keeps it current, unless it was lost together
+      // with the other: a VTC that saw that refuses, and the coordinator, taking it over,
+      // leaves it out of current (seed 20176).
+      if (key.reason === 'failure' && this.#eff.status[y] === 'out' && key.current.includes(x) && this.#lostWithOtherCurrent(x)) return nack(`bothlost:${x}: VTS ${x} restarted while the other VTS was lost too: it alone cannot stay current`);
       if (this.#eff.status[y] === 'in' && this.#obs[y].restarted !== null) return nack(`restarted:${y}: VTS ${y} restarted and no key has been recorded on it since: it cannot be left serving alone`);
+    }
+    // A return without a vote brings back a VTS in current only as the image that left: a
+    // VTC that judges it another image (below the seq it confirmed, as it came back from a
+    // restart) refuses, as its coordinator would have (seed 20013: the coordinator had
+    // restarted, never saw the restart, and judged the image by a forked key recorded on it).
+    if (key.command === 'vts-in' && key.reason === 'return') {
+      const other = key.subjects.find((x) => this.#eff.current.includes(x) && this.#obs[x].view !== undefined && !this.#sameImage(x));
+      if (other !== undefined) return nack(`image:${other}: VTS ${other} reports last key seq ${this.#judgedSeq(other)}, not the image that left (expected ${this.#expectRange(other).lo}..${this.#expectRange(other).hi})`);
     }
     // A key that records its seq on a VTS it keeps in without judging it would clear every
     // VTC's restart mark: that VTS's loss must be recorded first (seeds 3396, 3671).
@@ -866,8 +936,11 @@ export class VtcEngine {
 
   #estimatePending(prev: ShutdownKey, shape: CommandShape): string[] | null {
     if (shape.command !== 'vts-out') return [];
-    const y = otherVts(shape.subjects[0] ?? 'A');
-    if (prev.status[y] !== 'in') return [];
+    const x = shape.subjects[0] ?? 'A';
+    const y = otherVts(x);
+    // The last VTS in, lost by a failure this VTC saw together with the other's loss: its
+    // copies are unknown, and the key leaves it out of current (rules.ts transition; seed 20176).
+    if (prev.status[y] !== 'in') return shape.reason === 'failure' && this.#lostWithOtherCurrent(x) ? null : [];
     return this.#obs[y].view?.behind.slice() ?? null;
   }
 
@@ -884,7 +957,9 @@ export class VtcEngine {
       i: 0,
       recorded: new Set(),
       attempted: new Set(),
-      pending: [],
+      // The last VTS in going out has no survivor step to count copies: an unknown (null)
+      // estimate stands (both lost at once), so the commit leaves it out of current too.
+      pending: key.command === 'vts-out' && key.copiesPending === null && prev.status[otherVts(key.subjects[0] ?? 'A')] === 'out' ? null : [],
       unionFailed: false,
       error: null,
       ballots: new Map(),
@@ -1016,7 +1091,34 @@ export class VtcEngine {
     if (key.reason !== 'failure' && key.mode !== 'forced') return false;
     // A VTS that restarts after this check is caught by the VTS itself: the stop carries the
     // boot judged here (#bootOf), and a restarted VTS refuses it.
-    return (this.#obs[x].restarted !== null || (this.#obs[x].view !== undefined && !this.#sameImage(x)));
+    return this.#unjudged(x);
+  }
+
+  /**
+   * This VTC saw VTS `x` restart and the other lost at the same time (restarted too, or not
+   * known in operation when `x` was seen restarted), and no key it trusts has judged `x`
+   * since: both were lost at once as far as it knows, an event only a both-lost key (current
+   * empty) or both VTS returning together may follow, never an election of one alone.
+   */
+  #bothLostUnrecorded(x: VtsName): boolean {
+    return this.#obs[x].restarted !== null && this.#obs[x].bothLost;
+  }
+
+  /**
+   * The last VTS in, `x`, was lost together with the other (#bothLostUnrecorded) and reports a
+   * last key seq in the expected range: its failure key leaves it out of current, as both
+   * together hold every write. One reporting less than it confirmed recording is an older
+   * image of the only current VTS: it keeps its membership (and so stays unelectable), or a
+   * return with the other would serve what the restore lost (seed 54977: a VTC that had
+   * missed the key taking A out judged "both lost" against an older key).
+   */
+  #lostWithOtherCurrent(x: VtsName): boolean {
+    return this.#bothLostUnrecorded(x) && this.#obs[x].view !== undefined && this.#sameImage(x);
+  }
+
+  /** VTS `x` restarted with no key judged on it since, or reports a last key seq out of the expected range. */
+  #unjudged(x: VtsName): boolean {
+    return this.#obs[x].restarted !== null || (this.#obs[x].view !== undefined && !this.#sameImage(x));
   }
 
   #onAck(from: string, seq: number, keyMac: string, ok: boolean, ballot?: SignedBallot): void {
@@ -1273,11 +1375,12 @@ export class VtcEngine {
     const vote = decideVote({
       key: this.#eff,
       vts: id.vts,
-      view,
+      view: view === undefined ? undefined : { ...view, lastKeySeq: this.#judgedSeq(id.vts) },
       expectLo: lo,
       expectHi: hi,
       electionSeq: id.seq,
       seenMaxKeySeq: this.#seenMaxKeySeq,
+      ...(this.#bothLostUnrecorded(id.vts) ? { bothLost: true } : {}),
       ...(starting ? { starting } : {}),
       ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
     });
@@ -1334,7 +1437,10 @@ export class VtcEngine {
       if (r.ok) this.#observe(r.view, issued);
       // Unreachable since: when it answers again it has returned, and returnGrace starts
       // then (a VTS powered off keeps no "in operation since" from before).
-      else if (issued >= o.at) o.inSince = null;
+      else if (issued >= o.at) {
+        o.inSince = null;
+        o.lastFail = issued;
+      }
     });
     o.hbToken = token;
   }
@@ -1345,17 +1451,100 @@ export class VtcEngine {
     if (issued < o.at) return;
     // A VTS that restarted (or is another image) may have lost, or never had, what it held:
     // it counts as lost until a key records the event (see #lost).
-    const before = o.view;
-    if (before !== undefined && ((view.bootId ?? '') !== (before.bootId ?? '') || (view.imageId ?? '') !== (before.imageId ?? ''))) o.restarted = { seq: view.lastKeySeq };
-    else if (o.restarted !== null && view.lastKeySeq > o.restarted.seq) o.restarted = null;
+    // The identity seen before: the last view, or after this VTC restarted, the last sighting
+    // it journalled (seed 97888: the restart evidence died with the VTC that saw it).
+    const before = o.view !== undefined ? { bootId: o.view.bootId ?? '', imageId: o.view.imageId ?? '' } : o.journaled;
+    if (before !== null && ((view.bootId ?? '') !== before.bootId || (view.imageId ?? '') !== before.imageId)) {
+      // A VTS restarting again before any key judged it stays as unjudged as it was (seed 20119).
+      o.bothLost = o.restarted !== null && o.bothLost;
+      o.restarted = { seq: view.lastKeySeq };
+      // Both lost at once, as far as this VTC can tell: the other VTS, kept in by the newest
+      // key, had restarted too (no key judged it since) or was not known in operation when
+      // this one was seen restarted; the latter counts as restarted when it answers again.
+      const y = this.#obs[otherVts(view.name)];
+      // Judged against this VTC's newest key only while the VTS reports no newer one: one that
+      // recorded a key this VTC has not learned shows the chain moved on without it, and the
+      // other's loss may already be recorded there (seed 526: a failure key of A, then B's
+      // power cycle, looked like both lost to a VTC that had missed the key).
+      if (this.#eff.status[otherVts(view.name)] === 'in' && this.#eff.status[view.name] === 'in' && view.lastKeySeq <= this.#eff.seq) {
+        if (y.restarted !== null) o.bothLost = y.bothLost = true;
+        // Not known in operation: seen out of operation or unreachable since this VTC started,
+        // not merely unheard yet (a VTC that just restarted has asked nothing; seed 64477).
+        else if (y.inSince === null && (y.view !== undefined || y.lastFail >= this.#boot)) {
+          o.bothLost = true;
+          y.lostWithOther = true;
+        }
+      }
+    } else if (o.lostWithOther && o.restarted === null) {
+      // Unless a key this VTC trusts was recorded on it since it was last seen: whoever
+      // recorded it judged this boot (seed 56772: B was only cut from this VTC, and the
+      // failure key of A, acknowledged here, had recorded on B meanwhile).
+      if (!(view.lastKeySeq > (o.view?.lastKeySeq ?? -1) && this.#judgedRecord(view))) {
+        o.restarted = { seq: view.lastKeySeq };
+        o.bothLost = true;
+      }
+    } else if (o.restarted !== null && view.lastKeySeq > o.restarted.seq && this.#judgedRecord(view)) {
+      o.restarted = null;
+      o.bothLost = false;
+    }
+    o.lostWithOther = false;
     o.view = view;
     o.at = issued;
+    this.#noteSighting(view.name);
+    this.#noteSighting(otherVts(view.name));
     if (view.inOperation) {
       o.lastOk = issued;
       if (o.inSince === null) o.inSince = issued;
     } else {
       o.inSince = null;
     }
+  }
+
+  /** Journals what this VTC holds of VTS `x`'s identity and restart marks, when it changed. */
+  #noteSighting(x: VtsName): void {
+    const o = this.#obs[x];
+    const id = o.view !== undefined ? { bootId: o.view.bootId ?? '', imageId: o.view.imageId ?? '' } : o.journaled;
+    if (id === null) return;
+    const body = { ptpId: this.config.ptpId, observer: this.config.self, vts: x, bootId: id.bootId, imageId: id.imageId, restartedSeq: o.restarted?.seq ?? null, bothLost: o.bothLost, lostWithOther: o.lostWithOther };
+    const state = JSON.stringify(body);
+    if (state === o.sighted) return;
+    o.sighted = state;
+    o.journaled = id;
+    this.#append({ type: 'sighting', sighting: this.#signer.sign<VtsSighting>(body) }, () => undefined);
+  }
+
+  /** Takes a journalled sighting back after a restart (the last one of each VTS wins). */
+  #restoreSighting(r: VtsSighting): void {
+    if (r.ptpId !== this.config.ptpId || r.observer !== this.config.self) return;
+    const o = this.#obs[r.vts];
+    o.journaled = { bootId: r.bootId, imageId: r.imageId };
+    o.restarted = r.restartedSeq === null ? null : { seq: r.restartedSeq };
+    o.bothLost = r.bothLost;
+    o.lostWithOther = r.lostWithOther;
+    o.sighted = JSON.stringify({ ptpId: r.ptpId, observer: r.observer, vts: r.vts, bootId: r.bootId, imageId: r.imageId, restartedSeq: r.restartedSeq, bothLost: r.bothLost, lostWithOther: r.lostWithOther });
+  }
+
+  /**
+   * Whether the key a VTS reports as its last (seq and MAC) clears this VTC's restart mark on
+   * it: a key held here with a done commit that is strong (more than T VTCs held it, so it
+   * went through the nacks of the VTCs that saw the restart) or that this VTC acknowledged
+   * itself (so it judged it with the mark in mind; a key held without a commit yet was
+   * acknowledged here). A weak forced key of a VTC that restarted
+   * itself, or was cut off, records its seq on an image it cannot judge (it never saw the old
+   * boot); clearing the marks on it let the VTCs that saw the restart elect or serve a
+   * restored image (seeds 20119, 66024). The mark then stays until such a key records.
+   */
+  #judgedRecord(view: VtsView): boolean {
+    const key = this.#keys.get(view.lastKeySeq)?.get(view.lastKeyMac ?? '');
+    if (key === undefined) return false;
+    // A key that takes the VTS out stops it whatever image it is: that judges nothing.
+    if (key.command === 'ptp-shutdown' || (key.command === 'vts-out' && key.subjects.includes(view.name))) return false;
+    // Held without a commit yet: this VTC acknowledged it (a key is held only so, or with its
+    // commit), as a return key's own records reach the VTS before its commit arrives.
+    if (this.#unresolved.has(key.mac)) return true;
+    const commit = this.#commits.get(key.seq)?.find((c) => c.keyMac === key.mac && c.outcome === 'done');
+    if (commit === undefined) return false;
+    return isStrong(effectiveKey(key, commit)) || commit.acks.includes(this.config.self);
   }
 
   /**
@@ -1432,6 +1621,11 @@ export class VtcEngine {
       // A VTC that sees neither VTS cannot fence the survivor; one that sees it coordinates instead.
       // The survivor must not be lost itself (restarted since the key): that is both lost at once, below.
       if (eff.status[x] === 'in' && this.#lost(x) && (eff.status[otherVts(x)] === 'out' || (this.#seenIn(otherVts(x)) && !this.#lost(otherVts(x))))) {
+        // The last VTS in, lost together with the other: whether it leaves current depends on
+        // the seq it reports, so a view older than the newest key (which may have recorded on
+        // it) is asked again first, for at most a heartbeat timeout (seed 83922: a stale view
+        // below the seq just recorded kept the VTS current, and this VTC voted NO for ever).
+        if (eff.status[otherVts(x)] === 'out' && this.#bothLostUnrecorded(x) && this.#obs[x].at < this.#effAt && this.#now - this.#effAt < t.heartbeatTimeout) return;
         if (this.#due(`fail:${eff.seq}:${x}`, this.#rank())) this.#coordinate({ command: 'vts-out', subjects: [x], reason: 'failure' }, 'forced', null, null);
         return;
       }
@@ -1578,6 +1772,16 @@ export class VtcEngine {
   }
 
   /**
+   * What this VTC holds of each VTS's restarts: restarted with no trusted key recorded since
+   * (`restartedSeq`, the last key seq it reported then; null: none) and seen lost together
+   * with the other (`bothLost`). Kept across a restart of this VTC by its journal (sightings).
+   */
+  restartMarks(): Record<VtsName, { readonly restartedSeq: number | null; readonly bothLost: boolean }> {
+    const of = (x: VtsName): { restartedSeq: number | null; bothLost: boolean } => ({ restartedSeq: this.#obs[x].restarted?.seq ?? null, bothLost: this.#obs[x].restarted !== null && this.#obs[x].bothLost });
+    return { A: of('A'), B: of('B') };
+  }
+
+  /**
    * The newest seq VTS `x` confirmed recording, as this VTC knows it (a done or chosen commit
    * naming it in `recorded`): the lowest last key seq it accepts from `x` as the same image.
    */
@@ -1589,7 +1793,26 @@ export class VtcEngine {
   #sameImage(x: VtsName): boolean {
     const v = this.#obs[x].view;
     const { lo, hi } = this.#expectRange(x);
-    return v !== undefined && v.lastKeySeq >= lo && v.lastKeySeq <= hi;
+    const seq = this.#judgedSeq(x);
+    return v !== undefined && seq >= lo && seq <= hi;
+  }
+
+  /**
+   * The last key seq VTS `x` is judged by: what it reports, unless this VTC saw it restart and
+   * no key it trusts (#judgedRecord) has been recorded on it since, and the key it reports is
+   * not the one this VTC's chain holds at that seq (the range's lower bound comes from that
+   * chain); then what it reported when it came back. A weak key of another branch (a forced
+   * key of a VTC that restarted or was cut off) recorded on a restored image must not lift it
+   * into the expected range: in seed
+   * 20013 a forked forced `vts-out` recorded its seq 1 on an image of seq 0, which every VTC
+   * then elected. The MAC is not compared in general: a genuine VTS may have recorded a
+   * losing fork's key (that made 13 seeds of 0..4000 lose liveness).
+   */
+  #judgedSeq(x: VtsName): number {
+    const o = this.#obs[x];
+    const reported = o.view?.lastKeySeq ?? 0;
+    if (o.restarted === null || this.#chosen.get(reported)?.key.mac === o.view?.lastKeyMac) return reported;
+    return Math.min(reported, o.restarted.seq);
   }
 
   /** [newest seq the VTS confirmed recording, newest key seq held here]: a VTS outside it is another image. */

@@ -32,6 +32,11 @@ export class MemoryJournal implements Storage {
     this.#tail = [];
     for (const r of t) r.reject(new EngineStoppedError());
   }
+  /** The disk is replaced (a new VTC machine): nothing durable remains. Call while crashed. */
+  wipe(): void {
+    this.#tail = [];
+    this.#durable.length = 0;
+  }
   readAll(): Promise<Uint8Array[]> {
     return Promise.resolve(this.#durable.slice());
   }

@@ -11,7 +11,7 @@ export type PeerMessage =
   | { readonly t: 'commit'; readonly key: ShutdownKey; readonly commit: CommitRecord }
   | { readonly t: 'ballot'; readonly ballot: SignedBallot }
   /** `cfg`: the sender's configuration digest (rules.ts configDigest), so a VTC configured with another VTC list is noticed. */
-  | { readonly t: 'hello'; readonly hi: number; readonly top: number; readonly topMac: string; readonly cfg?: string }
+  | { readonly t: 'hello'; readonly hi: number; readonly top: number; readonly topMac: string; readonly cfg?: string; readonly topCommit?: string }
   | { readonly t: 'sync-req'; readonly after: number }
   | { readonly t: 'sync'; readonly records: readonly { readonly key: ShutdownKey; readonly commit: CommitRecord }[] };
 
@@ -23,7 +23,7 @@ const envelope = z.union([
   z.object({ t: z.literal('nack'), seq, keyMac: mac, reason: z.string().max(1024) }).strict(),
   z.object({ t: z.literal('commit'), key: z.unknown(), commit: z.unknown() }).strict(),
   z.object({ t: z.literal('ballot'), ballot: z.unknown() }).strict(),
-  z.object({ t: z.literal('hello'), hi: seq, top: seq, topMac: mac, cfg: z.string().max(64).optional() }).strict(),
+  z.object({ t: z.literal('hello'), hi: seq, top: seq, topMac: mac, cfg: z.string().max(64).optional(), topCommit: mac.optional() }).strict(),
   z.object({ t: z.literal('sync-req'), after: seq }).strict(),
   z.object({ t: z.literal('sync'), records: z.array(z.object({ key: z.unknown(), commit: z.unknown() }).strict()).max(256) }).strict(),
 ]);

@@ -157,6 +157,9 @@ export function transition(prev: ShutdownKey, c: CommandShape, pending: readonly
           : { status, current: [], state: { kind: 'offline' }, threshold: T };
       }
       // The last VTS to go out keeps its membership; an off-line system took no writes since.
+      // Unless it was lost together with the other while both were current (pending null: its
+      // copies are unknown): neither alone then holds every write, only both together do.
+      if (pending === null) return { status, current: prev.current.filter((v) => v !== x), state: { kind: 'offline' }, threshold: T };
       return { status, current: prev.current, state: { kind: 'offline' }, threshold: T };
     }
     case 'ptp-shutdown': {
@@ -229,6 +232,12 @@ export interface VoteInput {
   readonly seenMaxKeySeq: number;
   /** The ballot rides on the key that starts the VTS (decided here): it must answer, not yet be in operation. */
   readonly starting?: boolean;
+  /**
+   * This VTC saw the VTS restart while the other was lost too (both lost at once) and no key
+   * it trusts has judged the VTS since: a restored image of one of two VTS that were both
+   * current reports an expected seq, and only the other's tokens tell what it lacks.
+   */
+  readonly bothLost?: boolean;
   readonly broken?: BrokenRule;
 }
 
@@ -248,6 +257,7 @@ export function decideVote(v: VoteInput): { yes: boolean; why: string } {
   if (v.view.lastKeySeq < v.expectLo || v.view.lastKeySeq > v.expectHi) {
     return { yes: false, why: `${v.vts} reports last key seq ${v.view.lastKeySeq}, expected ${v.expectLo}..${v.expectHi}` };
   }
+  if (v.bothLost === true) return { yes: false, why: `${v.vts} restarted while the other VTS was lost too, as seen here, and no key has judged it since` };
   if (v.broken === 'yes-without-keyseq-check') return { yes: true, why: 'broken rule: no keySeq check' };
   if (v.electionSeq !== v.key.seq) return { yes: false, why: `election is about key ${v.electionSeq}, newest here is ${v.key.seq}` };
   if (v.seenMaxKeySeq > v.key.seq) return { yes: false, why: `a ballot carries key ${v.seenMaxKeySeq}, newer than ${v.key.seq} here` };

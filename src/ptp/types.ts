@@ -139,8 +139,31 @@ export interface SignedBallot {
   readonly mac: string;
 }
 
-/** A journal record: a key made durable in phase 1 or a commit record made durable in phase 2. */
-export type JournalRecord = { readonly type: 'key'; readonly key: ShutdownKey } | { readonly type: 'commit'; readonly commit: CommitRecord; readonly key: ShutdownKey };
+/**
+ * What a VTC last judged of a VTS's identity (decided here): the boot and image it saw and
+ * whether it holds the VTS as restarted with no trusted key recorded since (`restartedSeq`,
+ * the last key seq it then reported) and lost together with the other (`bothLost`).
+ * Journalled whenever it changes, so a VTC that restarts still knows a VTS restart it saw:
+ * kept in memory only, that evidence died with the VTC (seed 97888). Signed by `observer`.
+ */
+export interface VtsSighting {
+  readonly ptpId: string;
+  readonly observer: string;
+  readonly vts: VtsName;
+  readonly bootId: string;
+  readonly imageId: string;
+  readonly restartedSeq: number | null;
+  readonly bothLost: boolean;
+  /** The other VTS was seen restart while this one was unreachable: it counts as restarted when it answers. */
+  readonly lostWithOther: boolean;
+  readonly mac: string;
+}
+
+/** A journal record: a key made durable in phase 1, a commit record made durable in phase 2, or a VTS sighting. */
+export type JournalRecord =
+  | { readonly type: 'key'; readonly key: ShutdownKey }
+  | { readonly type: 'commit'; readonly commit: CommitRecord; readonly key: ShutdownKey }
+  | { readonly type: 'sighting'; readonly sighting: VtsSighting };
 
 /** What a VTS reports about itself (heartbeat reply and every operation reply). */
 export interface VtsView {

@@ -62,6 +62,24 @@ const FOUND: readonly (readonly [number, string])[] = [
   [57724, 'a ptp-start started a restored image of a current VTS with its seq, and the image passed the next election (stale-read)'],
   [10054, 'a start recorded its seq on a restored image of a current VTS (stale-read)'],
   [62378, 'the world restored an image older than a seq the VTS had recorded but whose answer was lost, which no VTC can tell apart (a model fault: restores now compare with the seq the VTCs hold as confirmed)'],
+  // The open findings of the 10^5 scan (docs/protocol-notes.md, "Restart marks and both VTS lost at once"):
+  [20119, 'a weak forced failure key of a VTC that had restarted recorded its seq on a restored survivor and cleared the restart marks of the VTCs that saw the restart; they elected the image (stale-read)'],
+  [66024, 'a weak forced failure key recorded its seq on a restored image and cleared the restart mark of the VTC that saw both VTS lost at once; it elected the image (stale-read)'],
+  [78195, 'a weak forced failure key of a restarted VTC recorded its seq on a restored survivor and cleared a peer\'s restart mark (stale-read)'],
+  [74034, 'a VTC that saw both VTS lost at once elected the restored one alone, its seq being in range (stale-read)'],
+  [87866, 'a VTC saw B restart while A was unreachable, then took A back as if only B had been lost; a failure key of B left a restored A serving alone (stale-read)'],
+  [20013, 'a weak forced vts-out of another branch recorded its seq on a restored image, lifting it into the range every VTC expected; it was elected, then brought back by a return key (stale-read)'],
+  [97888, 'the only VTC that saw a restored VTS restart, while the other was lost too, crashed: its restart marks were in memory only, and both VTCs then elected the image (safety; sightings are journalled now)'],
+  [88605, 'a takeover committed a key again, weak, where the first strong commit had not arrived; hellos compared only keys, so the VTC never fetched the other commit and stayed off-line (liveness)'],
+  // Guards of those rules (each lost liveness, or safety, in a first version of them; they pass on the code before it too):
+  [526, 'a VTC that had missed the failure key of A took B\'s later power cycle for both lost at once (liveness)'],
+  [20176, 'the failure key of the last VTS in, lost together with the other, kept it current while the VTCs that saw both lost voted NO for it (liveness)'],
+  [54977, 'a VTC that had missed the key taking A out judged both lost against an older key; the failure key of a restored B emptied current and a return served it (stale-read)'],
+  [64477, 'a VTC that had just restarted took the other VTS, not yet heard from, for lost together with one that restarted (liveness)'],
+  [56772, 'a VTS only cut from one VTC was taken for restarted when it answered again, though a key that VTC acknowledged had recorded on it meanwhile (liveness)'],
+  [83922, 'the failure key of the last VTS in, lost together with the other, was judged by a view older than the key that had just recorded on it, and kept it current (liveness)'],
+  [27001, 'both VTS were lost at once, then an operator shutdown kept both current; the VTCs rightly refused to elect one alone and the harness brought back only one (liveness; the schedule now brings both back, as an operator would)'],
+  [47147, 'both VTS lost at once around a forced shutdown that kept both current: as 27001 (liveness)'],
 ];
 
 describe('simulation seeds that once failed', () => {

@@ -191,11 +191,53 @@ describe('safety stories', () => {
   });
 
   /**
+   * Restart evidence survives a restart of the VTC that saw it (seed 97888). n = 2, on-line
+   * with both; vtc1 cannot reach B. Both VTS lose power; B comes back alone (a new boot: it
+   * may be a restored image that lacks what only A's tokens show). vtc0 sees B restart while
+   * A is lost too (both lost at once), then crashes and restarts. vtc1 never saw B's old
+   * boot; the operator's forced `vts-out A` on it would vouch for B as the survivor. vtc0,
+   * which journalled the sighting, refuses that key (it cannot leave B serving alone; forced
+   * never goes against an answer), so the loss is recorded as both lost (current empty) and
+   * B is never elected alone (vtc0 would vote NO for it in any case). Kept in memory only, the marks died with vtc0, both VTCs elected B, and
+   * B served alone whatever it had lost.
+   */
+  it('a VTC that restarts still knows a VTS restart it saw while the other was lost (journalled sighting), and never elects that VTS alone', () => {
+    const w = new World({ seed: 3, n: 2, trace: true, copier: false });
+    const [v0, v1] = w.vtcs as [World['vtcs'][number], World['vtcs'][number]];
+    w.cutVtsLink(v1.name, 'B');
+    w.sched.at(200, () => w.powerLossBoth());
+    w.sched.at(250, () => w.healVtsLinks());
+    w.sched.at(260, () => w.powerOnVts('B'));
+    w.sched.at(330, () => w.crashVtc(v0));
+    let afterRestart: ReturnType<typeof v0.engine.restartMarks> | null = null;
+    w.sched.at(340, () => {
+      w.restartVtc(v0);
+      afterRestart = v0.engine.restartMarks();
+    });
+    let forced = '';
+    w.sched.at(345, () => (forced = w.command({ command: 'vts-out', vts: 'A', mode: 'forced' }, v1)));
+    w.run(2500);
+    expect(afterRestart).toEqual({ A: { restartedSeq: null, bothLost: false }, B: { restartedSeq: 0, bothLost: true } });
+    expect(w.vtcs.map((n) => formatStatus(n.engine.status()))).toEqual(['offline', 'offline']);
+    const head = v0.engine.newestKey();
+    expect([head.command, head.reason, head.current]).toEqual(['ptp-shutdown', 'failure', []]);
+    // vtc0 refused the forced vts-out that would have left B serving alone, no VTC voted YES
+    // for B, and no key ever placed B on-line.
+    const r = w.results.get(forced);
+    expect(r?.ok).toBe(false);
+    expect(r?.ok === false ? r.error.message : '').toMatch(/conflicts with the keys held by vtc0/);
+    expect(casts(w).some((c) => /:B:/.test(c.election) && c.choice === 'yes')).toBe(false);
+    expect(v0.engine.committedKeys().some((k) => k.reason === 'election' || k.state.kind === 'online-single')).toBe(false);
+  });
+
+  /**
    * Generation-aware reads. Tokens are reconciled whenever a VTS returns, so a VTS whose
    * token reads consistent at an older generation than the other's is rare; a restore that
    * no VTC can tell apart makes one (docs/protocol-notes.md, "What a restore can still hide"):
-   * every VTC restarts while B is restored from an image taken before the last write, so
-   * none has seen B's previous boot, and B reports the same last key seq. B's token says
+   * every VTC is replaced (new disks: no journal, so no sighting of B's previous boot) while
+   * B is restored from an image taken before the last write, and B reports the same last key
+   * seq. (With their journals the VTCs see B restart, count it as lost and reconcile its
+   * tokens when it returns.) B's token says
    * "generation 1, consistent"; A holds generation 2, acknowledged on both. Only the
    * comparison of generations across both VTS keeps B from serving generation 1.
    */
@@ -205,7 +247,12 @@ describe('safety stories', () => {
     w.sched.at(100, () => w.hostWrite({ node: w.vtcs[0], vol: 'V00000', copyMode: 'immediate', duration: 2 }));
     w.sched.at(200, () => (img = w.imageOf('B')));
     w.sched.at(300, () => w.hostWrite({ node: w.vtcs[1], vol: 'V00000', copyMode: 'immediate', duration: 2 }));
-    w.sched.at(400, () => w.vtcs.forEach((n) => w.crashVtc(n)));
+    w.sched.at(400, () =>
+      w.vtcs.forEach((n) => {
+        w.crashVtc(n);
+        n.journal.wipe();
+      }),
+    );
     w.sched.at(450, () => {
       w.crashVts('B');
       w.restoreVts('B', img!);

@@ -181,6 +181,11 @@ export function runSchedule(seed: number, o: ScheduleOptions = {}): ScheduleResu
         // Keys may still change after healing (commands in flight), so what is needed is re-read each time.
         const newest = w.headKey();
         needed = newest.current.length === 0 ? ['A', 'B'] : newest.current.length === 2 ? [lone] : [...newest.current];
+        // Both current, but a VTC saw the lone one restart while the other was lost too (it may
+        // be a restored image, and only the other's tokens show what it lacks): the VTCs
+        // rightly refuse to elect it alone, so both are brought back, as an operator would
+        // (docs/protocol-notes.md, "Restart marks and both VTS lost at once").
+        if (newest.current.length === 2 && w.vtcs.some((v) => v.alive && v.engine.restartMarks()[lone].bothLost)) needed = ['A', 'B'];
         for (const x of needed) w.powerOnVts(x);
         nextNudge = w.sched.now() + 400;
         // Both out: one ptp-start, as an operator would, rather than two vts-in that contend for one seq.

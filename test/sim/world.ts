@@ -204,9 +204,10 @@ export class World {
         return;
       }
       case 'append': {
-        this.#honestKeys.add(e.record.key.mac);
+        if (e.record.type !== 'sighting') this.#honestKeys.add(e.record.key.mac);
         node.journal.stage(this.#signer.encodeRecord(e.record));
-        this.sched.at(this.sched.now() + 0.5 + this.rng.next() * 2, () => {
+        // A sighting takes no draw from the schedule's stream (seeds keep their events).
+        this.sched.at(this.sched.now() + (e.record.type === 'sighting' ? 1.5 : 0.5 + this.rng.next() * 2), () => {
           if (!node.alive || node.incarnation !== inc) return;
           node.journal.sync();
           node.engine.appended(e.token, this.sched.now());
@@ -709,6 +710,8 @@ export class World {
         }
       }
       if (n.alive) {
+        const broken = n.engine.invariants();
+        if (broken.length > 0) throw new InvariantViolation('engine-invariant', `${n.name}: ${broken.join('; ')}`);
         const s = n.engine.status();
         if (s.kind === 'online-single' && !k.current.includes(s.vts)) throw new InvariantViolation('safety', `${n.name} is ${formatStatus(s)} outside current of its own key ${k.seq}`);
       }
