@@ -4,17 +4,20 @@
  * the fallback where the addon cannot be built. It also holds what both journals share
  * on node:fs: making a new directory durable, and salvaging a journal with mid-log damage.
  */
-import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, mkdir, open as openFile, readFile, rename, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { nodeFs, readWholeFile, type PlatformFile, type PlatformFs } from '../platform/fs.js';
 import { decodeJournal, encodeRecord, scanJournal } from './journal-format.js';
 import type { JournalScan } from './journal-format.js';
 import { KeyJournalCorruptError, KeyJournalError, checkRecord } from './journal-types.js';
 import type { AppendResult, KeyJournalApi, KeyJournalOpenOptions, RecoveryReport, SalvageReport } from './journal-types.js';
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await openFile(dir, 'r');
+/** Options of {@link KeyJournalRef.open}: the shared ones, and the file system (default node:fs). */
+export interface KeyJournalRefOpenOptions extends KeyJournalOpenOptions {
+  readonly fs?: PlatformFs;
+}
+
+async function syncDir(dir: string, fs: PlatformFs): Promise<void> {
+  const handle = await fs.open(dir, 'r');
   try {
     await handle.sync();
   } finally {
@@ -22,12 +25,12 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function syncDirectory(path: string): Promise<void> {
-  await syncDir(dirname(path));
+async function syncDirectory(path: string, fs: PlatformFs): Promise<void> {
+  await syncDir(dirname(path), fs);
 }
 
 /** Writes all of `data` at `position`: a regular file may take fewer bytes than asked (a signal, a size limit). */
-async function writeAll(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+async function writeAll(file: PlatformFile, data: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
@@ -36,7 +39,7 @@ async function writeAll(file: FileHandle, data: Uint8Array, position: number): P
   }
 }
 
-async function readAllAt(file: FileHandle, into: Uint8Array): Promise<number> {
+async function readAllAt(file: PlatformFile, into: Uint8Array): Promise<number> {
   let done = 0;
   while (done < into.length) {
     const { bytesRead } = await file.read(into, done, into.length - done, done);
@@ -50,10 +53,10 @@ async function readAllAt(file: FileHandle, into: Uint8Array): Promise<number> {
  * Creates `dir` and any missing parents, each made durable by an fsync of its parent, so
  * a power cut cannot take the journal's directory away after an append was acknowledged.
  */
-export async function makeDurableDirectory(dir: string): Promise<void> {
+export async function makeDurableDirectory(dir: string, fs: PlatformFs = nodeFs): Promise<void> {
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
-    const exists = await stat(d).then(
+    const exists = await fs.stat(d).then(
       (st) => {
         if (!st.isDirectory()) throw new KeyJournalError('ENOTDIR', `key journal directory ${d} is not a directory`, { path: d });
         return true;
@@ -67,10 +70,10 @@ export async function makeDurableDirectory(dir: string): Promise<void> {
     missing.unshift(d);
   }
   for (const d of missing) {
-    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+    await fs.mkdir(d).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
-    await syncDir(dirname(d));
+    await syncDir(dirname(d), fs);
   }
 }
 
@@ -81,29 +84,29 @@ function corruptError(path: string, scan: JournalScan): KeyJournalCorruptError {
 
 // Where the damaged file goes: a hard link keeps it byte for byte under the new name while
 // the journal's name still points at it, so no crash can leave the journal missing.
-async function keepAside(path: string, wanted: string): Promise<string> {
-  const ino = (await stat(path)).ino;
+async function keepAside(path: string, wanted: string, fs: PlatformFs): Promise<string> {
+  const ino = (await fs.stat(path)).ino;
   for (let n = 0; ; n++) {
     const dest = n === 0 ? wanted : `${wanted}-${n}`;
     try {
-      await link(path, dest);
+      await fs.link(path, dest);
       return dest;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') {
         // A salvage that crashed after linking left the same file here already.
-        if ((await stat(dest)).ino === ino) return dest;
+        if ((await fs.stat(dest)).ino === ino) return dest;
         continue;
       }
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EMLINK') throw e;
       // No hard links here: a synced copy does the same job.
       try {
-        await copyFile(path, dest, fsConstants.COPYFILE_EXCL);
+        await fs.copyFile(path, dest, { exclusive: true });
       } catch (ce) {
         if ((ce as NodeJS.ErrnoException).code === 'EEXIST') continue;
         throw ce;
       }
-      const copy = await openFile(dest, 'r+');
+      const copy = await fs.open(dest, 'r+');
       try {
         await copy.datasync();
       } finally {
@@ -124,36 +127,37 @@ async function keepAside(path: string, wanted: string): Promise<string> {
  * salvaged one, and the damaged copy is never deleted. Returns null when there is no
  * mid-log damage (nothing is changed then).
  */
-export async function salvageJournal(path: string): Promise<SalvageReport | null> {
-  const scan = scanJournal(new Uint8Array(await readFile(path)));
+export async function salvageJournal(path: string, fs: PlatformFs = nodeFs): Promise<SalvageReport | null> {
+  const scan = scanJournal(new Uint8Array(await fs.readFile(path)));
   const first = scan.damage[0];
   if (first === undefined) return null;
   const tmpPath = `${path}.salvage`;
-  const tmp = await openFile(tmpPath, 'w');
+  const tmp = await fs.open(tmpPath, 'w');
   try {
     await writeAll(tmp, Buffer.concat(scan.records.map((r) => encodeRecord(r))), 0);
     await tmp.datasync();
   } finally {
     await tmp.close();
   }
-  const movedTo = await keepAside(path, `${path}.corrupt-${first.offset}`);
+  const movedTo = await keepAside(path, `${path}.corrupt-${first.offset}`, fs);
   // The copy must be durable before the rename can be: POSIX does not order the two.
-  await syncDirectory(path);
+  await syncDirectory(path, fs);
   // The rename is made durable by the open that follows, which syncs the directory before it resolves.
-  await rename(tmpPath, path);
+  await fs.rename(tmpPath, path);
   return { movedTo, damage: scan.damage, keptRecords: scan.records.length };
 }
 
 /**
  * The open sequence both journals share: optional durable directory creation, the
  * implementation's own open, and on mid-log damage either the refusal or a salvage and a
- * second open of the salvaged file.
+ * second open of the salvaged file. `fs` (default node:fs) is the one directory creation and
+ * salvage use; `openOnce` brings its own.
  */
-export async function openWithOptions<J>(path: string, options: KeyJournalOpenOptions | undefined, openOnce: () => Promise<J>, withSalvage: (j: J, s: SalvageReport) => J): Promise<J> {
+export async function openWithOptions<J>(path: string, options: KeyJournalOpenOptions | undefined, openOnce: () => Promise<J>, withSalvage: (j: J, s: SalvageReport) => J, fs: PlatformFs = nodeFs): Promise<J> {
   if (typeof path !== 'string' || path.length === 0) throw new KeyJournalError('EINVAL', 'key journal open: path must be a non-empty string');
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new KeyJournalError('EINVAL', 'key journal open: options must be an object');
   try {
-    if (options?.createDirectory === true) await makeDurableDirectory(dirname(path));
+    if (options?.createDirectory === true) await makeDurableDirectory(dirname(path), fs);
   } catch (err) {
     throw KeyJournalError.from(err, `open of ${path} (creating its directory)`);
   }
@@ -163,7 +167,7 @@ export async function openWithOptions<J>(path: string, options: KeyJournalOpenOp
     if (!(err instanceof KeyJournalCorruptError) || options?.salvage !== true) throw err;
     let report: SalvageReport | null;
     try {
-      report = await salvageJournal(path);
+      report = await salvageJournal(path, fs);
     } catch (e) {
       throw KeyJournalError.from(e, `salvage of ${path}`);
     }
@@ -176,7 +180,8 @@ export async function openWithOptions<J>(path: string, options: KeyJournalOpenOp
 export class KeyJournalRef implements KeyJournalApi {
   readonly path: string;
   readonly recovery: RecoveryReport;
-  #file: FileHandle | undefined;
+  readonly #fs: PlatformFs;
+  #file: PlatformFile | undefined;
   #recovered: readonly Uint8Array[];
   #tail: number;
   #seq: number;
@@ -184,8 +189,9 @@ export class KeyJournalRef implements KeyJournalApi {
   // Operations run one after another, in call order.
   #chain: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, file: FileHandle | undefined, recovered: readonly Uint8Array[], report: RecoveryReport) {
+  private constructor(path: string, file: PlatformFile | undefined, recovered: readonly Uint8Array[], report: RecoveryReport, fs: PlatformFs) {
     this.path = path;
+    this.#fs = fs;
     this.#file = file;
     this.#recovered = recovered;
     this.recovery = report;
@@ -197,28 +203,30 @@ export class KeyJournalRef implements KeyJournalApi {
    * Opens (creating if needed) and recovers the journal at `path`: a torn tail is cut off
    * before this resolves; mid-log damage is refused with {@link KeyJournalCorruptError},
    * or salvaged with `options.salvage`. Other failures reject with {@link KeyJournalError}
-   * carrying the OS code.
+   * carrying the OS code. `options.fs` is the file system (default node:fs).
    */
-  static open(path: string, options?: KeyJournalOpenOptions): Promise<KeyJournalRef> {
+  static open(path: string, options?: KeyJournalRefOpenOptions): Promise<KeyJournalRef> {
+    const fs = options?.fs ?? nodeFs;
     return openWithOptions(
       path,
       options,
-      () => KeyJournalRef.#openOnce(path),
+      () => KeyJournalRef.#openOnce(path, fs),
       (j, salvage) => {
-        const k = new KeyJournalRef(path, j.#file, j.#recovered, { ...j.recovery, salvage });
+        const k = new KeyJournalRef(path, j.#file, j.#recovered, { ...j.recovery, salvage }, fs);
         j.#file = undefined;
         return k;
       },
+      fs,
     );
   }
 
-  static async #openOnce(path: string): Promise<KeyJournalRef> {
-    let file: FileHandle | undefined;
+  static async #openOnce(path: string, fs: PlatformFs): Promise<KeyJournalRef> {
+    let file: PlatformFile | undefined;
     try {
-      file = await openFile(path, 'a+');
+      file = await fs.open(path, 'a+');
       await file.close();
-      file = await openFile(path, 'r+');
-      const bytes = new Uint8Array(await file.readFile());
+      file = await fs.open(path, 'r+');
+      const bytes = new Uint8Array(await readWholeFile(file));
       const scan = scanJournal(bytes);
       if (scan.damage.length > 0) throw corruptError(path, scan);
       const validBytes = scan.keepBytes;
@@ -226,14 +234,14 @@ export class KeyJournalRef implements KeyJournalApi {
         await file.truncate(validBytes);
         await file.datasync();
       }
-      await unlink(`${path}.compact`).catch((e: NodeJS.ErrnoException) => {
+      await fs.unlink(`${path}.compact`).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e;
       });
       // The file may be new, and so may its directory: both entries must be durable
       // before an append is acknowledged.
-      await syncDirectory(path);
-      await syncDir(dirname(resolve(dirname(path))));
-      return new KeyJournalRef(path, file, scan.records.map((r) => r.slice()), { records: scan.records.length, validBytes, truncatedBytes: scan.tornBytes });
+      await syncDirectory(path, fs);
+      await syncDir(dirname(resolve(dirname(path))), fs);
+      return new KeyJournalRef(path, file, scan.records.map((r) => r.slice()), { records: scan.records.length, validBytes, truncatedBytes: scan.tornBytes }, fs);
     } catch (err) {
       await file?.close().catch(() => undefined);
       throw KeyJournalError.from(err, `open of ${path}`);
@@ -244,7 +252,7 @@ export class KeyJournalRef implements KeyJournalApi {
     return this.#recovered;
   }
 
-  #run<T>(what: string, op: (file: FileHandle) => Promise<T>): Promise<T> {
+  #run<T>(what: string, op: (file: PlatformFile) => Promise<T>): Promise<T> {
     const next = this.#chain.then(async () => {
       const file = this.#file;
       if (file === undefined) throw new KeyJournalError('ECLOSED', `key journal ${what}: the journal is closed`);
@@ -299,7 +307,7 @@ export class KeyJournalRef implements KeyJournalApi {
     return this.#run('compact', async (file) => {
       if (this.#broken !== undefined) throw this.#broken;
       const tmpPath = `${this.path}.compact`;
-      const tmp = await openFile(tmpPath, 'w+');
+      const tmp = await this.#fs.open(tmpPath, 'w+');
       let size = 0;
       try {
         for (const r of records) {
@@ -308,17 +316,17 @@ export class KeyJournalRef implements KeyJournalApi {
           size += framed.length;
         }
         await tmp.datasync();
-        await rename(tmpPath, this.path);
+        await this.#fs.rename(tmpPath, this.path);
       } catch (err) {
         await tmp.close();
-        await unlink(tmpPath).catch(() => undefined);
+        await this.#fs.unlink(tmpPath).catch(() => undefined);
         throw err;
       }
       await file.close();
       this.#file = tmp;
       this.#tail = size;
       this.#seq = records.length;
-      await syncDirectory(this.path);
+      await syncDirectory(this.path, this.#fs);
     });
   }
 

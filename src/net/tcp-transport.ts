@@ -1,10 +1,11 @@
 /**
  * A real TCP carrier for frames between VTCs (node:net). Each VTC listens on its own
  * address and dials its peers lazily; frames travel length-prefixed and are checked by the
- * SecureChannel above, so this layer authenticates nothing and trusts nothing.
+ * SecureChannel above, so this layer authenticates nothing and trusts nothing. The sockets
+ * come from a {@link PlatformNet} (node:net by default; the simulation passes its own).
  */
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import { nodeNet } from '../platform/net.js';
+import type { NetServer, NetSocket, PlatformNet } from '../platform/net.js';
 import { DEFAULT_MAX_FRAME, FrameSplitter } from './frame.js';
 import type { RawTransport } from './transport.js';
 
@@ -29,30 +30,29 @@ export interface TcpStats {
 export class TcpTransport implements RawTransport {
   readonly stats: TcpStats = { connects: 0, dropped: 0, poisoned: 0 };
   readonly #peers: Map<string, TcpPeer>;
-  readonly #out = new Map<string, Socket>();
-  readonly #in = new Set<Socket>();
+  readonly #out = new Map<string, NetSocket>();
+  readonly #in = new Set<NetSocket>();
   readonly #maxFrame: number;
-  #server: Server | null = null;
+  readonly #net: PlatformNet;
+  #server: NetServer | null = null;
   #handler: (frame: Uint8Array) => void = () => undefined;
   #closed = false;
 
-  constructor(peers: readonly TcpPeer[], maxFrame = DEFAULT_MAX_FRAME) {
+  constructor(peers: readonly TcpPeer[], maxFrame = DEFAULT_MAX_FRAME, net: PlatformNet = nodeNet) {
     this.#peers = new Map(peers.map((p) => [p.name, p]));
     this.#maxFrame = maxFrame;
+    this.#net = net;
   }
 
   /** Starts listening; resolves with the bound port (0 asks the OS for one). Rejects on a bind error. */
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const server = createServer((sock) => this.#accept(sock));
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        this.#server = server;
-        const addr = server.address();
-        resolve(typeof addr === 'object' && addr !== null ? addr.port : port);
-      });
-    });
+  async listen(host: string, port: number): Promise<number> {
+    const server = await this.#net.listen(host, port, (sock) => this.#accept(sock));
+    if (this.#closed) {
+      await server.close();
+      return server.port;
+    }
+    this.#server = server;
+    return server.port;
   }
 
   setPeer(peer: TcpPeer): void {
@@ -72,34 +72,41 @@ export class TcpTransport implements RawTransport {
         this.stats.dropped++;
         return;
       }
-      sock = createConnection({ host: peer.host, port: peer.port });
-      sock.setNoDelay(true);
+      const s = this.#net.connect(peer.host, peer.port);
       this.stats.connects++;
-      sock.on('error', () => {
-        this.stats.dropped++;
+      s.setHandlers({
+        error: () => {
+          this.stats.dropped++;
+        },
+        close: () => {
+          if (this.#out.get(to) === s) this.#out.delete(to);
+        },
       });
-      sock.on('close', () => {
-        if (this.#out.get(to) === sock) this.#out.delete(to);
-      });
-      this.#out.set(to, sock);
+      this.#out.set(to, s);
+      sock = s;
     }
     sock.write(frame);
   }
 
-  #accept(sock: Socket): void {
+  #accept(sock: NetSocket): void {
+    if (this.#closed) {
+      sock.destroy();
+      return;
+    }
     this.#in.add(sock);
     const splitter = new FrameSplitter(this.#maxFrame);
-    sock.on('data', (chunk: Buffer) => {
-      const r = splitter.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      for (const f of r.frames) this.#handler(f);
-      if (r.error !== undefined) {
-        // A length we refuse leaves the stream unsynchronised: drop the connection.
-        this.stats.poisoned++;
-        sock.destroy();
-      }
+    sock.setHandlers({
+      data: (chunk) => {
+        const r = splitter.push(chunk);
+        for (const f of r.frames) this.#handler(f);
+        if (r.error !== undefined) {
+          // A length we refuse leaves the stream unsynchronised: drop the connection.
+          this.stats.poisoned++;
+          sock.destroy();
+        }
+      },
+      close: () => this.#in.delete(sock),
     });
-    sock.on('error', () => undefined);
-    sock.on('close', () => this.#in.delete(sock));
   }
 
   async close(): Promise<void> {
@@ -109,6 +116,6 @@ export class TcpTransport implements RawTransport {
     this.#in.clear();
     const server = this.#server;
     this.#server = null;
-    if (server !== null) await new Promise<void>((r) => server.close(() => r()));
+    if (server !== null) await server.close();
   }
 }

@@ -9,6 +9,10 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { KeyJournal } from '../hotpath/key-journal.js';
 import { KeyJournalCorruptError } from '../hotpath/journal-types.js';
+import type { KeyJournalApi, KeyJournalOpenOptions } from '../hotpath/journal-types.js';
+import { systemClock } from '../platform/clock.js';
+import type { Clock, Timer } from '../platform/clock.js';
+import type { PlatformNet } from '../platform/net.js';
 import { VoteTally } from '../hotpath/vote-tally.js';
 import { TcpTransport } from '../net/tcp-transport.js';
 import { SecureChannel } from '../net/transport.js';
@@ -29,7 +33,7 @@ import { AgentStoppedError, BadRequestError, CommandInFlightError, codeOf, NotAl
 import { FaultyTransport, noFaults } from './faults.js';
 import type { LinkFaults } from './faults.js';
 import { MAX_BODY, OPERATOR, participants, RpcServer } from './rpc.js';
-import type { RpcReply, RpcSecurity } from './rpc.js';
+import type { RpcEnv, RpcReply, RpcSecurity } from './rpc.js';
 import { VtsClient } from './vts-client.js';
 import type { EpochFence, RemoteView } from './vts-client.js';
 import { RemoteVtsPort } from './vts-port.js';
@@ -78,6 +82,24 @@ export interface VtcAgentOptions {
   readonly rpcTimeoutMs?: number;
   /** Let the operator inject faults over the control endpoint (scenario runs against processes only). */
   readonly allowFaults?: boolean;
+  /**
+   * Where the agent gets its sockets, time, randomness and key journal. Production leaves it
+   * out (node:net, the real clock, the native journal); the simulation (test/sim/prod) passes
+   * its own so the same agent runs over a seeded network, clock and filesystem.
+   */
+  readonly platform?: AgentPlatform;
+}
+
+/** The agent's environment; every field defaults to the production one. */
+export interface AgentPlatform {
+  readonly net?: PlatformNet;
+  readonly clock?: Clock;
+  /** Uniform in [0, 1). */
+  readonly random?: () => number;
+  /** This start's run id (default a random UUID). */
+  readonly runId?: () => string;
+  /** Opens the key journal at `path` (default the native {@link KeyJournal}). */
+  readonly openJournal?: (path: string, options: KeyJournalOpenOptions) => Promise<KeyJournalApi>;
 }
 
 /** A host's mount through this VTC. */
@@ -210,7 +232,8 @@ export class VtcAgent extends EventEmitter {
   readonly faults: LinkFaults = noFaults();
   readonly log: Logger;
   readonly timing: Timing;
-  readonly #journal: KeyJournal;
+  readonly #journal: KeyJournalApi;
+  readonly clock: Clock;
   readonly #tcp: TcpTransport;
   readonly #channel: SecureChannel;
   readonly #clients: Record<VtsName, VtsClient>;
@@ -219,9 +242,8 @@ export class VtcAgent extends EventEmitter {
   readonly #ports: Record<VtsName, RemoteVtsPort>;
   readonly copies: CopyQueue;
   #control: RpcServer | null = null;
-  readonly #timers = new Set<NodeJS.Timeout>();
-  #tickTimer: NodeJS.Timeout | null = null;
-  #copyTimer: NodeJS.Timeout | null = null;
+  #tickTimer: Timer | null = null;
+  #copyTimer: Timer | null = null;
   #stopped = false;
   readonly #pending = new Map<string, { resolve: (k: ShutdownKey) => void; reject: (e: Error) => void }>();
   #commandInFlight: string | null = null;
@@ -238,27 +260,30 @@ export class VtcAgent extends EventEmitter {
   listenPort = 0;
   controlPort = 0;
 
-  private constructor(o: VtcAgentOptions, journal: KeyJournal, log: Logger) {
+  private constructor(o: VtcAgentOptions, journal: KeyJournalApi, log: Logger) {
     super();
     this.options = o;
+    const clock = o.platform?.clock ?? systemClock;
+    this.clock = clock;
+    const env: RpcEnv = { clock, ...(o.platform?.net === undefined ? {} : { net: o.platform.net }), ...(o.platform?.random === undefined ? {} : { random: o.platform.random }) };
     this.self = o.self;
     this.log = log;
     this.timing = { ...DEFAULT_TIMING, ...o.timing };
     this.#journal = journal;
     const mac = new HmacSha256(o.secret);
     this.engine = new VtcEngine({ ptpId: o.ptpId, vtcs: o.vtcs, self: o.self, timing: this.timing }, { keys: o.keys, tally: (opts) => new VoteTally(opts) });
-    this.#tcp = new TcpTransport(Object.entries(o.peers).map(([name, a]) => ({ name, host: a.host, port: a.port })));
-    this.#channel = new SecureChannel(new FaultyTransport(this.#tcp, this.faults, o.vtcs), { vtcs: o.vtcs, self: o.self, mac, freshnessMs: 30_000 }, () => Date.now());
+    this.#tcp = new TcpTransport(Object.entries(o.peers).map(([name, a]) => ({ name, host: a.host, port: a.port })), undefined, o.platform?.net);
+    this.#channel = new SecureChannel(new FaultyTransport(this.#tcp, this.faults, o.vtcs, o.platform?.random), { vtcs: o.vtcs, self: o.self, mac, freshnessMs: 30_000 }, () => clock.now());
     const sec: RpcSecurity = { names: participants(o.vtcs), mac };
     const t = o.rpcTimeoutMs ?? Math.max(2000, this.timing.vtsOpTimeout);
     // A new run id per start: each VTS abandons the mounts this VTC's earlier process left.
-    this.runId = randomUUID();
-    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t, this.runId), B: new VtsClient(o.self, 'B', o.vts.B, sec, t, this.runId) };
+    this.runId = (o.platform?.runId ?? randomUUID)();
+    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t, this.runId, env), B: new VtsClient(o.self, 'B', o.vts.B, sec, t, this.runId, env) };
     // Background copies carry this VTC's epoch when they start: one that missed a key is fenced.
-    this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to));
-    this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout) };
+    this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to), clock);
+    this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock) };
     if (o.control !== null) {
-      this.#control = new RpcServer(o.self, { ...sec, operatorKey: o.operatorKey, methods: controlMethods(o.vtcs) }, (from, m, p, b) => this.#onControl(from, m, p, b));
+      this.#control = new RpcServer(o.self, { ...sec, operatorKey: o.operatorKey, methods: controlMethods(o.vtcs) }, (from, m, p, b) => this.#onControl(from, m, p, b), env);
     }
   }
 
@@ -266,10 +291,11 @@ export class VtcAgent extends EventEmitter {
   static async start(o: VtcAgentOptions): Promise<VtcAgent> {
     const log = (o.logger ?? pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'warn' })).child({ component: 'vtc', vtc: o.self });
     const journalPath = join(o.journalDir, 'keys.journal');
-    let journal: KeyJournal;
+    let journal: KeyJournalApi;
     try {
       // createDirectory: a new journal directory is made durable in its parent before any key is acknowledged.
-      journal = await KeyJournal.open(journalPath, { createDirectory: true, salvage: o.journalRepair === 'salvage' });
+      const jo: KeyJournalOpenOptions = { createDirectory: true, salvage: o.journalRepair === 'salvage' };
+      journal = await (o.platform?.openJournal === undefined ? KeyJournal.open(journalPath, jo) : o.platform.openJournal(journalPath, jo));
     } catch (e) {
       if (e instanceof KeyJournalCorruptError) log.fatal({ err: e, path: journalPath, offset: e.offset, recordsAfter: e.recordsAfter }, 'key journal has mid-log damage: not starting (journalRepair "salvage" recovers from peers)');
       throw e;
@@ -289,17 +315,17 @@ export class VtcAgent extends EventEmitter {
 
   async #begin(): Promise<void> {
     const records = this.#journal.records().map((b) => this.engine.signer.decodeRecord(b));
-    this.engine.restore(records, Date.now());
+    this.engine.restore(records, this.clock.now());
     this.#channel.onDeliver((from, msg) => this.#deliver(from, msg));
     this.listenPort = await this.#tcp.listen(this.options.listen.host, this.options.listen.port);
     if (this.#control !== null && this.options.control !== null) this.controlPort = await this.#control.listen(this.options.control.host, this.options.control.port);
     this.#drain();
-    this.#tickTimer = setInterval(() => {
+    this.#tickTimer = this.clock.setInterval(() => {
       if (this.#stopped) return;
-      this.engine.tick(Date.now());
+      this.engine.tick(this.clock.now());
       this.#drain();
     }, this.timing.tick);
-    this.#copyTimer = setInterval(() => this.#resync(), Math.max(50, this.timing.tick * 4));
+    this.#copyTimer = this.clock.setInterval(() => this.#resync(), Math.max(50, this.timing.tick * 4));
     this.log.info({ records: records.length, port: this.listenPort, control: this.controlPort }, 'VTC started');
   }
 
@@ -324,8 +350,8 @@ export class VtcAgent extends EventEmitter {
 
   #deliver(from: string, msg: unknown): void {
     if (this.#stopped) return;
-    this.#lastHeard.set(from, Date.now());
-    this.engine.receive(from, msg, Date.now());
+    this.#lastHeard.set(from, this.clock.now());
+    this.engine.receive(from, msg, this.clock.now());
     this.#drain();
   }
 
@@ -344,7 +370,7 @@ export class VtcAgent extends EventEmitter {
     }
     if (!e.ballots.has(b.voter)) {
       e.ballots.set(b.voter, { voter: b.voter, choice: b.choice, keySeq: b.keySeq, why: b.why });
-      this.emit('event', { kind: 'ballot', vtc: this.self, at: Date.now(), ballot: b } satisfies AgentEvent);
+      this.emit('event', { kind: 'ballot', vtc: this.self, at: this.clock.now(), ballot: b } satisfies AgentEvent);
     }
   }
 
@@ -356,7 +382,7 @@ export class VtcAgent extends EventEmitter {
       this.#lastKeySeq = k.seq;
       if (k.seq > 0) {
         this.log.info({ seq: k.seq, command: k.command, subjects: k.subjects, current: k.current, state: k.state }, 'newest key');
-        this.emit('event', { kind: 'key', vtc: this.self, at: Date.now(), key: summarizeKey(k) } satisfies AgentEvent);
+        this.emit('event', { kind: 'key', vtc: this.self, at: this.clock.now(), key: summarizeKey(k) } satisfies AgentEvent);
       }
     }
   }
@@ -375,7 +401,7 @@ export class VtcAgent extends EventEmitter {
         this.#journal.append(bytes).then(
           () => {
             if (this.#stopped) return;
-            this.engine.appended(e.token, Date.now());
+            this.engine.appended(e.token, this.clock.now());
             this.#drain();
           },
           (err: unknown) => {
@@ -391,7 +417,7 @@ export class VtcAgent extends EventEmitter {
           if (this.#stopped) return;
           if (r.ok && e.op.op === 'status') this.#noteView(e.vts, r.view as RemoteView);
           else if (!r.ok && e.op.op === 'status') this.#views[e.vts] = null;
-          this.engine.vtsResult(e.token, r, Date.now());
+          this.engine.vtsResult(e.token, r, this.clock.now());
           this.#drain();
         });
         return;
@@ -406,7 +432,7 @@ export class VtcAgent extends EventEmitter {
       }
       case 'status':
         this.log.info({ status: formatStatus(e.status), seq: e.seq }, 'PtP status');
-        this.emit('event', { kind: 'status', vtc: this.self, at: Date.now(), status: e.status, seq: e.seq } satisfies AgentEvent);
+        this.emit('event', { kind: 'status', vtc: this.self, at: this.clock.now(), status: e.status, seq: e.seq } satisfies AgentEvent);
         return;
       case 'ballot': {
         // A stale VTS waiting alone is re-elected every electionTimeout: the log says each change of outcome once, the repeats only at debug.
@@ -428,12 +454,12 @@ export class VtcAgent extends EventEmitter {
   #noteView(x: VtsName, v: RemoteView): void {
     const old = this.#views[x];
     this.#views[x] = v;
-    if (old === null || old.inOperation !== v.inOperation) this.emit('event', { kind: 'vts', vtc: this.self, at: Date.now(), view: v } satisfies AgentEvent);
+    if (old === null || old.inOperation !== v.inOperation) this.emit('event', { kind: 'vts', vtc: this.self, at: this.clock.now(), view: v } satisfies AgentEvent);
   }
 
   /** The VTC that copies in the background: the first configured VTC this one hears from (or itself). */
   #copyLeader(): boolean {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const v of this.options.vtcs) {
       if (v === this.self) return true;
       if (now - (this.#lastHeard.get(v) ?? -Infinity) <= 3 * this.timing.helloInterval) return false;
@@ -466,22 +492,22 @@ export class VtcAgent extends EventEmitter {
     this.#commandInFlight = what;
     this.log.info({ cmd }, 'operator command');
     const p = new Promise<ShutdownKey>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.#pending.delete(id);
         reject(new VtcError(VtcErrorCode.timeout, `${what} did not finish within ${timeoutMs} ms; it may still complete (check ptpvts status)`));
       }, timeoutMs);
       this.#pending.set(id, {
         resolve: (k) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           resolve(k);
         },
         reject: (e) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           reject(e);
         },
       });
     });
-    this.engine.command(id, cmd, Date.now());
+    this.engine.command(id, cmd, this.clock.now());
     this.#drain();
     return p.finally(() => {
       this.#commandInFlight = null;
@@ -688,12 +714,22 @@ export class VtcAgent extends EventEmitter {
     } catch (e) {
       // The volume must not stay held on the VTS: the write is dropped there, and the host
       // gets the error (the previous generation stays).
-      const m = this.#mounts.get(h.id);
-      this.#mounts.delete(h.id);
-      if (m !== undefined) await this.#clients[m.handle.vts].abandon(m.h).catch(() => undefined);
+      await this.abandon(h);
       throw e;
     }
     return this.close(h);
+  }
+
+  /**
+   * Ends a mount without committing it: what was written since the mount is dropped on the
+   * VTS and the previous generation stays (a host that lost its drive, or a write the host
+   * must not count on). Never throws: a VTS that cannot be reached drops the mount itself
+   * when this VTC's run is gone or silent.
+   */
+  async abandon(h: HostHandle): Promise<void> {
+    const m = this.#mounts.get(h.id);
+    this.#mounts.delete(h.id);
+    if (m !== undefined) await this.#clients[m.handle.vts].abandon(m.h).catch(() => undefined);
   }
 
   /** Reads a whole volume up to its first filemark or end of data. */
@@ -763,9 +799,8 @@ export class VtcAgent extends EventEmitter {
       this.#pending.delete(id);
       p.reject(new AgentStoppedError(this.self));
     }
-    if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
-    if (this.#copyTimer !== null) clearInterval(this.#copyTimer);
-    for (const t of this.#timers) clearTimeout(t);
+    this.clock.clearInterval(this.#tickTimer);
+    this.clock.clearInterval(this.#copyTimer);
     this.copies.stop();
     await this.#tcp.close();
     await this.#control?.close();

@@ -8,6 +8,8 @@ import type { VtsName } from '../ptp/types.js';
 import { CopyError } from './errors.js';
 import { MAX_BODY } from './rpc.js';
 import type { EpochFence, VtsClient } from './vts-client.js';
+import { systemClock } from '../platform/clock.js';
+import type { Clock, Timer } from '../platform/clock.js';
 
 /**
  * Copies `volser` from `from` to `to`. Resolves with the generation copied. Rejects with
@@ -26,10 +28,17 @@ export async function copyVolume(volser: string, from: VtsClient, to: VtsClient,
       await from.exportRelease(x.xid).catch(() => undefined);
       throw e;
     }
-    while (true) {
-      const chunk = await from.exportRead(x.xid);
-      if (chunk === null) break;
-      for (let off = 0; off < chunk.length; off += MAX_BODY) await to.copyWrite(cid, chunk.subarray(off, off + MAX_BODY));
+    try {
+      while (true) {
+        const chunk = await from.exportRead(x.xid);
+        if (chunk === null) break;
+        for (let off = 0; off < chunk.length; off += MAX_BODY) await to.copyWrite(cid, chunk.subarray(off, off + MAX_BODY));
+      }
+    } catch (e) {
+      // Neither side may stay held by a copy that will not finish: the destination would
+      // refuse every other copy and mount of the volume until its idle bound.
+      await Promise.all([to.copyAbort(cid).catch(() => undefined), from.exportRelease(x.xid).catch(() => undefined)]);
+      throw e;
     }
     const t = await to.copyClose(cid);
     return t.generation;
@@ -62,10 +71,12 @@ export class CopyQueue {
   #paused = false;
 
   readonly #fence: ((to: VtsName) => EpochFence) | undefined;
+  readonly #clock: Clock;
 
-  /** `fence`: the copying VTC's epoch towards the destination at the time each copy starts (its newest key, the VTS's boot). */
-  constructor(clients: Record<VtsName, VtsClient>, log: Logger, concurrency = 2, fence?: (to: VtsName) => EpochFence) {
+  /** `fence`: the copying VTC's epoch towards the destination at the time each copy starts (its newest key, the VTS's boot). `clock`: for `drain`'s deadline. */
+  constructor(clients: Record<VtsName, VtsClient>, log: Logger, concurrency = 2, fence?: (to: VtsName) => EpochFence, clock: Clock = systemClock) {
     this.#fence = fence;
+    this.#clock = clock;
     this.#clients = clients;
     this.#log = log;
     this.#concurrency = concurrency;
@@ -122,13 +133,13 @@ export class CopyQueue {
   drain(deadline = Infinity): Promise<boolean> {
     if (this.length === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      let t: NodeJS.Timeout | undefined;
+      let t: Timer | undefined;
       const done = (v: boolean): void => {
-        if (t !== undefined) clearTimeout(t);
+        this.#clock.clearTimeout(t);
         resolve(v);
       };
       this.#idle.push(() => done(true));
-      if (Number.isFinite(deadline)) t = setTimeout(() => done(this.length === 0), Math.max(0, deadline - Date.now()));
+      if (Number.isFinite(deadline)) t = this.#clock.setTimeout(() => done(this.length === 0), Math.max(0, deadline - this.#clock.now()));
     });
   }
 

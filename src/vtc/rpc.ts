@@ -14,8 +14,6 @@
  */
 import { createHash, randomBytes, sign as edSign, verify as edVerify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import { z } from 'zod';
 import type { ZodType } from 'zod';
 import { DEFAULT_MAX_FRAME, FrameCodec, FrameSplitter } from '../net/frame.js';
@@ -23,6 +21,10 @@ import type { FrameStats } from '../net/frame.js';
 import { canonicalBytes } from '../ptp/codec.js';
 import type { MacAlgorithm } from '../ptp/mac.js';
 import { fromHex, toHex } from '../ptp/mac.js';
+import { systemClock } from '../platform/clock.js';
+import type { Clock, Timer } from '../platform/clock.js';
+import { nodeNet } from '../platform/net.js';
+import type { NetServer, NetSocket, PlatformNet } from '../platform/net.js';
 import { describeIssues } from './control-protocol.js';
 import { BadRequestError, OperatorAuthError, RemoteError, RpcTimeoutError, UnreachableError, codeOf } from './errors.js';
 
@@ -116,6 +118,17 @@ function unpack(payload: Uint8Array): { envelope: unknown; body: Uint8Array } {
   return { envelope: JSON.parse(dec.decode(payload.subarray(4, 4 + n))), body: payload.subarray(4 + n) };
 }
 
+/**
+ * Where an RPC end gets its sockets, time and randomness: node:net, the real clock and
+ * Math.random by default; the simulation passes its own so the same code runs there.
+ */
+export interface RpcEnv {
+  readonly net?: PlatformNet;
+  readonly clock?: Clock;
+  /** Uniform in [0, 1) (only the client's sub-millisecond send-time offset uses it). */
+  readonly random?: () => number;
+}
+
 /** Bytes of body a single frame may carry with room for the envelope. */
 export const MAX_BODY = 256 * 1024;
 
@@ -138,6 +151,8 @@ export interface RpcServerStats {
   /** Requests refused before the handler: no envelope, unknown method, params that do not fit. */
   badRequests: number;
   handled: number;
+  /** Answers too large for a frame (a handler bug), sent to the caller as EREPLYSIZE errors. */
+  oversizedReplies: number;
   operator: OperatorAuthStats;
 }
 
@@ -152,57 +167,64 @@ export class RpcServer {
   readonly #self: string;
   readonly #handler: RpcHandler;
   readonly #max: number;
-  readonly #sockets = new Set<Socket>();
+  readonly #sockets = new Set<NetSocket>();
   readonly #sec: RpcSecurity;
-  readonly #bootAt = Date.now();
+  readonly #net: PlatformNet;
+  readonly #clock: Clock;
+  readonly #bootAt: number;
   readonly #nonces = new Map<string, number>();
   #lastPrune = -Infinity;
-  #server: Server | null = null;
+  #server: NetServer | null = null;
+  #closed = false;
   readonly stats: RpcServerStats;
 
-  constructor(self: string, sec: RpcSecurity, handler: RpcHandler) {
+  constructor(self: string, sec: RpcSecurity, handler: RpcHandler, env: RpcEnv = {}) {
     this.#self = self;
     this.#sec = sec;
+    this.#net = env.net ?? nodeNet;
+    this.#clock = env.clock ?? systemClock;
+    this.#bootAt = this.#clock.now();
     this.#max = sec.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, this.#bootAt);
     this.#handler = handler;
-    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0, operator: { accepted: 0, unsigned: 0, badSignature: 0, stale: 0, replayed: 0 } };
+    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0, oversizedReplies: 0, operator: { accepted: 0, unsigned: 0, badSignature: 0, stale: 0, replayed: 0 } };
   }
 
   /** Resolves with the bound port (0 asks the OS); rejects on a bind error (EADDRINUSE...). */
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const server = createServer((s) => this.#accept(s));
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        this.#server = server;
-        const a = server.address();
-        resolve(typeof a === 'object' && a !== null ? a.port : port);
-      });
-    });
+  async listen(host: string, port: number): Promise<number> {
+    const server = await this.#net.listen(host, port, (s) => this.#accept(s));
+    if (this.#closed) {
+      await server.close();
+      return server.port;
+    }
+    this.#server = server;
+    return server.port;
   }
 
-  #accept(sock: Socket): void {
+  #accept(sock: NetSocket): void {
+    if (this.#closed) {
+      sock.destroy();
+      return;
+    }
     this.#sockets.add(sock);
-    sock.setNoDelay(true);
     const split = new FrameSplitter(this.#max);
-    sock.on('data', (chunk: Buffer) => {
-      const r = split.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      for (const f of r.frames) this.#frame(sock, f);
-      if (r.error !== undefined) {
-        this.stats.poisoned++;
-        if (r.error === 'oversized') this.stats.frames.rejected.oversized++;
-        else this.stats.frames.rejected.malformed++;
-        sock.destroy();
-      }
+    sock.setHandlers({
+      data: (chunk) => {
+        const r = split.push(chunk);
+        for (const f of r.frames) this.#frame(sock, f);
+        if (r.error !== undefined) {
+          this.stats.poisoned++;
+          if (r.error === 'oversized') this.stats.frames.rejected.oversized++;
+          else this.stats.frames.rejected.malformed++;
+          sock.destroy();
+        }
+      },
+      close: () => this.#sockets.delete(sock),
     });
-    sock.on('error', () => undefined);
-    sock.on('close', () => this.#sockets.delete(sock));
   }
 
-  #frame(sock: Socket, frame: Uint8Array): void {
-    const r = this.#codec.open(frame, Date.now());
+  #frame(sock: NetSocket, frame: Uint8Array): void {
+    const r = this.#codec.open(frame, this.#clock.now());
     if (!r.ok) return;
     let env: z.infer<typeof envelopeSchema>;
     let body: Uint8Array;
@@ -218,11 +240,21 @@ export class RpcServer {
     const from = r.from;
     const reply = (e: unknown, b?: Uint8Array): void => {
       if (sock.destroyed) return;
+      let frame: Uint8Array;
       try {
-        sock.write(this.#codec.seal(from, pack(e, b), Date.now()));
-      } catch {
-        // An answer too large to seal is a handler bug; the caller times out.
+        frame = this.#codec.seal(from, pack(e, b), this.#clock.now());
+      } catch (err) {
+        // An answer too large for a frame is a handler bug: the caller gets it as an error
+        // at once rather than waiting out its timeout.
+        this.stats.oversizedReplies++;
+        const why = { id: env.id, ok: false, e: { code: 'EREPLYSIZE', name: 'RangeError', message: `${env.m}: the answer does not fit a frame (${(err as Error).message})` } };
+        try {
+          frame = this.#codec.seal(from, pack(why), this.#clock.now());
+        } catch {
+          return;
+        }
       }
+      sock.write(frame);
     };
     const fail = (err: unknown): void => {
       const e = err as { name?: unknown; message?: unknown };
@@ -257,7 +289,7 @@ export class RpcServer {
       st.badSignature++;
       throw new OperatorAuthError('bad-signature', `operator request ${env.m}: the signature does not verify with the operator's public key`);
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     const window = this.#sec.operatorWindowMs ?? 30_000;
     // Nonces seen before this server started are gone: a request older than the start could be a replay.
     if (a.t < now - window || a.t > now + window || a.t < this.#bootAt) {
@@ -291,11 +323,12 @@ export class RpcServer {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
     const s = this.#server;
     this.#server = null;
-    if (s !== null) await new Promise<void>((r) => s.close(() => r()));
+    if (s !== null) await s.close();
   }
 }
 
@@ -308,7 +341,7 @@ export interface CallOptions {
 interface Pending {
   resolve: (v: { result: unknown; body: Uint8Array }) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: Timer;
 }
 
 /**
@@ -327,8 +360,10 @@ export class RpcClient {
   #port: number;
   readonly #max: number;
   readonly #timeout: number;
-  #sock: Socket | null = null;
-  #connecting: Promise<Socket> | null = null;
+  #sock: NetSocket | null = null;
+  #connecting: Promise<NetSocket> | null = null;
+  readonly #net: PlatformNet;
+  readonly #clock: Clock;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
@@ -337,14 +372,17 @@ export class RpcClient {
   // Several clients may speak as the same participant (two operator shells): a random
   // sub-millisecond offset keeps their (sentAt, counter) pairs apart, so the server's
   // replay filter never mistakes one for the other.
-  readonly #skew = Math.random() * 0.999;
+  readonly #skew: number;
 
-  constructor(self: string, to: string, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000) {
+  constructor(self: string, to: string, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000, env: RpcEnv = {}) {
+    this.#net = env.net ?? nodeNet;
+    this.#clock = env.clock ?? systemClock;
+    this.#skew = (env.random ?? Math.random)() * 0.999;
     this.#to = to;
     this.#host = address.host;
     this.#port = address.port;
     this.#max = sec.maxFrame ?? DEFAULT_MAX_FRAME;
-    this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, Date.now());
+    this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, this.#clock.now());
     this.#timeout = timeoutMs;
     this.#operatorKey = self === OPERATOR ? sec.operatorPrivateKey : undefined;
   }
@@ -359,44 +397,51 @@ export class RpcClient {
     this.#sock?.destroy();
   }
 
-  #connect(): Promise<Socket> {
+  #connect(): Promise<NetSocket> {
     if (this.#sock !== null && !this.#sock.destroyed) return Promise.resolve(this.#sock);
     if (this.#connecting !== null) return this.#connecting;
-    this.#connecting = new Promise<Socket>((resolve, reject) => {
-      const sock = createConnection({ host: this.#host, port: this.#port });
-      sock.setNoDelay(true);
+    this.#connecting = new Promise<NetSocket>((resolve, reject) => {
+      const sock = this.#net.connect(this.#host, this.#port);
       const split = new FrameSplitter(this.#max);
-      const fail = (e: Error): void => {
-        this.#connecting = null;
-        reject(new UnreachableError(`${this.#to} at ${this.#host}:${this.#port}`, e));
-      };
-      sock.once('error', fail);
-      sock.once('connect', () => {
-        sock.off('error', fail);
-        sock.on('error', () => undefined);
-        this.#sock = sock;
-        this.#connecting = null;
-        resolve(sock);
-      });
-      sock.on('data', (chunk: Buffer) => {
-        const r = split.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        for (const f of r.frames) this.#answer(f);
-        if (r.error !== undefined) sock.destroy();
-      });
-      sock.on('close', () => {
-        if (this.#sock === sock) this.#sock = null;
-        for (const [id, p] of this.#pending) {
-          this.#pending.delete(id);
-          clearTimeout(p.timer);
-          p.reject(new UnreachableError(`${this.#to} (connection closed)`));
-        }
+      let connected = false;
+      sock.setHandlers({
+        error: (e) => {
+          if (connected) return;
+          // A socket replaced while it was dialling (setAddress) no longer speaks for this client.
+          if (this.#connecting === p) this.#connecting = null;
+          reject(new UnreachableError(`${this.#to} at ${this.#host}:${this.#port}`, e));
+        },
+        connect: () => {
+          connected = true;
+          this.#sock = sock;
+          if (this.#connecting === p) this.#connecting = null;
+          resolve(sock);
+        },
+        data: (chunk) => {
+          const r = split.push(chunk);
+          for (const f of r.frames) this.#answer(f);
+          if (r.error !== undefined) sock.destroy();
+        },
+        close: () => {
+          if (!connected) {
+            if (this.#connecting === p) this.#connecting = null;
+            reject(new UnreachableError(`${this.#to} at ${this.#host}:${this.#port} (connection closed before it was established)`));
+          }
+          if (this.#sock === sock) this.#sock = null;
+          for (const [id, q] of this.#pending) {
+            this.#pending.delete(id);
+            this.#clock.clearTimeout(q.timer);
+            q.reject(new UnreachableError(`${this.#to} (connection closed)`));
+          }
+        },
       });
     });
-    return this.#connecting;
+    const p = this.#connecting;
+    return p;
   }
 
   #answer(frame: Uint8Array): void {
-    const r = this.#codec.open(frame, Date.now());
+    const r = this.#codec.open(frame, this.#clock.now());
     if (!r.ok || r.from !== this.#to) return;
     let env: { id?: unknown; ok?: unknown; r?: unknown; e?: { code?: unknown; name?: unknown; message?: unknown } };
     let body: Uint8Array;
@@ -411,7 +456,7 @@ export class RpcClient {
     const p = this.#pending.get(env.id);
     if (p === undefined) return;
     this.#pending.delete(env.id);
-    clearTimeout(p.timer);
+    this.#clock.clearTimeout(p.timer);
     if (env.ok === true) p.resolve({ result: env.r, body: body.slice() });
     else p.reject(new RemoteError(String(env.e?.code ?? 'EUNKNOWN'), String(env.e?.name ?? 'Error'), String(env.e?.message ?? 'remote error')));
   }
@@ -423,7 +468,7 @@ export class RpcClient {
     return new Promise((resolve, reject) => {
       // The timeout covers connecting too: a peer behind a dead link never answers the SYN.
       let expired = false;
-      const timer = setTimeout(() => {
+      const timer = this.#clock.setTimeout(() => {
         expired = true;
         this.#pending.delete(id);
         reject(new RpcTimeoutError(`${this.#to} (${method})`, ms));
@@ -433,17 +478,17 @@ export class RpcClient {
           if (expired) return;
           this.#pending.set(id, { resolve, reject, timer });
           try {
-            const at = Date.now() + this.#skew;
+            const at = this.#clock.now() + this.#skew;
             const auth = this.#operatorKey === undefined ? undefined : signOperatorRequest(this.#operatorKey, this.#to, method, params, o.body ?? new Uint8Array(0), at);
             sock.write(this.#codec.seal(this.#to, pack({ id, m: method, p: params, ...(auth === undefined ? {} : { a: auth }) }, o.body), at));
           } catch (e) {
             this.#pending.delete(id);
-            clearTimeout(timer);
+            this.#clock.clearTimeout(timer);
             reject(e instanceof Error ? e : new Error(String(e)));
           }
         },
         (e: unknown) => {
-          clearTimeout(timer);
+          this.#clock.clearTimeout(timer);
           reject(e instanceof Error ? e : new Error(String(e)));
         },
       );

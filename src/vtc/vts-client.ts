@@ -1,7 +1,7 @@
 /** A VTC's typed view of one remote VTS (vts-server.ts), over the authenticated RPC. */
 import type { VtsName } from '../ptp/types.js';
 import { RpcClient, vtsParticipant } from './rpc.js';
-import type { RpcSecurity } from './rpc.js';
+import type { RpcEnv, RpcSecurity } from './rpc.js';
 
 export interface RemoteView {
   readonly name: VtsName;
@@ -52,10 +52,11 @@ export class VtsClient {
    */
   readonly run: string | undefined;
 
-  constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000, run?: string) {
+  /** `env`: sockets, clock and randomness of the RPC (node:net and the real clock by default). */
+  constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000, run?: string, env: RpcEnv = {}) {
     this.name = name;
     this.run = run;
-    this.rpc = new RpcClient(self, vtsParticipant(name), address, sec, timeoutMs);
+    this.rpc = new RpcClient(self, vtsParticipant(name), address, sec, timeoutMs, env);
   }
 
   get #runParam(): { run?: string } {
@@ -125,7 +126,7 @@ export class VtsClient {
     return this.#r('close', { h, ...o });
   }
   exportOpen(volser: string): Promise<{ xid: number; token: { generation: number; consistent: boolean }; bytes: number; sha256: string }> {
-    return this.#r('export-open', { volser });
+    return this.#r('export-open', { volser, ...this.#runParam });
   }
   async exportRead(xid: number): Promise<Uint8Array | null> {
     const r = await this.rpc.call('export-read', { xid });
@@ -135,10 +136,14 @@ export class VtsClient {
     await this.#r('export-release', { xid });
   }
   async copyOpen(volser: string, token: { generation: number }, sha256: string, fence?: EpochFence): Promise<number> {
-    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256, ...fence })).cid;
+    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256, ...fence, ...this.#runParam })).cid;
   }
   async copyWrite(cid: number, chunk: Uint8Array): Promise<void> {
     await this.#r('copy-write', { cid }, chunk);
+  }
+  /** Drops copy `cid` unfinished: nothing of it is committed (a no-op for a copy already gone). */
+  async copyAbort(cid: number): Promise<void> {
+    await this.#r('copy-abort', { cid });
   }
   copyClose(cid: number): Promise<{ generation: number; consistent: boolean }> {
     return this.#r('copy-close', { cid }, undefined, 60_000);

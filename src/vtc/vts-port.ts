@@ -12,10 +12,11 @@ import type { VtsName, VtsView } from '../ptp/types.js';
 import { copyVolume } from './copier.js';
 import type { CopyQueue } from './copier.js';
 import type { EpochFence, RemoteView, VtsClient } from './vts-client.js';
+import { sleepOn, systemClock } from '../platform/clock.js';
+import type { Clock } from '../platform/clock.js';
 
 /** The core reads the VtsView fields; the agent keeps the rest (mounts, refusing) for status. */
 const toView = (v: RemoteView): VtsView => v;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Polls without a mount or a transfer before a normal or expedite stop takes a write as finished. */
 const SETTLE_POLLS = 5;
 
@@ -31,10 +32,12 @@ export class RemoteVtsPort implements VtsPort {
   readonly #log: Logger;
   readonly #pollMs: number;
   readonly #opTimeoutMs: number;
+  readonly #clock: Clock;
 
-  /** `opTimeoutMs`: the engine's vtsOpTimeout; a stop gives up (the VTS stays in operation) before the engine stops waiting for it. */
-  constructor(name: VtsName, clients: Record<VtsName, VtsClient>, copies: CopyQueue, log: Logger, opTimeoutMs: number, pollMs = 20) {
+  /** `opTimeoutMs`: the engine's vtsOpTimeout; a stop gives up (the VTS stays in operation) before the engine stops waiting for it. `clock`: time and timers (the real ones by default). */
+  constructor(name: VtsName, clients: Record<VtsName, VtsClient>, copies: CopyQueue, log: Logger, opTimeoutMs: number, pollMs = 20, clock: Clock = systemClock) {
     this.name = name;
+    this.#clock = clock;
     this.#opTimeoutMs = opTimeoutMs;
     this.#clients = clients;
     this.#copies = copies;
@@ -106,7 +109,7 @@ export class RemoteVtsPort implements VtsPort {
     this.#judge(v0, op);
     if (!v0.inOperation) return me.setOut(op.seq, `key ${op.seq}`, op.mac);
     // Past the engine's own timeout the key fails: the VTS must then still be in operation, never out without a key.
-    const giveUp = Date.now() + this.#opTimeoutMs * 0.8;
+    const giveUp = this.#clock.now() + this.#opTimeoutMs * 0.8;
     const policy = MODE_POLICY[op.mode];
     // A key older than the one the VTS recorded, or a fork of its seq (made by a VTC that was
     // cut off), takes nothing out of operation: checked before new mounts are refused.
@@ -122,23 +125,24 @@ export class RemoteVtsPort implements VtsPort {
   }
 
   async #leave(me: VtsClient, op: Extract<VtsOp, { op: 'stop' }>, policy: (typeof MODE_POLICY)[keyof typeof MODE_POLICY], giveUp: number): Promise<RemoteView> {
+    const now = (): number => this.#clock.now();
     if (policy.activeMounts === 'abort') {
       await me.record(op.seq, op.mac);
     } else {
-      const bound = policy.activeMounts === 'complete-until-bound' ? Math.min(giveUp, Date.now() + op.expediteTimeout) : giveUp;
+      const bound = policy.activeMounts === 'complete-until-bound' ? Math.min(giveUp, now() + op.expediteTimeout) : giveUp;
       // A host write is in flight until its VTC has copied it on (immediate) or marked the
       // other VTS behind (deferred) after the close: wait for the mounts, then for the
       // transfers, until neither has been seen for a few polls.
       let quietSince: number | null = null;
-      while (Date.now() < bound) {
+      while (now() < bound) {
         const v = await me.view();
         if (v.mounts > 0 || (v.transfers ?? 0) > 0) quietSince = null;
-        else if (quietSince === null) quietSince = Date.now();
-        else if (Date.now() - quietSince >= this.#pollMs * SETTLE_POLLS) break;
-        await sleep(this.#pollMs);
+        else if (quietSince === null) quietSince = now();
+        else if (now() - quietSince >= this.#pollMs * SETTLE_POLLS) break;
+        await sleepOn(this.#clock, this.#pollMs);
       }
       if (op.drainTo !== null) await this.#drain(op.drainTo, bound, op.mac === undefined ? undefined : { epoch: op.seq, epochMac: op.mac });
-      if (policy.activeMounts === 'complete' && Date.now() >= giveUp) {
+      if (policy.activeMounts === 'complete' && now() >= giveUp) {
         throw new Error(`VTS ${this.name}: active mounts or pending copies did not finish within ${Math.round(this.#opTimeoutMs * 0.8)} ms; it stays in operation`);
       }
       // The mounts that were active have closed (or, expedite, ran out of time and are
@@ -166,7 +170,7 @@ export class RemoteVtsPort implements VtsPort {
     const [vx, vy] = await Promise.all([this.#clients[x].view(), this.#clients[to].view()]);
     const jobs: [string, VtsName, VtsName][] = [...vy.behind.map((v): [string, VtsName, VtsName] => [v, x, to]), ...vx.behind.map((v): [string, VtsName, VtsName] => [v, to, x])];
     for (const [v, from, dest] of jobs) {
-      if (Date.now() >= bound) return;
+      if (this.#clock.now() >= bound) return;
       try {
         await copyVolume(v, this.#clients[from], this.#clients[dest], fence);
       } catch (e) {

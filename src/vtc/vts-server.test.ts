@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HmacSha256 } from '../ptp/mac.js';
-import { participants } from './rpc.js';
+import { MAX_BODY, participants } from './rpc.js';
 import { VtsClient } from './vts-client.js';
 import { VtsHost } from './vts-host.js';
 
@@ -111,5 +112,26 @@ describe('mount ownership', () => {
     await live.write(hl, enc('still mine'));
     await live.close(hl, {});
     expect(await readAll(live, 'V00006')).toBe('still mine');
+  });
+});
+
+describe('peer copy export', () => {
+  it('a volume of several MiB is exported in chunks a frame carries, every byte in order', async () => {
+    await startHost();
+    const c = client('vtc1');
+    const data = new Uint8Array(3 * 1024 * 1024 + 12_345);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    const h = await c.mount('V00009', { scratch: true });
+    for (let off = 0; off < data.length; off += 128 * 1024) await c.write(h, data.subarray(off, Math.min(data.length, off + 128 * 1024)));
+    await c.close(h, {});
+    const x = await c.exportOpen('V00009');
+    const parts: Uint8Array[] = [];
+    for (let chunk = await c.exportRead(x.xid); chunk !== null; chunk = await c.exportRead(x.xid)) parts.push(chunk);
+    // The export is the cache file (records with their headers): all of it, as its digest says.
+    const all = Buffer.concat(parts);
+    expect(Math.max(...parts.map((p) => p.length))).toBeLessThanOrEqual(MAX_BODY);
+    expect(all.length).toBe(x.bytes);
+    expect(createHash('sha256').update(all).digest('hex')).toBe(x.sha256);
+    expect(all.includes(Buffer.from(data.subarray(data.length - 4096)))).toBe(true);
   });
 });

@@ -11,7 +11,9 @@ import type { Logger } from 'pino';
 import type { VtsUnit, MountHandle, VolumeExport } from '../vts/index.js';
 import { BadRequestError, NotAllowedError } from './errors.js';
 import { MAX_BODY, OPERATOR, RpcServer, vtsParticipant } from './rpc.js';
-import type { RpcReply, RpcSecurity } from './rpc.js';
+import type { RpcEnv, RpcReply, RpcSecurity } from './rpc.js';
+import { systemClock } from '../platform/clock.js';
+import type { Clock, Timer } from '../platform/clock.js';
 
 const str = (p: Record<string, unknown>, k: string): string => {
   const v = p[k];
@@ -108,6 +110,8 @@ export interface VtsServerOptions {
   /** Abandon a mount whose VTC has made no call for this long (ms); default {@link MOUNT_OWNER_GONE_MS}. */
   readonly ownerGoneMs?: number;
   readonly now?: () => number;
+  /** Sockets and clock (node:net and the real clock by default); `now`, when given, wins over the clock's for mount ownership. */
+  readonly env?: RpcEnv;
 }
 
 /**
@@ -127,9 +131,10 @@ export class VtsServer {
   readonly #lastCall = new Map<string, number>();
   readonly #ownerGoneMs: number;
   readonly #now: () => number;
-  readonly #sweep: NodeJS.Timeout;
-  readonly #exports = new Map<number, { x: VolumeExport; it: AsyncIterator<Uint8Array> }>();
-  readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: NodeJS.Timeout }>();
+  readonly #sweep: Timer;
+  readonly #clock: Clock;
+  readonly #exports = new Map<number, { x: VolumeExport; it: AsyncIterator<Uint8Array>; vtc: string; run: string | undefined }>();
+  readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: Timer; vtc: string; run: string | undefined }>();
   #nextId = 1;
 
   constructor(o: VtsServerOptions) {
@@ -137,10 +142,12 @@ export class VtsServer {
     this.#log = o.logger;
     this.#ownerGoneMs = o.ownerGoneMs ?? MOUNT_OWNER_GONE_MS;
     if (!(this.#ownerGoneMs > 0)) throw new BadRequestError(`ownerGoneMs must be a positive number of ms (got ${String(o.ownerGoneMs)})`);
-    this.#now = o.now ?? Date.now;
-    this.rpc = new RpcServer(vtsParticipant(o.name), o.security, (from, m, p, b) => this.#handle(from, m, p, b));
-    this.#sweep = setInterval(() => void this.sweepGoneOwners(), Math.max(10, Math.min(60_000, this.#ownerGoneMs / 4)));
-    this.#sweep.unref();
+    const clock = o.env?.clock ?? systemClock;
+    this.#clock = clock;
+    this.#now = o.now ?? (() => clock.now());
+    this.rpc = new RpcServer(vtsParticipant(o.name), o.security, (from, m, p, b) => this.#handle(from, m, p, b), o.env);
+    this.#sweep = clock.setInterval(() => void this.sweepGoneOwners(), Math.max(10, Math.min(60_000, this.#ownerGoneMs / 4)));
+    this.#sweep.unref?.();
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -148,20 +155,20 @@ export class VtsServer {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#sweep);
+    this.#clock.clearInterval(this.#sweep);
     await this.rpc.close();
     for (const { x } of this.#exports.values()) await x.release();
     this.#exports.clear();
     for (const c of this.#copies.values()) {
-      clearTimeout(c.idle);
+      this.#clock.clearTimeout(c.idle);
       c.q.abort(new BadRequestError('VTS server closed during the copy'));
     }
     this.#copies.clear();
   }
 
   /** A copy whose sender went quiet (crashed VTC, cut link) is dropped so the volume is not held busy. */
-  #idle(id: number, q: ChunkQueue): NodeJS.Timeout {
-    return setTimeout(() => {
+  #idle(id: number, q: ChunkQueue): Timer {
+    return this.#clock.setTimeout(() => {
       this.#copies.delete(id);
       q.abort(new BadRequestError(`copy ${id} abandoned: no data for ${COPY_IDLE_MS} ms`));
     }, COPY_IDLE_MS);
@@ -200,6 +207,19 @@ export class VtsServer {
     for (const m of old) {
       this.#retired.add(`${from} ${m.run ?? ''}`);
       await this.#abandon(m, `VTC ${from} started again (run ${run})`);
+    }
+    // Its earlier runs' copies and exports go too: a copy stream whose sender is gone would
+    // hold the volume busy until the idle bound, and nothing would ever commit it.
+    for (const [id, c] of this.#copies) {
+      if (c.vtc !== from || c.run === undefined || c.run === run) continue;
+      this.#copies.delete(id);
+      this.#clock.clearTimeout(c.idle);
+      c.q.abort(new StaleRunError(from, c.run));
+    }
+    for (const [id, e] of this.#exports) {
+      if (e.vtc !== from || e.run === undefined || e.run === run) continue;
+      this.#exports.delete(id);
+      await e.x.release();
     }
   }
 
@@ -308,9 +328,10 @@ export class VtsServer {
         return { result: this.#view() };
       }
       case 'export-open': {
-        const x = await u.exportVolume(str(p, 'volser'));
+        // One chunk per reply: a chunk larger than a frame's body would never reach the VTC.
+        const x = await u.exportVolume(str(p, 'volser'), MAX_BODY);
         const id = this.#nextId++;
-        this.#exports.set(id, { x, it: x.chunks[Symbol.asyncIterator]() });
+        this.#exports.set(id, { x, it: x.chunks[Symbol.asyncIterator](), vtc: from, run: optStr(p, 'run') });
         return { result: { xid: id, token: x.token, bytes: x.bytes, sha256: x.sha256 } };
       }
       case 'export-read': {
@@ -338,15 +359,27 @@ export class VtsServer {
         if (typeof tok?.generation !== 'number') throw new BadRequestError('copy-open needs a token');
         const done = u.applyCopy(str(p, 'volser'), q, { generation: tok.generation, consistent: true }, { ...(typeof p.sha256 === 'string' ? { sha256: p.sha256 } : {}), ...fenceOf(p) });
         done.catch(() => undefined);
-        this.#copies.set(id, { q, done, idle: this.#idle(id, q) });
+        this.#copies.set(id, { q, done, idle: this.#idle(id, q), vtc: from, run: optStr(p, 'run') });
         return { result: { cid: id } };
       }
       case 'copy-write': {
         const c = this.#copies.get(num(p, 'cid'));
         if (c === undefined) throw new BadRequestError(`unknown copy ${String(p.cid)}`);
-        clearTimeout(c.idle);
+        this.#clock.clearTimeout(c.idle);
         c.idle = this.#idle(num(p, 'cid'), c.q);
         c.q.push(body.slice());
+        return {};
+      }
+      case 'copy-abort': {
+        const id = num(p, 'cid');
+        const c = this.#copies.get(id);
+        if (c === undefined) return {};
+        if (c.vtc !== from) throw new BadRequestError(`copy ${id} belongs to VTC ${c.vtc}, not ${from}`);
+        this.#copies.delete(id);
+        this.#clock.clearTimeout(c.idle);
+        c.q.abort(new BadRequestError(`copy ${id} aborted by its sender`));
+        // The destination's volume is free again once the unit has dropped the partial copy.
+        await c.done.catch(() => undefined);
         return {};
       }
       case 'copy-close': {
@@ -354,7 +387,7 @@ export class VtsServer {
         const c = this.#copies.get(id);
         if (c === undefined) throw new BadRequestError(`unknown copy ${id}`);
         this.#copies.delete(id);
-        clearTimeout(c.idle);
+        this.#clock.clearTimeout(c.idle);
         c.q.end();
         return { result: await c.done };
       }

@@ -1,66 +1,49 @@
 /**
  * The VTS's durable writers over a file system that takes short writes and whose fsyncs are
- * recorded: `node:fs` and `node:fs/promises` are wrapped for this file only.
+ * recorded: node:fs behind a wrapper passed as each writer's `fs`.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type * as FsPromises from 'node:fs/promises';
-import type * as Fs from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
+import { VolumeCache } from './volume-cache.js';
+import { SlotFile } from './slot-file.js';
+import { VtsUnit } from './vts-unit.js';
+import { RecordKind, buildVolume } from './volume-format.js';
+import { mkdirDurable, writeDurable } from './durable.js';
 
-const io = vi.hoisted(() => ({ maxWrite: Number.POSITIVE_INFINITY, shortWrites: 0, synced: [] as string[], ops: [] as string[] }));
+const io = { maxWrite: Number.POSITIVE_INFINITY, shortWrites: 0, synced: [] as string[], ops: [] as string[] };
 
-vi.mock('node:fs/promises', async (importOriginal) => {
-  const real = await importOriginal<typeof FsPromises>();
-  const open = async (path: string, ...rest: unknown[]): Promise<unknown> => {
-    const h = await (real.open as (...a: unknown[]) => Promise<FsPromises.FileHandle>)(path, ...rest);
-    return new Proxy(h, {
-      get(t, p) {
-        if (p === 'write') {
-          return (buf: Uint8Array, off: number, len: number, pos: number) => {
-            if (len > io.maxWrite) io.shortWrites++;
-            return t.write(buf, off, Math.min(len, io.maxWrite), pos);
-          };
-        }
-        if (p === 'sync') return async () => {
-          await t.sync();
-          io.synced.push(String(path));
-          io.ops.push(`sync ${String(path)}`);
-        };
-        const v: unknown = Reflect.get(t, p, t);
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+/** node:fs, with every write cut to `io.maxWrite` bytes and every fsync and unlink recorded. */
+const fs: PlatformFs = {
+  ...nodeFs,
+  open: async (path, flags) => {
+    const h = await nodeFs.open(path, flags);
+    const wrapped: PlatformFile = {
+      read: (buf, off, len, pos) => h.read(buf, off, len, pos),
+      write: (buf, off, len, pos) => {
+        if (len > io.maxWrite) io.shortWrites++;
+        return h.write(buf, off, Math.min(len, io.maxWrite), pos);
       },
-    });
-  };
-  const unlink = async (path: string): Promise<void> => {
-    await real.unlink(path);
+      sync: async () => {
+        await h.sync();
+        io.synced.push(path);
+        io.ops.push(`sync ${path}`);
+      },
+      datasync: () => h.datasync(),
+      stat: () => h.stat(),
+      truncate: (n) => h.truncate(n),
+      close: () => h.close(),
+    };
+    return wrapped;
+  },
+  unlink: async (path) => {
+    await nodeFs.unlink(path);
     io.ops.push(`unlink ${path}`);
-  };
-  return { ...real, open, unlink, default: { ...real, open, unlink } };
-});
-
-vi.mock('node:fs', async (importOriginal) => {
-  const real = await importOriginal<typeof Fs>();
-  const { promisify } = await import('node:util');
-  type Cb = (err: Error | null, n?: number) => void;
-  const write = (fd: number, buf: Uint8Array, off: number, len: number, pos: number, cb: Cb): void => {
-    if (len > io.maxWrite) io.shortWrites++;
-    real.write(fd, buf, off, Math.min(len, io.maxWrite), pos, cb);
-  };
-  Object.defineProperty(write, promisify.custom, {
-    value: (fd: number, buf: Uint8Array, off: number, len: number, pos: number) =>
-      new Promise((resolve, reject) => write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve({ bytesWritten: n, buffer: buf })))),
-  });
-  return { ...real, write, default: { ...real, write } };
-});
-
-const { VolumeCache } = await import('./volume-cache.js');
-const { SlotFile } = await import('./slot-file.js');
-const { VtsUnit } = await import('./vts-unit.js');
-const { RecordKind, buildVolume } = await import('./volume-format.js');
-const { mkdirDurable, writeDurable } = await import('./durable.js');
+  },
+};
 
 let root: string;
 beforeEach(() => {
@@ -78,7 +61,7 @@ const block = (n: number, seed: number): Buffer => Buffer.from(Array.from({ leng
 describe('short writes', () => {
   it('a volume written in records larger than each write takes commits whole', async () => {
     const dir = join(root, 'cache');
-    const cache = await VolumeCache.open({ dir });
+    const cache = await VolumeCache.open({ dir, fs });
     io.maxWrite = 1000;
     const blocks = [block(5000, 1), block(3, 2), block(64 * 1024 + 17, 3)];
     const f = await cache.newWork('V00001');
@@ -88,7 +71,7 @@ describe('short writes', () => {
     io.maxWrite = Number.POSITIVE_INFINITY;
     expect(io.shortWrites).toBeGreaterThan(0);
     const want = buildVolume([...blocks, 'filemark']);
-    const again = await VolumeCache.open({ dir });
+    const again = await VolumeCache.open({ dir, fs });
     const meta = again.get('V00001');
     expect(meta?.dataFile, 'the reopened cache still holds the data').not.toBeNull();
     expect(meta?.sha256).toBe(sha(want));
@@ -98,14 +81,14 @@ describe('short writes', () => {
 
   it('a state record save larger than each write is saved whole', async () => {
     const path = join(root, 'state.bin');
-    const a = await SlotFile.open(path, () => Buffer.from('first'));
+    const a = await SlotFile.open(path, () => Buffer.from('first'), fs);
     io.maxWrite = 700;
     const big = Buffer.from('y'.repeat(3000));
     await a.file.save(big);
     await a.file.close();
     io.maxWrite = Number.POSITIVE_INFINITY;
     expect(io.shortWrites).toBeGreaterThan(0);
-    const b = await SlotFile.open(path, () => Buffer.from('never used'));
+    const b = await SlotFile.open(path, () => Buffer.from('never used'), fs);
     await b.file.close();
     expect(Buffer.from(b.payload).toString()).toBe(big.toString());
   });
@@ -113,21 +96,21 @@ describe('short writes', () => {
   it('a small state file replaced durably is written whole', async () => {
     io.maxWrite = 10;
     const text = JSON.stringify({ cartridges: { PV0001L8: { state: 'filling', copies: 3 } } });
-    await writeDurable(join(root, 'cartridges.json'), text);
+    await writeDurable(join(root, 'cartridges.json'), text, fs);
     io.maxWrite = Number.POSITIVE_INFINITY;
     expect(io.shortWrites).toBeGreaterThan(0);
     expect(readFileSync(join(root, 'cartridges.json'), 'utf8')).toBe(text);
   });
 
   it('a peer copy arriving in chunks larger than each write is installed whole', async () => {
-    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state') });
+    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
     const image = buildVolume([block(9000, 4), 'filemark', block(100, 5)]);
     io.maxWrite = 512;
     await vts.applyCopy('V00002', [image.subarray(0, 4000), image.subarray(4000)][Symbol.iterator]() as unknown as AsyncIterable<Uint8Array>, { generation: 3, consistent: true }, { sha256: sha(image) });
     io.maxWrite = Number.POSITIVE_INFINITY;
     expect(io.shortWrites).toBeGreaterThan(0);
     await vts.shutdown();
-    const again = await VolumeCache.open({ dir: join(root, 'cache') });
+    const again = await VolumeCache.open({ dir: join(root, 'cache'), fs });
     const meta = again.get('V00002');
     expect(meta?.dataGeneration).toBe(3);
     expect(sha(readFileSync(again.dataPath(meta!)!))).toBe(sha(image));
@@ -136,29 +119,29 @@ describe('short writes', () => {
 
 describe('directories made for the VTS are durable before it reports anything durable', () => {
   it('mkdirDurable fsyncs the parent of every directory it makes', async () => {
-    await mkdirDurable(join(root, 'a', 'b', 'c'));
+    await mkdirDurable(join(root, 'a', 'b', 'c'), fs);
     expect(new Set(io.synced)).toEqual(new Set([root, join(root, 'a'), join(root, 'a', 'b')]));
   });
 
   it('a new cache directory, its meta/ and data/ are recorded in their parents when open resolves', async () => {
     const dir = join(root, 'new', 'cache');
-    await VolumeCache.open({ dir });
+    await VolumeCache.open({ dir, fs });
     expect(io.synced).toEqual(expect.arrayContaining([root, join(root, 'new'), dir]));
   });
 
   it('a new state directory and its state file are recorded in their parents when the VTS opens', async () => {
     const stateDir = join(root, 'vts', 'state');
-    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'vts', 'cache'), stateDir });
+    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'vts', 'cache'), stateDir, fs });
     await vts.shutdown();
     expect(io.synced).toEqual(expect.arrayContaining([root, join(root, 'vts'), stateDir, dirname(stateDir)]));
   });
 
   it('a state file of the older format, carried over and removed, stays removed (its unlink is synced)', async () => {
     const stateDir = join(root, 'state');
-    await mkdirDurable(stateDir);
+    await mkdirDurable(stateDir, fs);
     const legacy = join(stateDir, 'vts-state.json');
     writeFileSync(legacy, JSON.stringify({ id: 'A', lastKeySeq: 7, inOperation: true }));
-    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir });
+    const vts = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir, fs });
     expect(vts.lastKeySeq).toBe(7);
     await vts.shutdown();
     const removed = io.ops.indexOf(`unlink ${legacy}`);

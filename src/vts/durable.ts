@@ -3,9 +3,11 @@
  * fsync the directory, so that after a crash a reader finds either the old or the new
  * content, never a torn one. Also the pieces every durable writer of the VTS shares: a
  * write that never stops short, a directory made durably, and one-at-a-time writes per key.
+ * Each function takes the file system last (default node:fs), so a simulation can run them
+ * over one that loses what was not synced.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { nodeFs, type PlatformFs } from '../platform/fs.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
 import { StateFileError } from './errors.js';
@@ -45,8 +47,8 @@ export async function writeAll(h: PositionalWriter, data: Uint8Array, position: 
 }
 
 /** fsync a directory so a rename, create or unlink inside it survives a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
+export async function syncDir(dir: string, fs: PlatformFs = nodeFs): Promise<void> {
+  const h = await fs.open(dir, 'r');
   try {
     await h.sync();
   } finally {
@@ -59,15 +61,15 @@ export async function syncDir(dir: string): Promise<void> {
  * (a new directory's entry is as volatile as a new file's), and so is `dir` when it was
  * already there. Resolves once durable.
  */
-export async function mkdirDurable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
+export async function mkdirDurable(dir: string, fs: PlatformFs = nodeFs): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true });
   // Found existing: it may still be one an earlier run made and crashed before syncing.
-  if (first === undefined) return syncDir(dirname(resolve(dir)));
+  if (first === undefined) return syncDir(dirname(resolve(dir)), fs);
   // Created: `first` and each directory below it down to `dir`; each one's parent gets the sync.
   let d = resolve(first);
   const created = [d];
   for (const part of relative(d, resolve(dir)).split(sep).filter(Boolean)) created.push((d = join(d, part)));
-  for (const c of created) await syncDir(dirname(c));
+  for (const c of created) await syncDir(dirname(c), fs);
 }
 
 let tmpSerial = 0;
@@ -75,27 +77,27 @@ let tmpSerial = 0;
 const tmpName = (path: string): string => `${path}.${process.pid}.${++tmpSerial}.${randomBytes(4).toString('hex')}.tmp`;
 
 /** Replaces `path` with `data` atomically and durably. Rejects with the fs error; the old content then stays. */
-export async function writeDurable(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeDurable(path: string, data: string | Uint8Array, fs: PlatformFs = nodeFs): Promise<void> {
   const tmp = tmpName(path);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {
-    const h = await open(tmp, 'wx');
+    const h = await fs.open(tmp, 'wx');
     try {
       await writeAll(h, bytes, 0, tmp);
       await h.sync();
     } finally {
       await h.close();
     }
-    await rename(tmp, path);
+    await fs.rename(tmp, path);
   } catch (e) {
-    await unlinkQuiet(tmp).catch(() => undefined);
+    await unlinkQuiet(tmp, fs).catch(() => undefined);
     throw e;
   }
-  await syncDir(dirname(path));
+  await syncDir(dirname(path), fs);
 }
 
-export async function writeJsonDurable(path: string, value: unknown): Promise<void> {
-  await writeDurable(path, JSON.stringify(value, null, 1) + '\n');
+export async function writeJsonDurable(path: string, value: unknown, fs: PlatformFs = nodeFs): Promise<void> {
+  await writeDurable(path, JSON.stringify(value, null, 1) + '\n', fs);
 }
 
 /**
@@ -103,16 +105,16 @@ export async function writeJsonDurable(path: string, value: unknown): Promise<vo
  * rename), of this naming and of the older `<path>.tmp` one. Called at open, before anything
  * of this process writes `path`.
  */
-export async function removeTempFiles(path: string): Promise<void> {
+export async function removeTempFiles(path: string, fs: PlatformFs = nodeFs): Promise<void> {
   const base = basename(path);
   let names: string[];
   try {
-    names = await readdir(dirname(path));
+    names = await fs.readdir(dirname(path));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
-  for (const n of names) if (n.startsWith(`${base}.`) && n.endsWith('.tmp')) await unlinkQuiet(join(dirname(path), n));
+  for (const n of names) if (n.startsWith(`${base}.`) && n.endsWith('.tmp')) await unlinkQuiet(join(dirname(path), n), fs);
 }
 
 /**
@@ -135,10 +137,10 @@ export class KeyedQueue {
 }
 
 /** Reads and validates a JSON state file; undefined when it does not exist. */
-export async function readJson<T>(path: string, schema: z.ZodType<T>): Promise<T | undefined> {
+export async function readJson<T>(path: string, schema: z.ZodType<T>, fs: PlatformFs = nodeFs): Promise<T | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await fs.readFile(path)).toString('utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -155,9 +157,9 @@ export async function readJson<T>(path: string, schema: z.ZodType<T>): Promise<T
 }
 
 /** Unlink that ignores a missing file. */
-export async function unlinkQuiet(path: string): Promise<void> {
+export async function unlinkQuiet(path: string, fs: PlatformFs = nodeFs): Promise<void> {
   try {
-    await unlink(path);
+    await fs.unlink(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }

@@ -13,7 +13,6 @@
  * ```
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
@@ -31,6 +30,7 @@ import type { TapeDrive } from '../devices/tape-drive.js';
 import { SenseError, VolumeOverflowError } from '../devices/errors.js';
 import type { ElementStatus } from '../scsi/parse-element-status.js';
 import { SenseKey } from '../scsi/index.js';
+import { nodeFs, type PlatformFs } from '../platform/fs.js';
 import { readJson, removeTempFiles, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
 import { BadVolumeDataError, ClosedError, NoCartridgeError, PremigrationError, RecallError } from './errors.js';
 import type { TapeCopy } from './volume-cache.js';
@@ -89,8 +89,10 @@ export interface PremigratorOptions {
   readonly retryDelayMs?: number;
   /** How long a loaded drive may take to become ready, ms. Default 120 000. */
   readonly readyTimeoutMs?: number;
-  /** Injected wait (tests make retries instant). */
+  /** Injected wait (tests make retries instant; a simulation runs it on its clock). Default setTimeout. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** File system of the state directory and the cache files. Default node:fs. */
+  readonly fs?: PlatformFs;
   readonly logger?: Logger;
 }
 
@@ -180,6 +182,7 @@ export class Premigrator {
   readonly #cartBusy = new Set<string>();
   readonly #carts = new Map<string, CartridgeInfo>();
   readonly #statePath: string;
+  readonly #fs: PlatformFs;
   #robot: Promise<unknown> = Promise.resolve();
   /** Writes of cartridges.json, one at a time, so the last on disk is the newest state (two drives finish together). */
   #stateTail: Promise<unknown> = Promise.resolve();
@@ -193,14 +196,15 @@ export class Premigrator {
     this.#owned = typeof c === 'function' ? c : (b) => list?.has(b) ?? false;
     this.#slots = o.drives.map((drive, index) => ({ index, drive, busy: false }));
     this.#statePath = join(o.stateDir, 'cartridges.json');
+    this.#fs = o.fs ?? nodeFs;
     if (this.#slots.length === 0) throw new RangeError('a premigrator needs at least one drive');
   }
 
   /** Loads cartridge states from `stateDir`. Rejects with StateFileError when the file is corrupt. */
   static async open(o: PremigratorOptions): Promise<Premigrator> {
     const p = new Premigrator(o);
-    await removeTempFiles(p.#statePath);
-    const st = await readJson(p.#statePath, stateSchema);
+    await removeTempFiles(p.#statePath, p.#fs);
+    const st = await readJson(p.#statePath, stateSchema, p.#fs);
     for (const [b, info] of Object.entries(st?.cartridges ?? {})) p.#carts.set(b, info);
     return p;
   }
@@ -228,7 +232,7 @@ export class Premigrator {
     const old = this.#carts.get(barcode) ?? { state: CartridgeState.scratch, copies: 0 };
     this.#carts.set(barcode, { ...old, ...change });
     // Each write takes the states as they are when its turn comes, not when it was asked for.
-    const write = (): Promise<void> => writeJsonDurable(this.#statePath, { cartridges: Object.fromEntries(this.#carts) });
+    const write = (): Promise<void> => writeJsonDurable(this.#statePath, { cartridges: Object.fromEntries(this.#carts) }, this.#fs);
     const run = this.#stateTail.then(write, write);
     this.#stateTail = run.catch(() => undefined);
     await run;
@@ -427,7 +431,7 @@ export class Premigrator {
       const header: VolumeHeader = { volser: src.volser, generation: src.generation, bytes: src.bytes, sha256: src.sha256, blockSize: bs, vts: this.#o.vtsId };
       // Every write must run: `||=` would skip the call once early warning was seen.
       earlyWarning = (await d.writeBlock(encodeTagged(HEADER_MAGIC, header))).earlyWarning || earlyWarning;
-      const fh = await open(src.path, 'r');
+      const fh = await this.#fs.open(src.path, 'r');
       const hash = createHash('sha256');
       let done = 0;
       try {
@@ -483,7 +487,7 @@ export class Premigrator {
         this.#log.info({ volser, generation: copy.generation, barcode: copy.barcode, drive: slot.index + 1 }, 'recalled');
         return;
       } catch (e) {
-        await unlinkQuiet(destPath);
+        await unlinkQuiet(destPath, this.#fs);
         last = e instanceof AttemptError ? e.cause : e;
         this.stats.failedAttempts++;
         avoid.add(slot.index);
@@ -507,7 +511,7 @@ export class Premigrator {
     if (header.volser !== volser || header.generation !== copy.generation || header.sha256 !== copy.sha256) {
       throw new AttemptError({ fatal: true }, new BadVolumeDataError(`block ${copy.block} of ${copy.barcode} holds ${header.volser} generation ${header.generation}, not ${volser} generation ${copy.generation}`));
     }
-    const fh = await open(destPath, 'wx');
+    const fh = await this.#fs.open(destPath, 'wx');
     const hash = createHash('sha256');
     let bytes = 0;
     try {

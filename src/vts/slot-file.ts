@@ -10,9 +10,8 @@
  *
  * Slot layout (little-endian): magic "PVS1" | u64 counter | u32 length | u32 crc32c | payload.
  */
-import { close, fdatasync, open as openFd, read, write } from 'node:fs';
-import { promisify } from 'node:util';
 import { crc32c } from '../native.js';
+import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
 import { removeTempFiles, writeAll, writeDurable } from './durable.js';
 import { StateFileError } from './errors.js';
 
@@ -22,13 +21,9 @@ const HEADER = 20;
 export const MAX_SLOT_PAYLOAD = SLOT_SIZE - HEADER;
 const MAGIC = 0x31535650; // "PVS1" read as u32 LE
 
-// Plain descriptors, not FileHandles: a VTS left open by its owner must not have its state
-// file closed under it by the garbage collector.
-const openP = promisify(openFd);
-const readP = promisify(read);
-const writeP = promisify(write);
-const datasyncP = promisify(fdatasync);
-const closeP = promisify(close);
+// The file stays open for the VTS's life. A PlatformFile is never closed by the garbage
+// collector (nodeFs wraps a plain descriptor, not a FileHandle): a VTS left open by its owner
+// must not have its state file closed under it.
 
 interface Slot {
   readonly counter: bigint;
@@ -64,7 +59,7 @@ function decodeSlot(file: Buffer, at: number): Slot | string {
 
 export class SlotFile {
   readonly path: string;
-  #fd: number | null;
+  #fd: PlatformFile | null;
   #counter: bigint;
   /** Slot holding the newest state: a save always goes to the other one. */
   #newest: number;
@@ -72,7 +67,7 @@ export class SlotFile {
   /** After a failed flush the page cache no longer says what is on disk: every later save is refused. */
   #failed: Error | null = null;
 
-  private constructor(path: string, fd: number, counter: bigint, newest: number) {
+  private constructor(path: string, fd: PlatformFile, counter: bigint, newest: number) {
     this.path = path;
     this.#fd = fd;
     this.#counter = counter;
@@ -82,25 +77,25 @@ export class SlotFile {
   /**
    * Opens `path`; when it does not exist, makes it (durably, with `initial` in its first
    * slot). Returns the newest valid payload. Throws {@link StateFileError} when the file is
-   * short or neither slot is valid.
+   * short or neither slot is valid. `fs` defaults to node:fs.
    */
-  static async open(path: string, initial: () => Uint8Array): Promise<{ file: SlotFile; payload: Uint8Array }> {
+  static async open(path: string, initial: () => Uint8Array, fs: PlatformFs = nodeFs): Promise<{ file: SlotFile; payload: Uint8Array }> {
     // A create cut short leaves its temporary file; nothing else ever reads it.
-    await removeTempFiles(path);
-    let fd: number;
+    await removeTempFiles(path, fs);
+    let fd: PlatformFile;
     try {
-      fd = await openP(path, 'r+');
+      fd = await fs.open(path, 'r+');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       const payload = initial();
-      await SlotFile.#create(path, payload);
-      return { file: new SlotFile(path, await openP(path, 'r+'), 1n, 1), payload };
+      await SlotFile.#create(path, payload, fs);
+      return { file: new SlotFile(path, await fs.open(path, 'r+'), 1n, 1), payload };
     }
     try {
       const bytes = Buffer.alloc(2 * SLOT_SIZE);
       let got = 0;
       for (;;) {
-        const { bytesRead } = await readP(fd, bytes, got, bytes.length - got, got);
+        const { bytesRead } = await fd.read(bytes, got, bytes.length - got, got);
         if (bytesRead === 0 || (got += bytesRead) === bytes.length) break;
       }
       if (got < 2 * SLOT_SIZE) throw new StateFileError(path, `${got} bytes, a state file has two slots of ${SLOT_SIZE}`);
@@ -111,17 +106,17 @@ export class SlotFile {
       const slot = (newest === 0 ? a : b) as Slot;
       return { file: new SlotFile(path, fd, slot.counter, newest), payload: slot.payload };
     } catch (e) {
-      await closeP(fd);
+      await fd.close();
       throw e;
     }
   }
 
-  static async #create(path: string, payload: Uint8Array): Promise<void> {
+  static async #create(path: string, payload: Uint8Array, fs: PlatformFs): Promise<void> {
     if (payload.length > MAX_SLOT_PAYLOAD) throw new StateFileError(path, `state of ${payload.length} bytes does not fit a slot (${MAX_SLOT_PAYLOAD})`);
     const bytes = Buffer.alloc(2 * SLOT_SIZE);
     // Counter 1 in slot 1, so the first save (counter 2) goes to slot 0 and leaves it whole.
     encodeSlot(1n, payload).copy(bytes, SLOT_SIZE);
-    await writeDurable(path, bytes);
+    await writeDurable(path, bytes, fs);
   }
 
   /** Makes `payload` the state, durably; saves run one at a time in call order. */
@@ -142,8 +137,8 @@ export class SlotFile {
     const slot = 1 - this.#newest;
     const b = encodeSlot(counter, payload);
     try {
-      await writeAll({ write: (buf, off, len, pos) => writeP(fd, buf, off, len, pos) }, b, slot * SLOT_SIZE, this.path);
-      await datasyncP(fd);
+      await writeAll(fd, b, slot * SLOT_SIZE, this.path);
+      await fd.datasync();
     } catch (e) {
       this.#failed = e as Error;
       throw e;
@@ -156,6 +151,6 @@ export class SlotFile {
     await this.#tail;
     const fd = this.#fd;
     this.#fd = null;
-    if (fd !== null) await closeP(fd);
+    if (fd !== null) await fd.close();
   }
 }

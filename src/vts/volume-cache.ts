@@ -12,12 +12,10 @@
  * ```
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, open, readdir, rename, stat } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
 import { KeyedQueue, mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
 import { BadVolumeDataError, CacheFullError, checkVolser } from './errors.js';
 import { RECORD_HEADER_BYTES, RecordKind, VOLUME_MAGIC, VolumeParser, recordHeader, type RecordEntry } from './volume-format.js';
@@ -90,6 +88,10 @@ export interface VolumeCacheOptions {
   readonly capacityBytes?: number;
   /** Clock for LRU order (ms). Default Date.now. */
   readonly now?: () => number;
+  /** Source of the random nonces in data file names. Default node:crypto randomBytes. */
+  readonly randomBytes?: (size: number) => Buffer;
+  /** File system. Default node:fs. */
+  readonly fs?: PlatformFs;
   readonly logger?: Logger;
 }
 
@@ -100,15 +102,15 @@ export interface VolumeCacheOptions {
 export class VolumeFile {
   private constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
+    private readonly fh: PlatformFile,
     readonly entries: RecordEntry[],
     private size: number,
     readonly writable: boolean,
   ) {}
 
   /** Opens and indexes a volume file. Rejects with {@link BadVolumeDataError} when it is malformed. */
-  static async open(path: string, writable: boolean): Promise<VolumeFile> {
-    const fh = await open(path, writable ? 'r+' : 'r');
+  static async open(path: string, writable: boolean, fs: PlatformFs = nodeFs): Promise<VolumeFile> {
+    const fh = await fs.open(path, writable ? 'r+' : 'r');
     try {
       const parser = new VolumeParser({ index: true });
       const buf = Buffer.alloc(1 << 20);
@@ -128,8 +130,8 @@ export class VolumeFile {
   }
 
   /** Creates an empty working volume (magic only). */
-  static async create(path: string): Promise<VolumeFile> {
-    const fh = await open(path, 'wx+');
+  static async create(path: string, fs: PlatformFs = nodeFs): Promise<VolumeFile> {
+    const fh = await fs.open(path, 'wx+');
     try {
       await writeAll(fh, VOLUME_MAGIC, 0, path);
     } catch (e) {
@@ -191,10 +193,10 @@ export class VolumeFile {
 }
 
 /** Streams a file's bytes and returns their SHA-256 and length. */
-export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+export async function hashFile(path: string, fs: PlatformFs = nodeFs): Promise<{ sha256: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of fs.readStream(path)) {
     h.update(chunk);
     bytes += chunk.length;
   }
@@ -212,6 +214,8 @@ export class VolumeCache {
   readonly #metaDir: string;
   readonly #dataDir: string;
   readonly #now: () => number;
+  readonly #random: (size: number) => Buffer;
+  readonly #fs: PlatformFs;
   readonly #log: Logger;
   readonly #meta = new Map<string, VolumeMeta>();
   /**
@@ -231,6 +235,8 @@ export class VolumeCache {
     this.#metaDir = join(o.dir, 'meta');
     this.#dataDir = join(o.dir, 'data');
     this.#now = o.now ?? Date.now;
+    this.#random = o.randomBytes ?? randomBytes;
+    this.#fs = o.fs ?? nodeFs;
     this.#log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'vts-cache' });
   }
 
@@ -243,36 +249,37 @@ export class VolumeCache {
     const c = new VolumeCache(o);
     // A directory entry is as volatile as a file's: metadata fsynced into a meta/ the cache
     // directory never recorded is lost with it.
-    await mkdirDurable(c.#metaDir);
-    await mkdirDurable(c.#dataDir);
+    await mkdirDurable(c.#metaDir, c.#fs);
+    await mkdirDurable(c.#dataDir, c.#fs);
     await c.#recover();
     return c;
   }
 
   async #recover(): Promise<void> {
-    for (const name of await readdir(this.#metaDir)) {
+    const fs = this.#fs;
+    for (const name of await fs.readdir(this.#metaDir)) {
       if (!name.endsWith('.json')) {
-        await unlinkQuiet(join(this.#metaDir, name));
+        await unlinkQuiet(join(this.#metaDir, name), fs);
         continue;
       }
-      const m = await readJson(join(this.#metaDir, name), metaSchema);
+      const m = await readJson(join(this.#metaDir, name), metaSchema, fs);
       if (m) this.#meta.set(m.volser, m);
     }
     const referenced = new Set([...this.#meta.values()].map((m) => m.dataFile).filter((f): f is string => f !== null));
-    for (const name of await readdir(this.#dataDir)) {
+    for (const name of await fs.readdir(this.#dataDir)) {
       if (referenced.has(name)) continue;
       this.#log.info({ file: name }, 'removing data file no committed volume names (interrupted write or eviction)');
-      await unlinkQuiet(join(this.#dataDir, name));
+      await unlinkQuiet(join(this.#dataDir, name), fs);
     }
     for (const m of [...this.#meta.values()]) {
       if (m.dataFile === null) continue;
-      const size = await stat(join(this.#dataDir, m.dataFile)).then((s) => s.size, () => -1);
+      const size = await fs.stat(join(this.#dataDir, m.dataFile)).then((s) => s.size, () => -1);
       if (size === m.bytes) continue;
       this.#log.error({ volser: m.volser, file: m.dataFile, size, expected: m.bytes }, 'volume data file missing or wrong size');
       const lost = { ...m, dataFile: null };
       await this.#locked(m.volser, () => this.#writeMeta(isPremigrated(m) ? lost : { ...lost, dataGeneration: 0, premigrated: null }));
     }
-    await syncDir(this.#dataDir);
+    await syncDir(this.#dataDir, fs);
   }
 
   /** Monotonic access stamp: wall time, forced to increase so LRU order is total. */
@@ -288,7 +295,7 @@ export class VolumeCache {
 
   /** Only inside {@link #locked}. */
   async #writeMeta(m: VolumeMeta): Promise<void> {
-    await writeJsonDurable(join(this.#metaDir, `${m.volser}.json`), m);
+    await writeJsonDurable(join(this.#metaDir, `${m.volser}.json`), m, this.#fs);
     // A read close may have stamped the volume meanwhile (memory only, by design): keep the newer stamp.
     const cur = this.#meta.get(m.volser);
     this.#meta.set(m.volser, cur !== undefined && cur.lastAccess > m.lastAccess ? { ...m, lastAccess: cur.lastAccess } : m);
@@ -363,7 +370,7 @@ export class VolumeCache {
       const path = this.dataPath(m);
       // Metadata first: a crash between the two leaves an orphan file, which open() removes.
       await this.#writeMeta({ ...m, dataFile: null });
-      if (path) await unlinkQuiet(path);
+      if (path) await unlinkQuiet(path, this.#fs);
       this.#log.info({ volser, bytes: m.bytes, barcode: m.premigrated?.barcode }, 'evicted from cache');
       return true;
     });
@@ -372,33 +379,33 @@ export class VolumeCache {
   /** A fresh working file for `volser`; `prefixOf`, when given, is copied into it first up to `prefixBytes`. */
   async newWork(volser: string, prefixOf?: { path: string; bytes: number }): Promise<VolumeFile> {
     checkVolser(volser);
-    const path = join(this.#dataDir, `${volser}.${randomBytes(6).toString('hex')}.work`);
+    const path = join(this.#dataDir, `${volser}.${this.#random(6).toString('hex')}.work`);
     if (!prefixOf) {
-      const f = await VolumeFile.create(path);
+      const f = await VolumeFile.create(path, this.#fs);
       this.accountWork(f.bytes);
       return f;
     }
     await this.ensureSpace(prefixOf.bytes);
-    await copyFile(prefixOf.path, path);
-    const h = await open(path, 'r+');
+    await this.#fs.copyFile(prefixOf.path, path);
+    const h = await this.#fs.open(path, 'r+');
     try {
       await h.truncate(prefixOf.bytes);
     } finally {
       await h.close();
     }
-    const f = await VolumeFile.open(path, true);
+    const f = await VolumeFile.open(path, true, this.#fs);
     this.accountWork(f.bytes);
     return f;
   }
 
   /** A fresh path for data arriving whole (a recall), in the data directory so a rename commits it. */
   workPath(volser: string): string {
-    return join(this.#dataDir, `${checkVolser(volser)}.${randomBytes(6).toString('hex')}.work`);
+    return join(this.#dataDir, `${checkVolser(volser)}.${this.#random(6).toString('hex')}.work`);
   }
 
   /** Opens a complete working file written by someone else (a recall) and accounts its bytes. */
   async adoptWork(path: string): Promise<VolumeFile> {
-    const f = await VolumeFile.open(path, true);
+    const f = await VolumeFile.open(path, true, this.#fs);
     this.accountWork(f.bytes);
     return f;
   }
@@ -407,7 +414,7 @@ export class VolumeCache {
   async discardWork(f: VolumeFile): Promise<void> {
     await f.close();
     this.accountWork(-f.bytes);
-    await unlinkQuiet(f.path);
+    await unlinkQuiet(f.path, this.#fs);
   }
 
   /**
@@ -420,10 +427,10 @@ export class VolumeCache {
     const bytes = f.bytes;
     const records = f.records;
     await f.close();
-    const { sha256 } = await hashFile(f.path);
-    const name = `${volser}.${generation}.${randomBytes(6).toString('hex')}.vol`;
-    await rename(f.path, join(this.#dataDir, name));
-    await syncDir(this.#dataDir);
+    const { sha256 } = await hashFile(f.path, this.#fs);
+    const name = `${volser}.${generation}.${this.#random(6).toString('hex')}.vol`;
+    await this.#fs.rename(f.path, join(this.#dataDir, name));
+    await syncDir(this.#dataDir, this.#fs);
     this.accountWork(-bytes);
     return this.#locked(volser, async () => {
       const old = this.#meta.get(volser);
@@ -440,7 +447,7 @@ export class VolumeCache {
       };
       await this.#writeMeta(meta);
       const oldPath = old ? this.dataPath(old) : null;
-      if (oldPath) await unlinkQuiet(oldPath);
+      if (oldPath) await unlinkQuiet(oldPath, this.#fs);
       return meta;
     });
   }
@@ -482,9 +489,9 @@ export class VolumeCache {
       }
       await f.sync();
       await f.close();
-      const name = `${volser}.${copy.generation}.${randomBytes(6).toString('hex')}.vol`;
-      await rename(f.path, join(this.#dataDir, name));
-      await syncDir(this.#dataDir);
+      const name = `${volser}.${copy.generation}.${this.#random(6).toString('hex')}.vol`;
+      await this.#fs.rename(f.path, join(this.#dataDir, name));
+      await syncDir(this.#dataDir, this.#fs);
       this.accountWork(-f.bytes);
       const meta: VolumeMeta = { ...m, dataFile: name, lastAccess: this.#stamp() };
       await this.#writeMeta(meta);

@@ -5,10 +5,10 @@
  * library when one is attached.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { nodeFs, type PlatformFs } from '../platform/fs.js';
 import { mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll } from './durable.js';
 import { SlotFile } from './slot-file.js';
 import { StateFileError } from './errors.js';
@@ -34,7 +34,7 @@ import { VolumeCache, VolumeFile, isPremigrated, isResident, tokenOf, type Volum
 import { MAX_HOST_BLOCK, RecordKind, VolumeParser } from './volume-format.js';
 
 /** The physical library behind a VTS: what {@link Premigrator} needs besides the VTS's name and state directory. */
-export type VtsLibraryOptions = Omit<PremigratorOptions, 'vtsId' | 'stateDir' | 'logger'>;
+export type VtsLibraryOptions = Omit<PremigratorOptions, 'vtsId' | 'stateDir' | 'logger' | 'fs'>;
 
 /** Options of {@link VtsUnit.open}. */
 export interface VtsUnitOptions {
@@ -54,7 +54,12 @@ export interface VtsUnitOptions {
   readonly autoPremigrate?: boolean;
   /** Status of a VTS that has no state file yet. Default in operation. */
   readonly initiallyInOperation?: boolean;
+  /** Clock (ms) for the cache's LRU order. Default Date.now. The VTS has no timer of its own (retry waits: `library.sleep`). */
   readonly now?: () => number;
+  /** Source of random identities (image id, boot id, data file nonces). Default node:crypto randomBytes. */
+  readonly randomBytes?: (size: number) => Buffer;
+  /** File system of both directories. Default node:fs. */
+  readonly fs?: PlatformFs;
   readonly logger?: Logger;
 }
 
@@ -160,7 +165,7 @@ interface Mount {
 
 // imageId and lastKeyMac are optional for state files written before they existed.
 const stateSchema = z.object({ id: z.string(), lastKeySeq: z.number().int().nonnegative(), inOperation: z.boolean(), lastKeyMac: z.string().max(256).optional(), imageId: z.string().max(64).optional() });
-const newImageId = (): string => randomBytes(12).toString('hex');
+const newImageId = (random: (size: number) => Buffer): string => random(12).toString('hex');
 
 /**
  * A VTS. Every host operation rejects with {@link VtsOutOfOperationError} while the VTS
@@ -185,7 +190,8 @@ export class VtsUnit {
   #lastKeySeq: number;
   #lastKeyMac: string;
   readonly #imageId: string;
-  readonly #bootId = randomBytes(8).toString('hex');
+  readonly #bootId: string;
+  readonly #fs: PlatformFs;
   #refuse = false;
   #closed = false;
   #nextHandle = 1;
@@ -208,7 +214,10 @@ export class VtsUnit {
     this.#inOperation = state.inOperation;
     this.#lastKeySeq = state.lastKeySeq;
     this.#lastKeyMac = state.lastKeyMac ?? '';
-    this.#imageId = state.imageId ?? newImageId();
+    const random = o.randomBytes ?? randomBytes;
+    this.#imageId = state.imageId ?? newImageId(random);
+    this.#bootId = random(8).toString('hex');
+    this.#fs = o.fs ?? nodeFs;
   }
 
   /**
@@ -218,15 +227,17 @@ export class VtsUnit {
    */
   static async open(o: VtsUnitOptions): Promise<VtsUnit> {
     const log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'vts', vts: o.id });
-    await mkdirDurable(o.stateDir);
-    const cache = await VolumeCache.open({ dir: o.cacheDir, ...(o.cacheCapacityBytes === undefined ? {} : { capacityBytes: o.cacheCapacityBytes }), ...(o.now ? { now: o.now } : {}), logger: log });
-    const premigrator = o.library ? await Premigrator.open({ ...o.library, vtsId: o.id, stateDir: o.stateDir, logger: log }) : undefined;
+    const fs = o.fs ?? nodeFs;
+    const random = o.randomBytes ?? randomBytes;
+    await mkdirDurable(o.stateDir, fs);
+    const cache = await VolumeCache.open({ dir: o.cacheDir, ...(o.cacheCapacityBytes === undefined ? {} : { capacityBytes: o.cacheCapacityBytes }), ...(o.now ? { now: o.now } : {}), randomBytes: random, fs, logger: log });
+    const premigrator = o.library ? await Premigrator.open({ ...o.library, vtsId: o.id, stateDir: o.stateDir, fs, logger: log }) : undefined;
     // Status and last key seq live in a two-slot file (one data flush per save). A state
     // file of the earlier JSON format is carried over once, then removed.
     const legacy = join(o.stateDir, 'vts-state.json');
     const statePath = join(o.stateDir, 'vts-state.bin');
     const encode = (v: z.infer<typeof stateSchema>): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
-    const { file, payload } = await SlotFile.open(statePath, () => encode({ id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true, imageId: newImageId() }));
+    const { file, payload } = await SlotFile.open(statePath, () => encode({ id: o.id, lastKeySeq: 0, inOperation: o.initiallyInOperation ?? true, imageId: newImageId(random) }), fs);
     let state: z.infer<typeof stateSchema>;
     try {
       const fresh = JSON.parse(new TextDecoder().decode(payload)) as unknown;
@@ -237,13 +248,13 @@ export class VtsUnit {
       await file.close();
       throw e instanceof StateFileError ? e : new StateFileError(statePath, 'state is not valid JSON', { cause: e });
     }
-    const carried = await readJson(legacy, stateSchema);
+    const carried = await readJson(legacy, stateSchema, fs);
     if (carried !== undefined) {
       state = carried;
       await file.save(encode(state));
-      await unlinkQuiet(legacy);
+      await unlinkQuiet(legacy, fs);
       // Else a power cut brings the old file back, and the next open carries an older state over the newer.
-      await syncDir(o.stateDir);
+      await syncDir(o.stateDir, fs);
     }
     const vts = new VtsUnit(o, cache, premigrator, file, state, log);
     // A state file from before image ids gets one now, durably, so it stays the same.
@@ -269,6 +280,26 @@ export class VtsUnit {
   }
 
   /**
+   * Sets status and last key, then saves; when the save fails, memory goes back to what
+   * the disk holds and the error is thrown: the VTS never acts on a status a restart
+   * would not find.
+   */
+  async #changeState(inOperation: boolean, seq: number, mac: string): Promise<void> {
+    const prev = { inOperation: this.#inOperation, seq: this.#lastKeySeq, mac: this.#lastKeyMac };
+    this.#inOperation = inOperation;
+    this.#lastKeySeq = seq;
+    this.#lastKeyMac = mac;
+    try {
+      await this.#saveState();
+    } catch (e) {
+      this.#inOperation = prev.inOperation;
+      this.#lastKeySeq = prev.seq;
+      this.#lastKeyMac = prev.mac;
+      throw e;
+    }
+  }
+
+  /**
    * Records `seq` as the newest key seen; resolves once durable. Keys only move forward:
    * an older seq is ignored. Rejects with {@link VtsOutOfOperationError} when out of
    * operation, because an out VTS must keep reporting the key that took it out.
@@ -277,19 +308,7 @@ export class VtsUnit {
     this.#open();
     if (!this.#inOperation) throw new VtsOutOfOperationError(this.id);
     if (!Number.isInteger(seq) || seq < 0) throw new RangeError(`key seq must be a non-negative integer (got ${seq})`);
-    if (seq > this.#lastKeySeq) {
-      const prev = this.#lastKeySeq;
-      const prevMac = this.#lastKeyMac;
-      this.#lastKeySeq = seq;
-      this.#lastKeyMac = mac;
-      try {
-        await this.#saveState();
-      } catch (e) {
-        this.#lastKeySeq = prev;
-        this.#lastKeyMac = prevMac;
-        throw e;
-      }
-    }
+    if (seq > this.#lastKeySeq) await this.#changeState(true, seq, mac);
     return this.#lastKeySeq;
   }
 
@@ -301,12 +320,8 @@ export class VtsUnit {
   /** Enters operation, recording `seq` (the key of the command) first when given. Resolves once durable. */
   async setInOperation(o: { seq?: number; mac?: string } = {}): Promise<void> {
     this.#open();
-    this.#inOperation = true;
-    if (o.seq !== undefined && o.seq > this.#lastKeySeq) {
-      this.#lastKeySeq = o.seq;
-      this.#lastKeyMac = o.mac ?? '';
-    }
-    await this.#saveState();
+    const newer = o.seq !== undefined && o.seq > this.#lastKeySeq;
+    await this.#changeState(true, newer ? o.seq! : this.#lastKeySeq, newer ? (o.mac ?? '') : this.#lastKeyMac);
     this.#log.info({ lastKeySeq: this.#lastKeySeq }, 'in operation');
   }
 
@@ -325,12 +340,8 @@ export class VtsUnit {
         throw new FencedError(o.seq, this.#lastKeySeq, `key ${o.seq} is not the key ${o.seq} VTS ${this.id} recorded (a forked key)`);
       }
     }
-    if (o.seq !== undefined && o.seq > this.#lastKeySeq) {
-      this.#lastKeySeq = o.seq;
-      this.#lastKeyMac = o.mac ?? '';
-    }
-    this.#inOperation = false;
-    await this.#saveState();
+    const newer = o.seq !== undefined && o.seq > this.#lastKeySeq;
+    await this.#changeState(false, newer ? o.seq! : this.#lastKeySeq, newer ? (o.mac ?? '') : this.#lastKeyMac);
     await this.abortMounts(o.reason ?? `VTS ${this.id} went out of operation`);
     this.#log.info({ lastKeySeq: this.#lastKeySeq, reason: o.reason }, 'out of operation');
   }
@@ -440,7 +451,7 @@ export class VtsUnit {
         const resident = isResident(meta) ? meta : await this.#recall(meta);
         const path = this.cache.dataPath(resident);
         if (!path) throw new RecallError(volser, 'volume has no data in cache after recall');
-        committed = await VolumeFile.open(path, false);
+        committed = await VolumeFile.open(path, false, this.#fs);
       }
       this.#operating(o);
       if (this.#refuse) throw new MountsRefusedError(this.id);
@@ -640,10 +651,11 @@ export class VtsUnit {
 
   /**
    * Streams a volume's committed data and token out, for a copy to the peer VTS (recalled
-   * first when not in cache). Rejects with VolumeNotFoundError, VolumeNotConsistentError
+   * first when not in cache), in chunks of at most `chunkBytes` (an RPC server passes what
+   * one reply frame carries). Rejects with VolumeNotFoundError, VolumeNotConsistentError
    * (nothing current to give), VtsOutOfOperationError or RecallError.
    */
-  async exportVolume(volser: string): Promise<VolumeExport> {
+  async exportVolume(volser: string, chunkBytes = 1 << 20): Promise<VolumeExport> {
     this.#operating();
     checkVolser(volser);
     let meta = this.cache.get(volser);
@@ -655,7 +667,7 @@ export class VtsUnit {
       if (!isResident(meta)) meta = await this.#recall(meta);
       const path = this.cache.dataPath(meta);
       if (!path) throw new RecallError(volser, 'volume has no data in cache after recall');
-      fh = await openFile(path, 'r');
+      fh = await this.#fs.open(path, 'r');
     } catch (e) {
       this.cache.unpin(volser);
       throw e;
@@ -674,7 +686,7 @@ export class VtsUnit {
       try {
         let pos = 0;
         while (pos < total) {
-          const buf = Buffer.alloc(Math.min(1 << 20, total - pos));
+          const buf = Buffer.alloc(Math.min(chunkBytes, total - pos));
           const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
           if (bytesRead === 0) throw new BadVolumeDataError(`${volser}: cache file shorter than ${total} bytes`);
           pos += bytesRead;
@@ -705,7 +717,7 @@ export class VtsUnit {
     const path = this.cache.workPath(volser);
     let accounted = 0;
     try {
-      const fh = await openFile(path, 'wx');
+      const fh = await this.#fs.open(path, 'wx');
       const parser = new VolumeParser();
       const hash = createHash('sha256');
       try {
@@ -737,7 +749,7 @@ export class VtsUnit {
       return tokenOf(committed);
     } catch (e) {
       this.cache.accountWork(-accounted);
-      await unlinkQuiet(path);
+      await unlinkQuiet(path, this.#fs);
       throw e;
     } finally {
       this.#busy.delete(volser);
