@@ -11,29 +11,18 @@
  * durability once per call, and neither file grows past 32 MiB.
  */
 import b from 'benny';
-import { closeSync, fdatasyncSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultLibraryYaml } from '../src/cli/default-lab.js';
-import { openEmbeddedLab } from '../src/cli/lab.js';
-import { loadCartridge } from '../src/cli/ops.js';
 import * as Cdb from '../src/scsi/cdb.js';
 import { ScsiStatus } from '../src/scsi/status.js';
-import { MemoryPort } from '../firmware-sim/front/memory-port.js';
-import { serial, target, writeResults, type Figure } from './lib.js';
+import { serial, target, writeResults, type Figure, openBenchDrive } from './lib.js';
 
 const CHUNK = 256 * 1024;
 const CHUNKS = 128;
 const STREAM = CHUNK * CHUNKS;
 
 // bench/results sits on the project's disk; the cartridge and the raw file go beside it.
-const dir = mkdtempSync(join(process.cwd(), 'bench', 'results', '.emulator-'));
-const yaml = join(dir, 'library.yaml');
-writeFileSync(yaml, defaultLibraryYaml('bench').replace(/capacity: 64MiB/g, 'capacity: 4GiB'));
-const lab = await openEmbeddedLab(yaml, { persist: false });
-await loadCartridge(lab, 'LAB001L8', 1);
-// Commands go straight to the drive's logical unit through its own in-process port.
-const port = new MemoryPort(lab.emulated!.library.luns().get(1)!);
-await port.execute(Cdb.requestSense()); // takes this initiator's power-on unit attention
+const { dir, lab, port } = await openBenchDrive('emulator');
 
 const chunk = Buffer.alloc(CHUNK);
 for (let i = 0; i < CHUNK; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);

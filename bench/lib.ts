@@ -3,10 +3,15 @@
  * suite in bench/results/ carrying the date, machine and Node version beside the figures,
  * and each target as measured against its same-run baseline.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, totalmem, hostname, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultLibraryYaml } from '../src/cli/default-lab.js';
+import { openEmbeddedLab, type Lab } from '../src/cli/lab.js';
+import { loadCartridge } from '../src/cli/ops.js';
+import * as Cdb from '../src/scsi/cdb.js';
+import { MemoryPort } from '../firmware-sim/front/memory-port.js';
 
 export const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -81,4 +86,21 @@ export function median(xs: readonly number[]): number {
 export function serial(fn: () => Promise<void>): () => Promise<void> {
   let last: Promise<void> = Promise.resolve();
   return () => (last = last.then(fn));
+}
+
+/**
+ * An embedded lab for a drive benchmark, in a new directory under bench/results (the
+ * project's disk, as a user's would be): 4 GiB cartridges, LAB001L8 loaded in drive 1, and
+ * an in-process port to that drive's logical unit with its power-on unit attention taken.
+ * The caller closes the lab and removes `dir`.
+ */
+export async function openBenchDrive(tag: string): Promise<{ dir: string; lab: Lab; port: MemoryPort }> {
+  const dir = mkdtempSync(join(resultsDir, `.${tag}-`));
+  const yaml = join(dir, 'library.yaml');
+  writeFileSync(yaml, defaultLibraryYaml('bench').replace(/capacity: 64MiB/g, 'capacity: 4GiB'));
+  const lab = await openEmbeddedLab(yaml, { persist: false });
+  await loadCartridge(lab, 'LAB001L8', 1);
+  const port = new MemoryPort(lab.emulated!.library.luns().get(1)!);
+  await port.execute(Cdb.requestSense());
+  return { dir, lab, port };
 }

@@ -45,6 +45,12 @@ export interface UnitHooks {
   mediumType?(): number;
   /** Called after a LOGICAL UNIT RESET, TARGET RESET or power cycle. */
   onReset?(kind: 'lu-reset' | 'target-reset' | 'power-on'): void;
+  /**
+   * A deferred error pending for `initiator` (an IMMED command that failed after its GOOD),
+   * taken: the next command other than INQUIRY and REPORT LUNS reports it, after any unit
+   * attention; REQUEST SENSE returns it as its data.
+   */
+  deferredError?(initiator: string): SenseData | undefined;
 }
 
 export interface UnitOptions<D> {
@@ -227,6 +233,8 @@ export class EmulatedUnit<D> implements LogicalUnit {
     if (!spec.bypassUnitAttention) {
       const ua = this.unitAttentions.take(ctx.initiator);
       if (ua) return check(ua);
+      const deferred = this.hooks.deferredError?.(ctx.initiator);
+      if (deferred) return check(deferred);
     }
     // The front's abort reaches this command through `running`; a front whose context is
     // a LazyAbort is linked without making its AbortSignal.

@@ -81,7 +81,7 @@ export interface DrivePersonality {
   readonly granularity: number;
   readonly timing: DriveTiming;
   readonly features: DriveFeatures;
-  /** SCSI version descriptors after SAM and SPC (SSC-4 0x0460, ...). */
+  /** SCSI version descriptors after SAM-5 and SPC-4, which INQUIRY adds itself (SSC-4 0x0520, ...). */
   readonly versionDescriptors: readonly number[];
 }
 
@@ -123,9 +123,9 @@ export const LtoDensity = {
   LTO9: lto(9, 0x60, 18 * TB, 8960, 23353, 0x98, 'LZ'),
 } as const satisfies Record<string, Density>;
 
-const SSC4 = 0x0460;
+/** Version descriptors (SPC-4 table of version descriptor values): SSC-3 and SSC-4, no version claimed. */
+const SSC4 = 0x0520;
 const SSC3 = 0x0400;
-const SPC4 = 0x0460;
 
 interface LtoModel {
   readonly gen: number;
@@ -170,8 +170,9 @@ function ibmLto(m: LtoModel, form: 'fh' | 'hh', product: string): DrivePersonali
       perMiBSeconds: 1.048576 / rate,
       eraseSeconds: 3 * 3600,
     },
-    features: { worm: true, encryption: false, compression: true, tapeAlert: true, maxPartitions: m.gen >= 5 ? 2 : 1 },
-    versionDescriptors: [SPC4, m.gen >= 6 ? SSC4 : SSC3],
+    // LTO-4 and later encrypt (AES-256-GCM, application-managed through SECURITY PROTOCOL OUT).
+    features: { worm: true, encryption: m.gen >= 4, compression: true, tapeAlert: true, maxPartitions: m.gen >= 5 ? 2 : 1 },
+    versionDescriptors: [m.gen >= 6 ? SSC4 : SSC3],
   };
 }
 
@@ -213,6 +214,22 @@ export function mediaAccess(p: DrivePersonality, mediaType: string): MediaAccess
   if (p.writeDensities.some((d) => d.mediaType === density)) return 'read-write';
   if (p.readOnlyDensities.some((d) => d.mediaType === density)) return 'read-only';
   return 'incompatible';
+}
+
+/**
+ * The SSC generation a personality claims in its version descriptors: 3 (SSC-3,
+ * 0400h..041Fh), 4 (SSC-4, 0520h..053Fh) or 5 (SSC-5, 05A0h..05BFh); 2 when it claims none
+ * of them. It decides the fields a command has, e.g. the MLOI bit of READ BLOCK LIMITS
+ * (SSC-4 on).
+ */
+export function sscLevel(p: DrivePersonality): number {
+  let level = 2;
+  for (const v of p.versionDescriptors) {
+    if (v >= 0x05a0 && v < 0x05c0) level = Math.max(level, 5);
+    else if (v >= 0x0520 && v < 0x0540) level = Math.max(level, 4);
+    else if (v >= 0x0400 && v < 0x0420) level = Math.max(level, 3);
+  }
+  return level;
 }
 
 /** Every density the drive reports in REPORT DENSITY SUPPORT, newest first. */

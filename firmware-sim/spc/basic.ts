@@ -14,13 +14,13 @@ function testUnitReady(x: Exec<unknown>): undefined {
 
 /**
  * With autosense the sense of a failed command went back with its status, so REQUEST
- * SENSE reports what is true now: a pending unit attention (and clears it), else why the
- * unit is not ready, else NO SENSE.
+ * SENSE reports what is true now: a pending unit attention (and clears it), else a
+ * pending deferred error (and clears it), else why the unit is not ready, else NO SENSE.
  */
 function requestSense(x: Exec<unknown>): Uint8Array {
   const desc = ((x.cdb[1] ?? 0) & 0x01) !== 0;
   const alloc = x.cdb[4] ?? 0;
-  const s = x.unit.unitAttentions.take(x.initiator) ?? x.unit.hooks.notReady?.() ?? sense(Sense.NO_ADDITIONAL_SENSE);
+  const s = x.unit.unitAttentions.take(x.initiator) ?? x.unit.hooks.deferredError?.(x.initiator) ?? x.unit.hooks.notReady?.() ?? sense(Sense.NO_ADDITIONAL_SENSE);
   return allocation(encodeSense(s, desc ? 'descriptor' : 'fixed'), alloc);
 }
 

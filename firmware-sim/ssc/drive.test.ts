@@ -401,7 +401,7 @@ describe('malformed CDBs', () => {
     ['REWIND reserved byte', raw(0x01, 0, 0x01, 0, 0, 0), 2, 0],
     ['ERASE reserved bit', raw(0x19, 0x04, 0, 0, 0, 0), 1, 2],
     ['LOCATE(10) reserved byte 2', raw(0x2b, 0, 0x80, 0, 0, 0, 0, 0, 0, 0), 2, 7],
-    ['READ BLOCK LIMITS MLOI', raw(0x05, 0x01, 0, 0, 0, 0), 1, 0],
+    ['READ BLOCK LIMITS reserved bit', raw(0x05, 0x02, 0, 0, 0, 0), 1, 1],
     ['REPORT DENSITY SUPPORT reserved', raw(0x44, 0x04, 0, 0, 0, 0, 0, 0, 0xff, 0), 1, 2],
   ])('%s -> INVALID FIELD IN CDB', async (_name, bytes, byte, bit) => {
     await r.load();

@@ -12,6 +12,9 @@ import { Cartridge, CartridgeWriteError } from '../media/cartridge.js';
 import type { CartridgeFileIo } from '../media/file-io.js';
 import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
 import { Attr, asciiValue, binaryNumber, binaryValue } from './mam.js';
+import { Scratch } from './codec.js';
+import { DataEncryption, type EncryptionConfig } from './security.js';
+import { DriveSense } from './sense-codes.js';
 
 /** Where the cartridge is. `unloaded`: in the drive but not threaded (after UNLOAD with HOLD). `ejected`: at the throat, ready for the robot. */
 export type MediumState = 'empty' | 'loading' | 'loaded' | 'unloaded' | 'ejected';
@@ -66,6 +69,25 @@ export interface TapeDriveOptions {
   readonly timeScale?: number;
   /** File system calls for the cartridge files (tests inject I/O errors); Node's fs by default. */
   readonly mediaIo?: CartridgeFileIo;
+  /**
+   * Data compression at power on (mode page 0Fh DCE). Off by default: a host (or Linux st's
+   * `compression` option) turns it on with MODE SELECT, as with any LTO drive.
+   */
+  readonly compression?: boolean;
+  /** A key set by the drive's configuration (library-managed encryption), kept across loads. */
+  readonly encryption?: EncryptionConfig;
+}
+
+/** An IMMED command still running after its GOOD status went back (immediate.ts). */
+export interface ImmediateOperation {
+  readonly initiator: string;
+  readonly name: string;
+  readonly controller: AbortController;
+  /** True once its mechanical part began: errors from then on are deferred. */
+  started: boolean;
+  /** True once the command has answered GOOD and runs on in the background. */
+  released: boolean;
+  release(): void;
 }
 
 interface LoadCounters {
@@ -98,6 +120,17 @@ export class TapeDrive implements DriveBay {
   readonly mediumErrors = new Set<number>();
   tapeAlert = 0n;
   counters: LoadCounters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
+  /** Data compression enabled (mode page 0Fh DCE). */
+  compression: boolean;
+  private readonly compressionAtPowerOn: boolean;
+  /** The buffer blocks are encoded into on their way to the cartridge (codec.ts). */
+  readonly scratch = new Scratch();
+  /** Data encryption parameters and key (SECURITY PROTOCOL OUT, or configuration). */
+  readonly encryption: DataEncryption;
+  /** The IMMED command running in the background, if any. */
+  immediate: ImmediateOperation | undefined;
+  /** Deferred errors of IMMED commands, for the initiator that sent each (reported once). */
+  readonly deferredErrors = new Map<string, SenseData>();
   readonly faults: DriveFaults;
   private readonly mediaIo: CartridgeFileIo | undefined;
   /** The cartridge write failure the host has been told about (WRITE ERROR); later flushes pass over it quietly. */
@@ -108,6 +141,10 @@ export class TapeDrive implements DriveBay {
     this.mediaIo = o.mediaIo;
     this.serial = o.serial;
     this.vendorProduct = `${o.personality.vendor.padEnd(8)}${o.personality.product.padEnd(16)}`;
+    this.compressionAtPowerOn = (o.compression ?? false) && o.personality.features.compression;
+    this.compression = this.compressionAtPowerOn;
+    if (o.encryption && !o.personality.features.encryption) throw new RangeError(`drive personality '${o.personality.id}' has no encryption; an encryption key cannot be configured`);
+    this.encryption = new DataEncryption(o.encryption);
     this.faults = {
       mediumErrorAt: (n) => void this.mediumErrors.add(n),
       hang: () => void (this.hung = true),
@@ -127,7 +164,20 @@ export class TapeDrive implements DriveBay {
   }
 
   delay(seconds: number, signal: AbortSignal): Promise<void> {
+    // An IMMED command answers GOOD when its mechanical part begins, and runs on.
+    const op = this.immediate;
+    if (op && op.controller.signal === signal) {
+      op.started = true;
+      if (this.waits(seconds)) op.release();
+    }
     return mechanicalDelay(seconds, this.timeScale, signal);
+  }
+
+  /** Sets (or with `undefined` clears) the configured key, as a management interface does. */
+  configureEncryption(c: EncryptionConfig | undefined): void {
+    if (c && !this.personality.features.encryption) throw new RangeError(`drive personality '${this.personality.id}' has no encryption`);
+    if (c) this.encryption.configure(c);
+    else this.encryption.params = { encryptionMode: 0, decryptionMode: 0, scope: 0, lock: false, ckod: false, kadFormat: 0, setBy: 'config' };
   }
 
   /** True when a mechanical delay of `seconds` actually waits (time scale above 0). */
@@ -145,6 +195,7 @@ export class TapeDrive implements DriveBay {
   /** Why TEST UNIT READY fails, or undefined when a medium is loaded and usable. */
   notReady(): SenseData | undefined {
     if (this.offline) return sense(Sense.NOT_READY_OFFLINE);
+    if (this.immediate?.released && this.state === 'loaded') return sense(DriveSense.OPERATION_IN_PROGRESS);
     switch (this.state) {
       case 'empty':
         return sense(Sense.MEDIUM_NOT_PRESENT);
@@ -359,6 +410,7 @@ export class TapeDrive implements DriveBay {
     this.media = undefined;
     this.position = 0;
     this.state = hold ? 'unloaded' : 'ejected';
+    this.encryption.onDemount();
     // TapeAlert flags tied to the cartridge go with it.
     this.tapeAlert &= ~((1n << BigInt(TapeAlertFlag.readOnlyFormat - 1)) | (1n << BigInt(TapeAlertFlag.unsupportedFormat - 1)) | (1n << BigInt(TapeAlertFlag.writeProtect - 1)));
     if (failed instanceof CheckCondition) throw failed;
@@ -421,6 +473,10 @@ export class TapeDrive implements DriveBay {
   onReset(kind: 'lu-reset' | 'target-reset' | 'power-on'): void {
     this.hung = false;
     this.preventedBy.clear();
+    // An IMMED operation in the background stops where it is; its error, if any, is lost.
+    this.immediate?.controller.abort();
+    this.immediate = undefined;
+    this.deferredErrors.clear();
     if (kind === 'power-on') {
       if (this.media && !this.media.closed && !this.media.readOnly) {
         try {
@@ -435,6 +491,8 @@ export class TapeDrive implements DriveBay {
       this.blockSize = 0;
       this.softwareWriteProtect = false;
       this.offline = false;
+      this.compression = this.compressionAtPowerOn;
+      this.encryption.onPowerOn();
     }
   }
 

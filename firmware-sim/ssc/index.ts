@@ -2,7 +2,7 @@
  * The emulated SSC tape drive. {@link createTapeDrive} builds one drive: a logical unit
  * for the fronts, a {@link DriveBay} for the library robot, and a faults API.
  */
-import { DeviceType } from '../../src/scsi/opcodes.js';
+import { DeviceType, SscOpcode } from '../../src/scsi/opcodes.js';
 import { DispatchTable, type CommandSpec } from '../engine/dispatch.js';
 import type { CartridgeRef, DriveBay } from '../engine/library-link.js';
 import type { CommandContext, CommandResult, LogicalUnit, TaskManagement } from '../engine/types.js';
@@ -10,18 +10,51 @@ import { EmulatedUnit } from '../engine/unit.js';
 import { installSpc, spcCommands } from '../spc/index.js';
 import { attributeCommands } from './attributes.js';
 import { TapeDrive, type DriveFaults, type TapeDriveOptions } from './drive.js';
+import { immediate } from './immediate.js';
 import { ioCommands } from './io.js';
 import { mediumCommands } from './medium.js';
 import { driveHooks, installDrivePages } from './pages.js';
 import { positionCommands } from './position.js';
+import { securityCommands } from './security.js';
+import { sscLevel, type DrivePersonality } from '../personalities/drives.js';
 
 export { TapeDrive, TapeAlertFlag, earlyWarningPoint } from './drive.js';
 export type { DriveFaults, MediumState, TapeDriveOptions } from './drive.js';
 export { Attr, attributeCatalogue } from './mam.js';
 export type { AttributeDef } from './mam.js';
+export { DataEncryption, DecryptionMode, EncryptionMode } from './security.js';
+export type { EncryptionConfig, EncryptionParameters } from './security.js';
+export { DriveSense } from './sense-codes.js';
 
 /** The SSC command set of the drive (without the shared SPC commands). */
 export const sscCommands: readonly CommandSpec<TapeDrive>[] = [...ioCommands, ...positionCommands, ...mediumCommands, ...attributeCommands];
+
+/** Where each command that has an IMMED bit keeps it (SSC-4): CDB byte 1, this bit. */
+const IMMED_BIT = new Map<number, number>([
+  [SscOpcode.REWIND, 0x01],
+  [SscOpcode.LOAD_UNLOAD, 0x01],
+  [SscOpcode.LOCATE_10, 0x01],
+  [SscOpcode.LOCATE_16, 0x01],
+  [SscOpcode.WRITE_FILEMARKS_6, 0x01],
+  [SscOpcode.WRITE_FILEMARKS_16, 0x01],
+  [SscOpcode.ERASE_6, 0x02],
+]);
+
+/**
+ * The command set of a drive of personality `p`: its SSC level decides the fields a
+ * command has (MLOI of READ BLOCK LIMITS is SSC-4), encryption adds SECURITY PROTOCOL IN/OUT, and the IMMED bit of REWIND, LOAD/UNLOAD, LOCATE, WRITE FILEMARKS and ERASE is
+ * honoured (immediate.ts).
+ */
+export function sscCommandsFor(p: DrivePersonality): CommandSpec<TapeDrive>[] {
+  const ssc4 = sscLevel(p) >= 4;
+  const specs = [...sscCommands, ...(p.features.encryption ? securityCommands : [])];
+  return specs.map((s) => {
+    // The MLOI bit of READ BLOCK LIMITS came with SSC-4; an SSC-3 drive finds it reserved.
+    if (s.opcode === SscOpcode.READ_BLOCK_LIMITS && !ssc4) return { ...s, usage: s.usage.map((u, i) => (i === 1 ? 0 : u)) };
+    const bit = IMMED_BIT.get(s.opcode);
+    return bit === undefined ? s : { ...s, handler: immediate(s.name, s.handler, (cdb) => ((cdb[1] ?? 0) & bit) !== 0) };
+  });
+}
 
 /**
  * One emulated tape drive. As a {@link LogicalUnit}, `execute` never rejects (see the
@@ -52,7 +85,7 @@ export function createTapeDrive(o: TapeDriveOptions): TapeDriveUnit {
       serial: o.serial,
       versionDescriptors: o.personality.versionDescriptors,
     },
-    table: new DispatchTable<TapeDrive>([...spcCommands<TapeDrive>(), ...sscCommands]),
+    table: new DispatchTable<TapeDrive>([...spcCommands<TapeDrive>(), ...sscCommandsFor(o.personality)]),
     device: drive,
     hooks: driveHooks(drive),
     timeScale: o.timeScale ?? 0,
@@ -61,7 +94,7 @@ export function createTapeDrive(o: TapeDriveOptions): TapeDriveUnit {
   });
   drive.unit = unit;
   installSpc(unit);
-  installDrivePages(unit);
+  installDrivePages(unit, drive.compression);
   return {
     drive,
     unit,

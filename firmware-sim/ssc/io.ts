@@ -1,9 +1,11 @@
 /**
- * READ(6), WRITE(6) and WRITE FILEMARKS(6)/(16) (SSC-4 7.x), with SSC's incorrect-length,
- * filemark, end-of-data, early-warning and end-of-partition reporting. Residues in the
- * INFORMATION field count bytes in variable-block mode and blocks in fixed-block mode.
+ * READ(6)/(16), WRITE(6)/(16), VERIFY(6) and WRITE FILEMARKS(6)/(16) (SSC-4 7.x), with
+ * SSC's incorrect-length, filemark, end-of-data, early-warning and end-of-partition
+ * reporting. Residues in the INFORMATION field count bytes in variable-block mode and
+ * blocks in fixed-block mode. Blocks go through the drive's compression and encryption on
+ * their way to and from the medium (codec.ts); capacity counts what is stored.
  */
-import { getU24 } from '../../src/scsi/bytes.js';
+import { getU24, getU64 } from '../../src/scsi/bytes.js';
 import { SscOpcode } from '../../src/scsi/opcodes.js';
 import { Sense, sense } from '../../src/scsi/sense.js';
 import { CheckCondition, invalidCdbField } from '../engine/check.js';
@@ -11,7 +13,10 @@ import { hangUntilAborted } from '../engine/timing.js';
 import { usage, type CommandSpec, type Exec, type HandlerResult } from '../engine/dispatch.js';
 import type { Cartridge } from '../media/cartridge.js';
 import { MediaReadError } from '../media/cartridge.js';
+import { BlockDecodeError, decodeBlock, encodeBlock, inspectBlock } from './codec.js';
 import { earlyWarningPoint, TapeAlertFlag, type TapeDrive } from './drive.js';
+import { DecryptionMode } from './security.js';
+import { DriveSense } from './sense-codes.js';
 
 const MiB = 1024 * 1024;
 
@@ -32,16 +37,65 @@ function readFault(d: TapeDrive, residue: number, data?: Uint8Array): never {
   throw new CheckCondition(sense(Sense.UNRECOVERED_READ_ERROR, { information: residue }), data);
 }
 
+/**
+ * The host's bytes of the block at the current position, decrypted and decompressed, or
+ * CHECK CONDITION: MEDIUM ERROR for a block that does not read or decode, DATA PROTECT
+ * for one the encryption settings refuse (the position then stays before it, so a host
+ * can set the right key and read it again). Counts the bytes read from the medium.
+ */
 function readBlock(d: TapeDrive, m: Cartridge, residue: number, got: Uint8Array[], gotBytes: number): Uint8Array {
   const partial = (): Uint8Array | undefined => (gotBytes ? concat(got, gotBytes) : undefined);
   if (d.mediumErrors.has(d.position)) readFault(d, residue, partial());
+  let payload: Uint8Array;
   try {
-    return m.readBlock(d.position);
+    payload = m.readBlock(d.position);
   } catch (e) {
     if (e instanceof MediaReadError) readFault(d, residue, partial());
     throw e;
   }
+  const info = inspectBlock(payload);
+  const mode = d.encryption.params.decryptionMode;
+  const refuse = (code: typeof DriveSense.UNABLE_TO_DECRYPT_DATA): never => {
+    throw new CheckCondition(sense(code, { information: residue }), partial());
+  };
+  if (info.encrypted && mode === DecryptionMode.disable) refuse(DriveSense.UNABLE_TO_DECRYPT_DATA);
+  if (!info.encrypted && mode === DecryptionMode.decrypt) refuse(DriveSense.UNENCRYPTED_DATA_WHILE_DECRYPTING);
+  d.counters.bytesRead += payload.length;
+  if (!info.enveloped) return payload;
+  try {
+    return decodeBlock(payload, info, d.encryption.readKey());
+  } catch (e) {
+    if (!(e instanceof BlockDecodeError)) throw e;
+    d.counters.bytesRead -= payload.length;
+    if (e.reason === 'wrong-key') refuse(DriveSense.INCORRECT_DATA_ENCRYPTION_KEY);
+    return readFault(d, residue, partial());
+  }
 }
+
+/**
+ * Appends a host block as the drive stores it (compressed, encrypted), or CHECK CONDITION
+ * VOLUME OVERFLOW when what is stored would not fit. Counts host and medium bytes.
+ */
+function storeBlock(d: TapeDrive, m: Cartridge, data: Uint8Array, residue: number): void {
+  const { payload } = encodeBlock(data, { compress: d.compression, encrypt: d.encryption.writeKey() }, d.scratch);
+  place(d, m, payload, data.length, residue);
+}
+
+/** Appends a stored payload for a host block of `hostLength` bytes (see {@link storeBlock}). */
+function place(d: TapeDrive, m: Cartridge, payload: Uint8Array, hostLength: number, residue: number): void {
+  // Past the physical end nothing more fits: the block is not written.
+  if (m.dataBytes + payload.length > m.header.capacityBytes) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: residue }));
+  if (d.mediumErrors.has(d.position)) writeFault(d, residue);
+  try {
+    m.appendBlock(payload);
+  } catch (e) {
+    d.mediaWriteFailed(e, residue);
+  }
+  d.position++;
+  d.counters.bytesWritten += payload.length;
+  d.counters.bytesFromHost += hostLength;
+}
+
 
 /**
  * The transfer time of `bytes` (timing model), then `result`. Without a wait (time scale 0)
@@ -56,10 +110,22 @@ function afterTransfer(x: Exec<TapeDrive>, bytes: number, result: HandlerResult)
 }
 
 function read6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
+  return read(x, getU24(x.cdb, 2));
+}
+
+/**
+ * READ(16): the PARTITION and LOGICAL OBJECT IDENTIFIER fields say where the read starts;
+ * the drive locates there first when it is elsewhere (SSC-4).
+ */
+function read16(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
+  return startAt16(x, () => read(x, getU24(x.cdb, 12)));
+}
+
+/** READ of `count` bytes (variable) or blocks (fixed); CDB byte 1 holds SILI and FIXED in both forms. */
+function read(x: Exec<TapeDrive>, count: number): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
   const sili = ((x.cdb[1] ?? 0) & 0x02) !== 0;
   const fixed = ((x.cdb[1] ?? 0) & 0x01) !== 0;
-  const count = getU24(x.cdb, 2);
   // SSC: SILI with FIXED is an invalid combination; fixed mode needs a block size.
   if (fixed && sili) invalidCdbField(1, 1);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
@@ -75,7 +141,6 @@ function read6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
     }
     const block = readBlock(d, m, count, [], 0);
     d.position++;
-    d.counters.bytesRead += block.length;
     d.counters.bytesToHost += Math.min(block.length, count);
     if (block.length === count) return afterTransfer(x, block.length, block);
     const data = block.length > count ? block.subarray(0, count) : block;
@@ -96,7 +161,6 @@ function read6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
     }
     const block = readBlock(d, m, residue, got, bytes);
     d.position++;
-    d.counters.bytesRead += block.length;
     if (block.length !== size) {
       // The incorrect-length block itself is not counted as transferred.
       throw new CheckCondition(sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: residue }), partial());
@@ -125,11 +189,20 @@ function writeFault(d: TapeDrive, residue: number): never {
 }
 
 function write6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
+  return write(x, getU24(x.cdb, 2), 2);
+}
+
+/** WRITE(16): like READ(16), it starts at the partition and logical object given, locating there first. */
+function write16(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
+  return startAt16(x, () => write(x, getU24(x.cdb, 12), 12));
+}
+
+/** WRITE of `count` bytes (variable) or blocks (fixed); `countByte` is where the CDB holds the count. */
+function write(x: Exec<TapeDrive>, count: number, countByte: number): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
   const fixed = ((x.cdb[1] ?? 0) & 0x01) !== 0;
-  const count = getU24(x.cdb, 2);
   if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
-  if (!fixed && count > d.personality.maxBlockLength) invalidCdbField(2, 7);
+  if (!fixed && count > d.personality.maxBlockLength) invalidCdbField(countByte, 7);
   if (d.hung) return hangUntilAborted(x.signal);
   const m = d.readyNow();
   if (count === 0) return undefined;
@@ -142,22 +215,91 @@ function write6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   } catch (e) {
     d.mediaWriteFailed(e, fixed ? blocks : count);
   }
-  const cap = m.header.capacityBytes;
-  for (let i = 0; i < blocks; i++) {
-    const residue = fixed ? blocks - i : count;
-    // Past the physical end nothing more fits: the block is not written.
-    if (m.dataBytes + size > cap) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: residue }));
-    if (d.mediumErrors.has(d.position)) writeFault(d, residue);
-    try {
-      m.appendBlock(x.dataOut.subarray(i * size, (i + 1) * size));
-    } catch (e) {
-      d.mediaWriteFailed(e, residue);
-    }
-    d.position++;
-    d.counters.bytesWritten += size;
-    d.counters.bytesFromHost += size;
-  }
+  for (let i = 0; i < blocks; i++) storeBlock(d, m, x.dataOut.subarray(i * size, (i + 1) * size), fixed ? blocks - i : count);
   return afterTransfer(x, size * blocks, earlyWarning(d, m));
+}
+
+/**
+ * Positions for READ(16)/WRITE(16) (CDB byte 3 PARTITION, bytes 4..11 LOGICAL OBJECT
+ * IDENTIFIER), then runs the transfer. The tape has one partition here: another partition
+ * number is refused. A start beyond end of data answers BLANK CHECK at end of data.
+ */
+function startAt16(x: Exec<TapeDrive>, transfer: () => HandlerResult | Promise<HandlerResult>): HandlerResult | Promise<HandlerResult> {
+  const d = x.device;
+  if ((x.cdb[3] ?? 0) !== 0) invalidCdbField(3, 7);
+  const id = getU64(x.cdb, 4);
+  if (id > BigInt(Number.MAX_SAFE_INTEGER)) invalidCdbField(4, 7);
+  const target = Number(id);
+  if (d.hung) return hangUntilAborted(x.signal);
+  const m = d.readyNow();
+  if (target === d.position) return transfer();
+  const full = d.personality.timing.locateSeconds * 2;
+  const seconds = (Math.abs(m.dataBytesBefore(d.position) - m.dataBytesBefore(Math.min(target, m.objectCount))) / Math.max(1, m.header.capacityBytes)) * full;
+  const go = (): HandlerResult | Promise<HandlerResult> => {
+    if (target > m.objectCount) {
+      d.position = m.objectCount;
+      throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED));
+    }
+    d.position = target;
+    return transfer();
+  };
+  if (!d.waits(seconds)) return go();
+  return d.delay(seconds, x.signal).then(go);
+}
+
+/**
+ * VERIFY(6): reads and checks `count` blocks (FIXED) or one block (variable) from the
+ * current position, as READ would, without transferring them; BYTCMP compares them with
+ * the Data-Out bytes instead (MISCOMPARE on a difference, INFORMATION the residue); VTE
+ * verifies up to end of data. Encrypted blocks verify only with the key, as they read.
+ */
+function verify6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
+  const d = x.device;
+  const b1 = x.cdb[1] ?? 0;
+  const vte = (b1 & 0x20) !== 0;
+  const bytcmp = (b1 & 0x02) !== 0;
+  const fixed = (b1 & 0x01) !== 0;
+  const count = getU24(x.cdb, 2);
+  if (vte && (bytcmp || count !== 0)) invalidCdbField(vte && bytcmp ? 1 : 2, vte && bytcmp ? 1 : 7);
+  if (fixed && d.blockSize === 0) invalidCdbField(1, 0);
+  if (d.hung) return hangUntilAborted(x.signal);
+  const m = d.readyNow();
+  if (!vte && count === 0) return undefined;
+  const want = fixed ? d.blockSize * count : count;
+  if (bytcmp && x.dataOut.length < want) throw new CheckCondition(sense(Sense.DATA_PHASE_ERROR));
+  let compared = 0;
+  let verified = 0;
+  const objects = vte ? Infinity : fixed ? count : 1;
+  for (let done = 0; done < objects; done++) {
+    const residue = fixed ? count - done : count;
+    if (d.position >= m.objectCount) {
+      if (vte) break;
+      throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED, { information: residue }));
+    }
+    if (m.object(d.position)?.kind === 'filemark') {
+      d.position++;
+      if (vte) continue;
+      throw new CheckCondition(sense(Sense.FILEMARK_DETECTED, { filemark: true, information: residue }));
+    }
+    const block = readBlock(d, m, residue, [], 0);
+    d.position++;
+    verified += block.length;
+    const expected = fixed ? d.blockSize : count;
+    if (!vte && block.length !== expected) {
+      throw new CheckCondition(sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: fixed ? residue : count - block.length }));
+    }
+    if (bytcmp) {
+      const ref = x.dataOut.subarray(compared, compared + block.length);
+      for (let i = 0; i < block.length; i++) {
+        if (block[i] !== ref[i]) {
+          // The block that differs counts as not verified; the position stays after it.
+          throw new CheckCondition(sense(DriveSense.MISCOMPARE_DURING_VERIFY, { information: fixed ? residue : count - i }));
+        }
+      }
+      compared += block.length;
+    }
+  }
+  return afterTransfer(x, verified, undefined);
 }
 
 async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<HandlerResult> {
@@ -170,6 +312,8 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
     return undefined;
   }
   d.checkWritable(m, d.position, count);
+  // The checks are done: with IMMED the command answers here and the rest runs on.
+  await d.delay(0, x.signal);
   try {
     if (d.position < m.objectCount) m.truncate(d.position);
   } catch (e) {
@@ -207,4 +351,10 @@ export const ioCommands: CommandSpec<TapeDrive>[] = [
   { opcode: SscOpcode.WRITE_6, name: 'WRITE(6)', usage: usage(6, { 1: 0x01, 2: 0xff, 3: 0xff, 4: 0xff }), handler: write6, nominalTimeout: 60, recommendedTimeout: 1200 },
   { opcode: SscOpcode.WRITE_FILEMARKS_6, name: 'WRITE FILEMARKS(6)', usage: usage(6, { 1: 0x03, 2: 0xff, 3: 0xff, 4: 0xff }), handler: writeFilemarks6, nominalTimeout: 60, recommendedTimeout: 1200 },
   { opcode: SscOpcode.WRITE_FILEMARKS_16, name: 'WRITE FILEMARKS(16)', usage: usage(16, { 1: 0x01, 12: 0xff, 13: 0xff, 14: 0xff }), handler: (x) => writeFilemarks(x, getU24(x.cdb, 12)), nominalTimeout: 60, recommendedTimeout: 1200 },
+  // READ(16): SILI, FIXED; PARTITION; LOGICAL OBJECT IDENTIFIER; TRANSFER LENGTH.
+  { opcode: SscOpcode.READ_16, name: 'READ(16)', usage: usage(16, { 1: 0x03, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff }), handler: read16, nominalTimeout: 60, recommendedTimeout: 1200 },
+  // WRITE(16): FIXED (FCS/LCS of logical block protection are not supported); as READ(16) otherwise.
+  { opcode: SscOpcode.WRITE_16, name: 'WRITE(16)', usage: usage(16, { 1: 0x01, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff }), handler: write16, nominalTimeout: 60, recommendedTimeout: 1200 },
+  // VERIFY(6): VTE, BYTCMP, FIXED (VLBPM/VBF protection checks and IMMED are not supported).
+  { opcode: SscOpcode.VERIFY_6, name: 'VERIFY(6)', usage: usage(6, { 1: 0x23, 2: 0xff, 3: 0xff, 4: 0xff }), handler: verify6, nominalTimeout: 60, recommendedTimeout: 1200 },
 ];

@@ -2,7 +2,7 @@
  * Medium handling and capability reports: LOAD/UNLOAD, ERASE, PREVENT/ALLOW MEDIUM
  * REMOVAL, READ BLOCK LIMITS and REPORT DENSITY SUPPORT (SSC-4, SPC-4).
  */
-import { getU16, setAscii, setU16, setU24, setU32 } from '../../src/scsi/bytes.js';
+import { getU16, setAscii, setU16, setU24, setU32, setU64 } from '../../src/scsi/bytes.js';
 import { SpcOpcode, SscOpcode } from '../../src/scsi/opcodes.js';
 import { Sense, sense } from '../../src/scsi/sense.js';
 import { CheckCondition, invalidCdbField } from '../engine/check.js';
@@ -11,6 +11,10 @@ import { usage, type CommandSpec, type Exec, type HandlerResult } from '../engin
 import { allocation } from '../engine/unit.js';
 import { knownDensities, mediaAccess, type Density } from '../personalities/drives.js';
 import { TapeAlertFlag, type TapeDrive } from './drive.js';
+import { DriveSense } from './sense-codes.js';
+
+/** The largest logical object identifier the drive addresses (READ BLOCK LIMITS with MLOI). */
+export const MAX_LOGICAL_OBJECT_IDENTIFIER = 0xffffffffn;
 
 async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const d = x.device;
@@ -21,12 +25,16 @@ async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (load && eot) invalidCdbField(4, 2);
   if (d.hung) await hangUntilAborted(x.signal);
   if (d.offline) throw new CheckCondition(sense(Sense.NOT_READY_OFFLINE));
+  if (d.immediate?.released) throw new CheckCondition(sense(DriveSense.OPERATION_IN_PROGRESS));
   if (d.state === 'empty') throw new CheckCondition(sense(Sense.MEDIUM_NOT_PRESENT));
   if (d.state === 'loading') throw new CheckCondition(sense(Sense.BECOMING_READY));
   if (load) {
     if (d.state === 'loaded') {
-      // LOAD of a loaded tape positions it at BOP.
+      // LOAD of a loaded tape positions it at BOP (a rewind).
+      const m = d.media;
       d.flush();
+      const cap = Math.max(1, m?.header.capacityBytes ?? 1);
+      await d.delay(((m?.dataBytesBefore(d.position) ?? 0) / cap) * d.personality.timing.rewindSeconds, x.signal);
       d.position = 0;
       return undefined;
     }
@@ -52,6 +60,8 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (m.header.worm && d.position < m.objectCount) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
   const cap = Math.max(1, m.header.capacityBytes);
   const fraction = long ? 1 - m.dataBytesBefore(d.position) / cap : 0;
+  // The checks are done: with IMMED the command answers here and the erase runs on.
+  await d.delay(0, x.signal);
   try {
     m.truncate(d.position);
   } catch (e) {
@@ -71,8 +81,17 @@ function preventAllow(x: Exec<TapeDrive>): HandlerResult {
   return undefined;
 }
 
+/**
+ * READ BLOCK LIMITS (SSC-4 7.6): granularity, maximum and minimum block length; with MLOI
+ * (SSC-4 on) 20 bytes whose bytes 12..19 hold the maximum logical object identifier.
+ */
 function readBlockLimits(x: Exec<TapeDrive>): Uint8Array {
   const p = x.device.personality;
+  if ((x.cdb[1] ?? 0) & 0x01) {
+    const m = new Uint8Array(20);
+    setU64(m, 12, MAX_LOGICAL_OBJECT_IDENTIFIER);
+    return m;
+  }
   const b = new Uint8Array(6);
   b[0] = p.granularity & 0x1f;
   setU24(b, 1, p.maxBlockLength);
@@ -140,7 +159,8 @@ async function reportDensitySupport(x: Exec<TapeDrive>): Promise<HandlerResult> 
 }
 
 export const mediumCommands: CommandSpec<TapeDrive>[] = [
-  { opcode: SscOpcode.READ_BLOCK_LIMITS, name: 'READ BLOCK LIMITS', usage: usage(6), handler: readBlockLimits, nominalTimeout: 1, recommendedTimeout: 10 },
+  // MLOI (byte 1 bit 0) is SSC-4: an SSC-3 personality's table clears it (index.ts).
+  { opcode: SscOpcode.READ_BLOCK_LIMITS, name: 'READ BLOCK LIMITS', usage: usage(6, { 1: 0x01 }), handler: readBlockLimits, nominalTimeout: 1, recommendedTimeout: 10 },
   { opcode: SscOpcode.LOAD_UNLOAD, name: 'LOAD/UNLOAD', usage: usage(6, { 1: 0x01, 4: 0x0f }), handler: loadUnload, nominalTimeout: 60, recommendedTimeout: 780 },
   { opcode: SscOpcode.ERASE_6, name: 'ERASE(6)', usage: usage(6, { 1: 0x03 }), handler: erase, nominalTimeout: 60, recommendedTimeout: 23_000 },
   { opcode: SpcOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, name: 'PREVENT ALLOW MEDIUM REMOVAL', usage: usage(6, { 4: 0x03 }), handler: preventAllow, nominalTimeout: 1, recommendedTimeout: 10 },

@@ -7,9 +7,10 @@
 import { getU24, setU16, setU24 } from '../../src/scsi/bytes.js';
 import { invalidParamField } from '../engine/check.js';
 import { counter, type LogParameter } from '../engine/log-pages.js';
-import { StoredModePage } from '../engine/mode-pages.js';
+import { StoredModePage, type ModePage } from '../engine/mode-pages.js';
 import type { EmulatedUnit, UnitHooks } from '../engine/unit.js';
 import { earlyWarningPoint, type TapeDrive } from './drive.js';
+import { takeDeferredError } from './immediate.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,13 +22,76 @@ function page(code: number, len: number, init: (b: Uint8Array) => void): Uint8Ar
   return b;
 }
 
+/**
+ * Data compression page (0Fh): DCE is the drive's compression switch, so the page reads
+ * it from the drive (a power-on puts the default back there) and MODE SELECT sets it.
+ */
+class DataCompressionPage implements ModePage {
+  readonly page = 0x0f;
+  readonly subpage = 0;
+  constructor(
+    private readonly d: TapeDrive,
+    private readonly initial: boolean,
+  ) {}
+  private bytes(dce: boolean): Uint8Array {
+    const can = this.d.personality.features.compression;
+    return page(0x0f, 0x0e, (b) => {
+      b[2] = (dce ? 0x80 : 0) | (can ? 0x40 : 0); // DCE, DCC
+      b[3] = 0x80; // DDE: decompression always on
+      // COMPRESSION and DECOMPRESSION ALGORITHM: 1 (the drive's own, deflate here).
+      b[7] = can ? 0x01 : 0x00;
+      b[11] = can ? 0x01 : 0x00;
+    });
+  }
+  current(): Uint8Array {
+    return this.bytes(this.d.compression);
+  }
+  defaults(): Uint8Array {
+    return this.bytes(this.initial);
+  }
+  changeable(): Uint8Array {
+    return mask(0x0e, this.d.personality.features.compression ? { 2: 0x80 } : {});
+  }
+  select(values: Uint8Array): void {
+    this.d.compression = ((values[2] ?? 0) & 0x80) !== 0;
+  }
+}
+
+/**
+ * Data compression counters: SSC's data compression log page (1Bh) and the IBM LTO page
+ * 32h carry the same parameters. Ratios are x100; byte counts come as whole MiB plus the
+ * signed remainder, the MiB rounded to nearest as the LTO references describe.
+ */
+function compressionParameters(d: TapeDrive): LogParameter[] {
+  const c = d.counters;
+  const ratio = (host: number, medium: number): number => (medium === 0 ? 100 : Math.min(0xffff, Math.round((host / medium) * 100)));
+  const pair = (code: number, bytes: number): LogParameter[] => {
+    const mb = Math.round(bytes / MiB);
+    const rest = bytes - mb * MiB;
+    const r = new Uint8Array(4);
+    new DataView(r.buffer).setInt32(0, rest);
+    return [
+      { code, control: 0x00, value: counter(mb, 4) },
+      { code: code + 1, control: 0x00, value: r },
+    ];
+  };
+  return [
+    { code: 0x0000, control: 0x00, value: counter(ratio(c.bytesToHost, c.bytesRead), 2) },
+    { code: 0x0001, control: 0x00, value: counter(ratio(c.bytesFromHost, c.bytesWritten), 2) },
+    ...pair(0x0002, c.bytesToHost),
+    ...pair(0x0004, c.bytesRead),
+    ...pair(0x0006, c.bytesFromHost),
+    ...pair(0x0008, c.bytesWritten),
+  ];
+}
+
 function mask(len: number, bits: Record<number, number>): Uint8Array {
   const b = new Uint8Array(2 + len);
   for (const [i, v] of Object.entries(bits)) b[Number(i)] = v;
   return b;
 }
 
-export function installDrivePages(unit: EmulatedUnit<TapeDrive>): void {
+export function installDrivePages(unit: EmulatedUnit<TapeDrive>, compressionDefault = false): void {
   const d = unit.device;
   const p = d.personality;
   unit.modePages.add(
@@ -40,18 +104,7 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>): void {
       mask(0x0a, { 2: 0x04 }), // PER: post recovered errors
     ),
   );
-  unit.modePages.add(
-    new StoredModePage(
-      0x0f,
-      page(0x0f, 0x0e, (b) => {
-        b[2] = p.features.compression ? 0xc0 : 0x40; // DCE, DCC
-        b[3] = 0x80; // DDE
-        b[7] = p.features.compression ? 0x01 : 0x00;
-        b[11] = p.features.compression ? 0x01 : 0x00;
-      }),
-      mask(0x0e, p.features.compression ? { 2: 0x80 } : {}),
-    ),
-  );
+  unit.modePages.add(new DataCompressionPage(d, compressionDefault));
   unit.modePages.add(
     new StoredModePage(
       0x10,
@@ -113,6 +166,13 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>): void {
       d.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
     },
   });
+  if (p.features.compression) {
+    const reset = (): void => {
+      d.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
+    };
+    unit.logPages.add({ page: 0x1b, subpage: 0, name: 'data compression', parameters: () => compressionParameters(d), reset });
+    unit.logPages.add({ page: 0x32, subpage: 0, name: 'data compression (IBM)', parameters: () => compressionParameters(d), reset });
+  }
   if (p.features.tapeAlert) {
     unit.logPages.add({
       page: 0x2e,
@@ -181,5 +241,6 @@ export function driveHooks(d: TapeDrive): UnitHooks {
       return new Map([[0xb0, b0], [0xb1, b1]]);
     },
     onReset: (kind) => d.onReset(kind),
+    deferredError: (initiator) => (d.deferredErrors.size ? takeDeferredError(d, initiator) : undefined),
   };
 }

@@ -293,7 +293,7 @@ describe.each(bindings)('tape drive over $name', (binding) => {
       expect(l.maxBlockLength).toBeGreaterThanOrEqual(l.minBlockLength);
       expect(l.minBlockLength).toBeGreaterThanOrEqual(1);
       expect(l.maxBlockLength).toBeGreaterThanOrEqual(262144);
-      const s = await rawCdb(drive().port, [0x05, 0x01, 0, 0, 0, 0], 6);
+      const s = await rawCdb(drive().port, [0x05, 0x02, 0, 0, 0, 0], 6);
       expect([s.key, s.asc, s.ascq]).toEqual([0x05, 0x24, 0x00]);
     });
 
@@ -704,6 +704,173 @@ describe.each(bindings)('tape drive over $name', (binding) => {
       await drive().rewind();
       for (let i = 0; i < written; i++) expect((await drive().read(size)).data, `block ${i}`).toEqual(pattern(size, i));
       expect((await drive().read(size)).eod).toBe(true);
+    });
+  });
+
+  describe('SSC-4 commands, IMMED, compression and encryption', () => {
+    const exec = (cdb: number[] | Uint8Array, o: { in?: number; out?: Uint8Array } = {}) => {
+      const b = Uint8Array.from(cdb);
+      return drive().port.execute(o.out ? { cdb: b, direction: 'out', dataOut: o.out } : o.in ? { cdb: b, direction: 'in', dataInLength: o.in } : { cdb: b, direction: 'none' });
+    };
+    const good = async (p: ReturnType<typeof exec>): Promise<Uint8Array> => {
+      const r = await p;
+      if (r.status !== ScsiStatus.GOOD) expect.fail(`expected GOOD, got ${JSON.stringify(decodeSense(r.sense))}`);
+      return r.data;
+    };
+    const senseOf = async (p: ReturnType<typeof exec>): Promise<ReturnType<typeof decodeSense> & { responseCode: number }> => {
+      const r = await p;
+      expect(r.status).toBe(ScsiStatus.CHECK_CONDITION);
+      return { ...decodeSense(r.sense), responseCode: (r.sense[0] ?? 0) & 0x7f };
+    };
+    const cdb16 = (op: number, b1: number, loi: number, length: number): number[] => [op, b1, 0, 0, 0, 0, 0, 0, (loi >>> 24) & 0xff, (loi >> 16) & 0xff, (loi >> 8) & 0xff, loi & 0xff, (length >> 16) & 0xff, (length >> 8) & 0xff, length & 0xff, 0];
+    const u16 = (b: Uint8Array, o: number): number => ((b[o] ?? 0) << 8) | (b[o + 1] ?? 0);
+    const u32 = (b: Uint8Array, o: number): number => (u16(b, o) * 65536) + u16(b, o + 2);
+    const spin = (protocol: number, page: number): number[] => [0xa2, protocol, page >> 8, page & 0xff, 0, 0, 0, 0, 0x20, 0, 0, 0];
+    const spout = (params: Uint8Array): ReturnType<typeof exec> => exec([0xb5, 0x20, 0x00, 0x10, 0, 0, 0, 0, params.length >> 8, params.length & 0xff, 0, 0], { out: params });
+    const setEncryption = (encrypt: number, decrypt: number, key?: Uint8Array): Uint8Array => {
+      const p = new Uint8Array(20 + (key?.length ?? 0));
+      p[1] = 0x10;
+      p[3] = p.length - 4;
+      p[4] = 0x40; // all I_T nexus
+      p[6] = encrypt;
+      p[7] = decrypt;
+      p[8] = encrypt || decrypt ? 1 : 0;
+      p[19] = key?.length ?? 0;
+      if (key) p.set(key, 20);
+      return p;
+    };
+    const KEY = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 ^ i);
+
+    it('READ BLOCK LIMITS with MLOI answers the maximum logical object identifier in bytes 12..19 (SSC-4)', async () => {
+      const r = await exec([0x05, 0x01, 0, 0, 0, 0], { in: 20 });
+      if (noEmulator() && r.status !== ScsiStatus.GOOD) {
+        // A drive of SSC-3 finds the bit reserved.
+        expect([decodeSense(r.sense).key, decodeSense(r.sense).asc]).toEqual([0x05, 0x24]);
+        return;
+      }
+      expect(r.status).toBe(ScsiStatus.GOOD);
+      expect(r.data).toHaveLength(20);
+      expect(u32(r.data, 12) * 2 ** 32 + u32(r.data, 16)).toBeGreaterThan(0);
+    });
+
+    it('REPORT SUPPORTED OPERATION CODES lists READ(16), WRITE(16), VERIFY(6) and SECURITY PROTOCOL IN/OUT', async () => {
+      const all = await good(exec([0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0], { in: 8192 }));
+      const ops = new Set(Array.from({ length: u32(all, 0) / 8 }, (_, i) => all[4 + 8 * i]));
+      for (const op of [0x88, 0x8a, 0x13, 0xa2, 0xb5]) expect(ops.has(op), `opcode 0x${op.toString(16)}`).toBe(true);
+    });
+
+    it('WRITE(16) and READ(16) start at the logical object they name', async () => {
+      await mount(c, scratch());
+      const blocks = [pattern(1000, 1), pattern(2000, 2), pattern(3000, 3)];
+      for (const [i, b] of blocks.entries()) await good(exec(cdb16(0x8a, 0, i, b.length), { out: b }));
+      expect(await good(exec(cdb16(0x88, 0, 1, 2000), { in: 2000 }))).toEqual(blocks[1]);
+      expect((await drive().position()).block).toBe(2);
+      expect(await good(exec(cdb16(0x88, 0, 0, 1000), { in: 1000 }))).toEqual(blocks[0]);
+      const s = await senseOf(exec(cdb16(0x88, 0, 10, 100), { in: 100 }));
+      expect([s.key, s.asc, s.ascq]).toEqual([0x08, 0x00, 0x05]);
+    });
+
+    it('VERIFY(6) passes a block as written and reports MISCOMPARE for a different one', async () => {
+      await mount(c, scratch());
+      const b = pattern(4000, 7);
+      await drive().writeBlock(b);
+      await drive().rewind();
+      await good(exec([0x13, 0x02, 0, 0x0f, 0xa0, 0], { out: b }));
+      expect((await drive().position()).block).toBe(1);
+      await drive().rewind();
+      const other = Uint8Array.from(b);
+      other[3999] = (other[3999] ?? 0) ^ 0x55;
+      const s = await senseOf(exec([0x13, 0x02, 0, 0x0f, 0xa0, 0], { out: other }));
+      expect([s.key, s.asc, s.ascq]).toEqual([0x0e, 0x1d, 0x00]);
+    });
+
+    it('REWIND with IMMED answers GOOD and the tape is at BOP once the drive is ready', async () => {
+      await mount(c, scratch());
+      for (let i = 0; i < 4; i++) await drive().writeBlock(pattern(10_000, i));
+      await drive().rewind({ immediate: true });
+      await drive().waitReady({ timeoutMs: 120_000, intervalMs: 50 });
+      expect((await drive().position()).block).toBe(0);
+    });
+
+    it('LOCATE with IMMED beyond end of data: GOOD, then a deferred BLANK CHECK on the next command', async () => {
+      await mount(c, scratch());
+      await drive().writeBlock(pattern(100, 1));
+      await drive().rewind();
+      await good(exec([0x2b, 0x01, 0, 0, 0, 0, 50, 0, 0, 0]));
+      let s = await senseOf(exec([0x00, 0, 0, 0, 0, 0]));
+      // A real drive may still be busy: wait until the operation ends and its error shows.
+      for (let i = 0; i < 600 && s.key === 0x02; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        s = await senseOf(exec([0x00, 0, 0, 0, 0, 0]));
+      }
+      expect([s.key, s.asc, s.ascq]).toEqual([0x08, 0x00, 0x05]);
+      expect(s.responseCode).toBe(0x71);
+      await expect(drive().testUnitReady()).resolves.toBeUndefined();
+    });
+
+    it('with data compression on (page 0Fh DCE), compressible blocks read back as written and the write ratio shows it', async () => {
+      await mount(c, scratch());
+      const ms = await good(exec([0x1a, 0x08, 0x0f, 0, 0xff, 0], { in: 255 }));
+      const page = Uint8Array.from(ms.subarray(4, 4 + 2 + (ms[5] ?? 0)));
+      expect((page[2] ?? 0) & 0x40).toBe(0x40); // DCC: the drive can compress
+      page[2] = (page[2] ?? 0) | 0x80;
+      const params = new Uint8Array(4 + page.length);
+      params.set(page, 4);
+      await good(exec([0x15, 0x10, 0, 0, params.length, 0], { out: params }));
+      try {
+        const text = new TextEncoder().encode('a compressible backup record; '.repeat(9000)).subarray(0, 262144);
+        for (let i = 0; i < 4; i++) await drive().writeBlock(text);
+        await drive().writeFilemarks(1);
+        await drive().rewind();
+        for (let i = 0; i < 4; i++) expect((await drive().read(262144)).data).toEqual(text);
+        const supported = await good(exec([0x4d, 0, 0x00, 0, 0, 0, 0, 0x01, 0, 0], { in: 256 }));
+        const codes = [...supported.subarray(4)];
+        const logPage = codes.includes(0x1b) ? 0x1b : codes.includes(0x32) ? 0x32 : undefined;
+        if (logPage === undefined) return;
+        const lp = await good(exec([0x4d, 0, 0x40 | logPage, 0, 0, 0, 0, 0x04, 0, 0], { in: 1024 }));
+        for (let off = 4; off < lp.length; off += 4 + (lp[off + 3] ?? 0)) {
+          if (u16(lp, off) === 0x0001) expect(u16(lp, off + 4)).toBeGreaterThan(200); // write compression ratio x100
+        }
+      } finally {
+        page[2] = (page[2] ?? 0) & 0x7f;
+        params.set(page, 4);
+        await exec([0x15, 0x10, 0, 0, params.length, 0], { out: params });
+      }
+    });
+
+    it('SECURITY PROTOCOL IN reports AES-256-GCM; with a key set blocks read back, and without decryption answer DATA PROTECT 74/01', async (ctx) => {
+      const protocols = await exec(spin(0x00, 0x0000), { in: 8192 });
+      if (protocols.status !== ScsiStatus.GOOD || ![...protocols.data.subarray(8)].includes(0x20)) return ctx.skip();
+      const caps = await good(exec(spin(0x20, 0x0010), { in: 8192 }));
+      expect(u16(caps, 0)).toBe(0x0010);
+      const algorithms: number[] = [];
+      for (let off = 20; off + 24 <= 4 + u16(caps, 2); off += 4 + u16(caps, off + 2)) algorithms.push(u32(caps, off + 20));
+      expect(algorithms).toContain(0x00010014);
+      await mount(c, scratch());
+      try {
+        await good(spout(setEncryption(2, 2, KEY)));
+        const st = await good(exec(spin(0x20, 0x0020), { in: 8192 }));
+        expect([st[5], st[6]]).toEqual([2, 2]);
+        const data = pattern(8192, 11);
+        await drive().writeBlock(data);
+        await drive().writeFilemarks(1);
+        if (lab.cartridgeFiles) {
+          const { readFileSync } = await import('node:fs');
+          const file = readFileSync(lab.cartridgeFiles.get(scratch())!);
+          expect(file.includes(Buffer.from(data.subarray(0, 256)))).toBe(false);
+          expect(file.includes(Buffer.from(KEY))).toBe(false);
+        }
+        await drive().rewind();
+        expect((await drive().read(8192)).data).toEqual(data);
+        await good(spout(setEncryption(0, 0)));
+        await drive().rewind();
+        const s = await senseOf(exec([0x08, 0, 0, 0x20, 0, 0], { in: 8192 }));
+        expect([s.key, s.asc, s.ascq]).toEqual([0x07, 0x74, 0x01]);
+        const nb = await good(exec(spin(0x20, 0x0021), { in: 8192 }));
+        expect((nb[12] ?? 0) & 0x0f).toBe(6);
+      } finally {
+        await spout(setEncryption(0, 0));
+      }
     });
   });
 
