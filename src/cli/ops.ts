@@ -3,6 +3,7 @@
  * and the demo: naming elements, loading and unloading cartridges, writing and reading
  * files on tape.
  */
+import { readdirSync } from 'node:fs';
 import type { Inventory } from '../devices/media-changer.js';
 import type { ElementStatus } from '../scsi/parse-element-status.js';
 import type { TapeDrive } from '../devices/tape-drive.js';
@@ -12,6 +13,26 @@ import type { Lab } from './lab.js';
 export class UsageError extends Error {
   override readonly name = 'UsageError';
   readonly code = 'EUSAGE';
+}
+
+/**
+ * Throws a {@link UsageError} when `dir` exists and holds anything (or is not a directory):
+ * `option` names it, `consequence` says what would be lost, `otherwise` what else the person
+ * can do (e.g. "add --overwrite"). A directory that does not exist yet is fine.
+ */
+export function requireEmptyDirectory(dir: string, option: string, consequence: string, otherwise?: string): void {
+  let held: string[];
+  try {
+    held = readdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new UsageError(`${option} ${dir} is a file, not a directory`);
+    throw new UsageError(`${option} ${dir}: ${(e as Error).message}`);
+  }
+  if (held.length === 0) return;
+  const shown = held.sort().slice(0, 3).join(', ') + (held.length > 3 ? `, ... (${held.length} entries)` : '');
+  throw new UsageError(`${option} ${dir} is not empty (${shown}): ${consequence}. Name a new or empty directory${otherwise === undefined ? '' : `, or ${otherwise}`}`);
 }
 
 export function barcodeOf(e: ElementStatus): string | undefined {

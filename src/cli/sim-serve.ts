@@ -18,7 +18,6 @@
  * each adds its own options to the command and is started once the library exists.
  */
 import { Option, type Command } from 'commander';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { formatIssue, loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../../firmware-sim/library/index.js';
@@ -27,6 +26,7 @@ import { opcodeName } from '../scsi/opcodes.js';
 import { describeSense } from '../scsi/sense.js';
 import { statusName } from '../scsi/status.js';
 import { SimMetrics } from '../metrics/sim-metrics.js';
+import { listenHttp, metricsRoute, type HttpEndpoint } from '../metrics/http.js';
 import { ensureDefaultLab } from './default-lab.js';
 import { cliLockOptions, openEmbeddedLab, type Lab, type LabLockOptions } from './lab.js';
 import { hex, type Out } from './output.js';
@@ -204,7 +204,7 @@ export async function startSimServe(o: SimServeOptions): Promise<SimServer> {
   const labs: { path: string; lab: Lab }[] = [];
   const served: ServedLibrary[] = [];
   const attachments: SimServeAttachment[] = [];
-  let http: HttpServer | undefined;
+  let http: HttpEndpoint | undefined;
   let saver: NodeJS.Timeout | undefined;
   const stopAll = async (): Promise<boolean> => {
     let clean = true;
@@ -219,7 +219,7 @@ export async function startSimServe(o: SimServeOptions): Promise<SimServer> {
     if (saver) clearInterval(saver);
     if (http) {
       const h = http;
-      await attempt('the metrics endpoint', () => new Promise<void>((r) => (h.closeAllConnections(), h.close(() => r()))));
+      await attempt('the metrics endpoint', () => h.close());
     }
     for (const s of served) {
       if (s.control) await attempt(`the control socket ${s.control.path}`, () => s.control!.close());
@@ -307,9 +307,7 @@ export async function startSimServe(o: SimServeOptions): Promise<SimServer> {
   for (const [i, s] of served.entries()) describeServer(o.out, labs[i]!.lab.emulated!.config, s, o.chap?.user, i === 0 ? attachments : []);
   let metricsUrl: string | undefined;
   if (http) {
-    const a = http.address();
-    const { host } = parsePortal(o.metrics!);
-    metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${typeof a === 'object' && a ? a.port : 0}/metrics`;
+    metricsUrl = `${http.base}/metrics`;
     o.out.line(`Metrics for Prometheus at ${metricsUrl}.`);
   }
   o.out.line('Press Ctrl-C (or send SIGTERM) to stop.');
@@ -325,26 +323,9 @@ export async function startSimServe(o: SimServeOptions): Promise<SimServer> {
 }
 
 /** `GET /metrics` on `address` (host:port). Rejects with the listen error. */
-async function serveMetrics(address: string, metrics: SimMetrics): Promise<HttpServer> {
+async function serveMetrics(address: string, metrics: SimMetrics): Promise<HttpEndpoint> {
   const { host, port } = parsePortal(address);
-  const server = createHttpServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('Metrics are at /metrics\n');
-      return;
-    }
-    metrics.text().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${e instanceof Error ? e.message : String(e)}\n`),
-    );
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(port, host, () => {
-      server.off('error', fail);
-      ok();
-    });
-  });
-  return server;
+  return listenHttp({ host, port }, [metricsRoute(metrics.registry)], 'Metrics are at /metrics', 'the metrics (--metrics)');
 }
 
 function describeServer(out: Out, config: LibraryConfig, s: ServedLibrary, chapUser: string | undefined, attachments: readonly SimServeAttachment[]): void {
@@ -431,7 +412,7 @@ export function registerSimServe(program: Command, out: Out, extensions: readonl
       ...(opts['timeScale'] === undefined ? {} : { timeScale: opts['timeScale'] as number }),
       logLevel: level,
       ...(opts['metrics'] === undefined ? {} : { metrics: opts['metrics'] as string }),
-      lock: cliLockOptions(opts['lockTimeout'] as number | undefined, (l) => out.line(l)),
+      lock: cliLockOptions(opts['lockTimeout'] as number | undefined, (l) => out.note(l)),
       extensions,
       cliOptions: opts,
       out,

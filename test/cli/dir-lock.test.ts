@@ -1,5 +1,4 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -9,17 +8,8 @@ import { generateTopologyKeys } from '../../src/cli/keys.js';
 import { startVtc, startVts } from '../../src/cli/ptp-commands.js';
 import { loadTopology } from '../../src/cli/topology.js';
 import type { Topology } from '../../src/cli/topology.js';
+import { freePort } from './fixtures/ptp-system.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 let dir: string;
 let t: Topology;

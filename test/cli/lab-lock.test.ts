@@ -31,8 +31,8 @@ interface Started {
   readonly done: Promise<Ran>;
 }
 
-/** Starts `ptpvts ...` as a process of its own; `onOut` sees stdout as it comes. */
-function start(args: string[], o: { env?: NodeJS.ProcessEnv; onOut?: (all: string) => void; barrier?: boolean } = {}): Started {
+/** Starts `ptpvts ...` as a process of its own; `onErr` sees stderr (where lock messages go) as it comes. */
+function start(args: string[], o: { env?: NodeJS.ProcessEnv; onErr?: (all: string) => void; barrier?: boolean } = {}): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', runner, ...args], {
     cwd: root,
     env: { ...process.env, ...o.env, PTPVTS_TEST_BARRIER: o.barrier ? '1' : '0' },
@@ -43,11 +43,11 @@ function start(args: string[], o: { env?: NodeJS.ProcessEnv; onOut?: (all: strin
   const ready = new Promise<void>((r) => (readyNow = r));
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
-    o.onOut?.(out);
   });
   child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
     if (/^ready$/m.test(err)) readyNow();
+    o.onErr?.(err);
   });
   const done = new Promise<Ran>((resolve, reject) => {
     child.once('error', reject);
@@ -59,7 +59,7 @@ function start(args: string[], o: { env?: NodeJS.ProcessEnv; onOut?: (all: strin
   return { ready, go: () => child.stdin.end('go\n'), done };
 }
 
-function ptpvts(args: string[], o: { env?: NodeJS.ProcessEnv; onOut?: (all: string) => void } = {}): Promise<Ran> {
+function ptpvts(args: string[], o: { env?: NodeJS.ProcessEnv; onErr?: (all: string) => void } = {}): Promise<Ran> {
   return start(args, o).done;
 }
 
@@ -115,8 +115,9 @@ describe('the lab lock', () => {
       got.add(readFileSync(back).toString('base64'));
     }
     expect(got).toEqual(wanted);
-    // One of them found the lab taken and waited for it.
-    expect(`${a!.out}${b!.out}`).toMatch(/Waiting for the lab: pid \d+ \(ptpvts tape write -l /);
+    // One of them found the lab taken and waited for it, and said so on stderr: stdout keeps the results alone.
+    expect(`${a!.err}${b!.err}`).toMatch(/Waiting for the lab: pid \d+ \(ptpvts tape write -l /);
+    expect(`${a!.out}${b!.out}`).not.toMatch(/Waiting for the lab/);
     expect(existsSync(join(dir, 'lab.lock'))).toBe(false);
   });
 
@@ -124,7 +125,7 @@ describe('the lab lock', () => {
     const held = await lockLab(yaml, { command: 'lab-lock test (holding the lab)' });
     let releasedAt = 0;
     const child = ptpvts(['move', '-l', yaml, 'slot 1', 'slot 20', '--lock-timeout', '60'], {
-      onOut: (all) => {
+      onErr: (all) => {
         if (releasedAt === 0 && /Waiting for the lab/.test(all)) {
           releasedAt = Date.now();
           held.release();
@@ -133,7 +134,8 @@ describe('the lab lock', () => {
     });
     const r = await child;
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(new RegExp(`Waiting for the lab: pid ${process.pid} \\(lab-lock test \\(holding the lab\\)\\) since \\d{4}-\\d\\d-\\d\\dT`));
+    expect(r.out).not.toMatch(/Waiting for the lab/);
+    expect(r.err).toMatch(new RegExp(`Waiting for the lab: pid ${process.pid} \\(lab-lock test \\(holding the lab\\)\\) since \\d{4}-\\d\\d-\\d\\dT`));
     expect(r.out).toMatch(/Moved LAB001L8 from slot 1/);
     expect(releasedAt).toBeGreaterThan(0);
     held.release();
@@ -170,7 +172,8 @@ describe('the lab lock', () => {
     writeFileSync(lock, JSON.stringify({ pid, host: (await import('node:os')).hostname(), command: 'ptpvts tape write (killed)', since: '2026-01-01T00:00:00.000Z', token: 'dead' }));
     const r = await run('move', '-l', yaml, 'slot 1', 'slot 20', '--lock-timeout', '5');
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(new RegExp(`Took over the lab's lock from pid ${pid} \\(ptpvts tape write \\(killed\\)\\) since 2026-01-01T00:00:00.000Z: process ${pid} is gone`));
+    expect(r.out).not.toMatch(/Took over/);
+    expect(r.err).toMatch(new RegExp(`Took over the lab's lock from pid ${pid} \\(ptpvts tape write \\(killed\\)\\) since 2026-01-01T00:00:00.000Z: process ${pid} is gone`));
     expect(existsSync(lock)).toBe(false);
     // A lock file cut short by a crash (empty, old) is taken over too.
     writeFileSync(lock, '');
@@ -178,13 +181,13 @@ describe('the lab lock', () => {
     (await import('node:fs')).utimesSync(lock, old, old);
     const r2 = await run('inventory', '-l', yaml, '--lock-timeout', '5');
     expect(r2.code, r2.err).toBe(0);
-    expect(r2.out).toMatch(/Took over the lab's lock: its lock file has been unreadable/);
+    expect(r2.err).toMatch(/Took over the lab's lock: its lock file has been unreadable/);
     // One from before a restart (another boot id), even though its pid now belongs to a live process.
     const { hostname } = await import('node:os');
     writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: hostname(), boot: 'an-earlier-boot', command: 'ptpvts load', since: '2026-01-01T00:00:00.000Z', token: 'before-restart' }));
     const r3 = await run('inventory', '-l', yaml, '--lock-timeout', '5');
     expect(r3.code, r3.err).toBe(0);
-    expect(r3.out).toMatch(/Took over the lab's lock from pid \d+ \(ptpvts load\) since 2026-01-01T00:00:00.000Z: it was taken before the machine restarted/);
+    expect(r3.err).toMatch(/Took over the lab's lock from pid \d+ \(ptpvts load\) since 2026-01-01T00:00:00.000Z: it was taken before the machine restarted/);
   });
 
   it('one process opening a lab it already has open is told so at once instead of waiting forever', async () => {

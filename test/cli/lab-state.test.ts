@@ -108,9 +108,9 @@ describe('drive positions are kept between commands', () => {
       expect(r.code, r.err).toBe(0);
       expect(readFileSync(back).equals(readFileSync(f))).toBe(true);
     }
-    // --here writes where the tape is, as a drive does.
+    // --here --overwrite writes where the tape is, as a drive does (test/cli/tape-overwrite.test.ts has the refusals).
     expect((await run('tape', 'read', '-l', yaml, '--rewind')).code).toBe(0);
-    expect((await run('tape', 'write', '-l', yaml, '--here', '--size', '1KiB')).out).toMatch(/now at block 6\./);
+    expect((await run('tape', 'write', '-l', yaml, '--here', '--overwrite', '--size', '1KiB')).out).toMatch(/now at block 6\./);
     expect((await run('tape', 'read', '-l', yaml, '--file-number', '2')).out).toMatch(/Read 0 B in 0 blocks, up to end of data/);
     // The position goes with the cartridge: after unload and load it is at BOP.
     await run('unload', '-l', yaml);
