@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDefaultLab } from './default-lab.js';
 import { cliLockOptions, openDeviceLab, openEmbeddedLab, updateLabState, type Lab } from './lab.js';
-import { barcodeOf, driveAt, elementLabel, loadCartridge, resolveElement, unloadCartridge, UsageError } from './ops.js';
+import { barcodeOf, driveAt, elementLabel, loadCartridge, requireEmptyDirectory, resolveElement, unloadCartridge, UsageError } from './ops.js';
 import { bytes, consoleOut, hex, type Out } from './output.js';
 import { fileChunks, MAX_BLOCK_BYTES, patternChunks, patternData, readStream, writeStream, yieldToEventLoop } from './tape-io.js';
 import { runDemo } from './demo.js';
@@ -21,9 +21,11 @@ import { serialConsoleExtension } from './serial-extension.js';
 import { registerPtpCommands } from './ptp-commands.js';
 import { inventoryView, mediaCheckView, printInventory, printJson, printTapeStatus, tapeStatusView } from './read-views.js';
 import { registerKeyCommands } from './keys.js';
+import { registerVolumeCommands } from './volumes.js';
 import { checkCartridge, formatCartridgeReport } from '../../firmware-sim/media/index.js';
 import { SpaceCode } from '../scsi/cdb.js';
 import { isSenseError } from '../devices/errors.js';
+import type { TapeDrive } from '../devices/tape-drive.js';
 
 interface LabOptions {
   library?: string;
@@ -52,7 +54,7 @@ async function withLab<T>(o: LabOptions, out: Out, commandLine: string, fn: (lab
       if (made.created) out.note(`Made a default emulated library in ${made.path}.`);
       path = made.path;
     }
-    lab = await openEmbeddedLab(path, { lock: cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine) });
+    lab = await openEmbeddedLab(path, { lock: cliLockOptions(o.lockTimeout, (l) => out.note(l), commandLine) });
   }
   try {
     return await fn(lab);
@@ -89,6 +91,39 @@ export function sizeOption(name: string, max: number) {
 
 const dataSize = sizeOption('--size', Number.MAX_SAFE_INTEGER);
 const blockSize = sizeOption('--block-size', MAX_BLOCK_BYTES);
+
+/** Where `tape write` and `tape fill` start: end of data, or the current position with `--here`. */
+interface WhereOptions {
+  here?: boolean;
+  overwrite?: boolean;
+}
+
+function checkWhere(o: WhereOptions): void {
+  if (o.overwrite && !o.here) throw new UsageError('--overwrite goes with --here: without --here the data is appended at end of data and nothing is overwritten');
+}
+
+/**
+ * Moves the tape to where the data goes: end of data, or with `--here` the current position,
+ * which is refused when data follows it (writing there erases everything after it) unless
+ * `--overwrite` is given. A refusal leaves the tape where it was.
+ */
+async function toWritePosition(d: TapeDrive, driveNumber: number, o: WhereOptions): Promise<void> {
+  if (!o.here) {
+    await d.spaceToEndOfData();
+    return;
+  }
+  const here = await d.position();
+  await d.spaceToEndOfData();
+  const eod = await d.position();
+  if (eod.block !== here.block) await d.locate(here.block);
+  if (eod.block > here.block && !o.overwrite) {
+    const n = eod.block - here.block;
+    throw new UsageError(
+      `drive ${driveNumber} is at block ${here.block}${here.fileNumber === undefined ? '' : ` (file ${here.fileNumber})`} and the tape holds data up to block ${eod.block}: ` +
+        `writing here would erase the ${n} block${n === 1 ? '' : 's'} and filemarks after it. Add --overwrite to erase them, or leave out --here to append at end of data`,
+    );
+  }
+}
 
 /**
  * Until `done()`, the first SIGINT or SIGTERM aborts `signal` so that the work in hand can
@@ -144,10 +179,13 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   program
     .command('demo')
     .description('run the main job on the embedded emulator and print what happened')
-    .option('--keep <dir>', 'keep the demo library and its cartridges in this directory')
+    .option('--keep <dir>', 'keep the demo library and its cartridges in this directory (a new or empty one)')
+    .option('--overwrite', 'with --keep: use the directory even though it holds files (a library there is replaced, its cartridges written over)')
     .option('--timelines <dir>', 'where the SVG timelines of the recovery stories go', 'ptpvts-demo')
     .option('--devices-only', 'only the device part (library, drive, tape I/O)')
-    .action(async (o: { keep?: string; timelines: string; devicesOnly?: boolean }) => {
+    .action(async (o: { keep?: string; overwrite?: boolean; timelines: string; devicesOnly?: boolean }) => {
+      if (o.overwrite && o.keep === undefined) throw new UsageError('--overwrite goes with --keep DIR');
+      if (o.keep !== undefined && !o.overwrite) requireEmptyDirectory(o.keep, '--keep', 'the demo would replace a library there and write over its cartridges', 'add --overwrite');
       await runDemo(out, { ...(o.keep === undefined ? {} : { dir: o.keep }), timelines: o.timelines, ...(o.devicesOnly ? { devicesOnly: true } : {}) });
     });
 
@@ -225,12 +263,14 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   labOptions(tape.command('write'))
     .description('append a file (or generated data) at end of data, then a filemark')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
-    .option('--here', 'write at the current position instead, overwriting what follows it')
+    .option('--here', 'write at the current position instead of at end of data (refused where data follows, unless --overwrite)')
+    .option('--overwrite', 'with --here: erase what follows the current position')
     .option('-f, --file <path>', 'the file to write')
     .option('--size <bytes>', 'write this much generated data instead of a file (e.g. 10MiB, 5GiB)', dataSize)
     .option('-b, --block-size <bytes>', 'block size, up to 16 MiB - 1', blockSize, 256 * 1024)
-    .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number; here?: boolean }) => {
+    .action(async (o: LabOptions & { driveNumber: number; file?: string; size?: number; blockSize: number } & WhereOptions) => {
       if (!o.file && !o.size) throw new UsageError('say what to write: --file PATH or --size N');
+      checkWhere(o);
       let total = o.size ?? 0;
       if (o.file) {
         // Opened before the lab so that a wrong path costs no robot time; read in blocks later.
@@ -251,7 +291,7 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
         if (limits.maxBlockLength > 0 && o.blockSize > limits.maxBlockLength) {
           throw new UsageError(`--block-size ${o.blockSize} is more than drive ${o.driveNumber} takes (at most ${limits.maxBlockLength} bytes a block)`);
         }
-        if (!o.here) await d.spaceToEndOfData();
+        await toWritePosition(d, o.driveNumber, o);
         const source = o.file ? fileChunks(o.file, o.blockSize) : patternChunks(total, Date.now() & 0xffff, o.blockSize);
         const bar = total > 16 * o.blockSize ? out.progress('Writing', total, 'bytes') : undefined;
         const stop = interruptible();
@@ -298,12 +338,16 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     });
 
   labOptions(tape.command('fill'))
-    .description('write generated data until the tape reports early warning, with progress')
+    .description('append generated data at end of data until the tape reports early warning, with progress')
     .option('-d, --drive-number <n>', 'drive number, from 1', int('drive number', 1), 1)
     .option('-b, --block-size <bytes>', 'block size, up to 16 MiB - 1', blockSize, 256 * 1024)
-    .action(async (o: LabOptions & { driveNumber: number; blockSize: number }) => {
+    .option('--here', 'fill from the current position instead of end of data (refused where data follows, unless --overwrite)')
+    .option('--overwrite', 'with --here: erase what follows the current position')
+    .action(async (o: LabOptions & { driveNumber: number; blockSize: number } & WhereOptions) => {
+      checkWhere(o);
       await withLab(o, out, commandLine, async (lab) => {
         const d = driveAt(lab, o.driveNumber);
+        await toWritePosition(d, o.driveNumber, o);
         const rem = await d.readAttribute(0x0000).catch(() => undefined);
         const remainingMiB = rem && typeof rem.decoded === 'bigint' ? Number(rem.decoded) : 0;
         const total = Math.max(1, remainingMiB * 1024 * 1024);
@@ -415,7 +459,7 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
             f.robotJams = (f.robotJams ?? 0) + o.moves;
             break;
         }
-      }, cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine));
+      }, cliLockOptions(o.lockTimeout, (l) => out.note(l), commandLine));
       out.line(`Injected ${o.kind}${o.kind === 'robot-jam' ? ` for the next ${o.moves} move(s)` : ` on drive ${o.driveNumber}`}; it stays until \`ptpvts fault clear\`.`);
     });
   fault
@@ -425,7 +469,7 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
     .option('--lock-timeout <seconds>', lockTimeoutHelp, seconds)
     .action(async (o: { library?: string; lockTimeout?: number }) => {
       const path = o.library ?? ensureDefaultLab().path;
-      await updateLabState(path, (state) => void (state.faults = {}), cliLockOptions(o.lockTimeout, (l) => out.line(l), commandLine));
+      await updateLabState(path, (state) => void (state.faults = {}), cliLockOptions(o.lockTimeout, (l) => out.note(l), commandLine));
       out.line('Cleared every injected fault.');
     });
 
@@ -433,6 +477,7 @@ export function buildProgram(out: Out, commandLine = 'ptpvts'): Command {
   registerSimCtl(program, out);
   registerPtpCommands(program, out);
   registerKeyCommands(program, out);
+  registerVolumeCommands(program, out);
 
   return program;
 }

@@ -20,11 +20,15 @@ import type { KeySummary } from '../vtc/agent.js';
 import { ControlClient } from '../vtc/control-client.js';
 import { UnreachableError } from '../vtc/errors.js';
 import { VtsHost } from '../vtc/vts-host.js';
+import { listenHttp, metricsRoute, parseListenAddress, type HttpEndpoint, type ListenAddress } from '../metrics/http.js';
+import { VtcMetrics, VtsMetrics } from '../metrics/ptp-metrics.js';
+import { startStatusPage, type StatusPage } from './status-page.js';
+import { serveVtcLibrary } from './virtual-library.js';
 import type { VtsLibraryOptions } from '../vts/index.js';
 import { lockDirectories } from './dir-lock.js';
 import { openEmbeddedLab } from './lab.js';
 import type { Lab } from './lab.js';
-import { UsageError } from './ops.js';
+import { requireEmptyDirectory, UsageError } from './ops.js';
 import type { Out } from './output.js';
 import { tellScenario } from './ptp-demo.js';
 import { describeKey, printStatus, statusJson } from './ptp-status.js';
@@ -171,6 +175,70 @@ function untilSignal(): Promise<string> {
   });
 }
 
+// ------------------------------------------------------------------ metrics and status page
+
+function listenAddressArg(v: string, option: string): ListenAddress {
+  try {
+    return parseListenAddress(v, option);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** `--metrics` and `--http` of `ptpvts vtc`, checked before anything starts. */
+export function vtcEndpoints(o: { metrics?: string; http?: string }): { metrics?: ListenAddress; http?: ListenAddress } {
+  return {
+    ...(o.metrics === undefined ? {} : { metrics: listenAddressArg(o.metrics, '--metrics') }),
+    ...(o.http === undefined ? {} : { http: listenAddressArg(o.http, '--http') }),
+  };
+}
+
+/** What a VTC process serves over HTTP beside the protocol. */
+export interface VtcServices {
+  readonly metrics?: VtcMetrics;
+  readonly metricsUrl?: string;
+  readonly page?: StatusPage;
+  readonly pageUrl?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a VTC's metrics endpoint and status page (either or both; the same address serves
+ * both when they are given the same). Rejects with a listen error after closing what it started.
+ */
+export async function startVtcServices(agent: VtcAgent, t: Topology, at: { metrics?: ListenAddress; http?: ListenAddress }, o: { processMetrics?: boolean; pollMs?: number } = {}): Promise<VtcServices> {
+  const metrics = at.metrics === undefined ? undefined : new VtcMetrics({ processMetrics: o.processMetrics ?? true });
+  metrics?.attach(agent, t.ptpId);
+  const shared = at.metrics !== undefined && at.http !== undefined && at.metrics.host === at.http.host && at.metrics.port === at.http.port && at.http.port !== 0;
+  let page: StatusPage | undefined;
+  let metricsHttp: HttpEndpoint | undefined;
+  try {
+    if (at.http !== undefined) page = await startStatusPage({ agent, topology: t, address: at.http, ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }), ...(shared && metrics ? { routes: [metricsRoute(metrics.registry)] } : {}) });
+    if (metrics && at.metrics !== undefined && !shared) metricsHttp = await listenHttp(at.metrics, [metricsRoute(metrics.registry)], 'Metrics are at /metrics', 'the metrics (--metrics)');
+  } catch (e) {
+    metrics?.detach();
+    await page?.stop();
+    throw e;
+  }
+  const metricsBase = shared ? page?.endpoint.base : metricsHttp?.base;
+  return {
+    ...(metrics === undefined ? {} : { metrics }),
+    ...(metricsBase === undefined ? {} : { metricsUrl: `${metricsBase}/metrics` }),
+    ...(page === undefined ? {} : { page, pageUrl: page.url }),
+    async stop() {
+      metrics?.detach();
+      await page?.stop();
+      await metricsHttp?.close();
+    },
+  };
+}
+
+/** Serves `GET /metrics` of a running VTS (its unit and server, as they are at each scrape). */
+export async function serveVtsMetrics(host: VtsHost, at: ListenAddress, o: { processMetrics?: boolean } = {}): Promise<HttpEndpoint> {
+  const m = new VtsMetrics({ name: host.options.name, unit: () => host.unit, serverStats: () => host.serverStats() }, { processMetrics: o.processMetrics ?? true });
+  return listenHttp(at, [metricsRoute(m.registry)], 'Metrics are at /metrics', 'the metrics (--metrics)');
+}
+
 // ------------------------------------------------------------------ operator
 
 interface OpOptions {
@@ -223,6 +291,25 @@ export async function sendCommand(out: Out, o: OpOptions, cmd: OperatorCommand):
 
 export { printStatus } from './ptp-status.js';
 
+/** First portal `ptp run` gives a VTC's virtual library that the topology does not place: vtc1 3270, vtc2 3271, ... */
+export const LIBRARY_BASE_PORT = 3270;
+
+/**
+ * Serves the virtual library of `agent` (docs/host-library.md) on the topology's portal for
+ * it, or on 127.0.0.1:`LIBRARY_BASE_PORT` + its index when `fallback` is set; at least ten
+ * scratch volumes in a new catalogue. Resolves null when neither gives a portal. The line
+ * it prints names the portal and IQN hosts log in to.
+ */
+export async function serveLibraryOf(agent: VtcAgent, t: Topology, out: Out, log: Logger, fallback: boolean): Promise<(() => Promise<void>) | null> {
+  const i = t.vtcs.findIndex((v) => v.id === agent.self);
+  const at = t.vtcs[i]?.library ?? (fallback ? { host: '127.0.0.1', port: LIBRARY_BASE_PORT + i } : undefined);
+  if (at === undefined) return null;
+  const served = await serveVtcLibrary(agent, { catalogue: t.catalogue, listen: at, drives: 2, scratch: { prefix: 'V', count: 10 }, log });
+  const p = served.library.portal;
+  out.line(`VTC ${agent.self}'s virtual library: portal ${p.host}:${p.port}, target ${p.iqn} (changer LUN 0, drives LUN 1-${served.library.drives.length}).`);
+  return served.stop;
+}
+
 // ------------------------------------------------------------------ registration
 
 export function registerPtpCommands(program: Command, out: Out): void {
@@ -232,12 +319,33 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .option('-t, --topology <file>', 'topology file', defaultTopology())
     .requiredOption('--id <id>', 'which VTC of the topology')
     .option('--log-level <level>', logLevelHelp)
-    .action(async (o: { topology: string; id: string; logLevel?: string }) => {
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .option('--http <host:port>', 'serve the web status page at http://host:port/ (VTCs, VTS, keys, elections, timeline; live)')
+    .action(async (o: { topology: string; id: string; logLevel?: string; metrics?: string; http?: string }) => {
       const log = logger(o.logLevel);
+      const endpoints = vtcEndpoints(o);
       const t = loadTopology(o.topology);
       const agent = await startVtc(t, o.id, log);
+      let services: VtcServices;
+      let library: (() => Promise<void>) | null = null;
+      try {
+        services = await startVtcServices(agent, t, endpoints);
+        try {
+          library = await serveLibraryOf(agent, t, out, log, false);
+        } catch (e) {
+          await services.stop();
+          throw e;
+        }
+      } catch (e) {
+        await agent.stop();
+        throw e;
+      }
       out.line(`VTC ${o.id} of ${t.ptpId} is running: peers on ${agent.options.listen.host}:${agent.listenPort}, operator commands on port ${agent.controlPort}. Stop it with Ctrl-C.`);
+      if (services.pageUrl !== undefined) out.line(`Status page at ${services.pageUrl}.`);
+      if (services.metricsUrl !== undefined) out.line(`Metrics for Prometheus at ${services.metricsUrl}.`);
       const sig = await untilSignal();
+      await library?.();
+      await services.stop();
       await agent.stop();
       out.line(`VTC ${o.id} stopped (${sig}).`);
     });
@@ -248,14 +356,25 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .option('-t, --topology <file>', 'topology file (default: $PTPVTS_TOPOLOGY or topology.yaml)')
     .option('--id <vts>', 'which VTS to run: A or B')
     .option('--log-level <level>', logLevelHelp)
-    .action(async (o: { topology?: string; id?: string; logLevel?: string }) => {
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .action(async (o: { topology?: string; id?: string; logLevel?: string; metrics?: string }) => {
       if (o.id === undefined) throw new UsageError('give --id A or --id B to run a VTS, or use "ptpvts vts out A" / "ptpvts vts in A"');
       const x = checkVts(o.id);
       const log = logger(o.logLevel);
+      const metricsAt = o.metrics === undefined ? undefined : listenAddressArg(o.metrics, '--metrics');
       const t = loadTopology(o.topology ?? defaultTopology());
       const v = await startVts(t, x, log);
+      let metrics: HttpEndpoint | undefined;
+      try {
+        if (metricsAt !== undefined) metrics = await serveVtsMetrics(v.host, metricsAt);
+      } catch (e) {
+        await v.stop();
+        throw e;
+      }
       out.line(`VTS ${x} of ${t.ptpId} is serving on ${t.vts[x].listen.host}:${v.host.port}${v.lab === null ? '' : ` with ${v.lab.description}`}. Stop it with Ctrl-C.`);
+      if (metrics !== undefined) out.line(`Metrics for Prometheus at ${metrics.base}/metrics.`);
       const sig = await untilSignal();
+      await metrics?.close();
       await v.stop();
       out.line(`VTS ${x} stopped (${sig}).`);
     });
@@ -303,12 +422,19 @@ export function registerPtpCommands(program: Command, out: Out): void {
       const t = loadTopology(o.topology);
       const hosts = [];
       const agents: VtcAgent[] = [];
+      const libraries: (() => Promise<void>)[] = [];
       try {
         for (const x of VTS_NAMES) hosts.push(await startVts(t, x, log));
         for (const v of t.vtcs) agents.push(await startVtc(t, v.id, log));
         out.line(`PtP system ${t.ptpId} is running: VTS A and B, VTCs ${t.vtcs.map((v) => v.id).join(', ')}. Stop it with Ctrl-C.`);
+        for (const a of agents) {
+          const stop = await serveLibraryOf(a, t, out, log, true);
+          if (stop !== null) libraries.push(stop);
+        }
+        out.line(`Volume catalogue: ${t.catalogue} (ptpvts volumes list -c ${t.catalogue}).`);
         await untilSignal();
       } finally {
+        for (const l of libraries) await l().catch(() => undefined);
         for (const a of agents) await a.stop();
         for (const h of hosts) await h.stop();
       }
@@ -361,10 +487,12 @@ export function registerPtpCommands(program: Command, out: Out): void {
     .description('run a scenario file or a built-in scenario in this process; writes an SVG timeline')
     .argument('<scenario>', 'a YAML file, or a built-in name (ptpvts scenario list)')
     .option('--svg <file>', 'where to write the timeline (default: <name>.svg)')
-    .option('--keep <dir>', 'keep the VTC journals and VTS directories here')
+    .option('--keep <dir>', 'keep the VTC journals and VTS directories here (a new or empty directory)')
     .option('--processes', 'run each VTS and each VTC as its own process instead of all in this one')
     .option('--json', 'print the result as JSON (docs/json.md) instead of the story')
     .action(async (what: string, o: { svg?: string; keep?: string; processes?: boolean; json?: boolean }) => {
+      // A run starts from what its directory holds: an earlier run's journals would change the outcome, and be written over.
+      if (o.keep !== undefined) requireEmptyDirectory(o.keep, '--keep', "the run would start from the journals and VTS directories there and write over them");
       const s = existsSync(what) ? loadScenarioFile(what) : builtinScenario(what);
       if (s === undefined) throw new UsageError(`"${what}" is neither a scenario file nor a built-in scenario (${BUILTIN_SCENARIOS.map((b) => b.name).join(', ')})`);
       const r = await runScenario(s, { ...(o.keep === undefined ? {} : { dir: o.keep }), processes: o.processes === true });

@@ -7,7 +7,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Timing } from '../ptp/engine.js';
@@ -70,6 +70,8 @@ const vtcSchema = z
     listen: address,
     control: address.optional(),
     journalDir: z.string().min(1),
+    /** The iSCSI portal of this VTC's virtual library for hosts (docs/host-library.md). */
+    library: address.optional(),
     preferredVts: z.enum(['A', 'B']).optional(),
     /** Signs this VTC's keys, commit records and ballots; every process verifies with it. */
     publicKey: publicKey.optional(),
@@ -99,6 +101,8 @@ export const topologySchema = z
     vtcs: z.array(vtcSchema).min(2, 'a PtP system needs at least two VTCs'),
     vts: z.object({ A: vtsSchema, B: vtsSchema }).strict(),
     operator: operatorSchema.optional(),
+    /** The volume catalogue the VTCs' virtual libraries share (default: catalogue.json beside the first VTC's journal directory). */
+    catalogue: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -127,6 +131,7 @@ export const topologySchema = z
     t.vtcs.forEach((v, i) => {
       claim(v.listen, `${v.id} listen`, ['vtcs', i, 'listen']);
       claim(v.control ?? defaultControl(v.listen), `${v.id} control`, ['vtcs', i, 'control']);
+      claim(v.library, `${v.id} library`, ['vtcs', i, 'library']);
     });
     claim(t.vts.A.listen, 'VTS A', ['vts', 'A', 'listen']);
     claim(t.vts.B.listen, 'VTS B', ['vts', 'B', 'listen']);
@@ -139,6 +144,8 @@ export interface VtcTopology {
   readonly listen: Address;
   readonly control: Address;
   readonly journalDir: string;
+  /** The portal of its virtual library when the topology names one (`ptp run` serves one per VTC regardless: 127.0.0.1:3270 + its index). */
+  readonly library: Address | undefined;
   readonly preferredVts: VtsName | undefined;
   readonly publicKey: string | undefined;
   /** Absolute path of the private key file. */
@@ -165,6 +172,8 @@ export interface Topology {
   readonly vtcs: readonly VtcTopology[];
   readonly vts: Readonly<Record<VtsName, VtsTopology>>;
   readonly operator: { readonly publicKey: string; readonly keyFile: string | undefined } | undefined;
+  /** Absolute path of the volume catalogue of the virtual libraries. */
+  readonly catalogue: string;
 }
 
 function defaultControl(listen: string): string {
@@ -221,12 +230,14 @@ export function validateTopology(doc: unknown, path = '(inline)', readSecret: (p
       listen: parseAddress(v.listen),
       control: parseAddress(v.control ?? defaultControl(v.listen)),
       journalDir: abs(v.journalDir),
+      library: v.library === undefined ? undefined : parseAddress(v.library),
       preferredVts: v.preferredVts,
       publicKey: v.publicKey,
       keyFile: v.keyFile === undefined ? undefined : abs(v.keyFile),
     })),
     vts: { A: vts('A'), B: vts('B') },
     operator: t.operator === undefined ? undefined : { publicKey: t.operator.publicKey, keyFile: t.operator.keyFile === undefined ? undefined : abs(t.operator.keyFile) },
+    catalogue: t.catalogue !== undefined ? abs(t.catalogue) : join(dirname(abs(t.vtcs[0]!.journalDir)), 'catalogue.json'),
   };
 }
 
