@@ -33,7 +33,7 @@ import type { Out } from './output.js';
 import { tellScenario } from './ptp-demo.js';
 import { describeKey, printStatus, statusJson } from './ptp-status.js';
 import { printJson, scenarioRunView } from './read-views.js';
-import { loadOperatorKey, loadTopology, loadVtcKeys, vtcOf } from './topology.js';
+import { loadOperatorKey, loadTopology, loadVtcKeys, tlsFor, vtcOf } from './topology.js';
 import type { Topology } from './topology.js';
 
 const MODES = ['normal', 'expedite', 'immediate', 'forced'] as const;
@@ -61,6 +61,7 @@ export async function startVtc(t: Topology, id: string, log?: Logger): Promise<V
   const peers: Record<string, { host: string; port: number }> = {};
   for (const v of t.vtcs) if (v.id !== id) peers[v.id] = v.listen;
   const { keys, operatorKey } = loadVtcKeys(t, id);
+  const tls = tlsFor(t, { vtc: id });
   // Before the journal is opened: a second process on it must not recover a live VTC's journal.
   const unlock = await lockDirectories([{ dir: me.journalDir, what: `VTC ${id}'s journal directory` }]);
   let agent: VtcAgent;
@@ -83,6 +84,7 @@ export async function startVtc(t: Topology, id: string, log?: Logger): Promise<V
       ...(me.preferredVts === undefined ? {} : { preferredVts: me.preferredVts }),
       ...(log === undefined ? {} : { logger: log }),
       allowFaults: process.env.PTPVTS_ALLOW_FAULTS === '1',
+      ...(tls === undefined ? {} : { tls }),
     });
   } catch (e) {
     unlock();
@@ -114,6 +116,7 @@ export async function startVtc(t: Topology, id: string, log?: Logger): Promise<V
 /** Starts VTS `x` of a topology, with its emulated library when the topology names one. */
 export async function startVts(t: Topology, x: VtsName, log?: Logger): Promise<{ host: VtsHost; lab: Lab | null; stop: () => Promise<void> }> {
   const v = t.vts[x];
+  const tls = tlsFor(t, { vts: x });
   // Before anything is opened: a second process on these directories must not recover a live VTS's files.
   const unlock = await lockDirectories([
     { dir: v.stateDir, what: `VTS ${x}'s state directory` },
@@ -140,6 +143,7 @@ export async function startVts(t: Topology, x: VtsName, log?: Logger): Promise<{
     stateDir: v.stateDir,
     ...(library === undefined ? {} : { library }),
     ...(log === undefined ? {} : { logger: log }),
+    ...(tls === undefined ? {} : { tls }),
   });
   try {
     await host.start();

@@ -7,12 +7,15 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Timing } from '../ptp/engine.js';
 import { Ed25519Keys, importPrivateKey, importPublicKey, PUBLIC_KEY_PATTERN } from '../ptp/mac.js';
 import type { VtsName } from '../ptp/types.js';
+import { MIN_PSK_BYTES } from '../platform/net.js';
+import type { TlsSettings } from '../platform/net.js';
 import type { Address } from '../vtc/agent.js';
 
 export class TopologyError extends Error {
@@ -55,12 +58,26 @@ const librarySchema = z
   })
   .strict();
 
+/** TLS between VTCs (and the operator) and the VTS: a pre-shared key file, or the CA of the certificates. */
+const tlsSchema = z
+  .object({
+    /** File with the pre-shared key: hex or base64, at least MIN_PSK_BYTES bytes. */
+    psk: z.string().min(1).optional(),
+    /** PEM of the certificate authority every process trusts. */
+    ca: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** A process's own certificate and key (PEM files), with `tls.ca`. */
+const tlsIdentitySchema = z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict();
+
 const vtsSchema = z
   .object({
     listen: address,
     cacheDir: z.string().min(1),
     stateDir: z.string().min(1),
     library: librarySchema.optional(),
+    tls: tlsIdentitySchema.optional(),
   })
   .strict();
 
@@ -77,6 +94,7 @@ const vtcSchema = z
     publicKey: publicKey.optional(),
     /** The matching private key (PKCS#8 PEM); only this VTC's process reads it. */
     keyFile: z.string().min(1).optional(),
+    tls: tlsIdentitySchema.optional(),
   })
   .strict();
 
@@ -86,6 +104,7 @@ const operatorSchema = z
     publicKey,
     /** The matching private key; only the operator's console reads it. */
     keyFile: z.string().min(1).optional(),
+    tls: tlsIdentitySchema.optional(),
   })
   .strict();
 
@@ -103,10 +122,22 @@ export const topologySchema = z
     operator: operatorSchema.optional(),
     /** The volume catalogue the VTCs' virtual libraries share (default: catalogue.json beside the first VTC's journal directory). */
     catalogue: z.string().min(1).optional(),
+    /** Off when absent: VTCs and VTS speak plain TCP (frames are authenticated either way). */
+    tls: tlsSchema.optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
     if ((t.secret === undefined) === (t.secretFile === undefined)) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret and secretFile' });
+    if (t.tls !== undefined && (t.tls.psk === undefined) === (t.tls.ca === undefined)) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'give exactly one of psk (a pre-shared key file) and ca (the certificate authority of per-process certificates)' });
+    const certs = t.tls?.ca !== undefined;
+    const own = (has: boolean, path: (string | number)[], who: string): void => {
+      if (certs && !has) ctx.addIssue({ code: 'custom', path: [...path, 'tls'], message: `missing: with tls.ca, ${who} needs tls: { cert, key } (its certificate and private key, PEM)` });
+      if (!certs && has) ctx.addIssue({ code: 'custom', path: [...path, 'tls'], message: 'a certificate is only used with tls.ca at the top level of the topology' });
+    };
+    own(t.vts.A.tls !== undefined, ['vts', 'A'], 'VTS A');
+    own(t.vts.B.tls !== undefined, ['vts', 'B'], 'VTS B');
+    t.vtcs.forEach((v, i) => own(v.tls !== undefined, ['vtcs', i], `VTC ${v.id}`));
+    if (!certs && t.operator?.tls !== undefined) own(true, ['operator'], 'the operator');
     const ids = new Set<string>();
     const keys = new Map<string, string>();
     if (t.operator !== undefined) keys.set(t.operator.publicKey, 'the operator');
@@ -150,7 +181,17 @@ export interface VtcTopology {
   readonly publicKey: string | undefined;
   /** Absolute path of the private key file. */
   readonly keyFile: string | undefined;
+  /** Absolute paths of its TLS certificate and key (with `tls.ca`). */
+  readonly tls?: TlsIdentityFiles | undefined;
 }
+
+export interface TlsIdentityFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The topology's `tls` section, loaded: the pre-shared key's bytes, or the CA's PEM. */
+export type TopologyTls = { readonly psk: Uint8Array; readonly pskFile: string } | { readonly ca: string; readonly caFile: string };
 
 export interface VtsTopology {
   readonly name: VtsName;
@@ -158,6 +199,8 @@ export interface VtsTopology {
   readonly cacheDir: string;
   readonly stateDir: string;
   readonly library: { readonly yaml: string; readonly cartridges: readonly string[] | { readonly prefix: string } } | undefined;
+  /** Absolute paths of its TLS certificate and key (with `tls.ca`). */
+  readonly tls?: TlsIdentityFiles | undefined;
 }
 
 /** A validated topology with paths resolved and the secret loaded. */
@@ -171,9 +214,25 @@ export interface Topology {
   readonly timing: Partial<Timing>;
   readonly vtcs: readonly VtcTopology[];
   readonly vts: Readonly<Record<VtsName, VtsTopology>>;
-  readonly operator: { readonly publicKey: string; readonly keyFile: string | undefined } | undefined;
+  readonly operator: { readonly publicKey: string; readonly keyFile: string | undefined; readonly tls?: TlsIdentityFiles | undefined } | undefined;
   /** Absolute path of the volume catalogue of the virtual libraries. */
   readonly catalogue: string;
+  /** TLS between VTCs (and the operator) and the VTS; undefined: plain TCP. */
+  readonly tls?: TopologyTls | undefined;
+}
+
+/**
+ * A pre-shared key file's bytes: hex (64 digits for 32 bytes) or base64, whitespace ignored.
+ * Throws a message naming what is wrong.
+ */
+export function decodePsk(text: string): Uint8Array {
+  const t = text.replace(/\s+/g, '');
+  let bytes: Uint8Array;
+  if (t.length > 0 && t.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(t)) bytes = Buffer.from(t, 'hex');
+  else if (t.length > 0 && /^[A-Za-z0-9+/_-]+={0,2}$/.test(t)) bytes = Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
+  else throw new Error('expected the key as hex or base64');
+  if (bytes.length < MIN_PSK_BYTES) throw new Error(`the key has ${bytes.length} bytes: at least ${MIN_PSK_BYTES} are needed (make one with: openssl rand -hex 32)`);
+  return bytes;
 }
 
 function defaultControl(listen: string): string {
@@ -207,6 +266,32 @@ export function validateTopology(doc: unknown, path = '(inline)', readSecret: (p
     }
     if (secret.length < 16) throw new TopologyError('secretFile', 'the cluster secret must be at least 16 characters');
   }
+  let tls: TopologyTls | undefined;
+  if (t.tls?.psk !== undefined) {
+    const f = abs(t.tls.psk);
+    let text: string;
+    try {
+      text = readSecret(f);
+    } catch (e) {
+      throw new TopologyError('tls.psk', `cannot read ${f}: ${(e as Error).message}`, e);
+    }
+    try {
+      tls = { psk: decodePsk(text), pskFile: f };
+    } catch (e) {
+      throw new TopologyError('tls.psk', `${f}: ${(e as Error).message}`, e);
+    }
+  } else if (t.tls?.ca !== undefined) {
+    const f = abs(t.tls.ca);
+    let ca: string;
+    try {
+      ca = readSecret(f);
+    } catch (e) {
+      throw new TopologyError('tls.ca', `cannot read ${f}: ${(e as Error).message}`, e);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new TopologyError('tls.ca', `${f} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    tls = { ca, caFile: f };
+  }
+  const identity = (x: { cert: string; key: string } | undefined): TlsIdentityFiles | undefined => (x === undefined ? undefined : { cert: abs(x.cert), key: abs(x.key) });
   const vts = (x: VtsName): VtsTopology => {
     const v = t.vts[x];
     return {
@@ -215,6 +300,7 @@ export function validateTopology(doc: unknown, path = '(inline)', readSecret: (p
       cacheDir: abs(v.cacheDir),
       stateDir: abs(v.stateDir),
       library: v.library === undefined ? undefined : { yaml: abs(v.library.yaml), cartridges: v.library.cartridges },
+      tls: identity(v.tls),
     };
   };
   return {
@@ -234,10 +320,12 @@ export function validateTopology(doc: unknown, path = '(inline)', readSecret: (p
       preferredVts: v.preferredVts,
       publicKey: v.publicKey,
       keyFile: v.keyFile === undefined ? undefined : abs(v.keyFile),
+      tls: identity(v.tls),
     })),
     vts: { A: vts('A'), B: vts('B') },
-    operator: t.operator === undefined ? undefined : { publicKey: t.operator.publicKey, keyFile: t.operator.keyFile === undefined ? undefined : abs(t.operator.keyFile) },
+    operator: t.operator === undefined ? undefined : { publicKey: t.operator.publicKey, keyFile: t.operator.keyFile === undefined ? undefined : abs(t.operator.keyFile), tls: identity(t.operator.tls) },
     catalogue: t.catalogue !== undefined ? abs(t.catalogue) : join(dirname(abs(t.vtcs[0]!.journalDir)), 'catalogue.json'),
+    tls,
   };
 }
 
@@ -323,4 +411,48 @@ export function loadOperatorKey(t: Topology, read: (p: string) => string = (p) =
     throw new TopologyError('operator.keyFile', (e as Error).message, e);
   }
   return key;
+}
+
+/** Who a process is, for {@link tlsFor}: a VTS, a VTC by id, or the operator's console. */
+export type TlsParty = { readonly vts: VtsName } | { readonly vtc: string } | 'operator';
+
+/**
+ * The TLS settings of one process of the topology, or undefined when the topology has no
+ * `tls` section. With a pre-shared key every process uses it (the identity is its own
+ * name); with certificates the process's own certificate and key are read and checked to
+ * belong together. Throws {@link TopologyError} naming the missing or bad field.
+ */
+export function tlsFor(t: Topology, who: TlsParty, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): TlsSettings | undefined {
+  const tls = t.tls;
+  if (tls === undefined) return undefined;
+  const name = who === 'operator' ? 'operator' : 'vts' in who ? `vts-${who.vts}` : who.vtc;
+  if ('psk' in tls) return { psk: tls.psk, identity: name };
+  let field: string;
+  let files: TlsIdentityFiles | undefined;
+  if (who === 'operator') {
+    field = 'operator.tls';
+    files = t.operator?.tls;
+  } else if ('vts' in who) {
+    field = `vts.${who.vts}.tls`;
+    files = t.vts[who.vts].tls;
+  } else {
+    const i = t.vtcs.findIndex((v) => v.id === who.vtc);
+    field = `vtcs.${i}.tls`;
+    files = vtcOf(t, who.vtc).tls;
+  }
+  if (files === undefined) throw new TopologyError(field, `missing: with tls.ca, ${name} needs tls: { cert, key } (its certificate and private key, PEM)`);
+  const load = (f: 'cert' | 'key'): string => {
+    try {
+      return read(files[f]);
+    } catch (e) {
+      throw new TopologyError(`${field}.${f}`, `cannot read ${files[f]}: ${(e as Error).message}`, e);
+    }
+  };
+  const settings = { ca: tls.ca, cert: load('cert'), key: load('key') };
+  try {
+    createSecureContext(settings);
+  } catch (e) {
+    throw new TopologyError(field, `${files.cert} and ${files.key} are not a usable certificate and key: ${(e as Error).message}`, e);
+  }
+  return settings;
 }

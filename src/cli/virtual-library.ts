@@ -513,7 +513,7 @@ export async function serveVtcLibrary(agent: VtcAgent, o: ServeVtcLibraryOptions
       if (!(e instanceof CatalogueError && e.code === 'EVOLEXISTS')) throw e;
     });
   }
-  const vols = new VtsVolumes({ self: agent.self, vtcs: agent.options.vtcs, secret: agent.options.secret, vts: agent.options.vts });
+  const vols = new VtsVolumes({ self: agent.self, vtcs: agent.options.vtcs, secret: agent.options.secret, vts: agent.options.vts, ...(agent.options.tls === undefined ? {} : { tls: agent.options.tls }) });
   let library: VirtualLibrary;
   try {
     library = await VirtualLibrary.start({

@@ -15,7 +15,7 @@ import { VTS_NAMES } from '../ptp/types.js';
 import type { VtsName } from '../ptp/types.js';
 import { UsageError } from './ops.js';
 import type { Out } from './output.js';
-import { loadOperatorKey, loadTopology, TopologyError } from './topology.js';
+import { loadOperatorKey, loadTopology, tlsFor, TopologyError } from './topology.js';
 
 /** Most volumes one range may name. */
 const MAX_RANGE = 4000;
@@ -63,12 +63,14 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
 /** Each VTS's record of `volser`, asked as the operator over the topology's VTS addresses. */
 async function vtsRecords(topologyPath: string, volser: string): Promise<Record<VtsName, Record<string, unknown>>> {
   const t = loadTopology(topologyPath);
+  const tls = tlsFor(t, 'operator');
   const v = new VtsVolumes({
     self: OPERATOR,
     vtcs: t.vtcs.map((x) => x.id),
     secret: t.secret,
     vts: { A: t.vts.A.listen, B: t.vts.B.listen },
     operatorKey: loadOperatorKey(t),
+    ...(tls === undefined ? {} : { tls }),
   });
   try {
     const all = await v.all();

@@ -12,7 +12,7 @@ import { KeyJournalCorruptError } from '../hotpath/journal-types.js';
 import type { KeyJournalApi, KeyJournalOpenOptions } from '../hotpath/journal-types.js';
 import { systemClock } from '../platform/clock.js';
 import type { Clock, Timer } from '../platform/clock.js';
-import type { PlatformNet } from '../platform/net.js';
+import type { PlatformNet, TlsSettings } from '../platform/net.js';
 import { VoteTally } from '../hotpath/vote-tally.js';
 import { TcpTransport } from '../net/tcp-transport.js';
 import { SecureChannel } from '../net/transport.js';
@@ -34,7 +34,7 @@ import { FaultyTransport, noFaults } from './faults.js';
 import type { LinkFaults } from './faults.js';
 import { MAX_BODY, OPERATOR, participants, RpcServer } from './rpc.js';
 import type { RpcEnv, RpcReply, RpcSecurity } from './rpc.js';
-import { VtsClient } from './vts-client.js';
+import { VtsClient, vtsTlsNet } from './vts-client.js';
 import type { EpochFence, RemoteView } from './vts-client.js';
 import { RemoteVtsPort } from './vts-port.js';
 
@@ -88,6 +88,12 @@ export interface VtcAgentOptions {
    * its own so the same agent runs over a seeded network, clock and filesystem.
    */
   readonly platform?: AgentPlatform;
+  /**
+   * Reach both VTS over TLS (the topology's `tls` section): with the pre-shared key (sent
+   * with this VTC's id as identity), or with this VTC's certificate, each VTS's checked to
+   * name `vts-A`/`vts-B`. Absent: plain TCP. Not with `platform.net` (TLS runs on node:tls).
+   */
+  readonly tls?: TlsSettings;
 }
 
 /** The agent's environment; every field defaults to the production one. */
@@ -278,7 +284,9 @@ export class VtcAgent extends EventEmitter {
     const t = o.rpcTimeoutMs ?? Math.max(2000, this.timing.vtsOpTimeout);
     // A new run id per start: each VTS abandons the mounts this VTC's earlier process left.
     this.runId = (o.platform?.runId ?? randomUUID)();
-    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t, this.runId, env), B: new VtsClient(o.self, 'B', o.vts.B, sec, t, this.runId, env) };
+    const tls = o.tls;
+    const vtsEnv = (x: VtsName): RpcEnv => (tls === undefined ? env : { ...env, net: vtsTlsNet(tls, o.self, x) });
+    this.#clients = { A: new VtsClient(o.self, 'A', o.vts.A, sec, t, this.runId, vtsEnv('A')), B: new VtsClient(o.self, 'B', o.vts.B, sec, t, this.runId, vtsEnv('B')) };
     // Background copies carry this VTC's epoch when they start: one that missed a key is fenced.
     this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to), clock);
     this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock) };
@@ -289,6 +297,7 @@ export class VtcAgent extends EventEmitter {
 
   /** Opens the key journal, restores the engine from it, starts listening and ticking. Rejects on a journal or bind error. */
   static async start(o: VtcAgentOptions): Promise<VtcAgent> {
+    if (o.tls !== undefined && o.platform?.net !== undefined) throw new BadRequestError('tls and platform.net exclude each other: TLS runs over node:tls');
     const log = (o.logger ?? pino({ level: process.env.PTPVTS_LOG_LEVEL ?? 'warn' })).child({ component: 'vtc', vtc: o.self });
     const journalPath = join(o.journalDir, 'keys.journal');
     let journal: KeyJournalApi;

@@ -24,7 +24,7 @@ import { fromHex, toHex } from '../ptp/mac.js';
 import { systemClock } from '../platform/clock.js';
 import type { Clock, Timer } from '../platform/clock.js';
 import { nodeNet } from '../platform/net.js';
-import type { NetServer, NetSocket, PlatformNet } from '../platform/net.js';
+import type { NetServer, NetSocket, PlatformNet, RefusedHandler } from '../platform/net.js';
 import { describeIssues } from './control-protocol.js';
 import { BadRequestError, OperatorAuthError, RemoteError, RpcTimeoutError, UnreachableError, codeOf } from './errors.js';
 
@@ -58,6 +58,12 @@ export interface RpcSecurity {
   readonly methods?: Readonly<Record<string, ZodType>>;
   /** How far an operator request's time may be from the server's clock, in ms (default 30 s). */
   readonly operatorWindowMs?: number;
+  /**
+   * Server: hears of every connection refused before a request reached the handler for
+   * reasons of the channel: a failed TLS handshake, a TLS client on a plain endpoint, or
+   * frames naming another sender than the one TLS authenticated. Counted in `stats.refused`.
+   */
+  readonly onRefused?: RefusedHandler;
 }
 
 /** The operator's signature on a request: a random nonce, the time it was made, Ed25519 over both and the request. */
@@ -153,6 +159,8 @@ export interface RpcServerStats {
   handled: number;
   /** Answers too large for a frame (a handler bug), sent to the caller as EREPLYSIZE errors. */
   oversizedReplies: number;
+  /** Connections refused by the channel (see {@link RpcSecurity.onRefused}). */
+  refused: number;
   operator: OperatorAuthStats;
 }
 
@@ -187,12 +195,12 @@ export class RpcServer {
     this.#max = sec.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#codec = new FrameCodec({ vtcs: sec.names, self, mac: sec.mac, maxFrame: this.#max }, this.#bootAt);
     this.#handler = handler;
-    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0, oversizedReplies: 0, operator: { accepted: 0, unsigned: 0, badSignature: 0, stale: 0, replayed: 0 } };
+    this.stats = { frames: this.#codec.stats, poisoned: 0, badRequests: 0, handled: 0, oversizedReplies: 0, refused: 0, operator: { accepted: 0, unsigned: 0, badSignature: 0, stale: 0, replayed: 0 } };
   }
 
   /** Resolves with the bound port (0 asks the OS); rejects on a bind error (EADDRINUSE...). */
   async listen(host: string, port: number): Promise<number> {
-    const server = await this.#net.listen(host, port, (s) => this.#accept(s));
+    const server = await this.#net.listen(host, port, (s) => this.#accept(s), (peer, reason) => this.#refused(peer, reason));
     if (this.#closed) {
       await server.close();
       return server.port;
@@ -223,9 +231,22 @@ export class RpcServer {
     });
   }
 
+  #refused(peer: string, reason: string): void {
+    this.stats.refused++;
+    this.#sec.onRefused?.(peer, reason);
+  }
+
   #frame(sock: NetSocket, frame: Uint8Array): void {
+    if (sock.destroyed) return;
     const r = this.#codec.open(frame, this.#clock.now());
     if (!r.ok) return;
+    // Over TLS the channel names its peer: a frame from anyone else (a holder of the cluster
+    // secret speaking on another's channel) ends the connection.
+    if (sock.peerIdentity !== undefined && r.from !== sock.peerIdentity) {
+      this.#refused(`TLS peer ${JSON.stringify(sock.peerIdentity)}`, `it sent a frame as ${JSON.stringify(r.from)}: a channel carries only the participant TLS authenticated`);
+      sock.destroy();
+      return;
+    }
     let env: z.infer<typeof envelopeSchema>;
     let body: Uint8Array;
     try {
@@ -404,9 +425,14 @@ export class RpcClient {
       const sock = this.#net.connect(this.#host, this.#port);
       const split = new FrameSplitter(this.#max);
       let connected = false;
+      // An error on an established connection (a reset, a TLS alert) says why it then closed.
+      let failure: Error | undefined;
       sock.setHandlers({
         error: (e) => {
-          if (connected) return;
+          if (connected) {
+            failure = e;
+            return;
+          }
           // A socket replaced while it was dialling (setAddress) no longer speaks for this client.
           if (this.#connecting === p) this.#connecting = null;
           reject(new UnreachableError(`${this.#to} at ${this.#host}:${this.#port}`, e));
@@ -431,7 +457,7 @@ export class RpcClient {
           for (const [id, q] of this.#pending) {
             this.#pending.delete(id);
             this.#clock.clearTimeout(q.timer);
-            q.reject(new UnreachableError(`${this.#to} (connection closed)`));
+            q.reject(new UnreachableError(`${this.#to} (connection closed)`, failure));
           }
         },
       });

@@ -1,7 +1,18 @@
 /** A VTC's typed view of one remote VTS (vts-server.ts), over the authenticated RPC. */
+import { tlsNet } from '../platform/net.js';
+import type { PlatformNet, TlsSettings } from '../platform/net.js';
 import type { VtsName } from '../ptp/types.js';
 import { RpcClient, vtsParticipant } from './rpc.js';
 import type { RpcEnv, RpcSecurity } from './rpc.js';
+
+/**
+ * The sockets with which participant `self` reaches VTS `x` over TLS: a PSK client sends
+ * `self` as its identity; a certificate client checks that the VTS's certificate names
+ * `vts-<x>` (a subjectAltName DNS entry) and shows its own.
+ */
+export function vtsTlsNet(tls: TlsSettings, self: string, x: VtsName): PlatformNet {
+  return tlsNet('psk' in tls ? { psk: tls.psk, identity: self } : { ca: tls.ca, cert: tls.cert, key: tls.key, servername: vtsParticipant(x) });
+}
 
 export interface RemoteView {
   readonly name: VtsName;

@@ -6,6 +6,8 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { HmacSha256 } from '../ptp/mac.js';
+import { tlsNet } from '../platform/net.js';
+import type { TlsSettings } from '../platform/net.js';
 import type { VtsName } from '../ptp/types.js';
 import { VtsUnit } from '../vts/index.js';
 import type { VtsLibraryOptions } from '../vts/index.js';
@@ -24,6 +26,12 @@ export interface VtsHostOptions {
   readonly logger?: Logger;
   /** Abandon a mount whose VTC has made no call for this long (ms); default MOUNT_OWNER_GONE_MS (vts-server.ts). */
   readonly mountOwnerGoneMs?: number;
+  /**
+   * Serve over TLS (the topology's `tls` section): only clients completing the handshake with
+   * this key or a certificate of the CA are served, as the participant they authenticated as.
+   * Absent: plain TCP, and TLS clients are refused.
+   */
+  readonly tls?: TlsSettings;
 }
 
 /**
@@ -49,8 +57,11 @@ export class VtsHost {
   async start(): Promise<number> {
     if (this.#server !== null) return this.port;
     const o = this.options;
+    const names = participants(o.vtcs);
+    // Before the unit opens: bad TLS settings (a short key) leave nothing to release.
+    const env = o.tls === undefined ? {} : { env: { net: tlsNet({ ...o.tls, accept: names }) } };
     const unit = await VtsUnit.open({ id: o.name, cacheDir: o.cacheDir, stateDir: o.stateDir, logger: this.log, ...(o.library === undefined ? {} : { library: o.library }) });
-    const server = new VtsServer({ unit, name: o.name, security: { names: participants(o.vtcs), mac: new HmacSha256(o.secret) }, logger: this.log, ...(o.mountOwnerGoneMs === undefined ? {} : { ownerGoneMs: o.mountOwnerGoneMs }) });
+    const server = new VtsServer({ unit, name: o.name, security: { names, mac: new HmacSha256(o.secret) }, logger: this.log, ...(o.mountOwnerGoneMs === undefined ? {} : { ownerGoneMs: o.mountOwnerGoneMs }), ...env });
     try {
       this.port = await server.listen(o.listen.host, this.port !== 0 ? this.port : o.listen.port);
     } catch (e) {
@@ -59,7 +70,7 @@ export class VtsHost {
     }
     this.unit = unit;
     this.#server = server;
-    this.log.info({ port: this.port, inOperation: unit.inOperation, lastKeySeq: unit.lastKeySeq }, 'VTS serving');
+    this.log.info({ port: this.port, inOperation: unit.inOperation, lastKeySeq: unit.lastKeySeq, tls: o.tls === undefined ? 'off' : 'psk' in o.tls ? 'psk' : 'certificates' }, 'VTS serving');
     return this.port;
   }
 

@@ -145,7 +145,9 @@ export class VtsServer {
     const clock = o.env?.clock ?? systemClock;
     this.#clock = clock;
     this.#now = o.now ?? (() => clock.now());
-    this.rpc = new RpcServer(vtsParticipant(o.name), o.security, (from, m, p, b) => this.#handle(from, m, p, b), o.env);
+    // A refused connection (failed TLS handshake, TLS on a plain endpoint) is an error in the log, naming the peer and why.
+    const security: RpcSecurity = { ...o.security, onRefused: o.security.onRefused ?? ((peer, reason) => this.#log.error({ peer, reason }, `VTS ${o.name} refused a connection from ${peer}: ${reason}`)) };
+    this.rpc = new RpcServer(vtsParticipant(o.name), security, (from, m, p, b) => this.#handle(from, m, p, b), o.env);
     this.#sweep = clock.setInterval(() => void this.sweepGoneOwners(), Math.max(10, Math.min(60_000, this.#ownerGoneMs / 4)));
     this.#sweep.unref?.();
   }

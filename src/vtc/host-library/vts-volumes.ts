@@ -7,7 +7,9 @@ import type { KeyObject } from 'node:crypto';
 import { HmacSha256 } from '../../ptp/mac.js';
 import { VTS_NAMES } from '../../ptp/types.js';
 import type { VtsName } from '../../ptp/types.js';
+import type { TlsSettings } from '../../platform/net.js';
 import { participants, RpcClient, vtsParticipant } from '../rpc.js';
+import { vtsTlsNet } from '../vts-client.js';
 
 /** One volume as a VTS lists it (VtsUnit.volumes). */
 export interface VtsVolume {
@@ -28,6 +30,8 @@ export interface VtsVolumesOptions {
   readonly vts: Readonly<Record<VtsName, { readonly host: string; readonly port: number }>>;
   readonly operatorKey?: KeyObject;
   readonly timeoutMs?: number;
+  /** Reach the VTS over TLS, as `self` (the topology's `tls` section); absent: plain TCP. */
+  readonly tls?: TlsSettings;
 }
 
 /**
@@ -41,7 +45,9 @@ export class VtsVolumes {
   constructor(o: VtsVolumesOptions) {
     const sec = { names: participants(o.vtcs), mac: new HmacSha256(o.secret), ...(o.operatorKey === undefined ? {} : { operatorPrivateKey: o.operatorKey }) };
     const t = o.timeoutMs ?? 2000;
-    this.#clients = { A: new RpcClient(o.self, vtsParticipant('A'), o.vts.A, sec, t), B: new RpcClient(o.self, vtsParticipant('B'), o.vts.B, sec, t) };
+    const tls = o.tls;
+    const env = (x: VtsName): { net?: ReturnType<typeof vtsTlsNet> } => (tls === undefined ? {} : { net: vtsTlsNet(tls, o.self, x) });
+    this.#clients = { A: new RpcClient(o.self, vtsParticipant('A'), o.vts.A, sec, t, env('A')), B: new RpcClient(o.self, vtsParticipant('B'), o.vts.B, sec, t, env('B')) };
   }
 
   async list(x: VtsName): Promise<VtsVolume[]> {
