@@ -33,6 +33,8 @@ export interface Target {
   /** required ratio. */
   required: number;
   met: boolean;
+  /** Set when the ratio must stay at or below `required` (a latency against its floor). */
+  lowerIsBetter?: boolean;
 }
 
 export function target(name: string, subject: number, baseline: number, required: number): Target {
@@ -61,7 +63,7 @@ export function writeResults(suite: string, figures: Figure[], targets: Target[]
   writeFileSync(path, JSON.stringify(doc, null, 2) + '\n');
   console.log(`\n${suite}:`);
   for (const f of figures) console.log(`  ${f.name}: ${formatNumber(f.value)} ${f.unit}`);
-  for (const t of targets) console.log(`  target ${t.name}: ${t.ratio}x (need >= ${t.required}x) ${t.met ? 'MET' : 'NOT MET'}`);
+  for (const t of targets) console.log(`  target ${t.name}: ${t.ratio}x (need ${t.lowerIsBetter === true ? '<=' : '>='} ${t.required}x) ${t.met ? 'MET' : 'NOT MET'}`);
   for (const n of notes) console.log(`  note: ${n}`);
   console.log(`  -> ${path}`);
   return path;

@@ -76,6 +76,56 @@ export interface WorldOptions {
    * reads consistent serves, the preferred one first), to prove the checker catches both.
    */
   readonly legacy?: { readonly unfencedCopies?: boolean; readonly preferredReads?: boolean };
+  /**
+   * Modelled costs (the recovery model, docs/recovery-bench.md); each left out keeps the
+   * seeded default, so existing schedules are unchanged. `oneWayDelay`: every frame between
+   * VTCs takes exactly this many ms (instead of a draw between 1 and `maxDelay`).
+   */
+  readonly oneWayDelay?: number;
+  /** Every journal append (keys, commits, sightings) is durable exactly this many ms after it is asked for (instead of 0.5 to 2.5 ms). */
+  readonly appendLatency?: number;
+  /**
+   * A VTS is a remote peer: a status answers after `roundTrip` ms, an operation that records
+   * (start, record, stop, reconcile) after `roundTrip + write` ms (its state file made durable),
+   * and an unreachable VTS answers as such after `roundTrip` (a refused connection), or never
+   * with `silent` (a host that lost power: the engine's timeouts end the wait). Without it, a
+   * status answers within the same event and an operation after 0.5 ms.
+   */
+  readonly vtsCost?: { readonly roundTrip: number; readonly write: number; readonly silent?: boolean };
+  /** Keep the causal history of every engine input (`World.causal`), to find a decision's critical path. */
+  readonly causal?: boolean;
+}
+
+/** How an engine input came about: the input whose effect it is, and over which edge. */
+export type CausalEdge = 'hop' | 'append' | 'vts' | 'timer';
+
+/**
+ * One engine input in the causal history (`causal: true`). `parent` is the input during
+ * which the effect this input completes was emitted: the frame's send, the append's or VTS
+ * operation's request. A tick's parent is the newest other input of its VTC that could
+ * inform it (not a hello, nor a heartbeat answer the same as the one before: what the engine
+ * last learned before the timer acted on it), over a `timer` edge. Following parents
+ * back from a decision gives its critical path: each input is the last of those it waited on.
+ */
+export interface CausalEvent {
+  readonly id: number;
+  readonly node: string;
+  readonly kind: 'command' | 'tick' | 'frame' | 'append' | 'vts' | 'restore';
+  readonly at: number;
+  readonly parent: number | null;
+  readonly edge: CausalEdge | null;
+  /** Message type (frame), record (append: `key 3`, `commit 3 by vtc1 done`, `sighting`), or VTS operation (`B start`). */
+  readonly detail: string;
+  /** The effects this input produced (`send propose`, `append key`, `vts B status`...), in order. */
+  readonly out: string[];
+}
+
+/** A message between VTCs (`causal: true`). */
+export interface SentMessage {
+  readonly at: number;
+  readonly from: string;
+  readonly to: string;
+  readonly t: string;
 }
 
 export class World {
@@ -115,6 +165,16 @@ export class World {
   readonly errorCodes: Record<string, number> = {};
   #cmdSeq = 0;
   readonly #broken: BrokenRule | undefined;
+  readonly #appendLatency: number | undefined;
+  readonly #vtsCost: WorldOptions['vtsCost'];
+  /** The causal history (`causal: true`), indexed by id; null otherwise. */
+  readonly causal: CausalEvent[] | null;
+  /** Every message between VTCs (`causal: true`). */
+  readonly sent: SentMessage[] = [];
+  #cause: number | null = null;
+  readonly #lastInput = new Map<string, number>();
+  readonly #frameCause = new Map<string, number>();
+  readonly #lastView = new Map<string, string>();
 
   constructor(o: WorldOptions) {
     this.rng = new SeededRandom(o.seed);
@@ -123,13 +183,16 @@ export class World {
     this.timing = o.timing ?? SIM_TIMING;
     this.trace = o.trace ?? false;
     this.#broken = o.broken;
+    this.#appendLatency = o.appendLatency;
+    this.#vtsCost = o.vtsCost;
+    this.causal = o.causal === true ? [] : null;
     this.names = Array.from({ length: o.n }, (_, i) => `vtc${i}`);
     this.mac = o.hmac === true ? new HmacSha256('sim cluster secret 0123456789') : new SimMac(0x5eed ^ o.seed);
     // The forger's key differs from the cluster's for every seed (a fixed 0xbad equalled 0x5eed ^ 21824).
     this.#forgerKey = (0x5eed ^ o.seed ^ 0xbad) >>> 0;
     this.keyring = new SimKeyring(o.seed, this.names, o.hmac === true);
     this.#signer = new RecordSigner(this.keyring.verifier());
-    this.net = new SimNetwork(this.sched, this.rng, { loss: o.loss ?? 0, duplicate: o.duplicate ?? 0, minDelay: 1, maxDelay: o.maxDelay ?? 10 });
+    this.net = new SimNetwork(this.sched, this.rng, { loss: o.loss ?? 0, duplicate: o.duplicate ?? 0, minDelay: o.oneWayDelay ?? 1, maxDelay: o.oneWayDelay ?? o.maxDelay ?? 10 });
     this.net.onWire = (_from, to, frame) => {
       if (this.captured.length < 64) this.captured.push({ to, frame });
       else if (this.rng.next() < 0.05) this.captured[this.rng.int(64)] = { to, frame };
@@ -142,6 +205,7 @@ export class World {
       this.vtcs.push(node);
       const ep = this.net.endpoint(name);
       ep.onFrame((frame) => this.#onFrame(node, frame));
+      this.#input(node, 'restore', null, null, '');
       node.engine.restore([], 0);
       this.#drain(node);
     }
@@ -166,9 +230,32 @@ export class World {
 
   // ------------------------------------------------------------------ engine plumbing
 
+  /** Notes an engine input in the causal history (when kept); its effects are then attributed to it. */
+  #input(node: VtcNode, kind: CausalEvent['kind'], parent: number | null, edge: CausalEdge | null, detail: string, informative = true): void {
+    if (this.causal === null) return;
+    const id = this.causal.length;
+    this.causal.push({ id, node: node.name, kind, at: this.sched.now(), parent, edge, detail, out: [] });
+    // What a later tick acts on: not the tick itself, a hello (gossip sent every helloInterval
+    // whatever happens) or a heartbeat answer that says nothing new.
+    if (kind !== 'tick' && informative) this.#lastInput.set(node.name, id);
+    this.#cause = id;
+  }
+  /** A VTS status answer that differs from the last one this VTC got from that VTS. */
+  #newView(node: VtcNode, x: VtsName, r: VtsResult): boolean {
+    const k = `${node.name}|${x}`;
+    const s = r.ok ? `${r.view.inOperation}:${r.view.lastKeySeq}:${r.view.bootId ?? ''}:${r.view.imageId ?? ''}:${r.view.behind.length}` : 'unreachable';
+    if (this.#lastView.get(k) === s) return false;
+    this.#lastView.set(k, s);
+    return true;
+  }
+  #noteOut(what: string): void {
+    if (this.causal !== null && this.#cause !== null) this.causal[this.#cause]!.out.push(what);
+  }
+
   #scheduleTick(node: VtcNode, inc: number, delay: number): void {
     this.sched.at(this.sched.now() + delay, () => {
       if (!node.alive || node.incarnation !== inc) return;
+      this.#input(node, 'tick', this.#lastInput.get(node.name) ?? null, 'timer', '');
       node.engine.tick(this.sched.now());
       this.#drain(node);
       this.#scheduleTick(node, inc, this.timing.tick);
@@ -188,6 +275,11 @@ export class World {
         const frame = node.codec.seal(e.to, new TextEncoder().encode(JSON.stringify(e.msg)), this.sched.now());
         const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
         this.#honestFrames.add(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
+        if (this.causal !== null) {
+          if (this.#cause !== null) this.#frameCause.set(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`, this.#cause);
+          this.#noteOut(`send ${e.msg.t}`);
+          this.sent.push({ at: this.sched.now(), from: node.name, to: e.to, t: e.msg.t });
+        }
         if (e.msg.t === 'propose' || e.msg.t === 'commit') {
           this.#honestKeys.add(e.msg.key.mac);
           if (this.trace) {
@@ -206,9 +298,16 @@ export class World {
       case 'append': {
         if (e.record.type !== 'sighting') this.#honestKeys.add(e.record.key.mac);
         node.journal.stage(this.#signer.encodeRecord(e.record));
+        const cause = this.#cause;
+        const r = e.record;
+        const what = this.causal === null ? '' : r.type === 'sighting' ? 'sighting' : r.type === 'key' ? `key ${r.key.seq}` : `commit ${r.key.seq} by ${r.commit.coordinator} ${r.commit.outcome}`;
+        this.#noteOut(`append ${what}`);
         // A sighting takes no draw from the schedule's stream (seeds keep their events).
-        this.sched.at(this.sched.now() + (e.record.type === 'sighting' ? 1.5 : 0.5 + this.rng.next() * 2), () => {
+        const latency = this.#appendLatency ?? (e.record.type === 'sighting' ? 1.5 : 0.5 + this.rng.next() * 2);
+        this.sched.at(this.sched.now() + latency, () => {
           if (!node.alive || node.incarnation !== inc) return;
+          // Nothing waits for a sighting to be durable: it informs no later tick.
+          this.#input(node, 'append', cause, 'append', what, r.type !== 'sighting');
           node.journal.sync();
           node.engine.appended(e.token, this.sched.now());
           this.#drain(node);
@@ -259,6 +358,10 @@ export class World {
     } catch {
       throw new InvariantViolation('security', 'an authenticated frame did not decode');
     }
+    if (this.causal !== null) {
+      const t = typeof msg === 'object' && msg !== null && 't' in msg ? String(msg.t) : '?';
+      this.#input(node, 'frame', this.#frameCause.get(id) ?? null, 'hop', t, t !== 'hello');
+    }
     node.engine.receive(r.from, msg, this.sched.now());
     this.#drain(node);
   }
@@ -281,17 +384,35 @@ export class World {
 
   #vtsOp(node: VtcNode, inc: number, x: VtsName, op: VtsOp, token: number): void {
     const v = this.vts[x];
+    const cause = this.#cause;
+    if (this.causal !== null) this.#noteOut(`vts ${x} ${op.op}`);
+    const cost = this.#vtsCost;
     const reply = (delay: number, fn: () => VtsResult): void => {
-      this.sched.at(this.sched.now() + delay, () => {
+      // Modelled: a status costs a round trip, an operation that records a round trip and a durable write.
+      const d = cost === undefined ? delay : op.op === 'status' ? cost.roundTrip : cost.roundTrip + cost.write;
+      this.sched.at(this.sched.now() + d, () => {
         if (!node.alive || node.incarnation !== inc) return;
         const r = v.powered && this.vtsLinked(node.name, x) ? fn() : { ok: false as const, error: 'unreachable' };
+        if (this.causal !== null) this.#input(node, 'vts', cause, 'vts', `${x} ${op.op}${r.ok ? '' : ' unreachable'}`, op.op !== 'status' || this.#newView(node, x, r));
         node.engine.vtsResult(token, r, this.sched.now());
         this.#drain(node);
       });
     };
-    if (!v.powered || !this.vtsLinked(node.name, x)) return reply(1, () => ({ ok: false, error: 'unreachable' }));
+    if (!v.powered || !this.vtsLinked(node.name, x)) {
+      if (cost === undefined) return reply(1, () => ({ ok: false, error: 'unreachable' }));
+      if (cost.silent === true) return;
+      this.sched.at(this.sched.now() + cost.roundTrip, () => {
+        if (!node.alive || node.incarnation !== inc) return;
+        const r: VtsResult = { ok: false, error: 'unreachable' };
+        this.#input(node, 'vts', cause, 'vts', `${x} ${op.op} unreachable`, op.op !== 'status' || this.#newView(node, x, r));
+        node.engine.vtsResult(token, r, this.sched.now());
+        this.#drain(node);
+      });
+      return;
+    }
     switch (op.op) {
       case 'status':
+        if (cost !== undefined) return reply(cost.roundTrip, () => ({ ok: true, view: v.view() }));
         // Heartbeats answer within the same event: half the events of a schedule otherwise.
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         return;
@@ -323,11 +444,17 @@ export class World {
 
   #stop(node: VtcNode, inc: number, v: SimVts, op: Extract<VtsOp, { op: 'stop' }>, token: number): void {
     const now = this.sched.now();
+    const cause = this.#cause;
+    const cost = this.#vtsCost;
+    // Modelled: the answer comes a round trip (and a durable write, when it records) after the request.
+    const refuseAfter = cost === undefined ? 0.5 : cost.roundTrip;
+    const answerAfter = cost === undefined ? 0.5 : cost.roundTrip + cost.write;
     if ((op.bootId !== undefined && op.bootId !== v.bootId) || v.lastKeySeq < (op.minSeq ?? 0)) {
       // As the production port: a failure key's stop judged another boot, or finds an older
       // image than the seq it confirmed; nothing is recorded.
-      this.sched.at(now + 0.5, () => {
+      this.sched.at(now + refuseAfter, () => {
         if (!node.alive || node.incarnation !== inc) return;
+        this.#input(node, 'vts', cause, 'vts', `${v.name} stop refused`);
         node.engine.vtsResult(token, { ok: false, error: 'restarted since judged' }, this.sched.now());
         this.#drain(node);
       });
@@ -335,8 +462,9 @@ export class World {
     }
     if (!v.inOperation) {
       v.recordAlways(op.seq, op.mac);
-      this.sched.at(now + 0.5, () => {
+      this.sched.at(now + answerAfter, () => {
         if (!node.alive || node.incarnation !== inc) return;
+        this.#input(node, 'vts', cause, 'vts', `${v.name} stop`);
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         this.#drain(node);
       });
@@ -353,7 +481,7 @@ export class World {
     const copyCost = 3;
     const other = op.drainTo === null ? null : this.vts[op.drainTo];
     this.note(`VTS ${v.name} stopping (${op.mode}) by ${node.name} key ${op.seq}`);
-    this.sched.at(until + 0.5, () => {
+    this.sched.at(until + answerAfter, () => {
       if (!v.powered) return;
       if (op.mode === 'expedite') for (const m of v.mounts) if (m.end > this.sched.now()) m.aborted = true;
       let t = this.sched.now();
@@ -371,6 +499,7 @@ export class World {
         v.stopping = false;
         this.note(`VTS ${v.name} out of operation`);
         if (!node.alive || node.incarnation !== inc || !this.vtsLinked(node.name, v.name)) return;
+        this.#input(node, 'vts', cause, 'vts', `${v.name} stop`);
         node.engine.vtsResult(token, { ok: true, view: v.view() }, this.sched.now());
         this.#drain(node);
       });
@@ -532,6 +661,7 @@ export class World {
     const id = `c${this.#cmdSeq++}`;
     if (node === undefined || !node.alive) return id;
     this.note(`operator -> ${node.name} ${id}: ${JSON.stringify(cmd)}`);
+    this.#input(node, 'command', null, null, `${id} ${cmd.command}`);
     try {
       node.engine.command(id, cmd, this.sched.now());
     } catch (e) {
@@ -581,6 +711,7 @@ export class World {
     this.net.setDown(node.name, false);
     node.engine = this.#newEngine(node.name);
     node.codec = this.#newCodec(node.name);
+    this.#input(node, 'restore', null, null, '');
     node.engine.restore(node.journal.durable().map((b) => this.#signer.decodeRecord(b)), this.sched.now());
     this.#drain(node);
     this.#scheduleTick(node, node.incarnation, this.rng.int(this.timing.tick));
