@@ -217,8 +217,16 @@ function bayOf(d: D): DriveBay {
 export function createVirtualDriveUnit(o: VirtualDriveOptions): VirtualDriveUnit {
   const drive = new VirtualDrive<CartridgeRef>(o);
   // The shared SPC set, with TEST UNIT READY replaced: here it mounts (a network call).
-  // It waits its turn like the tape commands, so it never mounts under one of them.
-  const spc = spcCommands<D>().map((c) => (c.opcode === SpcOpcode.TEST_UNIT_READY ? { ...c, overtakes: false, handler: (x: Exec<D>) => answer(x.device.ready()).then(() => undefined) } : c));
+  // It waits its turn like the tape commands, so it never mounts under one of them. The
+  // one that finds the medium ready after NOT READY answers the unit attention this raises
+  // itself, as a drive that finished becoming ready does: st's open then sees the change.
+  const testUnitReady = async (x: Exec<D>): Promise<HandlerResult> => {
+    await answer(x.device.ready());
+    const ua = x.unit.unitAttentions.take(x.initiator);
+    if (ua !== undefined) throw new CheckCondition(ua);
+    return undefined;
+  };
+  const spc = spcCommands<D>().map((c) => (c.opcode === SpcOpcode.TEST_UNIT_READY ? { ...c, overtakes: false, handler: testUnitReady } : c));
   const unit = new EmulatedUnit<D>({
     name: o.name,
     deviceType: DeviceType.sequentialAccess,
@@ -244,6 +252,7 @@ export function createVirtualDriveUnit(o: VirtualDriveOptions): VirtualDriveUnit
     ordered: true,
   });
   drive.onLoaded = () => unit.raise(Sense.NOT_READY_TO_READY_CHANGE);
+  drive.onBecameReady = () => unit.raise(Sense.NOT_READY_TO_READY_CHANGE);
   installSpc(unit);
   return { drive, unit, bay: bayOf(drive) };
 }

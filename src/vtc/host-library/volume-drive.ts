@@ -20,7 +20,7 @@
  *   after it too until the cartridge is unloaded: what the mount wrote is not acknowledged.
  */
 import type { Logger } from 'pino';
-import { Sense, sense } from '../../scsi/sense.js';
+import { Sense, SenseKey, sense } from '../../scsi/sense.js';
 import type { SenseData } from '../../scsi/sense.js';
 import type { CopyMode } from '../../ptp/volumes.js';
 import type { CloseResult, HostHandle } from '../agent.js';
@@ -88,6 +88,14 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
   readonly log: Logger;
   /** Told when a cartridge is loaded by the robot (the unit raises NOT READY TO READY CHANGE). */
   onLoaded: (() => void) | undefined = undefined;
+  /**
+   * Told when the loaded medium becomes ready after the drive answered NOT READY (the unit
+   * raises NOT READY TO READY CHANGE: Linux's st resets its position state on it, so a tar
+   * started while the PtP system was off-line does not read with the last cartridge's).
+   */
+  onBecameReady: (() => void) | undefined = undefined;
+  /** The loaded medium was found NOT READY since it was loaded or last found ready. */
+  #notReadyAnswered = false;
   state: VirtualDriveState = 'empty';
   cartridge: C | undefined;
   medium: Medium | undefined;
@@ -129,11 +137,23 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
     const why = this.stateSense();
     if (why !== undefined) throw new SenseError(why);
     const m = this.medium as Medium;
-    if (this.host.engine.writeContext().status.kind === 'offline') throw new SenseError(sense(Sense.NOT_READY_OFFLINE));
+    if (this.host.engine.writeContext().status.kind === 'offline') {
+      this.#notReadyAnswered = true;
+      throw new SenseError(sense(Sense.NOT_READY_OFFLINE));
+    }
     if (m.handle === null && !m.blank && m.lost === null) {
       // One mount at a time: a TEST UNIT READY and a command both finding no mount share it.
       this.#mounting ??= this.#mountForRead(m).finally(() => (this.#mounting = null));
-      await this.#mounting;
+      try {
+        await this.#mounting;
+      } catch (e) {
+        if (e instanceof SenseError && e.sense.key === SenseKey.NOT_READY) this.#notReadyAnswered = true;
+        throw e;
+      }
+    }
+    if (this.#notReadyAnswered && this.medium === m) {
+      this.#notReadyAnswered = false;
+      this.onBecameReady?.();
     }
     return m;
   }
@@ -432,6 +452,7 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
     this.cartridge = c;
     this.medium = this.#newMedium(c.barcode);
     this.state = 'loaded';
+    this.#notReadyAnswered = false;
     try {
       await this.ready();
     } catch (e) {

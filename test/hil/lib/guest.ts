@@ -149,6 +149,8 @@ export interface GuestOptions {
   timeoutMs?: number;
   /** When set, a virtio-serial channel is exposed at this unix socket path (guest /dev/vport*p1). */
   agentSocket?: string;
+  /** Whether to boot the agent layer (node and the SG_IO agent); default: when `agentSocket` is set. */
+  agentLayer?: boolean;
   memoryMB?: number;
   onOutput?: (chunk: string) => void;
 }
@@ -166,7 +168,7 @@ function padded(b: Buffer): Buffer {
 }
 
 export function startGuest(opts: GuestOptions): RunningGuest {
-  const withAgent = opts.agentSocket !== undefined;
+  const withAgent = opts.agentLayer ?? opts.agentSocket !== undefined;
   const layers = [baseImage(), ...(withAgent ? [agentImage()] : [])];
   const tmp = mkdtempSync(join(tmpdir(), 'ptpvts-guest-'));
   const initrd = join(tmp, 'initrd.img');
