@@ -57,6 +57,8 @@ export interface CartridgeConfig {
   readonly writeProtected: boolean;
   /** Absolute path of the cartridge file. */
   readonly path: string;
+  /** Alternate volume tag (SMC-3), reported beside the barcode in element status. */
+  readonly altBarcode?: string;
 }
 
 export interface MoveHookCommandConfig {
@@ -133,6 +135,11 @@ const cartridgeSchema = z.strictObject({
   capacity: capacity.optional(),
   writeProtected: z.boolean().default(false),
   file: z.string().min(1).optional(),
+  altBarcode: z
+    .string()
+    .regex(/^[!-~]{1,32}$/, 'an alternate volume tag is 1..32 printable ASCII characters without blanks')
+    .refine((s) => !/[*?]/.test(s), 'an alternate volume tag may not contain * or ?')
+    .optional(),
 });
 
 // A serial of digits only reads as a YAML number; keep it as written.
@@ -355,6 +362,7 @@ function normalise(p: Parsed, baseDir: string): { config?: LibraryConfig; issues
 
   const mediaDir = resolvePath(baseDir, p.mediaDir);
   const barcodeSeen = new Map<string, string>();
+  const altSeen = new Map<string, string>();
   const placed = new Map<number, string>();
   const pending: Array<{ index: number; given: boolean; explicit?: number }> = [];
   const cartridges: Array<Omit<CartridgeConfig, 'address'> & { address: number }> = [];
@@ -365,6 +373,13 @@ function normalise(p: Parsed, baseDir: string): { config?: LibraryConfig; issues
     const first = barcodeSeen.get(key);
     if (first !== undefined) err(`${at}.barcode`, `duplicate barcode ${c.barcode} (first at ${first})`);
     else barcodeSeen.set(key, at);
+    if (c.altBarcode !== undefined) {
+      // Hosts search alternate tags (SEND VOLUME TAG translate) expecting one cartridge per tag.
+      const altKey = c.altBarcode.toUpperCase();
+      const firstAlt = altSeen.get(altKey);
+      if (firstAlt !== undefined) err(`${at}.altBarcode`, `duplicate alternate volume tag ${c.altBarcode} (first at ${firstAlt})`);
+      else altSeen.set(altKey, at);
+    }
 
     const fromLabel = mediaTypeFromBarcode(c.barcode);
     let mediaType: string | undefined = c.mediaType;
@@ -401,6 +416,7 @@ function normalise(p: Parsed, baseDir: string): { config?: LibraryConfig; issues
       capacityBytes,
       writeProtected: c.writeProtected,
       path: c.file !== undefined ? resolvePath(mediaDir, c.file) : resolve(mediaDir, `${safeFileName(c.barcode)}.tape`),
+      ...(c.altBarcode !== undefined ? { altBarcode: c.altBarcode } : {}),
     });
   });
 

@@ -243,7 +243,11 @@ export async function createLibrary(config: LibraryConfig, opts: CreateLibraryOp
       dataTransfer: config.drives.map((d) => d.address),
     },
     drives: drives.map((d) => ({ address: d.address, bay: d.bay, lun: d.lun })),
-    initial: config.cartridges.map((c) => ({ address: c.address, cartridge: cartridgeRef(c) })),
+    initial: config.cartridges.map((c) => ({
+      address: c.address,
+      cartridge: cartridgeRef(c),
+      ...(c.altBarcode !== undefined ? { volumeTags: { alternate: { identifier: c.altBarcode, sequence: 0 } } } : {}),
+    })),
     timeScale,
   });
   if (opts.moveHook) model.addMoveHook(opts.moveHook);

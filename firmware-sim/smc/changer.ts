@@ -7,11 +7,35 @@
  * caller passes in, so the model does not know CDB layouts.
  */
 import { Sense, SenseKey, sense, type SenseCode, type SenseData } from '../../src/scsi/sense.js';
-import { CheckCondition } from '../engine/check.js';
+import { CheckCondition, invalidCdbField } from '../engine/check.js';
 import { InsertRefused, type CartridgeRef, type DriveBay } from '../engine/library-link.js';
 import { CommandAborted, mechanicalDelay } from '../engine/timing.js';
 import type { LibraryPersonality } from '../personalities/libraries.js';
 import { ElementKind, ElementMap, type ElementInfo, type ElementLayout } from './elements.js';
+import { describeAction, tagMatches, type TagKind, type VolumeTagValue, type VolumeTemplate } from './volume-tags.js';
+
+/**
+ * Volume tags given to a cartridge besides its label: an alternate tag, and a primary tag
+ * that overrides the label (SEND VOLUME TAG replace). Kept by the cartridge's label
+ * barcode, so they follow it through moves.
+ */
+export interface AssignedVolumeTags {
+  readonly primary?: VolumeTagValue;
+  readonly alternate?: VolumeTagValue;
+}
+
+/** The volume tags READ ELEMENT STATUS reports for a cartridge. */
+export interface ReportedVolumeTags {
+  readonly primary: VolumeTagValue;
+  readonly alternate?: VolumeTagValue;
+}
+
+/** A translate request of SEND VOLUME TAG, kept per initiator for REQUEST VOLUME ELEMENT ADDRESS. */
+export interface Translation {
+  readonly action: number;
+  readonly start: number;
+  readonly template: VolumeTemplate;
+}
 
 /** What an element holds. */
 export interface Occupant {
@@ -88,7 +112,7 @@ export interface ChangerModelOptions {
    * Cartridges present at power-on. Those in data transfer elements must already be in
    * their drive (inserted by whoever built the library).
    */
-  readonly initial?: ReadonlyArray<{ readonly address: number; readonly cartridge: CartridgeRef }>;
+  readonly initial?: ReadonlyArray<{ readonly address: number; readonly cartridge: CartridgeRef; readonly volumeTags?: AssignedVolumeTags }>;
   readonly timeScale?: number;
 }
 
@@ -135,6 +159,8 @@ export class ChangerModel {
   private powering: Promise<void> = Promise.resolve();
   private position: number;
   private readonly stats = { moves: 0, exchanges: 0, failures: 0 };
+  private readonly assigned = new Map<string, AssignedVolumeTags>();
+  private readonly translations = new Map<string, Translation>();
 
   constructor(o: ChangerModelOptions) {
     this.name = o.name;
@@ -147,11 +173,12 @@ export class ChangerModel {
       if (e?.kind !== ElementKind.dataTransfer) throw new RangeError(`drive at ${hex(d.address)} is not a data transfer element`);
       this.drives.set(d.address, d);
     }
-    for (const { address, cartridge } of o.initial ?? []) {
+    for (const { address, cartridge, volumeTags } of o.initial ?? []) {
       const e = this.elements.get(address);
       if (!e || e.kind === ElementKind.transport) throw new RangeError(`cannot start a cartridge in ${hex(address)}`);
       if (this.contents.has(address)) throw new RangeError(`element ${hex(address)} is given two cartridges`);
       this.contents.set(address, { cartridge });
+      if (volumeTags) this.restoreVolumeTags(cartridge.barcode, volumeTags);
     }
   }
 
@@ -255,6 +282,7 @@ export class ChangerModel {
 
   private async calibrate(): Promise<void> {
     this.preventers.clear();
+    this.translations.clear();
     this.jamsPending = 0;
     this.stale = true;
     this.position = this.elements.defaultTransport;
@@ -269,6 +297,7 @@ export class ChangerModel {
   /** LOGICAL UNIT RESET and TARGET RESET clear prevention as SPC-4 requires. */
   reset(): void {
     this.preventers.clear();
+    this.translations.clear();
   }
 
   // ------------------------------------------------------------------ prevention
@@ -529,6 +558,116 @@ export class ChangerModel {
     await this.initializeStatus(signal);
   }
 
+  // ------------------------------------------------------------------ volume tags
+
+  private static checkTag(where: string, t: VolumeTagValue): void {
+    if (!/^[!-~]{1,32}$/.test(t.identifier) || /[*?]/.test(t.identifier)) throw new RangeError(`${where}: volume tag "${t.identifier}" is not 1..32 printable characters without blanks, * or ?`);
+    if (!Number.isInteger(t.sequence) || t.sequence < 0 || t.sequence > 0xffff) throw new RangeError(`${where}: volume sequence number ${t.sequence} is outside 0..65535`);
+  }
+
+  /**
+   * Gives the cartridge labelled `barcode` the tags it had (from the lab state or the
+   * library YAML), replacing what it has. Throws RangeError for a malformed tag.
+   */
+  restoreVolumeTags(barcode: string, tags: AssignedVolumeTags): void {
+    if (tags.primary) ChangerModel.checkTag(barcode, tags.primary);
+    if (tags.alternate) ChangerModel.checkTag(barcode, tags.alternate);
+    if (!tags.primary && !tags.alternate) this.assigned.delete(barcode);
+    else this.assigned.set(barcode, { ...(tags.primary ? { primary: { ...tags.primary } } : {}), ...(tags.alternate ? { alternate: { ...tags.alternate } } : {}) });
+  }
+
+  /** Tags sent to the library (or configured) for cartridges now in it, by label barcode: what a lab saves. */
+  volumeTagAssignments(): Map<string, AssignedVolumeTags> {
+    const out = new Map<string, AssignedVolumeTags>();
+    for (const o of [...this.contents.values()].sort((a, b) => (a.cartridge.barcode < b.cartridge.barcode ? -1 : 1))) {
+      const t = this.assigned.get(o.cartridge.barcode);
+      if (t) out.set(o.cartridge.barcode, t);
+    }
+    return out;
+  }
+
+  /** The volume tags of the cartridge in `address`; undefined when the element is empty. */
+  volumeTags(address: number): ReportedVolumeTags | undefined {
+    const o = this.contents.get(address);
+    if (!o) return undefined;
+    const t = this.assigned.get(o.cartridge.barcode);
+    return { primary: t?.primary ?? { identifier: o.cartridge.barcode, sequence: 0 }, ...(t?.alternate ? { alternate: t.alternate } : {}) };
+  }
+
+  /**
+   * Whether element descriptors carry alternate volume tag information (AVOLTAG): while any
+   * cartridge in the library has an alternate tag. A library nobody has sent one to
+   * reports exactly what a barcode-reader-only library does.
+   */
+  alternateTagsInUse(): boolean {
+    for (const o of this.contents.values()) if (this.assigned.get(o.cartridge.barcode)?.alternate) return true;
+    return false;
+  }
+
+  /**
+   * SEND VOLUME TAG with an assert, replace or undefine action on the cartridge in
+   * `address`. Fails with INVALID ELEMENT ADDRESS (unknown address or the medium
+   * transport), MEDIUM SOURCE ELEMENT EMPTY (nothing to tag), INVALID FIELD IN CDB at the
+   * send action code (assert of a tag already defined, undefine of one that is not).
+   * `tag` is ignored for undefine.
+   */
+  setVolumeTag(action: number, address: number, tag: VolumeTagValue | undefined, bytes: { address: number; action: number }): void {
+    this.ready();
+    const a = describeAction(action);
+    if (!a || a.op === 'translate') throw new Error(`internal: send action ${action} does not set a tag`);
+    const e = this.elements.get(address);
+    if (!e || e.kind === ElementKind.transport) fail(Sense.INVALID_ELEMENT_ADDRESS, bytes.address);
+    const o = this.contents.get(address);
+    if (!o) fail(Sense.MEDIUM_SOURCE_ELEMENT_EMPTY, bytes.address);
+    const barcode = o.cartridge.barcode;
+    const now = this.assigned.get(barcode) ?? {};
+    // The label is a primary tag the reader always sees, so the primary is always defined.
+    const defined = a.tag === 'primary' ? true : now.alternate !== undefined;
+    const which: TagKind = a.tag;
+    if (a.op === 'assert' && defined) invalidCdbField(bytes.action, 4);
+    if (a.op === 'undefine') {
+      if (which === 'primary' ? now.primary === undefined : !defined) invalidCdbField(bytes.action, 4);
+      const { [which]: _gone, ...rest } = now;
+      this.restoreVolumeTags(barcode, rest);
+      return;
+    }
+    if (!tag) throw new Error('internal: assert/replace without a tag');
+    this.restoreVolumeTags(barcode, { ...now, [which]: tag });
+  }
+
+  /**
+   * SEND VOLUME TAG with a translate action: remembers the search for `initiator` (the
+   * elements are found when REQUEST VOLUME ELEMENT ADDRESS asks, so they are where the
+   * cartridges are then). Fails with INVALID ELEMENT ADDRESS for a start past every element.
+   */
+  translate(initiator: string, t: Translation, bytes: { address: number }): void {
+    this.ready();
+    // The search starts at any address, as READ ELEMENT STATUS does; past every element is an error.
+    if (!this.elements.all().some((e) => e.address >= t.start)) fail(Sense.INVALID_ELEMENT_ADDRESS, bytes.address);
+    this.translations.set(initiator, t);
+  }
+
+  /**
+   * The elements whose cartridge matches the last translate of `initiator`, in ascending
+   * address order from the translate's starting address; undefined when it sent none
+   * since the last reset.
+   */
+  translated(initiator: string): { readonly action: number; readonly elements: ElementInfo[] } | undefined {
+    const t = this.translations.get(initiator);
+    if (!t) return undefined;
+    const a = describeAction(t.action);
+    if (a?.op !== 'translate') return undefined;
+    const elements = this.elements.all().filter((e) => {
+      if (e.address < t.start) return false;
+      const tags = this.volumeTags(e.address);
+      if (!tags) return false;
+      const p = a.search !== 'alternate' && tagMatches(tags.primary, t.template, a.ignoreSequence);
+      const q = a.search !== 'primary' && tagMatches(tags.alternate, t.template, a.ignoreSequence);
+      return p || q;
+    });
+    return { action: t.action, elements };
+  }
+
   // ------------------------------------------------------------------ operator side
 
   /**
@@ -592,6 +731,8 @@ export class ChangerModel {
     const o = this.contents.get(address);
     if (!o) throw new OperatorActionError('element-empty', `${this.name}: ${hex(address)} is empty`);
     this.contents.delete(address);
+    // Tags sent to the library are the library's record, not the cartridge's: they leave with it.
+    this.assigned.delete(o.cartridge.barcode);
     return o.cartridge;
   }
 

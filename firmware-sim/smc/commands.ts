@@ -6,11 +6,19 @@
  */
 import { getU16, getU24 } from '../../src/scsi/bytes.js';
 import { SmcOpcode, SpcOpcode } from '../../src/scsi/opcodes.js';
-import { invalidCdbField } from '../engine/check.js';
+import { Sense } from '../../src/scsi/sense.js';
+import { fail, invalidCdbField, parameterListLengthError } from '../engine/check.js';
 import { usage, type CommandSpec, type Exec } from '../engine/dispatch.js';
 import { allocation } from '../engine/unit.js';
 import type { ChangerModel } from './changer.js';
-import { encodeElementStatus } from './element-status.js';
+import { encodeElementPages, encodeElementStatus } from './element-status.js';
+import { TEMPLATE_LENGTH, decodeTemplate, describeAction } from './volume-tags.js';
+
+/** SMC-3 opcodes of the volume tag commands. */
+export const VolumeTagOpcode = {
+  REQUEST_VOLUME_ELEMENT_ADDRESS: 0xb5,
+  SEND_VOLUME_TAG: 0xb6,
+} as const;
 
 type X = Exec<ChangerModel>;
 
@@ -39,6 +47,56 @@ async function readElementStatus(x: X): Promise<Uint8Array> {
   const alloc = getU24(x.cdb, 7);
   if (!currentData) await x.device.ensureCurrent(x.signal);
   const data = encodeElementStatus(x.device, { elementType, volumeTags, startingAddress: getU16(x.cdb, 2), count: getU16(x.cdb, 4), deviceIds });
+  return allocation(data, alloc);
+}
+
+/**
+ * SEND VOLUME TAG (SMC-3 6.16): CDB bytes 2..3 element address, byte 5 send action code,
+ * bytes 8..9 parameter list length (40 for translate, assert and replace; 0 or 40 for
+ * undefine, whose parameters are ignored).
+ */
+function sendVolumeTag(x: X): undefined {
+  const address = getU16(x.cdb, 2);
+  const code = (x.cdb[5] ?? 0) & 0x1f;
+  const length = getU16(x.cdb, 8);
+  const action = describeAction(code);
+  if (!action) invalidCdbField(5, 4);
+  if (action.op === 'undefine' ? length !== 0 && length !== TEMPLATE_LENGTH : length !== TEMPLATE_LENGTH) invalidCdbField(8, 7);
+  if (x.dataOut.length < length) parameterListLengthError();
+  const params = x.dataOut.subarray(0, length);
+  if (action.op === 'translate') {
+    x.device.translate(x.initiator, { action: code, start: address, template: decodeTemplate(params, true) }, { address: 2 });
+    return undefined;
+  }
+  if (action.op === 'undefine') {
+    x.device.setVolumeTag(code, address, undefined, { address: 2, action: 5 });
+    return undefined;
+  }
+  const t = decodeTemplate(params, false);
+  x.device.setVolumeTag(code, address, { identifier: t.pattern, sequence: t.minSequence }, { address: 2, action: 5 });
+  return undefined;
+}
+
+/**
+ * REQUEST VOLUME ELEMENT ADDRESS (SMC-3 6.7): the elements the initiator's last SEND
+ * VOLUME TAG translate found, selected by element type (byte 1), starting address (2..3)
+ * and number of elements (4..5), as element status pages behind an 8-byte header whose
+ * byte 4 repeats the send action code. Without a translate first: COMMAND SEQUENCE ERROR.
+ */
+function requestVolumeElementAddress(x: X): Uint8Array {
+  const b1 = x.cdb[1] ?? 0;
+  const volumeTags = (b1 & 0x10) !== 0;
+  const elementType = b1 & 0x0f;
+  if (elementType > 4) invalidCdbField(1, 3);
+  if (volumeTags && !x.device.personality.capabilities.volumeTags) invalidCdbField(1, 4);
+  const start = getU16(x.cdb, 2);
+  const count = getU16(x.cdb, 4);
+  const alloc = getU24(x.cdb, 7);
+  const found = x.device.translated(x.initiator);
+  if (!found) fail(Sense.COMMAND_SEQUENCE_ERROR);
+  const selected = found.elements.filter((e) => (elementType === 0 || e.kind === elementType) && e.address >= start).slice(0, count);
+  const data = encodeElementPages(x.device, selected, { elementType, volumeTags, startingAddress: start, count, deviceIds: false });
+  data[4] = found.action;
   return allocation(data, alloc);
 }
 
@@ -124,6 +182,27 @@ export function smcCommands(model: ChangerModel): CommandSpec<ChangerModel>[] {
       nominalTimeout: scanTimeout,
       recommendedTimeout: scanTimeout * 2,
     });
+  }
+  if (caps.volumeTags) {
+    // A library that reads labels also keeps the tags a host sends and searches them.
+    specs.push(
+      {
+        opcode: VolumeTagOpcode.SEND_VOLUME_TAG,
+        name: 'SEND VOLUME TAG',
+        usage: usage(12, { 2: 0xff, 3: 0xff, 5: 0x1f, 8: 0xff, 9: 0xff }),
+        handler: sendVolumeTag,
+        nominalTimeout: 1,
+        recommendedTimeout: 10,
+      },
+      {
+        opcode: VolumeTagOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS,
+        name: 'REQUEST VOLUME ELEMENT ADDRESS',
+        usage: usage(12, { 1: 0x1f, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 7: 0xff, 8: 0xff, 9: 0xff }),
+        handler: requestVolumeElementAddress,
+        nominalTimeout: 1,
+        recommendedTimeout: 10,
+      },
+    );
   }
   if (caps.positionToElement) {
     specs.push({

@@ -5,7 +5,9 @@
  *
  * Descriptor layout used for every type: bytes 0..11 (address, flags, ASC/ASCQ, the data
  * transfer element's LUN, SVALID/medium type, source address), the 36-byte primary volume
- * tag when VOLTAG is set, then the identification descriptor header (code set, identifier
+ * tag when VOLTAG is set, the 36-byte alternate volume tag when VOLTAG is set and some
+ * cartridge in the library has an alternate tag (the page's AVOLTAG bit says so), then
+ * the identification descriptor header (code set, identifier
  * type, length) and, for data transfer elements with DVCID, the identifier itself:
  * vendor (8) + product (16) + serial, ASCII, identifier type 1 (T10 vendor ID based).
  */
@@ -23,6 +25,11 @@ export interface ElementStatusRequest {
   readonly startingAddress: number;
   readonly count: number;
   readonly deviceIds: boolean;
+  /**
+   * Report alternate volume tags (AVOLTAG); only with `volumeTags`. Default: while any
+   * cartridge in the library has one ({@link ChangerModel.alternateTagsInUse}).
+   */
+  readonly alternateTags?: boolean;
 }
 
 const HEADER = 8;
@@ -46,11 +53,21 @@ function identifierLength(model: ChangerModel, drives: readonly ElementInfo[]): 
   return 24 + width;
 }
 
-function descriptorLength(kind: ElementKind, req: ElementStatusRequest, idLen: number): number {
-  return BASE + (req.volumeTags ? VOLTAG : 0) + ID_HEADER + (kind === ElementKind.dataTransfer && req.deviceIds ? idLen : 0);
+function withAlternate(model: ChangerModel, req: ElementStatusRequest): boolean {
+  return req.volumeTags && (req.alternateTags ?? model.alternateTagsInUse());
 }
 
-function encodeDescriptor(model: ChangerModel, e: ElementInfo, req: ElementStatusRequest, length: number, idLen: number): Uint8Array {
+function descriptorLength(kind: ElementKind, req: ElementStatusRequest, alternate: boolean, idLen: number): number {
+  return BASE + (req.volumeTags ? VOLTAG : 0) + (alternate ? VOLTAG : 0) + ID_HEADER + (kind === ElementKind.dataTransfer && req.deviceIds ? idLen : 0);
+}
+
+function setTag(b: Uint8Array, off: number, tag: { identifier: string; sequence: number } | undefined): void {
+  if (!tag) return;
+  setAscii(b, off, 32, tag.identifier);
+  setU16(b, off + 34, tag.sequence);
+}
+
+function encodeDescriptor(model: ChangerModel, e: ElementInfo, req: ElementStatusRequest, alternate: boolean, length: number, idLen: number): Uint8Array {
   const b = new Uint8Array(length);
   const o = model.occupant(e.address);
   setU16(b, 0, e.address);
@@ -89,8 +106,14 @@ function encodeDescriptor(model: ChangerModel, e: ElementInfo, req: ElementStatu
     if (o.source !== undefined) setU16(b, 10, o.source);
   }
   let off = BASE;
+  const tags = model.volumeTags(e.address);
   if (req.volumeTags) {
-    if (o) setAscii(b, off, 32, o.cartridge.barcode);
+    if (o) setTag(b, off, tags?.primary);
+    off += VOLTAG;
+  }
+  if (alternate) {
+    // An element without an alternate tag reports the field as zeroes.
+    setTag(b, off, tags?.alternate);
     off += VOLTAG;
   }
   if (e.kind === ElementKind.dataTransfer && req.deviceIds) {
@@ -113,7 +136,16 @@ function encodeDescriptor(model: ChangerModel, e: ElementInfo, req: ElementStatu
  * the requested type.
  */
 export function encodeElementStatus(model: ChangerModel, req: ElementStatusRequest): Uint8Array {
-  const selected = selectElements(model, req);
+  return encodeElementPages(model, selectElements(model, req), req);
+}
+
+/**
+ * Element status pages for `selected` (ascending addresses) behind the 8-byte header of
+ * READ ELEMENT STATUS: first address, count, byte count of the pages. REQUEST VOLUME
+ * ELEMENT ADDRESS uses the same layout and puts its send action code in byte 4.
+ */
+export function encodeElementPages(model: ChangerModel, selected: readonly ElementInfo[], req: ElementStatusRequest): Uint8Array {
+  const alternate = withAlternate(model, req);
   const idLen = identifierLength(model, model.elements.ofKind(ElementKind.dataTransfer));
   const pages: Uint8Array[] = [];
   let i = 0;
@@ -122,13 +154,13 @@ export function encodeElementStatus(model: ChangerModel, req: ElementStatusReque
     let j = i;
     while (j < selected.length && selected[j]?.kind === kind) j++;
     const run = selected.slice(i, j);
-    const len = descriptorLength(kind, req, idLen);
+    const len = descriptorLength(kind, req, alternate, idLen);
     const page = new Uint8Array(PAGE_HEADER + len * run.length);
     page[0] = kind;
-    page[1] = req.volumeTags ? 0x80 : 0;
+    page[1] = (req.volumeTags ? 0x80 : 0) | (alternate ? 0x40 : 0);
     setU16(page, 2, len);
     setU24(page, 5, len * run.length);
-    run.forEach((e, k) => page.set(encodeDescriptor(model, e, req, len, idLen), PAGE_HEADER + k * len));
+    run.forEach((e, k) => page.set(encodeDescriptor(model, e, req, alternate, len, idLen), PAGE_HEADER + k * len));
     pages.push(page);
     i = j;
   }

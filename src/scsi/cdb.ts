@@ -413,3 +413,99 @@ export function positionToElement(o: { transport?: number; destination: number }
   setU16(b, 4, o.destination);
   return none(b);
 }
+
+/** Opcodes of the SMC-3 volume tag commands. */
+export const VolumeTagOpcode = {
+  REQUEST_VOLUME_ELEMENT_ADDRESS: 0xb5,
+  SEND_VOLUME_TAG: 0xb6,
+} as const;
+
+/** SEND VOLUME TAG send action codes (SMC-3 table 30). */
+export const SendVolumeTagAction = {
+  translateAll: 0x00,
+  translatePrimary: 0x01,
+  translateAlternate: 0x02,
+  translateAllIgnoreSequence: 0x05,
+  translatePrimaryIgnoreSequence: 0x06,
+  translateAlternateIgnoreSequence: 0x07,
+  assertPrimary: 0x08,
+  assertAlternate: 0x09,
+  replacePrimary: 0x0a,
+  replaceAlternate: 0x0b,
+  undefinePrimary: 0x0c,
+  undefineAlternate: 0x0d,
+} as const;
+export type SendVolumeTagAction = (typeof SendVolumeTagAction)[keyof typeof SendVolumeTagAction];
+
+/**
+ * The 40-byte volume identification template of SEND VOLUME TAG: `template` blank padded
+ * to 32 bytes, then the minimum (bytes 34..35) and maximum (38..39) volume sequence
+ * numbers. `*` and `?` are wildcards in a translate; for assert and replace the template is
+ * the tag itself and `minSequence` its sequence number.
+ */
+export function volumeTagTemplate(o: { template: string; minSequence?: number; maxSequence?: number }): Uint8Array {
+  need(/^[!-~][ -~]{0,31}$/.test(o.template), 'template', JSON.stringify(o.template), '1..32 printable ASCII characters, not starting with a blank');
+  const min = o.minSequence ?? 0;
+  const max = o.maxSequence ?? 0xffff;
+  need(intIn(min, 0, 0xffff), 'minSequence', min, '0..65535');
+  need(intIn(max, 0, 0xffff), 'maxSequence', max, '0..65535');
+  const b = new Uint8Array(40);
+  b.fill(0x20, 0, 32);
+  for (let i = 0; i < o.template.length; i++) b[i] = o.template.charCodeAt(i);
+  setU16(b, 34, min);
+  setU16(b, 38, max);
+  return b;
+}
+
+export interface SendVolumeTagOptions {
+  /** Translate: the element the search starts at; the others: the element whose cartridge is tagged. */
+  elementAddress: number;
+  action: SendVolumeTagAction;
+  /** Template or tag; required except for the undefine actions (which send no parameter list). */
+  template?: string;
+  /** Translate: the lowest sequence number that matches (default 0); assert/replace: the tag's sequence number. */
+  minSequence?: number;
+  /** Translate: the highest sequence number that matches (default 65535). */
+  maxSequence?: number;
+}
+
+export function sendVolumeTag(o: SendVolumeTagOptions): Command {
+  need(intIn(o.elementAddress, 0, 0xffff), 'elementAddress', o.elementAddress, '0..65535');
+  need((Object.values(SendVolumeTagAction) as number[]).includes(o.action), 'action', o.action, 'a send action code of SMC-3 (0..2, 5..0x0D)');
+  const undefine = o.action === SendVolumeTagAction.undefinePrimary || o.action === SendVolumeTagAction.undefineAlternate;
+  const assertish = o.action >= SendVolumeTagAction.assertPrimary && !undefine;
+  need(undefine || o.template !== undefined, 'template', o.template, 'given for translate, assert and replace');
+  if (assertish && o.template !== undefined) need(!/[*? ]/.test(o.template), 'template', JSON.stringify(o.template), 'a volume tag without blanks or the wildcards * and ?');
+  const params = undefine ? new Uint8Array(0) : volumeTagTemplate({ template: o.template ?? '', minSequence: o.minSequence ?? 0, maxSequence: o.maxSequence ?? (assertish ? 0 : 0xffff) });
+  const b = cdb(12, VolumeTagOpcode.SEND_VOLUME_TAG);
+  setU16(b, 2, o.elementAddress);
+  b[5] = o.action;
+  setU16(b, 8, params.length);
+  return params.length > 0 ? dataOut(b, params) : none(b);
+}
+
+export interface RequestVolumeElementAddressOptions {
+  elementType?: ElementType;
+  startingAddress?: number;
+  count?: number;
+  /** Report the volume tags of the elements found (VOLTAG). */
+  volTag?: boolean;
+  allocationLength?: number;
+}
+
+export function requestVolumeElementAddress(o: RequestVolumeElementAddressOptions = {}): Command {
+  const n = o.allocationLength ?? 0xffff;
+  const start = o.startingAddress ?? 0;
+  const count = o.count ?? 0xffff;
+  need(intIn(n, 0, 0xffffff), 'allocationLength', n, '0..16777215');
+  need(intIn(start, 0, 0xffff), 'startingAddress', start, '0..65535');
+  need(intIn(count, 0, 0xffff), 'count', count, '0..65535');
+  const t = o.elementType ?? 0;
+  need(intIn(t, 0, 4), 'elementType', t, '0..4');
+  const b = cdb(12, VolumeTagOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS);
+  b[1] = (o.volTag ? 0x10 : 0) | t;
+  setU16(b, 2, start);
+  setU16(b, 4, count);
+  setU24(b, 7, n);
+  return dataIn(b, n);
+}

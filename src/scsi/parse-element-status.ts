@@ -1,5 +1,6 @@
 /**
- * Medium changer parameter data (SMC-3): READ ELEMENT STATUS (6.11) and the element
+ * Medium changer parameter data (SMC-3): READ ELEMENT STATUS (6.11), REQUEST VOLUME
+ * ELEMENT ADDRESS (6.7) and the element
  * address assignment (1Dh), transport geometry (1Eh) and device capabilities (1Fh) mode
  * pages (7.3). Builders sit beside the parsers for fakes and round-trip tests.
  */
@@ -154,6 +155,27 @@ export function parseElementStatus(b: Uint8Array): ElementStatusData {
     off += 8 + byteCount;
   }
   return { firstAddress: getU16(b, 0), elementsAvailable: getU16(b, 2), reportBytes, pages, truncated: b.length < 8 + reportBytes };
+}
+
+/** REQUEST VOLUME ELEMENT ADDRESS data (SMC-3 6.7): element status pages plus the send action code. */
+export interface VolumeElementAddressData extends ElementStatusData {
+  /** SEND ACTION CODE of the translate this report answers (byte 4, bits 4..0). */
+  readonly sendAction: number;
+}
+
+/**
+ * Parses REQUEST VOLUME ELEMENT ADDRESS data: the header of READ ELEMENT STATUS data with
+ * the send action code in byte 4, then the same element status pages (volume tags, primary
+ * and alternate, as the page headers say).
+ */
+export function parseVolumeElementAddress(b: Uint8Array): VolumeElementAddressData {
+  needBytes(b, 8, 'REQUEST VOLUME ELEMENT ADDRESS data');
+  return { ...parseElementStatus(b), sendAction: u8(b, 4) & 0x1f };
+}
+
+/** Every element descriptor of element status data, in report order. */
+export function elementsOf(d: ElementStatusData): ElementStatus[] {
+  return d.pages.flatMap((p) => p.elements);
 }
 
 /** What a fake needs to describe one element when building element status data. */

@@ -8,7 +8,7 @@ import { run } from '../../src/devices/command.js';
 import { MediaChanger } from '../../src/devices/media-changer.js';
 import { AttributeId } from '../../src/scsi/parse-attribute.js';
 import type { ElementStatus } from '../../src/scsi/parse-element-status.js';
-import { parseElementStatus } from '../../src/scsi/parse-element-status.js';
+import { elementsOf, parseElementStatus, parseVolumeElementAddress } from '../../src/scsi/parse-element-status.js';
 import { getU24 } from '../../src/scsi/bytes.js';
 import { Cdb, DeviceType, ElementType } from '../../src/scsi/index.js';
 import { decodeSense, Sense } from '../../src/scsi/sense.js';
@@ -316,6 +316,123 @@ describe.each(bindings)('medium changer over $name', (binding) => {
       const celsius = t!.value[1] ?? 0;
       expect(celsius).toBeGreaterThan(0);
       expect(celsius).toBeLessThan(80);
+    });
+  });
+
+  describe('volume tags: SEND VOLUME TAG and REQUEST VOLUME ELEMENT ADDRESS', () => {
+    const SVT = 0xb6;
+    const A = Cdb.SendVolumeTagAction;
+
+    /** Runs a command on the changer port; CHECK CONDITION comes back decoded, not thrown. */
+    async function raw(cmd: { cdb: Uint8Array; direction: 'none' | 'in' | 'out'; dataOut?: Uint8Array; dataInLength?: number }) {
+      const r = await lab.changer.execute({ ...cmd, timeoutMs: 60_000 });
+      return { ...r, decoded: r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined };
+    }
+
+    function svt(address: number, action: number, length: number): Uint8Array {
+      return Uint8Array.of(SVT, 0, address >> 8, address & 0xff, 0, action, 0, 0, length >> 8, length & 0xff, 0, 0);
+    }
+
+    /** Skips where the changer lacks SEND VOLUME TAG (it is optional in SMC-3). */
+    async function needSendVolumeTag(ctx: { skip: () => void }): Promise<boolean> {
+      const ops = new Set((await changer().supportedOperationCodes()).map((x) => x.opcode));
+      if (ops.has(SVT) && ops.has(0xb5)) return true;
+      ctx.skip();
+      return false;
+    }
+
+    it('an asserted alternate tag shows in READ ELEMENT STATUS (AVOLTAG), a translate finds it, and undefine removes it', async (ctx) => {
+      if (!(await needSendVolumeTag(ctx))) return;
+      const { a, b } = await slots();
+      const tag = 'CONF-ALT-0001';
+      const asserted = await raw(Cdb.sendVolumeTag({ elementAddress: a.address, action: A.assertAlternate, template: tag, minSequence: 4 }));
+      expect(asserted.decoded).toBeUndefined();
+      try {
+        const inv = await changer().inventory();
+        const at = inv.all.find((e) => e.address === a.address);
+        expect(at?.alternateVolumeTag).toEqual({ identifier: tag, sequenceNumber: 4 });
+        expect(barcodeOf(at)).toBe(barcodeOf(a));
+        expect(inv.all.find((e) => e.address === b.address)?.alternateVolumeTag?.identifier ?? '').toBe('');
+        expect((await changer().findByBarcode(tag, { inventory: inv }))?.address).toBe(a.address);
+        const pages = parseElementStatus((await raw(Cdb.readElementStatus({ volTag: true }))).data).pages;
+        expect(pages.every((p) => p.pvoltag && p.avoltag)).toBe(true);
+
+        expect((await raw(Cdb.sendVolumeTag({ elementAddress: 0, action: A.translateAlternate, template: 'CONF-ALT-*' }))).decoded).toBeUndefined();
+        const r = await raw(Cdb.requestVolumeElementAddress({ volTag: true }));
+        expect(r.status).toBe(ScsiStatus.GOOD);
+        const v = parseVolumeElementAddress(r.data);
+        expect(v.sendAction).toBe(A.translateAlternate);
+        expect(elementsOf(v).map((e) => [e.address, e.alternateVolumeTag?.identifier, barcodeOf(e)])).toEqual([[a.address, tag, barcodeOf(a)]]);
+
+        // The label is searched with the primary translate.
+        expect((await raw(Cdb.sendVolumeTag({ elementAddress: 0, action: A.translatePrimary, template: barcodeOf(b)! }))).decoded).toBeUndefined();
+        const byLabel = parseVolumeElementAddress((await raw(Cdb.requestVolumeElementAddress({ volTag: true }))).data);
+        expect(elementsOf(byLabel).map((e) => e.address)).toEqual([b.address]);
+      } finally {
+        expect((await raw(Cdb.sendVolumeTag({ elementAddress: a.address, action: A.undefineAlternate }))).decoded).toBeUndefined();
+      }
+      expect((await changer().inventory()).all.find((e) => e.address === a.address)?.alternateVolumeTag?.identifier ?? '').toBe('');
+    });
+
+    it('the alternate tag follows its cartridge through MOVE MEDIUM', async (ctx) => {
+      if (!(await needSendVolumeTag(ctx))) return;
+      const { a, free } = await slots();
+      expect((await raw(Cdb.sendVolumeTag({ elementAddress: a.address, action: A.assertAlternate, template: 'CONF-MOVES' }))).decoded).toBeUndefined();
+      await changer().move(a.address, free.address);
+      try {
+        const inv = await changer().inventory();
+        expect(inv.all.find((e) => e.address === free.address)?.alternateVolumeTag?.identifier).toBe('CONF-MOVES');
+      } finally {
+        await raw(Cdb.sendVolumeTag({ elementAddress: free.address, action: A.undefineAlternate }));
+        await changer().move(free.address, a.address);
+      }
+    });
+
+    it('a reserved send action code is refused at byte 5, a parameter list length other than 40 at byte 8', async (ctx) => {
+      if (!(await needSendVolumeTag(ctx))) return;
+      const { a } = await slots();
+      const params = Cdb.volumeTagTemplate({ template: 'CONF-BAD' });
+      const reserved = await raw({ cdb: svt(a.address, 0x03, 40), direction: 'out', dataOut: params });
+      expect([reserved.decoded?.key, reserved.decoded?.asc, reserved.decoded?.ascq]).toEqual([0x05, 0x24, 0x00]);
+      expect(reserved.decoded?.fieldPointer).toMatchObject({ inCdb: true, byte: 5 });
+      const short = await raw({ cdb: svt(a.address, A.assertAlternate, 32), direction: 'out', dataOut: params.subarray(0, 32) });
+      expect([short.decoded?.key, short.decoded?.asc]).toEqual([0x05, 0x24]);
+      expect(short.decoded?.fieldPointer).toMatchObject({ inCdb: true, byte: 8 });
+      expect((await changer().inventory()).all.find((e) => e.address === a.address)?.alternateVolumeTag?.identifier ?? '').toBe('');
+    });
+
+    it('a wildcard in a tag to assert is INVALID FIELD IN PARAMETER LIST at its byte; the transport or an empty slot cannot be tagged', async (ctx) => {
+      if (!(await needSendVolumeTag(ctx))) return;
+      const { a, free } = await slots();
+      const wild = await raw({ cdb: svt(a.address, A.assertAlternate, 40), direction: 'out', dataOut: Cdb.volumeTagTemplate({ template: 'CONF*' }) });
+      expect([wild.decoded?.key, wild.decoded?.asc, wild.decoded?.ascq]).toEqual([0x05, 0x26, 0x00]);
+      expect(wild.decoded?.fieldPointer).toMatchObject({ inCdb: false, byte: 4 });
+      const transport = (await changer().inventory()).transports[0]!;
+      const t = await raw(Cdb.sendVolumeTag({ elementAddress: transport.address, action: A.assertAlternate, template: 'CONF-T' }));
+      expect([t.decoded?.key, t.decoded?.asc, t.decoded?.ascq]).toEqual([0x05, 0x21, 0x01]);
+      expect(t.decoded?.fieldPointer).toMatchObject({ inCdb: true, byte: 2 });
+      const e = await raw(Cdb.sendVolumeTag({ elementAddress: free.address, action: A.assertAlternate, template: 'CONF-E' }));
+      expect(e.decoded?.key).toBe(0x05);
+      expect(e.decoded?.fieldPointer).toMatchObject({ inCdb: true, byte: 2 });
+    });
+
+    it('REQUEST VOLUME ELEMENT ADDRESS before any translate is COMMAND SEQUENCE ERROR; an element type above 4 is refused at byte 1', async (ctx) => {
+      if (!(await needSendVolumeTag(ctx))) return;
+      // A shared hardware changer may remember an earlier translate of this initiator.
+      if (lab.library) {
+        const r = await raw(Cdb.requestVolumeElementAddress());
+        expect([r.decoded?.key, r.decoded?.asc, r.decoded?.ascq]).toEqual([0x05, 0x2c, 0x00]);
+      }
+      const bad = await raw({ cdb: Uint8Array.of(0xb5, 0x07, 0, 0, 0, 10, 0, 0, 0x10, 0, 0, 0), direction: 'in', dataInLength: 4096 });
+      expect([bad.decoded?.key, bad.decoded?.asc]).toEqual([0x05, 0x24]);
+      expect(bad.decoded?.fieldPointer).toMatchObject({ inCdb: true, byte: 1 });
+    });
+
+    it('emulator: an asserted tag is in the library\'s record of tags, what a lab saves', async (ctx) => {
+      if (noEmulator() || !(await needSendVolumeTag(ctx))) return;
+      const { a } = await slots();
+      await raw(Cdb.sendVolumeTag({ elementAddress: a.address, action: A.assertAlternate, template: 'CONF-SAVED', minSequence: 2 }));
+      expect(lab.library!.model.volumeTagAssignments().get(barcodeOf(a)!)).toEqual({ alternate: { identifier: 'CONF-SAVED', sequence: 2 } });
     });
   });
 
