@@ -22,6 +22,7 @@ import { createLibrary, createLibraryTapeDrive, loadLibraryConfig, type Emulated
 import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
 import { MemoryPort } from '../../firmware-sim/front/memory-port.js';
 import type { DriveFactory } from '../../firmware-sim/library/drive-factory.js';
+import type { AssignedVolumeTags } from '../../firmware-sim/smc/index.js';
 import { UsageError } from './ops.js';
 
 /** Faults that outlive one CLI process on the embedded lab. */
@@ -59,6 +60,11 @@ export interface LabState {
   added?: Record<string, AddedCartridge>;
   /** Barcodes of the YAML's cartridges taken out of the library (ejected); they stay out. */
   removed?: string[];
+  /**
+   * Volume tags hosts sent (SEND VOLUME TAG) or the YAML gave, by label barcode, for every
+   * cartridge that has one. Absent in files of older versions (the YAML's `altBarcode` then applies).
+   */
+  volumeTags?: Record<string, AssignedVolumeTags>;
 }
 
 export interface Lab {
@@ -123,6 +129,10 @@ export function statePath(configPath: string): string {
 const elementAddress = z.number().int().min(0).max(0xffff);
 const driveNumber = z.number().int().min(1).max(999);
 const driveKey = z.string().regex(/^[1-9]\d{0,2}$/, 'expected a drive number (1, 2, ...) as key');
+const volumeTagSchema = z.strictObject({
+  identifier: z.string().regex(/^[!-~]{1,32}$/, 'a volume tag is 1..32 printable ASCII characters without blanks').refine((s) => !/[*?]/.test(s), 'a volume tag may not contain * or ?'),
+  sequence: z.number().int().min(0).max(0xffff),
+});
 const labStateSchema = z.strictObject({
   locations: z.record(z.string().min(1), elementAddress),
   faults: z
@@ -139,6 +149,9 @@ const labStateSchema = z.strictObject({
     .record(z.string().min(1), z.strictObject({ mediaType: z.string().min(1), capacityBytes: z.number().int().positive(), writeProtected: z.boolean(), path: z.string().min(1) }))
     .optional(),
   removed: z.array(z.string().min(1)).optional(),
+  volumeTags: z
+    .record(z.string().min(1), z.strictObject({ primary: volumeTagSchema.optional(), alternate: volumeTagSchema.optional() }))
+    .optional(),
 });
 
 function fieldName(path: readonly PropertyKey[]): string {
@@ -695,6 +708,8 @@ async function openLocked(configPath: string, persist: boolean, timeScale: numbe
   const library = await createLibrary(config, { driveFactory: sscDriveFactory(drives), ...(timeScale === undefined ? {} : { timeScale }) });
   restorePositions(drives, state.positions ?? {});
   applyFaults(library, drives, state.faults);
+  // A saved record of tags is complete: a cartridge missing from it has none (a host undefined the YAML's).
+  if (state.volumeTags) for (const e of library.inventory()) library.model.restoreVolumeTags(e.barcode, state.volumeTags[e.barcode] ?? {});
   const initiator = `cli-${process.pid}`;
   const ports: ScsiPort[] = [];
   const port = (lun: number): ScsiPort => {
@@ -754,6 +769,10 @@ function refreshState(library: EmulatedLibrary, drives: readonly TapeDriveUnit[]
   for (const e of library.inventory()) if (e.barcode) locations[e.barcode] = e.address;
   state.locations = locations;
   state.positions = positionsOf(drives);
+  // Written once there is anything to record (so older state files keep their shape); then
+  // kept even when empty, because an empty record means a host undefined the YAML's tags.
+  const tags = library.model.volumeTagAssignments();
+  if (tags.size > 0 || state.volumeTags || library.config.cartridges.some((c) => c.altBarcode !== undefined)) state.volumeTags = Object.fromEntries(tags);
   // A jam lasts for the moves it was injected for, over as many commands as they take.
   const jams = library.model.jamsRemaining();
   if (jams > 0) state.faults.robotJams = jams;

@@ -8,6 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { patternData } from '../../src/cli/tape-io.js';
+import { openEmbeddedLab } from '../../src/cli/lab.js';
+import * as Cdb from '../../src/scsi/cdb.js';
+import { elementsOf, parseElementStatus } from '../../src/scsi/parse-element-status.js';
+import { ScsiStatus } from '../../src/scsi/status.js';
+import { MemoryPort } from '../../firmware-sim/front/memory-port.js';
 import { runCli, writeSmallLab } from './fixtures/in-process-cli.js';
 
 let dir: string;
@@ -117,5 +122,39 @@ describe('drive positions are kept between commands', () => {
     await run('load', '-l', yaml, 'LAB002L8');
     expect((await run('tape', 'status', '-l', yaml)).out).toMatch(/Position: block 0, file 0, at beginning of partition/);
     expect(existsSync(join(dir, 'lab.lock'))).toBe(false);
+  });
+});
+
+describe('volume tags a host sent are kept with the lab', () => {
+  async function changerPort(lab: Awaited<ReturnType<typeof openEmbeddedLab>>): Promise<MemoryPort> {
+    const port = new MemoryPort(lab.emulated!.library.luns().get(0)!);
+    await port.execute(Cdb.requestSense()); // the power-on unit attention
+    return port;
+  }
+  async function alternateAt(port: MemoryPort, address: number): Promise<string | undefined> {
+    const r = await port.execute(Cdb.readElementStatus({ volTag: true }));
+    expect(r.status).toBe(ScsiStatus.GOOD);
+    return elementsOf(parseElementStatus(r.data)).find((e) => e.address === address)?.alternateVolumeTag?.identifier;
+  }
+
+  it('an alternate tag asserted with SEND VOLUME TAG is there after the lab is closed and opened again, and a bad saved tag is named', async () => {
+    let lab = await openEmbeddedLab(yaml);
+    let port = await changerPort(lab);
+    const sent = await port.execute(Cdb.sendVolumeTag({ elementAddress: 0x1000, action: Cdb.SendVolumeTagAction.assertAlternate, template: 'ALT001', minSequence: 7 }));
+    expect(sent.status).toBe(ScsiStatus.GOOD);
+    expect(await alternateAt(port, 0x1000)).toBe('ALT001');
+    await lab.close();
+
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as { volumeTags?: Record<string, unknown> };
+    expect(saved.volumeTags).toEqual({ LAB001L8: { alternate: { identifier: 'ALT001', sequence: 7 } } });
+    lab = await openEmbeddedLab(yaml);
+    port = await changerPort(lab);
+    expect(await alternateAt(port, 0x1000)).toBe('ALT001');
+    await lab.close();
+
+    writeFileSync(state, JSON.stringify({ ...saved, volumeTags: { LAB001L8: { alternate: { identifier: 'HAS BLANK', sequence: 0 } } } }));
+    const r = await run('inventory', '-l', yaml);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/volumeTags\.LAB001L8\.alternate\.identifier: /);
   });
 });
