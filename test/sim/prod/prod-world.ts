@@ -23,7 +23,7 @@ import { SimKeyring } from '../sim-mac.js';
 import { checkHistory, payloadFor, writerOf } from './history.js';
 import type { HostOp, KeyEvent, ReadOp, Violation, WriteOp } from './history.js';
 import { SimFs } from './sim-fs.js';
-import type { CutMode, SimFsImage } from './sim-fs.js';
+import type { CutMode, SimFsImage, SimFsOp } from './sim-fs.js';
 import { SimNet } from './sim-net.js';
 import { SimOs } from './sim-os.js';
 import type { SimProcess } from './sim-os.js';
@@ -37,6 +37,8 @@ interface Disk {
   held: (() => void)[] | null;
   /** Removes an injected fault (disk full). */
   unfault: (() => void) | null;
+  /** The first operation this matches hangs the disk from there on (until released, as `held`). */
+  hangOn: ((op: SimFsOp) => boolean) | null;
 }
 /** Timing for the simulation: short windows, so a schedule covers many protocol rounds. */
 export const PROD_TIMING: Timing = {
@@ -153,9 +155,14 @@ export class ProdWorld {
       slowMs: 0,
       held: null,
       unfault: null,
+      hangOn: null,
       fs: new SimFs({
         random: new SeededRandom(this.rng.int(2 ** 31)),
-        complete: (_op, run) => {
+        complete: (op, run) => {
+          if (d.hangOn?.(op) === true) {
+            d.hangOn = null;
+            d.held ??= [];
+          }
           const go = (): void => {
             const at = Math.max(last, this.os.sched.now() + 0.01 + rnd.next() * 0.2 + d.slowMs);
             last = at;
@@ -234,6 +241,7 @@ export class ProdWorld {
   #cut(d: Disk): void {
     const mode: CutMode = this.rng.pick(['drop', 'prefix', 'pages'] as const);
     d.held = null;
+    d.hangOn = null;
     d.slowMs = 0;
     d.fs.powerCut({ mode });
   }
@@ -258,7 +266,8 @@ export class ProdWorld {
     return true;
   }
 
-  startVtc(node: VtcNode): void {
+  /** Starts VTC `node`; `io` fixes how it picks the VTS for host I/O (default: drawn from the seed). */
+  startVtc(node: VtcNode, io?: { readonly ioSelection?: 'preferred' | 'balanced'; readonly preferredVts?: VtsName }): void {
     if (node.agent !== null || node.starting) return;
     node.starting = true;
     const p = node.proc;
@@ -268,7 +277,9 @@ export class ProdWorld {
     const run = ++node.runs;
     const rnd = new SeededRandom(this.rng.int(2 ** 31));
     const peers = Object.fromEntries(this.names.filter((v) => v !== node.name).map((v) => [v, { host: v, port: VTC_PORT }]));
-    const io = this.rng.next() < 0.5 ? 'preferred' : 'balanced';
+    // Drawn even when `io` fixes them, so the rest of the seed's schedule stays the same.
+    const drawnIo = this.rng.next() < 0.5 ? 'preferred' : 'balanced';
+    const drawnPreferred: VtsName = this.rng.next() < 0.5 ? 'A' : 'B';
     void VtcAgent.start({
       ptpId: 'sim',
       vtcs: this.names,
@@ -282,8 +293,8 @@ export class ProdWorld {
       vts: { A: { host: vtsHost('A'), port: VTS_PORT }, B: { host: vtsHost('B'), port: VTS_PORT } },
       journalDir: `/${node.name}/journal`,
       timing: this.timing,
-      ioSelection: io,
-      preferredVts: this.rng.next() < 0.5 ? 'A' : 'B',
+      ioSelection: io?.ioSelection ?? drawnIo,
+      preferredVts: io?.preferredVts ?? drawnPreferred,
       logger: silent,
       rpcTimeoutMs: 400,
       platform: {
@@ -364,15 +375,15 @@ export class ProdWorld {
     return true;
   }
 
-  /** A host write of a free volume through `via` (default a random live VTC), in `mode` (default random). */
-  hostWrite(via?: VtcNode, mode?: CopyMode): WriteOp | null {
+  /** A host write of a free volume (`vol`, default a random one) through `via` (default a random live VTC), in `mode` (default random). */
+  hostWrite(via?: VtcNode, mode?: CopyMode, vol?: string): WriteOp | null {
     const live = this.liveAgents();
     const free = this.volumes.filter((v) => !this.#busy.has(v));
-    if (live.length === 0 || free.length === 0) return null;
+    if (live.length === 0 || free.length === 0 || (vol !== undefined && !free.includes(vol))) return null;
     const node = via ?? this.rng.pick(live);
     const agent = node.agent;
     if (agent === null) return null;
-    const volser = this.rng.pick(free);
+    const volser = vol ?? this.rng.pick(free);
     const copyMode: CopyMode = mode ?? (this.rng.next() < 0.5 ? 'immediate' : 'deferred');
     const index = (this.#writeIndex.get(volser) ?? 0) + 1;
     this.#writeIndex.set(volser, index);
@@ -465,6 +476,7 @@ export class ProdWorld {
     const d = this.vts[x].disk;
     if (kind === 'none') {
       d.slowMs = 0;
+      d.hangOn = null;
       const held = d.held;
       d.held = null;
       for (const go of held ?? []) go();
@@ -484,6 +496,20 @@ export class ProdWorld {
     if (kind === 'slow') d.slowMs = 20 + this.rng.int(180);
     else if (kind === 'hung') d.held ??= [];
     else d.unfault ??= d.fs.inject({ ops: ['write'], code: 'ENOSPC' });
+  }
+
+  /**
+   * The disk of VTS `x` hangs from the first operation `match` accepts on (that one
+   * included): a story's way to stop a VTS at an exact step, e.g. the fsync of a commit.
+   * `diskFault(x, 'none')` releases it.
+   */
+  hangDiskOn(x: VtsName, match: (op: SimFsOp) => boolean): void {
+    this.vts[x].disk.hangOn = match;
+  }
+
+  /** Operations waiting on the hung disk of VTS `x` (0 when it is not hung). */
+  diskHeld(x: VtsName): number {
+    return this.vts[x].disk.held?.length ?? 0;
   }
 
   /** Process `name` stops for `ms` (a GC pause, a stopped VM): its timers and deliveries wait. */
