@@ -71,9 +71,9 @@ export const MUTATIONS = [
   },
   {
     id: 'agent-token-update-unfenced',
-    mechanism: "The agent's close sends the write's epoch with the token update that follows the commit (VtcAgent.close, deferred copies)",
-    file: 'src/vtc/agent.ts',
-    edits: [['await this.#clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));', 'await this.#clients[t.vts].markBehind(h.volser, plan.generation);']],
+    mechanism: "The agent's close sends the write's epoch with the token update that follows the commit (HostRouter.close, deferred copies)",
+    file: 'src/vtc/host-router.ts',
+    edits: [['await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));', 'await this.#d.clients[t.vts].markBehind(h.volser, plan.generation);']],
     checks: [story("during a deferred write's commit on A")],
   },
   {

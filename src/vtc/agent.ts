@@ -1,7 +1,9 @@
 /**
  * The VTC agent: drives one VtcEngine (src/ptp) with a real clock, the key journal as its
- * durable storage, the other VTCs over authenticated TCP frames, and both VTS over RPC;
- * serves hosts (mount, write, read, close with copies per copy mode) and the operator.
+ * durable storage, the other VTCs over authenticated TCP frames, and both VTS over RPC.
+ * Hosts are served by its {@link HostRouter} (host-router.ts: mount, write, read, close with
+ * copies per copy mode), the operator and the other VTCs by its control endpoint
+ * (control-endpoint.ts); this file is the engine's driver and the lifecycle.
  */
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
@@ -26,17 +28,21 @@ import { randomUUID } from 'node:crypto';
 import { controlMethods } from './control-protocol.js';
 import { formatStatus, VTS_NAMES } from '../ptp/types.js';
 import type { ElectionId, PtpStatus, ShutdownKey, SignedBallot, VtsName } from '../ptp/types.js';
-import { planRead, planWrite, writeStillCurrent } from '../ptp/volumes.js';
-import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
-import { CopyQueue, copyVolume } from './copier.js';
-import { AgentStoppedError, BadRequestError, CommandInFlightError, codeOf, NotAllowedError, PtpOfflineError, VtcError, VtcErrorCode } from './errors.js';
+import type { CopyMode } from '../ptp/volumes.js';
+import { CopyQueue } from './copier.js';
+import { AgentStoppedError, BadRequestError, CommandInFlightError, VtcError, VtcErrorCode } from './errors.js';
 import { FaultyTransport, noFaults } from './faults.js';
 import type { LinkFaults } from './faults.js';
-import { MAX_BODY, OPERATOR, participants, RpcServer } from './rpc.js';
-import type { RpcEnv, RpcReply, RpcSecurity } from './rpc.js';
+import { MAX_BODY, participants, RpcServer } from './rpc.js';
+import type { RpcEnv, RpcSecurity } from './rpc.js';
 import { VtsClient, vtsTlsNet } from './vts-client.js';
-import type { EpochFence, RemoteView } from './vts-client.js';
+import type { RemoteView } from './vts-client.js';
 import { RemoteVtsPort } from './vts-port.js';
+import { controlHandler } from './control-endpoint.js';
+import { fenceFor, HostRouter } from './host-router.js';
+import type { CloseResult, HostHandle } from './host-router.js';
+
+export type { CloseResult, HostHandle } from './host-router.js';
 
 export interface Address {
   readonly host: string;
@@ -106,25 +112,6 @@ export interface AgentPlatform {
   readonly runId?: () => string;
   /** Opens the key journal at `path` (default the native {@link KeyJournal}). */
   readonly openJournal?: (path: string, options: KeyJournalOpenOptions) => Promise<KeyJournalApi>;
-}
-
-/** A host's mount through this VTC. */
-export interface HostHandle {
-  readonly id: number;
-  readonly volser: string;
-  /** The VTS serving the mount. */
-  readonly vts: VtsName;
-  readonly writable: boolean;
-}
-
-export interface CloseResult {
-  readonly volser: string;
-  readonly generation: number;
-  readonly copyMode: CopyMode;
-  /** VTS holding the data when the close was acknowledged. */
-  readonly copies: readonly VtsName[];
-  /** VTS that will get the data from the copy queue. */
-  readonly queued: readonly VtsName[];
 }
 
 export interface BallotView {
@@ -202,24 +189,6 @@ export type AgentEvent =
 
 const idKey = (e: ElectionId): string => `${e.seq}:${e.vts}:${e.round}`;
 
-interface Mount {
-  readonly handle: HostHandle;
-  readonly h: number;
-  readonly plan: (WritePlan & { ok: true }) | null;
-  readonly copyMode: CopyMode;
-  readonly epoch: number;
-  readonly epochMac: string;
-  /** The boot of each VTS this VTC knew when the mount was planned. */
-  readonly boots: Readonly<Partial<Record<VtsName, string>>>;
-  readonly minSeqs: Readonly<Record<VtsName, number>>;
-}
-
-/** The fence towards VTS `x`: the writer's epoch, the boot of `x` it knows (a restarted VTS refuses) and the seq `x` must have recorded (an older image refuses). */
-const fenceFor = (c: { readonly epoch: number; readonly epochMac: string; readonly boots: Readonly<Partial<Record<VtsName, string>>>; readonly minSeqs: Readonly<Record<VtsName, number>> }, x: VtsName): EpochFence => {
-  const b = c.boots[x];
-  return { epoch: c.epoch, epochMac: c.epochMac, minSeq: c.minSeqs[x], ...(b === undefined ? {} : { bootId: b }) };
-};
-
 /**
  * One VTC. Created by {@link VtcAgent.start}; stopped by {@link VtcAgent.stop}.
  *
@@ -260,9 +229,8 @@ export class VtcAgent extends EventEmitter {
   #lastBallotOutcome: string | null = null;
   readonly #lastHeard = new Map<string, number>();
   #lastKeySeq = -1;
-  readonly #mounts = new Map<number, Mount>();
-  #nextMount = 1;
-  #balance = 0;
+  /** Hosts' mounts, writes, reads and closes. */
+  readonly host: HostRouter;
   listenPort = 0;
   controlPort = 0;
 
@@ -290,8 +258,10 @@ export class VtcAgent extends EventEmitter {
     // Background copies carry this VTC's epoch when they start: one that missed a key is fenced.
     this.copies = new CopyQueue(this.#clients, log, 2, (to) => fenceFor(this.engine.writeContext(), to), clock);
     this.#ports = { A: new RemoteVtsPort('A', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock), B: new RemoteVtsPort('B', this.#clients, this.copies, log, this.timing.vtsOpTimeout, undefined, clock) };
+    const clients = this.#clients;
+    this.host = new HostRouter({ self: o.self, options: o, engine: this.engine, clients, copies: this.copies, timing: this.timing, view: (x) => this.#views[x], stopped: () => this.#stopped });
     if (o.control !== null) {
-      this.#control = new RpcServer(o.self, { ...sec, operatorKey: o.operatorKey, methods: controlMethods(o.vtcs) }, (from, m, p, b) => this.#onControl(from, m, p, b), env);
+      this.#control = new RpcServer(o.self, { ...sec, operatorKey: o.operatorKey, methods: controlMethods(o.vtcs) }, controlHandler(this), env);
     }
   }
 
@@ -563,237 +533,37 @@ export class VtcAgent extends EventEmitter {
     return this.#control?.stats ?? null;
   }
 
-  // ------------------------------------------------------------------ host I/O
+  // ------------------------------------------------------------------ host I/O (src/vtc/host-router.ts)
 
-  #select(candidates: readonly VtsName[]): VtsName {
-    const o = this.options;
-    const first = candidates[0] ?? 'A';
-    if (candidates.length < 2) return first;
-    if ((o.ioSelection ?? 'preferred') === 'preferred') return candidates.includes(o.preferredVts ?? 'A') ? (o.preferredVts ?? 'A') : first;
-    this.#balance = (this.#balance + 1) % 2;
-    const load = (x: VtsName): number => this.#views[x]?.mounts ?? 0;
-    const [x, y] = candidates as [VtsName, VtsName];
-    if (load(x) !== load(y)) return load(x) < load(y) ? x : y;
-    return this.#balance === 0 ? x : y;
+  /** Mounts a volume for a host (see {@link HostRouter.mount}). */
+  mount(volser: string, o: { scratch?: boolean; writable?: boolean; copyMode?: CopyMode } = {}): Promise<HostHandle> {
+    return this.host.mount(volser, o);
   }
-
-  /**
-   * Each VTS's token of `volser`, asked under this VTC's epoch. A VTS that answers EFENCED
-   * recorded a key this VTC has not got: `fenced` names it, and the caller refuses the
-   * operation (this VTC is behind; serving it could read or write outside current).
-   */
-  async #tokens(volser: string, fence: (x: VtsName) => EpochFence): Promise<{ A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] }> {
-    const out: { A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] } = { data: {}, fenced: [] };
-    await Promise.all(
-      VTS_NAMES.map(async (x) => {
-        try {
-          const v = await this.#clients[x].view(this.timing.heartbeatTimeout * 4);
-          if (!v.inOperation) return;
-          const t = (await this.#clients[x].tokens(fence(x))).find((k) => k.volser === volser);
-          out[x] = t === undefined ? { generation: 0, consistent: true } : { generation: t.generation, consistent: t.consistent };
-          out.data[x] = t?.dataGeneration ?? 0;
-        } catch (e) {
-          // Fenced: a newer key is recorded there, or it restarted unseen. Unreachable: not a candidate.
-          if (codeOf(e) === 'EFENCED') out.fenced.push(x);
-        }
-      }),
-    );
-    return out;
-  }
-
-  /**
-   * Mounts a volume for a host. A writable mount plans the write now (generation, epoch,
-   * targets per copy mode); a read-only mount goes to a VTS holding current data. Rejects
-   * with PtpOfflineError when the PtP system is off-line or no VTS can serve the volume.
-   */
-  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; copyMode?: CopyMode } = {}): Promise<HostHandle> {
-    if (this.#stopped) throw new AgentStoppedError(this.self);
-    const ctx = this.engine.writeContext();
-    if (ctx.status.kind === 'offline') throw new PtpOfflineError(`PtP system is off-line (newest key ${ctx.epoch})`);
-    const writable = o.writable !== false;
-    const tokens = await this.#tokens(volser, (x) => fenceFor(ctx, x));
-    if (tokens.fenced.length > 0) throw new PtpOfflineError(`VTS ${tokens.fenced.join(',')} fenced key ${ctx.epoch} of this VTC (a newer key recorded there, or it restarted since this VTC saw it): no host I/O until this VTC catches up`);
-    const copyMode = o.copyMode ?? this.options.copyMode ?? 'immediate';
-    if (writable) {
-      const usable = VTS_NAMES.filter((x) => tokens[x] !== undefined);
-      const chosen = this.#select(usable);
-      const plan = planWrite({ status: ctx.status, epoch: ctx.epoch, copyMode, primary: chosen, tokens: { A: tokens.A, B: tokens.B } });
-      if (!plan.ok) throw new PtpOfflineError(plan.reason);
-      // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
-      const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
-      const h = await this.#clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) });
-      const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
-      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
-      return handle;
-    }
-    // The newest generation either VTS reports, from one that holds it; in on-line with both,
-    // both must have answered under this VTC's epoch (see planRead).
-    const withData = (x: VtsName): (Token & { dataGeneration: number }) | undefined => {
-      const t = tokens[x];
-      return t === undefined ? undefined : { ...t, dataGeneration: tokens.data[x] ?? 0 };
-    };
-    const rp = planRead({ status: ctx.status, tokens: { A: withData('A'), B: withData('B') } });
-    if (!rp.ok) throw new PtpOfflineError(`${volser}: ${rp.reason}`);
-    const x = this.#select(rp.holders);
-    const h = await this.#clients[x].mount(volser, { writable: false, ...fenceFor(ctx, x) });
-    const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
-    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
-    return handle;
-  }
-
-  #m(h: HostHandle): Mount {
-    const m = this.#mounts.get(h.id);
-    if (m === undefined) throw new BadRequestError(`mount ${h.id} is not active on VTC ${this.self}`);
-    return m;
-  }
-
   write(h: HostHandle, data: Uint8Array): Promise<void> {
-    const m = this.#m(h);
-    return this.#clients[m.handle.vts].write(m.h, data);
+    return this.host.write(h, data);
   }
   writeFilemark(h: HostHandle): Promise<void> {
-    const m = this.#m(h);
-    return this.#clients[m.handle.vts].writeFilemark(m.h);
+    return this.host.writeFilemark(h);
   }
   read(h: HostHandle, max = MAX_BODY): ReturnType<VtsClient['read']> {
-    const m = this.#m(h);
-    return this.#clients[m.handle.vts].read(m.h, max);
+    return this.host.read(h, max);
   }
   rewind(h: HostHandle): Promise<void> {
-    const m = this.#m(h);
-    return this.#clients[m.handle.vts].rewind(m.h);
+    return this.host.rewind(h);
   }
-
-  /**
-   * Closes a mount. For a write: commits the planned generation on the primary VTS, then
-   * per copy mode either copies to the other VTS before answering (immediate) or marks it
-   * behind and queues the copy (deferred). The answer is the acknowledgement; a rejection
-   * means the write is not acknowledged.
-   */
-  async close(h: HostHandle): Promise<CloseResult> {
-    const m = this.#m(h);
-    this.#mounts.delete(h.id);
-    const x = m.handle.vts;
-    if (m.plan === null) {
-      const t = await this.#clients[x].close(m.h, fenceFor(m, x));
-      return { volser: h.volser, generation: t.generation, copyMode: m.copyMode, copies: [x], queued: [] };
-    }
-    const plan = m.plan;
-    // Every target is checked under the write's epoch before the data is committed anywhere:
-    // a VTC that missed a key (cut off from its peers) is fenced by the VTS that recorded it,
-    // and commits nothing on the other, which the key may have left outside current.
-    const others = plan.targets.filter((t) => t.vts !== x);
-    try {
-      for (const t of others) await this.#clients[t.vts].fence(fenceFor(m, t.vts));
-    } catch (e) {
-      await this.#clients[x].abandon(m.h).catch(() => undefined);
-      throw e;
-    }
-    await this.#clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) });
-    const copies: VtsName[] = [x];
-    const queued: VtsName[] = [];
-    // Then the copy or token update, fenced again: a key recorded on the other VTS between the
-    // check and here refuses it, so the write is not acknowledged; one recorded after it finds
-    // the volume in that VTS's token summary and counts it as a pending copy.
-    for (const t of others) {
-      if (t.data) {
-        await copyVolume(h.volser, this.#clients[x], this.#clients[t.vts], fenceFor(m, t.vts));
-        copies.push(t.vts);
-      } else {
-        await this.#clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));
-        this.copies.enqueue(h.volser, x, t.vts);
-        queued.push(t.vts);
-      }
-    }
-    // A key that took effect while the write ran and no longer holds every copy it made as
-    // current (a forced shutdown that could not reach the VTS to fence it) means the write
-    // is not acknowledged: the host must not count on it.
-    const now = this.engine.writeContext();
-    if (!writeStillCurrent(plan.epoch, copies, now, this.engine.newestKey().current)) {
-      throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
-    }
-    return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
+  /** Commits a host's write (the answer is the acknowledgement; see {@link HostRouter.close}). */
+  close(h: HostHandle): Promise<CloseResult> {
+    return this.host.close(h);
   }
-
-  /** Writes a whole volume (scratch mount, blocks of at most 256 KiB, close). */
-  async writeVolume(volser: string, data: Uint8Array, o: { copyMode?: CopyMode } = {}): Promise<CloseResult> {
-    const h = await this.mount(volser, { scratch: true, writable: true, ...o });
-    try {
-      for (let off = 0; off < data.length; off += MAX_BODY / 2) await this.write(h, data.subarray(off, Math.min(data.length, off + MAX_BODY / 2)));
-    } catch (e) {
-      // The volume must not stay held on the VTS: the write is dropped there, and the host
-      // gets the error (the previous generation stays).
-      await this.abandon(h);
-      throw e;
-    }
-    return this.close(h);
+  writeVolume(volser: string, data: Uint8Array, o: { copyMode?: CopyMode } = {}): Promise<CloseResult> {
+    return this.host.writeVolume(volser, data, o);
   }
-
-  /**
-   * Ends a mount without committing it: what was written since the mount is dropped on the
-   * VTS and the previous generation stays (a host that lost its drive, or a write the host
-   * must not count on). Never throws: a VTS that cannot be reached drops the mount itself
-   * when this VTC's run is gone or silent.
-   */
-  async abandon(h: HostHandle): Promise<void> {
-    const m = this.#mounts.get(h.id);
-    this.#mounts.delete(h.id);
-    if (m !== undefined) await this.#clients[m.handle.vts].abandon(m.h).catch(() => undefined);
+  /** Ends a mount without committing it (never throws). */
+  abandon(h: HostHandle): Promise<void> {
+    return this.host.abandon(h);
   }
-
-  /** Reads a whole volume up to its first filemark or end of data. */
-  async readVolume(volser: string): Promise<{ data: Uint8Array; vts: VtsName }> {
-    const h = await this.mount(volser, { writable: false });
-    const parts: Uint8Array[] = [];
-    try {
-      while (true) {
-        const r = await this.read(h, MAX_BODY / 2);
-        if (r.kind !== 'block') break;
-        parts.push(r.data);
-      }
-    } finally {
-      await this.close(h).catch(() => undefined);
-    }
-    return { data: Buffer.concat(parts), vts: h.vts };
-  }
-
-  // ------------------------------------------------------------------ control endpoint
-
-  async #onControl(from: string, m: string, p: Record<string, unknown>, body: Uint8Array): Promise<RpcReply> {
-    if (from !== OPERATOR && !this.options.vtcs.includes(from)) throw new NotAllowedError(from, m);
-    switch (m) {
-      case 'status':
-        return { result: this.status() };
-      case 'command': {
-        if (from !== OPERATOR) throw new NotAllowedError(from, m);
-        const timeoutMs = typeof p.timeoutMs === 'number' ? p.timeoutMs : 60_000;
-        const key = await this.command(p.cmd as OperatorCommand, timeoutMs);
-        return { result: summarizeKey(key) };
-      }
-      case 'write-volume': {
-        const copyMode = p.copyMode === 'deferred' ? 'deferred' : p.copyMode === 'immediate' ? 'immediate' : undefined;
-        return { result: await this.writeVolume(String(p.volser), body, copyMode === undefined ? {} : { copyMode }) };
-      }
-      case 'elections':
-        return { result: this.elections() };
-      case 'faults': {
-        if (from !== OPERATOR || this.options.allowFaults !== true) throw new NotAllowedError(from, m);
-        if (Array.isArray(p.cut)) {
-          this.faults.cut.clear();
-          for (const v of p.cut) if (typeof v === 'string') this.faults.cut.add(v);
-        }
-        if (typeof p.loss === 'number' && p.loss >= 0 && p.loss < 1) this.faults.loss = p.loss;
-        if (typeof p.pauseCopies === 'boolean') this.copies.paused = p.pauseCopies;
-        return {};
-      }
-      case 'read-volume': {
-        const r = await this.readVolume(String(p.volser));
-        if (r.data.length > MAX_BODY) throw new BadRequestError(`volume ${String(p.volser)} is larger than one control answer`);
-        return { result: { vts: r.vts, bytes: r.data.length }, body: r.data };
-      }
-      default:
-        throw new BadRequestError(`unknown control method ${m}`);
-    }
+  readVolume(volser: string): Promise<{ data: Uint8Array; vts: VtsName }> {
+    return this.host.readVolume(volser);
   }
 
   // ------------------------------------------------------------------ lifecycle

@@ -1,0 +1,271 @@
+/**
+ * The host I/O router of a VTC: a host's mount, write, read and close, routed to the VTS the
+ * copy policy and the I/O selection pick, under this VTC's epoch (every VTS operation carries
+ * the fence of the key it was planned under), with the immediate copy or the deferred copy
+ * queued at close. It reads the engine's write context and never changes the engine.
+ */
+import { formatStatus, VTS_NAMES } from '../ptp/types.js';
+import type { VtsName } from '../ptp/types.js';
+import type { Timing } from '../ptp/engine.js';
+import type { VtcEngine } from '../ptp/engine.js';
+import { planRead, planWrite, writeStillCurrent } from '../ptp/volumes.js';
+import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
+import { copyVolume } from './copier.js';
+import type { CopyQueue } from './copier.js';
+import { AgentStoppedError, BadRequestError, codeOf, PtpOfflineError } from './errors.js';
+import { MAX_BODY } from './rpc.js';
+import type { VtsClient, EpochFence, RemoteView } from './vts-client.js';
+import type { IoSelection } from './agent.js';
+
+/** A host's mount through this VTC. */
+export interface HostHandle {
+  readonly id: number;
+  readonly volser: string;
+  /** The VTS serving the mount. */
+  readonly vts: VtsName;
+  readonly writable: boolean;
+}
+
+export interface CloseResult {
+  readonly volser: string;
+  readonly generation: number;
+  readonly copyMode: CopyMode;
+  /** VTS holding the data when the close was acknowledged. */
+  readonly copies: readonly VtsName[];
+  /** VTS that will get the data from the copy queue. */
+  readonly queued: readonly VtsName[];
+}
+
+interface Mount {
+  readonly handle: HostHandle;
+  readonly h: number;
+  readonly plan: (WritePlan & { ok: true }) | null;
+  readonly copyMode: CopyMode;
+  readonly epoch: number;
+  readonly epochMac: string;
+  /** The boot of each VTS this VTC knew when the mount was planned. */
+  readonly boots: Readonly<Partial<Record<VtsName, string>>>;
+  readonly minSeqs: Readonly<Record<VtsName, number>>;
+}
+
+/** The fence towards VTS `x`: the writer's epoch, the boot of `x` it knows (a restarted VTS refuses) and the seq `x` must have recorded (an older image refuses). */
+export const fenceFor = (c: { readonly epoch: number; readonly epochMac: string; readonly boots: Readonly<Partial<Record<VtsName, string>>>; readonly minSeqs: Readonly<Record<VtsName, number>> }, x: VtsName): EpochFence => {
+  const b = c.boots[x];
+  return { epoch: c.epoch, epochMac: c.epochMac, minSeq: c.minSeqs[x], ...(b === undefined ? {} : { bootId: b }) };
+};
+
+/** What the router needs of its VTC. */
+export interface HostRouterDeps {
+  readonly self: string;
+  readonly options: { readonly ioSelection?: IoSelection; readonly preferredVts?: VtsName; readonly copyMode?: CopyMode };
+  readonly engine: VtcEngine;
+  readonly clients: Record<VtsName, VtsClient>;
+  readonly copies: CopyQueue;
+  readonly timing: Timing;
+  /** The newest view of VTS `x` this VTC has (null when it has none). */
+  view(x: VtsName): RemoteView | null;
+  stopped(): boolean;
+}
+
+export class HostRouter {
+  readonly #d: HostRouterDeps;
+  readonly #mounts = new Map<number, Mount>();
+  #nextMount = 1;
+  #balance = 0;
+
+  constructor(deps: HostRouterDeps) {
+    this.#d = deps;
+  }
+
+  #select(candidates: readonly VtsName[]): VtsName {
+    const o = this.#d.options;
+    const first = candidates[0] ?? 'A';
+    if (candidates.length < 2) return first;
+    if ((o.ioSelection ?? 'preferred') === 'preferred') return candidates.includes(o.preferredVts ?? 'A') ? (o.preferredVts ?? 'A') : first;
+    this.#balance = (this.#balance + 1) % 2;
+    const load = (x: VtsName): number => this.#d.view(x)?.mounts ?? 0;
+    const [x, y] = candidates as [VtsName, VtsName];
+    if (load(x) !== load(y)) return load(x) < load(y) ? x : y;
+    return this.#balance === 0 ? x : y;
+  }
+
+  /**
+   * Each VTS's token of `volser`, asked under this VTC's epoch. A VTS that answers EFENCED
+   * recorded a key this VTC has not got: `fenced` names it, and the caller refuses the
+   * operation (this VTC is behind; serving it could read or write outside current).
+   */
+  async #tokens(volser: string, fence: (x: VtsName) => EpochFence): Promise<{ A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] }> {
+    const out: { A?: Token; B?: Token; data: Partial<Record<VtsName, number>>; fenced: VtsName[] } = { data: {}, fenced: [] };
+    await Promise.all(
+      VTS_NAMES.map(async (x) => {
+        try {
+          const v = await this.#d.clients[x].view(this.#d.timing.heartbeatTimeout * 4);
+          if (!v.inOperation) return;
+          const t = (await this.#d.clients[x].tokens(fence(x))).find((k) => k.volser === volser);
+          out[x] = t === undefined ? { generation: 0, consistent: true } : { generation: t.generation, consistent: t.consistent };
+          out.data[x] = t?.dataGeneration ?? 0;
+        } catch (e) {
+          // Fenced: a newer key is recorded there, or it restarted unseen. Unreachable: not a candidate.
+          if (codeOf(e) === 'EFENCED') out.fenced.push(x);
+        }
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Mounts a volume for a host. A writable mount plans the write now (generation, epoch,
+   * targets per copy mode); a read-only mount goes to a VTS holding current data. Rejects
+   * with PtpOfflineError when the PtP system is off-line or no VTS can serve the volume.
+   */
+  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; copyMode?: CopyMode } = {}): Promise<HostHandle> {
+    if (this.#d.stopped()) throw new AgentStoppedError(this.#d.self);
+    const ctx = this.#d.engine.writeContext();
+    if (ctx.status.kind === 'offline') throw new PtpOfflineError(`PtP system is off-line (newest key ${ctx.epoch})`);
+    const writable = o.writable !== false;
+    const tokens = await this.#tokens(volser, (x) => fenceFor(ctx, x));
+    if (tokens.fenced.length > 0) throw new PtpOfflineError(`VTS ${tokens.fenced.join(',')} fenced key ${ctx.epoch} of this VTC (a newer key recorded there, or it restarted since this VTC saw it): no host I/O until this VTC catches up`);
+    const copyMode = o.copyMode ?? this.#d.options.copyMode ?? 'immediate';
+    if (writable) {
+      const usable = VTS_NAMES.filter((x) => tokens[x] !== undefined);
+      const chosen = this.#select(usable);
+      const plan = planWrite({ status: ctx.status, epoch: ctx.epoch, copyMode, primary: chosen, tokens: { A: tokens.A, B: tokens.B } });
+      if (!plan.ok) throw new PtpOfflineError(plan.reason);
+      // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
+      const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
+      const h = await this.#d.clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) });
+      const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
+      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
+      return handle;
+    }
+    // The newest generation either VTS reports, from one that holds it; in on-line with both,
+    // both must have answered under this VTC's epoch (see planRead).
+    const withData = (x: VtsName): (Token & { dataGeneration: number }) | undefined => {
+      const t = tokens[x];
+      return t === undefined ? undefined : { ...t, dataGeneration: tokens.data[x] ?? 0 };
+    };
+    const rp = planRead({ status: ctx.status, tokens: { A: withData('A'), B: withData('B') } });
+    if (!rp.ok) throw new PtpOfflineError(`${volser}: ${rp.reason}`);
+    const x = this.#select(rp.holders);
+    const h = await this.#d.clients[x].mount(volser, { writable: false, ...fenceFor(ctx, x) });
+    const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
+    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
+    return handle;
+  }
+
+  #m(h: HostHandle): Mount {
+    const m = this.#mounts.get(h.id);
+    if (m === undefined) throw new BadRequestError(`mount ${h.id} is not active on VTC ${this.#d.self}`);
+    return m;
+  }
+
+  write(h: HostHandle, data: Uint8Array): Promise<void> {
+    const m = this.#m(h);
+    return this.#d.clients[m.handle.vts].write(m.h, data);
+  }
+  writeFilemark(h: HostHandle): Promise<void> {
+    const m = this.#m(h);
+    return this.#d.clients[m.handle.vts].writeFilemark(m.h);
+  }
+  read(h: HostHandle, max = MAX_BODY): ReturnType<VtsClient['read']> {
+    const m = this.#m(h);
+    return this.#d.clients[m.handle.vts].read(m.h, max);
+  }
+  rewind(h: HostHandle): Promise<void> {
+    const m = this.#m(h);
+    return this.#d.clients[m.handle.vts].rewind(m.h);
+  }
+
+  /**
+   * Closes a mount. For a write: commits the planned generation on the primary VTS, then
+   * per copy mode either copies to the other VTS before answering (immediate) or marks it
+   * behind and queues the copy (deferred). The answer is the acknowledgement; a rejection
+   * means the write is not acknowledged.
+   */
+  async close(h: HostHandle): Promise<CloseResult> {
+    const m = this.#m(h);
+    this.#mounts.delete(h.id);
+    const x = m.handle.vts;
+    if (m.plan === null) {
+      const t = await this.#d.clients[x].close(m.h, fenceFor(m, x));
+      return { volser: h.volser, generation: t.generation, copyMode: m.copyMode, copies: [x], queued: [] };
+    }
+    const plan = m.plan;
+    // Every target is checked under the write's epoch before the data is committed anywhere:
+    // a VTC that missed a key (cut off from its peers) is fenced by the VTS that recorded it,
+    // and commits nothing on the other, which the key may have left outside current.
+    const others = plan.targets.filter((t) => t.vts !== x);
+    try {
+      for (const t of others) await this.#d.clients[t.vts].fence(fenceFor(m, t.vts));
+    } catch (e) {
+      await this.#d.clients[x].abandon(m.h).catch(() => undefined);
+      throw e;
+    }
+    await this.#d.clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) });
+    const copies: VtsName[] = [x];
+    const queued: VtsName[] = [];
+    // Then the copy or token update, fenced again: a key recorded on the other VTS between the
+    // check and here refuses it, so the write is not acknowledged; one recorded after it finds
+    // the volume in that VTS's token summary and counts it as a pending copy.
+    for (const t of others) {
+      if (t.data) {
+        await copyVolume(h.volser, this.#d.clients[x], this.#d.clients[t.vts], fenceFor(m, t.vts));
+        copies.push(t.vts);
+      } else {
+        await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));
+        this.#d.copies.enqueue(h.volser, x, t.vts);
+        queued.push(t.vts);
+      }
+    }
+    // A key that took effect while the write ran and no longer holds every copy it made as
+    // current (a forced shutdown that could not reach the VTS to fence it) means the write
+    // is not acknowledged: the host must not count on it.
+    const now = this.#d.engine.writeContext();
+    if (!writeStillCurrent(plan.epoch, copies, now, this.#d.engine.newestKey().current)) {
+      throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
+    }
+    return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
+  }
+
+  /** Writes a whole volume (scratch mount, blocks of at most 256 KiB, close). */
+  async writeVolume(volser: string, data: Uint8Array, o: { copyMode?: CopyMode } = {}): Promise<CloseResult> {
+    const h = await this.mount(volser, { scratch: true, writable: true, ...o });
+    try {
+      for (let off = 0; off < data.length; off += MAX_BODY / 2) await this.write(h, data.subarray(off, Math.min(data.length, off + MAX_BODY / 2)));
+    } catch (e) {
+      // The volume must not stay held on the VTS: the write is dropped there, and the host
+      // gets the error (the previous generation stays).
+      await this.abandon(h);
+      throw e;
+    }
+    return this.close(h);
+  }
+
+  /**
+   * Ends a mount without committing it: what was written since the mount is dropped on the
+   * VTS and the previous generation stays (a host that lost its drive, or a write the host
+   * must not count on). Never throws: a VTS that cannot be reached drops the mount itself
+   * when this VTC's run is gone or silent.
+   */
+  async abandon(h: HostHandle): Promise<void> {
+    const m = this.#mounts.get(h.id);
+    this.#mounts.delete(h.id);
+    if (m !== undefined) await this.#d.clients[m.handle.vts].abandon(m.h).catch(() => undefined);
+  }
+
+  /** Reads a whole volume up to its first filemark or end of data. */
+  async readVolume(volser: string): Promise<{ data: Uint8Array; vts: VtsName }> {
+    const h = await this.mount(volser, { writable: false });
+    const parts: Uint8Array[] = [];
+    try {
+      while (true) {
+        const r = await this.read(h, MAX_BODY / 2);
+        if (r.kind !== 'block') break;
+        parts.push(r.data);
+      }
+    } finally {
+      await this.close(h).catch(() => undefined);
+    }
+    return { data: Buffer.concat(parts), vts: h.vts };
+  }
+}
