@@ -267,7 +267,7 @@ export class ProdWorld {
   }
 
   /** Starts VTC `node`; `io` fixes how it picks the VTS for host I/O (default: drawn from the seed). */
-  startVtc(node: VtcNode, io?: { readonly ioSelection?: 'preferred' | 'balanced'; readonly preferredVts?: VtsName }): void {
+  startVtc(node: VtcNode, io?: { readonly ioSelection?: 'preferred' | 'balanced'; readonly preferredVts?: VtsName; /** A topology of its own (mismatched configuration): the VTC list this VTC is given. */ readonly vtcs?: readonly string[] }): void {
     if (node.agent !== null || node.starting) return;
     node.starting = true;
     const p = node.proc;
@@ -282,7 +282,7 @@ export class ProdWorld {
     const drawnPreferred: VtsName = this.rng.next() < 0.5 ? 'A' : 'B';
     void VtcAgent.start({
       ptpId: 'sim',
-      vtcs: this.names,
+      vtcs: io?.vtcs ?? this.names,
       self: node.name,
       secret: SECRET,
       keys: this.keyring.forVtc(node.name),

@@ -46,3 +46,46 @@ describe('production world stories', () => {
     expect(w.check(true)).toEqual([]);
   });
 });
+
+describe('mismatched configuration', () => {
+  // One VTC started with another topology (it believes in a fifth VTC) keeps taking host
+  // writes and reads while the others take A out of current. It takes no part in the
+  // protocol, says why, and nothing it does may be acknowledged outside current or read stale.
+  it('a VTC with another VTC list is reported, takes no part, and loses or serves stale nothing', { timeout: 120_000 }, async () => {
+    const w = new ProdWorld({ seed: 23, n: 4 });
+    for (const x of ['A', 'B'] as const) w.startVts(x);
+    const [v1, v2, v3, v4] = w.vtcs as [(typeof w.vtcs)[0], (typeof w.vtcs)[0], (typeof w.vtcs)[0], (typeof w.vtcs)[0]];
+    for (const v of [v1, v2, v3]) w.startVtc(v);
+    w.startVtc(v4, { vtcs: [...w.vtcs.map((v) => v.name), 'vtc5'] });
+    await w.os.runUntil(400);
+    expect(w.liveAgents()).toHaveLength(4);
+    const writes: (WriteOp | null)[] = [];
+    const reads: (ReadOp | null)[] = [];
+    for (let t = 420; t < 2600; t += 40) {
+      const via = [v1, v2, v3, v4][Math.floor(t / 40) % 4]!;
+      w.os.sched.at(t, () => writes.push(w.hostWrite(via, t % 80 === 0 ? 'deferred' : 'immediate')));
+      w.os.sched.at(t + 20, () => reads.push(w.hostRead(undefined, [v4, v1, v2, v3][Math.floor(t / 40) % 4])));
+    }
+    // The three that agree lose their links to A and leave it.
+    w.os.sched.at(900, () => {
+      for (const v of [v1, v2, v3]) w.net.cut(v.name, 'vts-A');
+    });
+    await w.os.runUntil(2600);
+    // The three that share the topology left A: a failure key with current {B}; the odd one is off-line.
+    expect(v1.agent!.engine.committedKeys().some((k) => k.current.length === 1 && k.current[0] === 'B')).toBe(true);
+    expect(v4.agent!.engine.status().kind).toBe('offline');
+    // Both sides say the configurations differ.
+    expect(v4.agent!.engine.configWarnings().some((x) => /configuration digest/.test(x))).toBe(true);
+    expect(v1.agent!.engine.configWarnings().some((x) => /vtc4: its configuration digest/.test(x))).toBe(true);
+    w.healAll();
+    await w.os.runWhile(w.now + 3000, () => [v1, v2, v3].every((v) => v.agent?.engine.status().kind === 'online-both'));
+    const finals = [v1, v2, v3].flatMap((v) => w.volumes.map((vol) => w.hostRead(vol, v)));
+    await w.os.runWhile(w.now + 3000, () => finals.every((f) => f === null || f.end !== null));
+    const tried = writes.filter((x): x is WriteOp => x !== null);
+    expect(tried.filter((x) => x.outcome === 'ok').length).toBeGreaterThan(5);
+    // Nothing written through the odd VTC was acknowledged: it serves no host.
+    expect(tried.filter((x) => x.vtc === v4.name).length).toBeGreaterThan(5);
+    expect(tried.filter((x) => x.vtc === v4.name && x.outcome === 'ok')).toEqual([]);
+    expect(w.check(false)).toEqual([]);
+  });
+});
