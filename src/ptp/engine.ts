@@ -1626,6 +1626,11 @@ export class VtcEngine {
         // it) is asked again first, for at most a heartbeat timeout (seed 83922: a stale view
         // below the seq just recorded kept the VTS current, and this VTC voted NO for ever).
         if (eff.status[otherVts(x)] === 'out' && this.#bothLostUnrecorded(x) && this.#obs[x].at < this.#effAt && this.#now - this.#effAt < t.heartbeatTimeout) return;
+        // A restart this VTC saw before the newest key put x in says nothing of x now: that
+        // key's coordinator judged x's boot and recorded it there. Ask x again first, for at
+        // most a heartbeat timeout (a vts-in of a restarted VTS was followed at once by a
+        // failure key for it, and the system flapped off-line and back).
+        if (this.#obs[x].restarted !== null && this.#obs[x].at < this.#effAt && this.#now - this.#effAt < t.heartbeatTimeout) return;
         if (this.#due(`fail:${eff.seq}:${x}`, this.#rank())) this.#coordinate({ command: 'vts-out', subjects: [x], reason: 'failure' }, 'forced', null, null);
         return;
       }

@@ -89,3 +89,36 @@ describe('mismatched configuration', () => {
     expect(w.check(false)).toEqual([]);
   });
 });
+
+describe('a restarted VTS put back in', () => {
+  // A taken out (forced, a deferred copy pending), crashed and restarted, then put back in by
+  // the operator. A VTC that saw the restart before the vts-in key took effect must not call
+  // A lost on that old sighting: the system flapped (a failure key for A at once, then a
+  // return key) in 7 of these 30 seeds.
+  it('is not taken out again by a failure key on a restart seen before its vts-in', { timeout: 120_000 }, async () => {
+    const flaps: string[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      const w = new ProdWorld({ seed, n: 3 });
+      for (const x of ['A', 'B'] as const) w.startVts(x);
+      for (const v of w.vtcs) w.startVtc(v, { preferredVts: 'A' });
+      await w.os.runUntil(400);
+      for (const v of w.vtcs) v.agent!.copies.paused = true;
+      w.hostWrite(w.vtcs[0], 'deferred', 'V00001');
+      await w.os.runUntil(700);
+      w.command({ command: 'vts-out', vts: 'A', mode: 'forced' }, w.vtcs[1]);
+      await w.os.runUntil(1200);
+      w.crashVts('A', false);
+      await w.os.runUntil(1800);
+      w.startVts('A');
+      await w.os.runUntil(2400);
+      for (const v of w.vtcs) if (v.agent) v.agent.copies.paused = false;
+      w.command({ command: 'vts-in', vts: 'A', mode: 'normal' }, w.vtcs[2]);
+      await w.os.runUntil(5000);
+      const keys = w.vtcs[0]!.agent!.engine.committedKeys();
+      if (keys.some((k) => k.seq > 2)) flaps.push(`seed ${seed}: ${keys.map((k) => `${k.seq} ${k.command}/${k.reason} {${k.current.join(',')}}`).join('; ')}`);
+      expect(w.vtcs.map((v) => v.agent?.engine.status().kind)).toEqual(['online-both', 'online-both', 'online-both']);
+      expect(w.check(false)).toEqual([]);
+    }
+    expect(flaps).toEqual([]);
+  });
+});
