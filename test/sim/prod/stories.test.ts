@@ -112,7 +112,7 @@ describe('a restarted VTS put back in', () => {
       w.startVts('A');
       await w.os.runUntil(2400);
       for (const v of w.vtcs) if (v.agent) v.agent.copies.paused = false;
-      w.command({ command: 'vts-in', vts: 'A', mode: 'normal' }, w.vtcs[2]);
+      w.command({ command: 'vts-in', vts: 'A' }, w.vtcs[2]);
       await w.os.runUntil(5000);
       const keys = w.vtcs[0]!.agent!.engine.committedKeys();
       if (keys.some((k) => k.seq > 2)) flaps.push(`seed ${seed}: ${keys.map((k) => `${k.seq} ${k.command}/${k.reason} {${k.current.join(',')}}`).join('; ')}`);
