@@ -251,6 +251,8 @@ export class VtcEngine {
   #out: Effect[] = [];
   #stopped = false;
   #boot = 0;
+  /** When this VTC last resumed after its inputs stopped for longer than a heartbeat timeout (a paused process, a held event loop). */
+  #resumedAt = -Infinity;
   #now = 0;
 
   readonly #keys = new Map<number, Map<string, ShutdownKey>>();
@@ -333,9 +335,19 @@ export class VtcEngine {
     this.#flush();
   }
 
+  /**
+   * Moves this VTC's clock to `now`. Inputs arrive at least every tick; a gap longer than a
+   * heartbeat timeout means this process was paused or its event loop held (a loaded host),
+   * not that the VTS went silent: silence is then counted again from here.
+   */
+  #advance(now: number): void {
+    if (now - this.#now > this.config.timing.heartbeatTimeout) this.#resumedAt = now;
+    this.#now = now;
+  }
+
   tick(now: number): void {
     if (this.#stopped) return;
-    this.#now = now;
+    this.#advance(now);
     for (const [token, op] of this.#ops) if (op.deadline <= now) this.#finishOp(token, { ok: false, error: 'timeout' });
     for (const x of VTS_NAMES) if (this.#obs[x].hbToken === null) this.#heartbeat(x);
     if (now - this.#lastHello >= this.config.timing.helloInterval) {
@@ -349,7 +361,7 @@ export class VtcEngine {
   /** A message from an authenticated peer; its content is still untrusted and is validated here. */
   receive(from: string, value: unknown, now: number): void {
     if (this.#stopped) return;
-    this.#now = now;
+    this.#advance(now);
     if (!this.config.vtcs.includes(from) || from === this.config.self) return this.#reject('unknown-sender');
     let msg: PeerMessage;
     try {
@@ -427,7 +439,7 @@ export class VtcEngine {
   /** The record of `append` effect `token` is durable. */
   appended(token: number, now: number): void {
     if (this.#stopped) return;
-    this.#now = now;
+    this.#advance(now);
     const a = this.#appending.get(token);
     if (a === undefined) return;
     this.#appending.delete(token);
@@ -438,7 +450,7 @@ export class VtcEngine {
   /** A VTS operation finished (or failed: unreachable, refused). Late results after the op timed out are ignored. */
   vtsResult(token: number, result: VtsResult, now: number): void {
     if (this.#stopped) return;
-    this.#now = now;
+    this.#advance(now);
     this.#finishOp(token, result);
     this.#flush();
   }
@@ -449,7 +461,7 @@ export class VtcEngine {
    * threshold, unknown VTS, conflicting command in flight, no quorum, VTS unreachable).
    */
   command(commandId: string, cmd: OperatorCommand, now: number): void {
-    this.#now = now;
+    this.#advance(now);
     if (this.#stopped) return this.#result(commandId, { ok: false, error: new EngineStoppedError() });
     try {
       const shape = this.#shapeOf(cmd);
@@ -1571,7 +1583,7 @@ export class VtcEngine {
     // Restarted and no key recorded on it since: a power loss shorter than the heartbeat
     // timeout, or a restored image, is a loss all the same (both restarting: both lost at once).
     if (o.restarted !== null) return true;
-    return this.#now - Math.max(o.lastOk, this.#boot, this.#effAt) > this.config.timing.heartbeatTimeout;
+    return this.#now - Math.max(o.lastOk, this.#boot, this.#effAt, this.#resumedAt) > this.config.timing.heartbeatTimeout;
   }
 
   // ---------------------------------------------------------------- autonomous actions

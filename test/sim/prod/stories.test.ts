@@ -122,3 +122,27 @@ describe('a restarted VTS put back in', () => {
     expect(flaps).toEqual([]);
   });
 });
+
+describe('a VTC paused longer than the heartbeat timeout', () => {
+  // A GC pause or a loaded host holds one VTC's event loop for six heartbeat timeouts while
+  // both VTS are fine. On resuming it must ask them again, not take them out for the
+  // silence it slept through (a loaded benchmark host forced a ptp-shutdown this way).
+  it('asks both VTS again and makes no key for the silence it slept through', { timeout: 120_000 }, async () => {
+    const spurious: string[] = [];
+    for (let seed = 1; seed <= 10; seed++) {
+      const w = new ProdWorld({ seed, n: 3 });
+      for (const x of ['A', 'B'] as const) w.startVts(x);
+      for (const v of w.vtcs) w.startVtc(v);
+      await w.os.runUntil(500);
+      expect(w.allOnlineBoth()).toBe(true);
+      const before = w.vtcs[1]!.agent!.engine.newestKey().seq;
+      w.pause(w.vtcs[0]!.name, 1000);
+      for (let t = 520; t < 2500; t += 60) w.os.sched.at(t, () => void w.hostWrite(w.vtcs[1], 'immediate'));
+      await w.os.runUntil(2500);
+      const keys = w.vtcs[1]!.agent!.engine.committedKeys().filter((k) => k.seq > before);
+      if (keys.length > 0) spurious.push(`seed ${seed}: ${keys.map((k) => `${k.seq} ${k.command}/${k.reason}`).join('; ')}`);
+      expect(w.check(false)).toEqual([]);
+    }
+    expect(spurious).toEqual([]);
+  });
+});
