@@ -41,6 +41,8 @@ describe('topology validation', () => {
     expect(err({ ...base(), vtcs: [base().vtcs[0], { ...base().vtcs[0], listen: '127.0.0.1:7109' }] }).message).toBe('vtcs.1.id: duplicate VTC id vtc1');
     expect(err({ ...base(), vtcs: [base().vtcs[0], { ...base().vtcs[1], listen: 'localhost' }] }).message).toMatch(/^vtcs\.1\.listen: expected host:port/);
     expect(err({ ...base(), vts: { ...base().vts, B: { ...base().vts.B, listen: '127.0.0.1:7001' } } }).message).toBe('vts.B.listen: address 127.0.0.1:7001 is already used by VTS A');
+    expect(err({ ...base(), vtcs: [{ ...base().vtcs[0], library: '127.0.0.1:3270' }, { ...base().vtcs[1], library: '127.0.0.1:3270' }] }).message).toBe('vtcs.1.library: address 127.0.0.1:3270 is already used by vtc1 library');
+    expect(err({ ...base(), vtcs: [{ ...base().vtcs[0], library: 'nowhere' }, base().vtcs[1]] }).message).toMatch(/^vtcs\.0\.library: expected host:port/);
     expect(err({ ...base(), secret: 'short' }).field).toBe('secret');
     expect(err({ ...base(), vts: { A: base().vts.A } }).message).toMatch(/^vts\.B: /);
     expect(err({ ...base(), timing: { tick: -1 } }).field).toBe('timing.tick');
