@@ -1202,6 +1202,10 @@ export class VtcEngine {
     c.attempted.add(step.vts);
     if (step.op.op === 'reconcile') c.attempted.add(otherVts(step.vts));
     const vouched = step.pending === 'survivor' ? this.#vouch(step.vts) : null;
+    // The stop of the VTS a failure key takes out is best effort (not required): the VTS was
+    // judged lost, and a powered-off host answers nothing, so it is given a heartbeat timeout,
+    // not a drain's vtsOpTimeout, before the survivor records the key (writes waited 30 s).
+    const bestEffortStop = !step.required && step.op.op === 'stop' && c.key.reason === 'failure' && c.key.subjects.includes(step.vts);
     this.#vts(step.vts, step.op, (r, issued) => {
       if (this.#coord !== c) return;
       if (r.ok) {
@@ -1227,7 +1231,7 @@ export class VtcEngine {
       }
       c.i++;
       this.#nextStep(c);
-    });
+    }, bestEffortStop ? this.config.timing.heartbeatTimeout : undefined);
   }
 
   #commit(c: Coordination, outcome: 'done' | 'failed'): void {
@@ -1425,9 +1429,9 @@ export class VtcEngine {
 
   // ---------------------------------------------------------------- VTS
 
-  #vts(vts: VtsName, op: VtsOp, done: (r: VtsResult, issued: number) => void): number {
+  #vts(vts: VtsName, op: VtsOp, done: (r: VtsResult, issued: number) => void, timeoutMs?: number): number {
     const token = this.#nextToken++;
-    const timeout = op.op === 'status' ? this.config.timing.heartbeatTimeout : this.config.timing.vtsOpTimeout;
+    const timeout = timeoutMs ?? (op.op === 'status' ? this.config.timing.heartbeatTimeout : this.config.timing.vtsOpTimeout);
     this.#ops.set(token, { deadline: this.#now + timeout, issued: this.#now, done });
     this.#out.push({ kind: 'vts', vts, op, token });
     return token;
