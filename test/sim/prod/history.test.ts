@@ -50,6 +50,13 @@ describe('checkHistory', () => {
     expect(checkHistory([w(1, 1, 0, 3), r(2, 10, 12, 1, { vts: 'A' })], [...keys, { at: 6, seq: 2, current: [] }])).toEqual([]);
   });
 
+  it('counts the genesis (current {A,B}) as in force before the first key: a read begun then may be served by either VTS', () => {
+    // Seeds 143 and 147 of the production simulation: a read that began before key 1 and ended after it.
+    expect(checkHistory([w(1, 1, 0, 3), r(2, 4, 12, 1, { vts: 'A' })], [{ at: 5, seq: 1, current: ['B'] }])).toEqual([]);
+    // Begun after key 1 took effect, it is outside current.
+    expect(checkHistory([w(1, 1, 0, 3), r(2, 6, 12, 1, { vts: 'A' })], [{ at: 5, seq: 1, current: ['B'] }]).map((x) => x.code)).toEqual(['not-current']);
+  });
+
   it('fails data no write made', () => {
     expect(checkHistory([r(1, 0, 1, null)], both).map((x) => x.code)).toEqual(['corrupt-read']);
   });

@@ -113,8 +113,9 @@ export function checkHistory(ops: readonly HostOp[], keys: readonly KeyEvent[], 
     // The VTS that served it must be current under the newest key at some point of the read.
     if (r.vts !== null) {
       const during = keys.filter((k) => k.at > r.start && k.at <= r.end!);
-      const atStart = keyAt(keys, r.start);
-      const cands = [...(atStart === null ? [] : [atStart]), ...during];
+      // Before the first key the genesis is in force, and its current holds both VTS.
+      const atStart: KeyEvent = keyAt(keys, r.start) ?? { seq: 0, current: ['A', 'B'], at: -Infinity };
+      const cands = [atStart, ...during];
       // current {} (both VTS returning, tokens reconciled between them) excludes neither.
       if (cands.length > 0 && cands.every((k) => k.current.length > 0 && !k.current.includes(r.vts!))) {
         out.push({ code: 'not-current', message: `read ${r.id} of ${r.volser} through ${r.vtc} was served by VTS ${r.vts}, outside current of key ${cands.map((k) => `${k.seq}{${k.current.join(',')}}`).join(' / ')} all along [${r.start}, ${r.end}]` });
