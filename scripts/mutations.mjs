@@ -18,14 +18,10 @@
  * errors, and the restoration is verified by SHA-256. In place, a file someone else changed
  * while it was mutated is not overwritten: the gate stops and names the backup.
  */
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+import { GateError, MutationGate, ROOT, sha256 } from './lib/mutation-gate.mjs';
 
 // ------------------------------------------------------------------------------------------
 // The checks. A story check runs named vitest files (optionally only the tests whose name
@@ -177,187 +173,16 @@ export const MUTATIONS = [
 ];
 
 // ------------------------------------------------------------------------------------------
-// Arguments
-
-function parseArgs(argv) {
-  const o = { only: null, survey: false, inPlace: false, keep: false, list: false, withSchedules: 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--only') {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) fail('--only needs a mutation id (or ids separated by commas)');
-      o.only = v.split(',').filter((s) => s !== '');
-    } else if (a.startsWith('--only=')) o.only = a.slice(7).split(',').filter((s) => s !== '');
-    else if (a === '--survey') o.survey = true;
-    else if (a === '--with-schedules') {
-      o.withSchedules = Number(argv[++i]);
-      if (!Number.isInteger(o.withSchedules) || o.withSchedules <= 0) fail('--with-schedules needs a whole number of schedules');
-    }
-    else if (a === '--in-place') o.inPlace = true;
-    else if (a === '--keep') o.keep = true;
-    else if (a === '--list') o.list = true;
-    else if (a === '--help' || a === '-h') {
-      const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-      console.log(lines.slice(2, lines.indexOf(' */')).map((l) => l.replace(/^ \* ?/, '')).join('\n'));
-      process.exit(0);
-    } else fail(`unknown argument ${JSON.stringify(a)} (try --help)`);
-  }
-  if (o.only !== null) {
-    const known = new Set(MUTATIONS.map((m) => m.id));
-    const bad = o.only.filter((id) => !known.has(id));
-    if (bad.length > 0) fail(`unknown mutation id ${bad.join(', ')}; known: ${[...known].join(', ')}`);
-  }
-  return o;
-}
-
-class GateError extends Error {
-  name = 'GateError';
-  code = 'EMUTATION_GATE';
-}
-
-function fail(message) {
-  console.error(`mutations: ${message}`);
-  process.exit(2);
-}
-
-// ------------------------------------------------------------------------------------------
-// Copy-protected files
-
-const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-
-/** Files mutated right now, by absolute path: restored by `restoreAll` whatever happens. */
-const live = new Map();
-let backupDir = '';
-
-function applyMutation(work, m) {
-  const path = join(work, m.file);
-  const original = readFileSync(path);
-  let text = original.toString('utf8');
-  for (const [find, replace] of m.edits) {
-    const count = text.split(find).length - 1;
-    if (count !== 1) throw new GateError(`mutation ${m.id}: the snippet occurs ${count} times in ${m.file} (must be exactly once; has the code moved?):\n    ${find.split('\n').join('\n    ')}`);
-    text = text.replace(find, () => replace);
-  }
-  const mutated = Buffer.from(text, 'utf8');
-  const backup = join(backupDir, `${m.id}.${basename(m.file)}.orig`);
-  writeFileSync(backup, original);
-  live.set(path, { original, originalHash: sha256(original), mutatedHash: sha256(mutated), backup, id: m.id });
-  writeFileSync(path, mutated);
-  if (sha256(readFileSync(path)) !== sha256(mutated)) throw new GateError(`mutation ${m.id}: ${m.file} does not read back as written`);
-}
-
-/** Puts the original bytes back and proves it by hash; never overwrites a file someone changed meanwhile. */
-function restore(path) {
-  const f = live.get(path);
-  if (f === undefined) return;
-  live.delete(path);
-  const now = sha256(readFileSync(path));
-  if (now !== f.originalHash && now !== f.mutatedHash) {
-    throw new GateError(`${path} changed while mutation ${f.id} was applied (by someone else?): left as it is; its original is in ${f.backup}`);
-  }
-  writeFileSync(path, f.original);
-  if (sha256(readFileSync(path)) !== f.originalHash) throw new GateError(`${path} could not be restored (hash differs); its original is in ${f.backup}`);
-}
-
-function restoreAll() {
-  const errors = [];
-  for (const path of [...live.keys()]) {
-    try {
-      restore(path);
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  return errors;
-}
-
-// ------------------------------------------------------------------------------------------
-// Running checks
-
-let running = null;
-
-function run(cmd, args, { cwd, env, timeoutSec, log }) {
-  return new Promise((resolve) => {
-    const out = [];
-    const child = spawn(cmd, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    running = child;
-    child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => out.push(d));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup(child);
-    }, timeoutSec * 1000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      running = null;
-      const text = Buffer.concat(out).toString('utf8');
-      if (log !== undefined) writeFileSync(log, text);
-      resolve({ code, signal, timedOut, text });
-    });
-  });
-}
-
-function killGroup(child) {
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
-}
-
-const checkKey = (c) => JSON.stringify(c);
-const checkLabel = (c) => (c.kind === 'schedules' ? `schedules ${c.from}..${c.from + c.count - 1}` : `${c.files.join(' ')}${c.tests === undefined ? '' : ` -t "${c.tests}"`}`);
-
-let logSeq = 0;
-
-/**
- * Runs one check. Returns `pass` (every selected test passed, at least one ran), `fail` (at
- * least one test failed: the names), `error` (no test failed, yet the run did not pass: a
- * file that does not load, a pattern matching nothing) or `timeout`.
- */
-async function runCheck(work, c, env) {
-  const started = Date.now();
-  const json = join(backupDir, `report-${++logSeq}.json`);
-  const log = join(backupDir, `log-${logSeq}.txt`);
-  const files = c.kind === 'schedules' ? ['test/sim/mutation-schedules.test.ts'] : c.files;
-  const args = ['run', ...files, '--reporter=json', `--outputFile=${json}`, ...(c.tests === undefined ? [] : ['-t', c.tests])];
-  const runEnv = { ...env, ...(c.kind === 'schedules' ? { PTPVTS_MUTATION_SEEDS: `${c.from}:${c.count}` } : {}) };
-  rmSync(json, { force: true });
-  const r = await run(join(work, 'node_modules', '.bin', 'vitest'), args, { cwd: work, env: runEnv, timeoutSec: c.timeoutSec, log });
-  const seconds = (Date.now() - started) / 1000;
-  if (r.timedOut) return { status: 'timeout', seconds, failed: [], log, detail: `no answer within ${c.timeoutSec} s` };
-  let report;
-  try {
-    report = JSON.parse(readFileSync(json, 'utf8'));
-  } catch {
-    return { status: 'error', seconds, failed: [], log, detail: `vitest wrote no report (exit ${r.code}): ${r.text.trim().split('\n').slice(-5).join(' | ')}` };
-  }
-  const failed = [];
-  let passed = 0;
-  for (const file of report.testResults ?? []) {
-    for (const t of file.assertionResults ?? []) {
-      if (t.status === 'failed') failed.push({ file: file.name.slice(work.length + 1), name: t.title ?? t.fullName, message: String(t.failureMessages?.[0] ?? '').split('\n')[0] });
-      else if (t.status === 'passed') passed++;
-    }
-  }
-  if (failed.length > 0) return { status: 'fail', seconds, failed, log };
-  const suiteErrors = (report.testResults ?? []).filter((f) => f.status === 'failed').map((f) => String(f.message ?? '').split('\n')[0]);
-  if (suiteErrors.length > 0 || r.code !== 0) return { status: 'error', seconds, failed, log, detail: suiteErrors[0] ?? `vitest exited ${r.code}` };
-  if (passed === 0) return { status: 'error', seconds, failed, log, detail: 'no test ran (does the pattern still match a test name?)' };
-  return { status: 'pass', seconds, failed, log, passed };
-}
-
-// ------------------------------------------------------------------------------------------
 // The addon, built apart from build/Release (which other people and processes load)
 
 let addonDir = '';
 let addonBuilt = false;
 
-async function buildAddon(work) {
+async function buildAddon(gate, work) {
   const started = Date.now();
   const first = !addonBuilt;
   if (first) {
+    addonDir = join(gate.top, 'addon');
     mkdirSync(addonDir, { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(addonDir, 'node_modules'));
     writeFileSync(join(addonDir, 'package.json'), JSON.stringify({ name: 'ptpvts-mutation-addon', private: true, scripts: { rebuild: 'node-gyp rebuild', build: 'node-gyp build' } }));
@@ -375,7 +200,7 @@ async function buildAddon(work) {
       return sha256(readFileSync(from)) !== sha256(readFileSync(to));
     },
   });
-  const r = await run('npm', ['run', '-s', first ? 'rebuild' : 'build'], { cwd: addonDir, env: process.env, timeoutSec: 600, log: join(backupDir, `addon-build-${++logSeq}.txt`) });
+  const r = await gate.run('npm', ['run', '-s', first ? 'rebuild' : 'build'], { cwd: addonDir, env: process.env, timeoutSec: 600, log: gate.nextLog('addon-build') });
   if (r.code !== 0) throw new GateError(`building the addon failed (exit ${r.code}): ${r.text.trim().split('\n').slice(-8).join('\n')}`);
   addonBuilt = true;
   return (Date.now() - started) / 1000;
@@ -384,138 +209,50 @@ async function buildAddon(work) {
 // ------------------------------------------------------------------------------------------
 // Main
 
-function setUpWork(o) {
-  const top = mkdtempSync(join(tmpdir(), 'ptpvts-mutations-'));
-  backupDir = join(top, 'backups');
-  addonDir = join(top, 'addon');
-  mkdirSync(backupDir);
-  if (o.inPlace) return { top, work: ROOT };
-  const work = join(top, 'tree');
-  const skip = new Set(['node_modules', 'build', 'dist', '.git', '.vitest-tmp', 'ptpvts-lab', 'ptpvts-demo']);
-  cpSync(ROOT, work, { recursive: true, filter: (p) => !(dirname(p) === ROOT && skip.has(basename(p))) });
-  symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
-  if (existsSync(join(ROOT, 'build'))) symlinkSync(join(ROOT, 'build'), join(work, 'build'));
-  return { top, work };
-}
+const checkLabel = (c) => (c.kind === 'schedules' ? `schedules ${c.from}..${c.from + c.count - 1}` : `${c.files.join(' ')}${c.tests === undefined ? '' : ` -t "${c.tests}"`}`);
 
-function pad(s, n) {
-  s = String(s);
-  return s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n);
-}
-
-function printList() {
-  console.log('| id | rule | file | addon rebuild | checks |');
-  console.log('|---|---|---|---|---|');
-  for (const m of MUTATIONS) console.log(`| \`${m.id}\` | ${m.rule}${m.redundant === undefined ? '' : ` (redundant: ${m.redundant})`} | ${m.file} | ${m.native === true ? 'yes' : 'no'} | ${m.checks.map((c) => `\`${checkLabel(c)}\``).join(', ')} |`);
-}
-
-async function main() {
-  const o = parseArgs(process.argv.slice(2));
-  if (o.list) return printList();
-  let selected = o.only === null ? MUTATIONS : MUTATIONS.filter((m) => o.only.includes(m.id));
+const gate = new MutationGate({
+  name: 'mutations',
+  title: 'mutation gate',
+  noun: 'mutations',
+  tmpPrefix: 'ptpvts-mutations-',
+  script: fileURLToPath(import.meta.url),
+  mutations: MUTATIONS,
+  what: (m) => m.rule,
+  whatHeader: 'rule',
   // Survey aid: how many random schedules (seeds 0..N-1) each mutation needs, after its stories.
-  if (o.withSchedules > 0) selected = selected.map((m) => ({ ...m, checks: [...m.checks, schedules(0, o.withSchedules)] }));
-  const t0 = Date.now();
-  const { top, work } = setUpWork(o);
-  const cleanup = () => {
-    const errors = restoreAll();
-    if (!o.keep && errors.length === 0) rmSync(top, { recursive: true, force: true });
-    return errors;
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(sig, () => {
-      if (running !== null) killGroup(running);
-      const errors = cleanup();
-      for (const e of errors) console.error(`mutations: ${e.message}`);
-      console.error(`mutations: stopped by ${sig}; ${errors.length === 0 ? 'every mutated file restored' : 'RESTORATION FAILED'}`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    });
-  }
-  process.on('exit', () => {
-    for (const e of restoreAll()) console.error(`mutations: ${e.message}`);
-  });
-
-  console.log(`mutation gate: ${selected.length} mutation(s), working in ${o.inPlace ? `${work} (in place)` : `a copy of the tree, ${work}`}`);
-  const env = { ...process.env, FORCE_COLOR: '0' };
-  for (const k of ['PTPVTS_SIM', 'PTPVTS_SEED', 'PTPVTS_SIM_COUNT', 'PTPVTS_LONG', 'PTPVTS_MUTATION_SEEDS', 'PTPVTS_NATIVE']) delete env[k];
-  if (selected.some((m) => m.native === true)) {
-    const s = await buildAddon(work);
-    env.PTPVTS_NATIVE = join(addonDir, 'build', 'Release', 'ptpvts.node');
-    console.log(`addon built apart from build/Release for the native mutations (${s.toFixed(1)} s)`);
-  }
-
-  // The baseline: every check, unmutated, must pass. A gate over a red baseline proves nothing.
-  const checks = new Map();
-  for (const m of selected) for (const c of m.checks) checks.set(checkKey(c), c);
-  const tb = Date.now();
-  let red = 0;
-  for (const c of checks.values()) {
-    const r = await runCheck(work, c, env);
-    console.log(`baseline ${r.status === 'pass' ? 'pass' : r.status.toUpperCase()} ${pad(checkLabel(c), 70)} ${r.seconds.toFixed(1)} s`);
-    if (r.status !== 'pass') {
-      red++;
-      for (const f of r.failed.slice(0, 5)) console.log(`    failed: ${f.file} > ${f.name}: ${f.message}`);
-      if (r.detail !== undefined) console.log(`    ${r.detail}`);
-      console.log(`    log: ${r.log}`);
-    }
-  }
-  const baselineSeconds = (Date.now() - tb) / 1000;
-  if (red > 0) {
-    o.keep = true;
-    console.log(`\nbaseline is red: ${red} of ${checks.size} check(s) fail without any mutation (logs kept in ${top}); no mutation was run`);
-    cleanup();
-    process.exit(1);
-  }
-  console.log(`baseline: ${checks.size} check(s) pass (${baselineSeconds.toFixed(1)} s)\n`);
-
-  const rows = [];
-  for (const m of selected) {
-    const started = Date.now();
-    const row = { id: m.id, rule: m.rule, caughtBy: [], why: [], errors: [], seconds: 0 };
-    try {
-      applyMutation(work, m);
-      if (m.native === true) await buildAddon(work);
-      for (const c of m.checks) {
-        const r = await runCheck(work, c, env);
-        if (r.status === 'fail') {
-          const f = r.failed[0];
-          row.caughtBy.push(c.kind === 'schedules' ? `${checkLabel(c)}: ${f.message.replace(/^Error: /, '')}` : `${basename(f.file)} > ${f.name}`);
-          row.why.push(f.message);
-          if (!o.survey) break;
-        } else if (r.status !== 'pass') row.errors.push(`${checkLabel(c)}: ${r.status}${r.detail === undefined ? '' : ` (${r.detail})`}; log ${r.log}`);
-      }
-    } catch (e) {
-      if (!(e instanceof GateError)) throw e;
-      row.errors.push(e.message);
-    } finally {
-      restore(join(work, m.file));
-      // The restored native source is newer than the mutated object: the next build recompiles it.
-      if (m.native === true) await buildAddon(work);
-    }
-    row.seconds = (Date.now() - started) / 1000;
-    rows.push(row);
-    console.log(`${row.caughtBy.length > 0 ? 'caught ' : 'MISSED '} ${pad(m.id, 28)} ${row.seconds.toFixed(1)} s  ${row.caughtBy[0] ?? row.errors[0] ?? 'every check passed with the mutation'}`);
-    for (const [i, by] of row.caughtBy.entries()) console.log(`        ${i === 0 ? '' : `also ${by}\n        `}failure: ${pad(row.why[i] ?? '', 200)}`);
-    for (const e of row.errors) if (e !== row.errors[0] || row.caughtBy.length > 0) console.log(`        note: ${e}`);
-  }
-
-  const caught = rows.filter((r) => r.caughtBy.length > 0).length;
-  console.log('\nmutation                    | rule                                                         | caught by                                                                  | seconds');
-  console.log(`${'-'.repeat(28)}|${'-'.repeat(62)}|${'-'.repeat(76)}|--------`);
-  for (const r of rows) {
-    const by = r.caughtBy.length === 0 ? 'NOTHING' : r.caughtBy.join('; ');
-    console.log(`${pad(r.id, 28)}| ${pad(r.rule, 60)} | ${pad(by, 74)} | ${r.seconds.toFixed(1)}`);
-  }
-  const total = (Date.now() - t0) / 1000;
-  const errors = cleanup();
-  for (const e of errors) console.error(`mutations: ${e.message}`);
-  console.log(`\nbaseline ${baselineSeconds.toFixed(1)} s, total ${total.toFixed(1)} s${o.keep ? `; logs in ${top}` : ''}`);
-  console.log(`${caught} of ${rows.length} mutations caught`);
-  process.exit(caught === rows.length && errors.length === 0 ? 0 : 1);
-}
-
-main().catch((e) => {
-  for (const err of restoreAll()) console.error(`mutations: ${err.message}`);
-  console.error(`mutations: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  process.exit(1);
+  extra: { flag: '--with-schedules', check: (n) => schedules(0, n) },
+  dropEnv: ['PTPVTS_SIM', 'PTPVTS_SEED', 'PTPVTS_SIM_COUNT', 'PTPVTS_LONG', 'PTPVTS_MUTATION_SEEDS', 'PTPVTS_NATIVE'],
+  checkLabel,
+  vitest: (c) =>
+    c.kind === 'schedules'
+      ? { files: ['test/sim/mutation-schedules.test.ts'], env: { PTPVTS_MUTATION_SEEDS: `${c.from}:${c.count}` } }
+      : { files: c.files, ...(c.tests === undefined ? {} : { tests: c.tests }) },
+  messageOf: (text) => text.split('\n')[0],
+  caughtLabel: (c, f) => (c.kind === 'schedules' ? `${checkLabel(c)}: ${f.message.replace(/^Error: /, '')}` : `${basename(f.file)} > ${f.name}`),
+  hooks: {
+    async prepare(g, work, env, selected) {
+      if (!selected.some((m) => m.native === true)) return;
+      const s = await buildAddon(g, work);
+      env.PTPVTS_NATIVE = join(addonDir, 'build', 'Release', 'ptpvts.node');
+      console.log(`addon built apart from build/Release for the native mutations (${s.toFixed(1)} s)`);
+    },
+    async afterApply(g, work, m) {
+      if (m.native === true) await buildAddon(g, work);
+    },
+    // The restored native source is newer than the mutated object: the next build recompiles it.
+    async afterRestore(g, work, m) {
+      if (m.native === true) await buildAddon(g, work);
+    },
+  },
 });
+
+gate.start(() =>
+  gate.printList(['id', 'rule', 'file', 'addon rebuild', 'checks'], (m) => [
+    `\`${m.id}\``,
+    `${m.rule}${m.redundant === undefined ? '' : ` (redundant: ${m.redundant})`}`,
+    m.file,
+    m.native === true ? 'yes' : 'no',
+    m.checks.map((c) => `\`${checkLabel(c)}\``).join(', '),
+  ]),
+);
