@@ -14,12 +14,6 @@ import type { ChangerModel } from './changer.js';
 import { encodeElementPages, encodeElementStatus } from './element-status.js';
 import { TEMPLATE_LENGTH, decodeTemplate, describeAction } from './volume-tags.js';
 
-/** SMC-3 opcodes of the volume tag commands. */
-export const VolumeTagOpcode = {
-  REQUEST_VOLUME_ELEMENT_ADDRESS: 0xb5,
-  SEND_VOLUME_TAG: 0xb6,
-} as const;
-
 type X = Exec<ChangerModel>;
 
 function moveMedium(x: X): Promise<void> {
@@ -187,7 +181,7 @@ export function smcCommands(model: ChangerModel): CommandSpec<ChangerModel>[] {
     // A library that reads labels also keeps the tags a host sends and searches them.
     specs.push(
       {
-        opcode: VolumeTagOpcode.SEND_VOLUME_TAG,
+        opcode: SmcOpcode.SEND_VOLUME_TAG,
         name: 'SEND VOLUME TAG',
         usage: usage(12, { 2: 0xff, 3: 0xff, 5: 0x1f, 8: 0xff, 9: 0xff }),
         handler: sendVolumeTag,
@@ -195,7 +189,7 @@ export function smcCommands(model: ChangerModel): CommandSpec<ChangerModel>[] {
         recommendedTimeout: 10,
       },
       {
-        opcode: VolumeTagOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS,
+        opcode: SmcOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS,
         name: 'REQUEST VOLUME ELEMENT ADDRESS',
         usage: usage(12, { 1: 0x1f, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 7: 0xff, 8: 0xff, 9: 0xff }),
         handler: requestVolumeElementAddress,

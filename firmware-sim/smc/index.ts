@@ -10,7 +10,6 @@ export { ElementKind, ElementMap, elementKindName, elementKindTag } from './elem
 export type { ElementInfo, ElementLayout } from './elements.js';
 export { deviceCapabilitiesPage, elementAddressPage, temperatureLogPage, transportGeometryPage } from './pages.js';
 export type { AssignedVolumeTags, ReportedVolumeTags, Translation } from './changer.js';
-export { VolumeTagOpcode } from './commands.js';
 export { encodeElementPages } from './element-status.js';
 export { SendAction, TEMPLATE_LENGTH, decodeTemplate, describeAction, matchesPattern, tagMatches } from './volume-tags.js';
 export type { TagKind, VolumeTagValue, VolumeTemplate } from './volume-tags.js';

@@ -12,24 +12,12 @@
  *   38..39 maximum volume sequence number
  */
 import { getU16 } from '../../src/scsi/bytes.js';
+import { SendVolumeTagAction } from '../../src/scsi/cdb.js';
 import { invalidParamField } from '../engine/check.js';
 
-/** SEND VOLUME TAG send action codes (CDB byte 5, bits 4..0). */
-export const SendAction = {
-  translateAll: 0x00,
-  translatePrimary: 0x01,
-  translateAlternate: 0x02,
-  translateAllIgnoreSequence: 0x05,
-  translatePrimaryIgnoreSequence: 0x06,
-  translateAlternateIgnoreSequence: 0x07,
-  assertPrimary: 0x08,
-  assertAlternate: 0x09,
-  replacePrimary: 0x0a,
-  replaceAlternate: 0x0b,
-  undefinePrimary: 0x0c,
-  undefineAlternate: 0x0d,
-} as const;
-export type SendAction = (typeof SendAction)[keyof typeof SendAction];
+/** SEND VOLUME TAG send action codes (CDB byte 5, bits 4..0): the client's table. */
+export const SendAction = SendVolumeTagAction;
+export type SendAction = SendVolumeTagAction;
 
 /** Length of the SEND VOLUME TAG parameter list. */
 export const TEMPLATE_LENGTH = 40;

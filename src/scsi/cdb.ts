@@ -414,12 +414,6 @@ export function positionToElement(o: { transport?: number; destination: number }
   return none(b);
 }
 
-/** Opcodes of the SMC-3 volume tag commands. */
-export const VolumeTagOpcode = {
-  REQUEST_VOLUME_ELEMENT_ADDRESS: 0xb5,
-  SEND_VOLUME_TAG: 0xb6,
-} as const;
-
 /** SEND VOLUME TAG send action codes (SMC-3 table 30). */
 export const SendVolumeTagAction = {
   translateAll: 0x00,
@@ -477,7 +471,7 @@ export function sendVolumeTag(o: SendVolumeTagOptions): Command {
   need(undefine || o.template !== undefined, 'template', o.template, 'given for translate, assert and replace');
   if (assertish && o.template !== undefined) need(!/[*? ]/.test(o.template), 'template', JSON.stringify(o.template), 'a volume tag without blanks or the wildcards * and ?');
   const params = undefine ? new Uint8Array(0) : volumeTagTemplate({ template: o.template ?? '', minSequence: o.minSequence ?? 0, maxSequence: o.maxSequence ?? (assertish ? 0 : 0xffff) });
-  const b = cdb(12, VolumeTagOpcode.SEND_VOLUME_TAG);
+  const b = cdb(12, SmcOpcode.SEND_VOLUME_TAG);
   setU16(b, 2, o.elementAddress);
   b[5] = o.action;
   setU16(b, 8, params.length);
@@ -502,7 +496,7 @@ export function requestVolumeElementAddress(o: RequestVolumeElementAddressOption
   need(intIn(count, 0, 0xffff), 'count', count, '0..65535');
   const t = o.elementType ?? 0;
   need(intIn(t, 0, 4), 'elementType', t, '0..4');
-  const b = cdb(12, VolumeTagOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS);
+  const b = cdb(12, SmcOpcode.REQUEST_VOLUME_ELEMENT_ADDRESS);
   b[1] = (o.volTag ? 0x10 : 0) | t;
   setU16(b, 2, start);
   setU16(b, 4, count);
