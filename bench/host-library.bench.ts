@@ -50,7 +50,7 @@ import type { KeySummary } from '../src/vtc/agent.js';
 import { VolumeCatalogue } from '../src/vtc/host-library/catalogue.js';
 import { VtsVolumes } from '../src/vtc/host-library/vts-volumes.js';
 import type { VtsVolume } from '../src/vtc/host-library/vts-volumes.js';
-import { median, resultsDir, target, writeResults } from './lib.js';
+import { median, resultsDir, target, writeResults, BENCH_DRIVE_LIBRARY_YAML } from './lib.js';
 import type { Figure, Target } from './lib.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -217,22 +217,7 @@ const closers: (() => Promise<void> | void)[] = [];
 
 async function startBaseline(): Promise<IscsiPort> {
   const yaml = join(dir, 'library.yaml');
-  writeFileSync(
-    yaml,
-    `name: bench
-personality: PTPVTS-LIB
-timeScale: 0
-mediaDir: ./media
-storageSlots: 4
-drives:
-  count: 1
-  personality: LTO8
-cartridges:
-  - barcode: BEN001L8
-    capacity: 8GiB
-    location: drive 1
-`,
-  );
+  writeFileSync(yaml, BENCH_DRIVE_LIBRARY_YAML);
   const s = await start(simEntry, ['sim', 'serve', yaml, '--portal', '127.0.0.1:0'], /iSCSI target \S+ on portal \S+:\d+\./u, 'sim-serve');
   procs.push(s.proc);
   const [, iqn, host, port] = /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(s.out)!;

@@ -26,7 +26,7 @@ import { IscsiSession } from '../src/iscsi/session.js';
 import { IscsiPort } from '../src/transport/iscsi/iscsi-port.js';
 import { MediaChanger } from '../src/devices/media-changer.js';
 import { startTgtd, tgtdUnavailable } from '../test/hil/lib/tgtd.js';
-import { median, serial, target, writeResults, type Figure, type Target } from './lib.js';
+import { median, serial, target, writeResults, type Figure, type Target, BENCH_DRIVE_LIBRARY_YAML } from './lib.js';
 
 const CHUNK = 256 * 1024;
 const CHUNKS = 128;
@@ -91,22 +91,7 @@ interface Subject {
  */
 async function ptpvtsSubject(): Promise<Subject> {
   const yaml = join(dir, 'library.yaml');
-  writeFileSync(
-    yaml,
-    `name: bench
-personality: PTPVTS-LIB
-timeScale: 0
-mediaDir: ./media
-storageSlots: 4
-drives:
-  count: 1
-  personality: LTO8
-cartridges:
-  - barcode: BEN001L8
-    capacity: 8GiB
-    location: drive 1
-`,
-  );
+  writeFileSync(yaml, BENCH_DRIVE_LIBRARY_YAML);
   const runner = join(process.cwd(), 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
   // ISCSI_BENCH_TARGET_NODE_ARGS: extra Node options for the target process (e.g. --cpu-prof).
   const extra = (process.env.ISCSI_BENCH_TARGET_NODE_ARGS ?? '').split(/\s+/u).filter(Boolean);

@@ -106,3 +106,18 @@ export async function openBenchDrive(tag: string): Promise<{ dir: string; lab: L
   await port.execute(Cdb.requestSense());
   return { dir, lab, port };
 }
+
+/** A library of one LTO-8 drive holding an 8 GiB cartridge (BEN001L8), no timing model: what `sim serve` serves as a benchmark's baseline drive. */
+export const BENCH_DRIVE_LIBRARY_YAML = `name: bench
+personality: PTPVTS-LIB
+timeScale: 0
+mediaDir: ./media
+storageSlots: 4
+drives:
+  count: 1
+  personality: LTO8
+cartridges:
+  - barcode: BEN001L8
+    capacity: 8GiB
+    location: drive 1
+`;
