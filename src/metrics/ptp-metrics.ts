@@ -243,35 +243,31 @@ export class VtsMetrics {
     ifUp('ptpvts_vts_refusing_mounts', 'Refusing new mounts (1) while a normal stop drains the active ones', (unit) => (unit.refusingMounts ? 1 : 0));
     ifUp('ptpvts_vts_mounts', 'Volumes mounted by hosts now', (unit) => unit.activeMounts().length);
     ifUp('ptpvts_vts_behind_volumes', 'Volumes this VTS is behind the other VTS on (the copy backlog towards it)', (unit) => unit.view().behind.length);
-    new Gauge({
-      name: 'ptpvts_vts_volumes',
-      help: 'Volumes held, by where their data is: resident in the cache (and whether premigrated to tape), or on tape only',
-      labelNames: ['vts', 'where'],
-      registers,
-      collect() {
-        const unit = u();
-        this.reset();
-        if (unit === null) return;
-        const n = { resident: 0, 'resident-premigrated': 0, 'tape-only': 0 };
-        for (const v of unit.volumes()) n[v.resident ? (v.premigrated ? 'resident-premigrated' : 'resident') : 'tape-only']++;
-        for (const [where, c] of Object.entries(n)) this.set({ ...vts, where }, c);
-      },
+    // A count per label value while the VTS is up (none when `counts` gives null).
+    const ifUpBy = (name: string, help: string, label: string, counts: (unit: VtsUnit) => Record<string, number> | null): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['vts', label],
+        registers,
+        collect() {
+          const unit = u();
+          this.reset();
+          const n = unit === null ? null : counts(unit);
+          if (n !== null) for (const [v, c] of Object.entries(n)) this.set({ ...vts, [label]: v }, c);
+        },
+      });
+    };
+    ifUpBy('ptpvts_vts_volumes', 'Volumes held, by where their data is: resident in the cache (and whether premigrated to tape), or on tape only', 'where', (unit) => {
+      const n = { resident: 0, 'resident-premigrated': 0, 'tape-only': 0 };
+      for (const v of unit.volumes()) n[v.resident ? (v.premigrated ? 'resident-premigrated' : 'resident') : 'tape-only']++;
+      return n;
     });
     ifUp('ptpvts_vts_volume_bytes', 'Bytes of the volume files held (data and record headers, newest generation of each)', (unit) => unit.volumes().reduce((a, v) => a + v.bytes, 0));
-    new Gauge({
-      name: 'ptpvts_vts_premigrations',
-      help: 'Premigrations to tape: queued, running, failed (waiting for a retry)',
-      labelNames: ['vts', 'state'],
-      registers,
-      collect() {
-        const unit = u();
-        this.reset();
-        if (unit === null || unit.premigrator === undefined) return;
-        const p = unit.premigrationStatus();
-        this.set({ ...vts, state: 'queued' }, p.queued.length);
-        this.set({ ...vts, state: 'running' }, p.running.length);
-        this.set({ ...vts, state: 'failed' }, p.failed.size);
-      },
+    ifUpBy('ptpvts_vts_premigrations', 'Premigrations to tape: queued, running, failed (waiting for a retry)', 'state', (unit) => {
+      if (unit.premigrator === undefined) return null;
+      const p = unit.premigrationStatus();
+      return { queued: p.queued.length, running: p.running.length, failed: p.failed.size };
     });
     // The server's statistics start again with each start of the VTS; the counters follow the running one.
     mirroredCounter(this.registry, 'ptpvts_vts_requests_total', 'Requests from VTCs and the operator: handled, or refused before the handler', ['result'], () => requestResults(source.serverStats()));
