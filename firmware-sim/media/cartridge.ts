@@ -10,15 +10,18 @@ import { dirname } from 'node:path';
 import {
   CartridgeFormatError,
   decodeHeader,
+  decodeLogFloor,
   decodeMamSlot,
   decodeRecordHeader,
   encodeHeader,
+  encodeLogFloor,
   encodeMamSlot,
   encodeRecord,
   encodeRecordHeader,
   FORMAT_VERSION,
   HEADER_SIZE,
   HEADER_USED,
+  LOG_FLOOR_ATTRIBUTE,
   LOG_OFFSET,
   MAM_SLOT_OFFSETS,
   MAM_SLOT_SIZE,
@@ -26,6 +29,7 @@ import {
   RECORD_HEADER_SIZE,
   RecordKind,
   type CartridgeHeader,
+  type LogFloor,
   type MamSlot,
   type StoredAttribute,
 } from './format.js';
@@ -202,6 +206,8 @@ export class Cartridge {
   private failure: CartridgeWriteError | undefined;
   private mamSequence = 0;
   private mam = new Map<number, StoredAttribute>();
+  /** The log floor of the newest cartridge memory image (kept out of {@link mam}: hosts never see it). */
+  private floor: LogFloor | undefined;
   private readonly offs: number[] = [];
   private readonly kinds: number[] = [];
   private readonly lens: number[] = [];
@@ -224,7 +230,7 @@ export class Cartridge {
       this.loadMam(header.version);
       if (!readOnly && header.version < FORMAT_VERSION) header = this.convert(header);
       this.header = header;
-      const scan = scanLog(this.fd, this.fileSize, 'after-last-sync');
+      const scan = scanLog(this.fd, this.fileSize, 'after-last-sync', this.floor);
       let clean = scan.entries.length === 0;
       this.appendOffset = scan.endOfLog;
       for (const e of scan.entries) {
@@ -236,7 +242,7 @@ export class Cartridge {
           clean = false;
         }
       }
-      this.generation = Math.max(1, scan.maxGeneration);
+      this.generation = Math.max(1, scan.maxGeneration, this.floor?.generation ?? 0);
       // The first append below the size found on open starts a new generation (see cutTail):
       // whatever a crash might leave of the old tail is then stale to a later scan.
       this.genEnd = this.fileSize;
@@ -282,6 +288,8 @@ export class Cartridge {
     }
     if (best) {
       this.mamSequence = best.sequence;
+      this.floor = decodeLogFloor(best.attrs);
+      best.attrs.delete(LOG_FLOOR_ATTRIBUTE);
       this.mam = best.attrs;
     }
   }
@@ -400,11 +408,14 @@ export class Cartridge {
 
   /**
    * Discards every object from position `at` on (a write there overwrites the rest of the
-   * tape). The index forgets them at once and a sync point marker with a new generation is
-   * written where they began (fdatasync): the discard is durable on return. Later records
-   * carry that generation and are written over the old ones in place, and the next sync
-   * point cuts the file where the new records end. Old records a crash leaves past the new
-   * ones have the older generation and are recognised as stale on open.
+   * tape). The index forgets them at once; a new generation starts, and the log floor (this
+   * offset, that generation) is written to the cartridge memory and fdatasynced, so the
+   * discard is durable on return: a scan takes older records past the floor as stale,
+   * whatever a power cut leaves of them. Then the file is cut there (durable at the next
+   * sync point). Writing a marker over the first discarded record instead (an earlier
+   * design) was not safe: a power cut that tore that one write, or lost a cut but kept the
+   * zeroed page at its end, left a damaged header with the old records and sync points
+   * after it, which reads as a damaged block with discarded data behind it.
    */
   truncate(at: number): void {
     this.writable();
@@ -418,23 +429,27 @@ export class Cartridge {
       this.cumFm.length = at + 1;
       while (this.fmIds.length > 0 && (this.fmIds[this.fmIds.length - 1] ?? 0) >= at) this.fmIds.pop();
       this.appendOffset = off;
-      this.cutTail();
-      // Without this marker, a crash that keeps some of the pages written over the old
-      // records (and reverts others) leaves old records, old sync points among them, with
-      // new records inside them: damage before a sync point, which reads as media damage.
-      // With it, the scan follows the new generation from here, and old records anywhere
-      // past it are stale.
-      this.syncMarker();
+      // 1. A new generation, and the floor that makes every older record from here on stale,
+      //    durable in the cartridge memory (its two slots survive any torn write).
+      this.generation++;
+      this.genEnd = off;
+      this.cutPending = true;
+      this.floor = { offset: off, generation: this.generation };
+      this.writeMamSlot(this.mamSequence + 1, this.mam);
+      // 2. The cut, durable with the next sync point. A power cut before then may lose it,
+      //    leaving the old records (stale under the floor), and may even have zeroed the tail
+      //    of the page at the cut (the kernel zeroes it in the page cache and may write it back
+      //    first): damage the floor turns into a torn tail rather than a damaged block.
+      this.applyCut();
       return;
     }
     this.cutTail();
   }
 
   /**
-   * Before an append below {@link genEnd}: a new generation, so that nothing past the new
-   * records can read as data, and the file is cut at the next sync point. Until then the
-   * old bytes stay and the new records overwrite them in place (no truncation and
-   * reallocation of a whole stream's worth of file on every rewrite).
+   * Before an append below {@link genEnd} (over the EOD marker of a cleanly closed file, or
+   * after a discard): a new generation, so that nothing past the new records can read as
+   * data, and the file is cut at the next sync point if it still holds older bytes there.
    */
   private cutTail(): void {
     if (this.appendOffset >= this.genEnd) return;
@@ -560,9 +575,17 @@ export class Cartridge {
     return new Map(this.mam);
   }
 
-  /** Writes the image with sequence `seq` to its slot and fdatasyncs; the new image is then the one an open finds. */
+  /** The attributes with the log floor, as a slot image holds them. */
+  private withFloor(attrs: ReadonlyMap<number, StoredAttribute>, floor = this.floor): Map<number, StoredAttribute> {
+    const all = new Map(attrs);
+    all.delete(LOG_FLOOR_ATTRIBUTE);
+    if (floor) all.set(LOG_FLOOR_ATTRIBUTE, encodeLogFloor(floor));
+    return all;
+  }
+
+  /** Writes the image with sequence `seq` (and the log floor) to its slot and fdatasyncs; the new image is then the one an open finds. */
   private writeMamSlot(seq: number, attrs: ReadonlyMap<number, StoredAttribute>): void {
-    const image = encodeMamSlot(seq, attrs);
+    const image = encodeMamSlot(seq, this.withFloor(attrs));
     this.guarded('writing cartridge memory', () => {
       writeAll(this.io, this.fd, image, MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);
       this.io.fdatasyncSync(this.fd);
@@ -573,11 +596,14 @@ export class Cartridge {
   /**
    * Replaces the cartridge memory. Durable on return: written to the older of the two
    * slots, then fdatasync. Throws {@link CartridgeFormatError} when the attributes do not
-   * fit (nothing written) and {@link CartridgeWriteError} when the write or sync failed
-   * (the previous image is what an open finds, or this one).
+   * fit with room left for a log floor (nothing written) and {@link CartridgeWriteError}
+   * when the write or sync failed (the previous image is what an open finds, or this one).
    */
   writeAttributes(attrs: ReadonlyMap<number, StoredAttribute>): void {
     this.writable();
+    if (attrs.has(LOG_FLOOR_ATTRIBUTE)) throw new CartridgeFormatError(`attribute ${LOG_FLOOR_ATTRIBUTE.toString(16)}h is the cartridge's own (its log floor)`);
+    // An overwrite must always find room for its floor.
+    encodeMamSlot(this.mamSequence + 1, this.withFloor(attrs, this.floor ?? { offset: 0, generation: 0 }));
     this.writeMamSlot(this.mamSequence + 1, attrs);
     this.mam = new Map(attrs);
   }

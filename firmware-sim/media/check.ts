@@ -4,7 +4,7 @@
  * cartridge is usable. `ptpvts media check FILE` prints this report.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decodeHeader, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader } from './format.js';
+import { decodeHeader, decodeLogFloor, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_FLOOR_ATTRIBUTE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader, type LogFloor } from './format.js';
 import { scanLog, type DamageReason } from './scan.js';
 
 /** One damaged stretch of the log. */
@@ -73,16 +73,18 @@ export function checkCartridge(path: string): CartridgeReport {
     let mamSlotsValid = 0;
     let mamAttributes = 0;
     let bestSeq = -1;
+    let floor: LogFloor | undefined;
     for (const off of MAM_SLOT_OFFSETS) {
       const slot = decodeMamSlot(readAt(fd, MAM_SLOT_SIZE, off), header?.version ?? FORMAT_VERSION);
       if (!slot) continue;
       mamSlotsValid++;
       if (slot.sequence > bestSeq) {
         bestSeq = slot.sequence;
-        mamAttributes = slot.attrs.size;
+        floor = decodeLogFloor(slot.attrs);
+        mamAttributes = slot.attrs.size - (slot.attrs.has(LOG_FLOOR_ATTRIBUTE) ? 1 : 0);
       }
     }
-    const scan = fileBytes >= LOG_OFFSET ? scanLog(fd, fileBytes, 'all') : undefined;
+    const scan = fileBytes >= LOG_OFFSET ? scanLog(fd, fileBytes, 'all', floor) : undefined;
     let blocks = 0;
     let filemarks = 0;
     let bytes = 0;

@@ -169,6 +169,36 @@ export function encodeMamSlot(sequence: number, attrs: ReadonlyMap<number, Store
   return b;
 }
 
+/**
+ * The log floor, kept in the cartridge memory image under an identifier no host can use
+ * ({@link LOG_FLOOR_ATTRIBUTE}): records at or past `offset` count only with a generation of
+ * at least `generation`. An overwrite writes it (durably) before it cuts the file, so
+ * whatever a power cut leaves of the old records past the cut point can never read as data.
+ */
+export interface LogFloor {
+  readonly offset: number;
+  readonly generation: number;
+}
+
+/** Cartridge-memory identifier of the {@link LogFloor}: past the SPC-defined ranges, never shown to hosts. */
+export const LOG_FLOOR_ATTRIBUTE = 0xff00;
+
+export function encodeLogFloor(f: LogFloor): StoredAttribute {
+  const value = new Uint8Array(12);
+  const v = new DataView(value.buffer);
+  v.setBigUint64(0, BigInt(f.offset));
+  v.setUint32(8, f.generation >>> 0);
+  return { format: 0, value };
+}
+
+/** The floor an attribute map holds, if any (a malformed one is ignored: it cannot have been written). */
+export function decodeLogFloor(attrs: ReadonlyMap<number, StoredAttribute>): LogFloor | undefined {
+  const a = attrs.get(LOG_FLOOR_ATTRIBUTE);
+  if (!a || a.value.length !== 12) return undefined;
+  const v = new DataView(a.value.buffer, a.value.byteOffset, 12);
+  return { offset: Number(v.getBigUint64(0)), generation: v.getUint32(8) };
+}
+
 /** A decoded MAM slot: its sequence number, its attributes, and the layout it was in. */
 export interface MamSlot {
   readonly sequence: number;

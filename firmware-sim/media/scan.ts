@@ -7,7 +7,7 @@
  * pages may have reached the disk in any order): it and everything after it are ignored.
  */
 import { readSync } from 'node:fs';
-import { decodeRecordHeader, LOG_OFFSET, payloadCrcOk, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordKind, type RecordHeader } from './format.js';
+import { decodeRecordHeader, LOG_OFFSET, payloadCrcOk, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordKind, type LogFloor, type RecordHeader } from './format.js';
 
 /** Why a stretch of the log could not be used. */
 export type DamageReason = 'bad-header' | 'bad-crc';
@@ -76,15 +76,20 @@ function usableHeader(w: Window, off: number, size: number, minGen: number): Rec
   return h;
 }
 
+/** The lowest generation a record at `off` may carry: the log's so far, and the floor's past its offset. */
+function minGenAt(off: number, gen: number, floor: LogFloor | undefined): number {
+  return floor && off >= floor.offset ? Math.max(gen, floor.generation) : gen;
+}
+
 /** Next offset after `from` holding a header that could continue the log, if any. */
-function resync(w: Window, from: number, size: number, minGen: number): number | undefined {
+function resync(w: Window, from: number, size: number, gen: number, floor: LogFloor | undefined): number | undefined {
   const m0 = (RECORD_MAGIC >>> 24) & 0xff;
   for (let pos = from; pos + RECORD_HEADER_SIZE <= size; ) {
     const chunk = w.get(pos, 1 << 20);
     if (chunk.length < 4) return undefined;
     let i = chunk.indexOf(m0);
     while (i >= 0 && i + 4 <= chunk.length) {
-      if (usableHeader(w, pos + i, size, minGen)) return pos + i;
+      if (usableHeader(w, pos + i, size, minGenAt(pos + i, gen, floor))) return pos + i;
       // usableHeader may have moved the window; re-fetch the same chunk.
       const again = w.get(pos, 1 << 20);
       i = again.indexOf(m0, i + 1);
@@ -97,24 +102,26 @@ function resync(w: Window, from: number, size: number, minGen: number): number |
 /**
  * Scans the log of an open cartridge file. `verify` chooses which data payloads have their
  * CRC checked: `all` (media check) or `after-last-sync` (open: records before the
- * second-to-last sync point were made durable, so only what follows can be torn).
+ * second-to-last sync point were made durable, so only what follows can be torn). `floor`
+ * is the cartridge memory's log floor: past its offset, older generations are stale.
  */
-export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-last-sync'): ScanResult {
+export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-last-sync', floor?: LogFloor): ScanResult {
   const w = new Window(fd, fileSize);
   const raw: ScanEntry[] = [];
   let off = LOG_OFFSET;
   let gen = 0;
   let staleTail = false;
   while (off + RECORD_HEADER_SIZE <= fileSize) {
-    const h = usableHeader(w, off, fileSize, gen);
+    const min = minGenAt(off, gen, floor);
+    const h = usableHeader(w, off, fileSize, min);
     if (!h) {
       const peek = decodeRecordHeader(w.get(off, RECORD_HEADER_SIZE));
-      if (peek && peek.generation < gen) {
+      if (peek && peek.generation < min) {
         // Whole records of an older generation: leftovers of an overwrite, not damage.
         staleTail = true;
         break;
       }
-      const next = resync(w, off + 1, fileSize, gen);
+      const next = resync(w, off + 1, fileSize, gen, floor);
       if (next === undefined) break;
       raw.push({ offset: off, end: next, kind: 'damaged', length: 0, generation: gen, reason: 'bad-header' });
       off = next;

@@ -104,6 +104,11 @@ describe.skipIf(!avail.ok)(`cartridge files across power cuts${avail.ok ? '' : `
           // that random cuts alone would seldom hit.
           const until = Date.now() + 300;
           while (!Atomics.load(sh, Slot.creating) && Date.now() < until) await new Promise((r) => setImmediate(r));
+        } else if (i % 8 === 5) {
+          // And one in eight for an overwrite or erase whose discard of the old records is
+          // written but not yet durable (a torn write there must not bring old records back).
+          const until = Date.now() + 300;
+          while (Atomics.load(sh, Slot.discarding) !== 2 && Date.now() < until) await new Promise((r) => setImmediate(r));
         } else if (i % 8 === 7) {
           // And one in eight for a format 1 cartridge's rewritten header not yet durable,
           // preferably once a later write came in too (every mode in turn: 8 and 3 are coprime).

@@ -239,6 +239,34 @@ describe.skipIf(!avail.ok)(`powerfs semantics${avail.ok ? '' : ` (skipped: ${ava
     expect(sizes.size).toBeGreaterThan(1);
   });
 
+  it('pages keeps or loses a pending shrink whole: never zeroed pages inside the old data', async () => {
+    const d = freshDir();
+    const old = Buffer.alloc(16 * PAGE);
+    for (let i = 0; i < old.length; i++) old[i] = (i % 251) + 1;
+    put(join(d, 's'), old, { sync: true });
+    syncDir(d);
+    const cutAt = 5 * PAGE + 100;
+    truncateSync(join(d, 's'), cutAt);
+    const outcomes = new Set<string>();
+    for (let seed = 0; seed < 16; seed++) {
+      const got = readFileSync(join(await snap('pages', seed), 's'));
+      if (got.length === cutAt) {
+        expect(got.equals(old.subarray(0, cutAt))).toBe(true);
+        outcomes.add('kept');
+        continue;
+      }
+      // Lost: the old size and every old byte, but for the tail of the page holding the new
+      // end, which the truncate zeroed in the page cache and which may have been written back.
+      expect(got.length).toBe(old.length);
+      expect(got.subarray(0, cutAt).equals(old.subarray(0, cutAt))).toBe(true);
+      expect(got.subarray(6 * PAGE).equals(old.subarray(6 * PAGE))).toBe(true);
+      const tail = got.subarray(cutAt, 6 * PAGE);
+      expect(tail.equals(old.subarray(cutAt, 6 * PAGE)) || tail.every((b) => b === 0)).toBe(true);
+      outcomes.add('lost');
+    }
+    expect([...outcomes].sort()).toEqual(['kept', 'lost']);
+  });
+
   it('prefix keeps a prefix of the unsynced writes and of the directory operations', async () => {
     const d = freshDir();
     put(join(d, 'log'), '', { sync: true });
@@ -335,6 +363,8 @@ describe.skipIf(!avail.ok)(`powerfs semantics${avail.ok ? '' : ` (skipped: ${ava
     interface Obj {
       cur: Buffer;
       dur: Buffer;
+      /** New sizes of the truncates that shrank the file since its last sync. */
+      shrinks: number[];
     }
     interface Dir {
       cur: Map<string, Obj>;
@@ -388,7 +418,7 @@ describe.skipIf(!avail.ok)(`powerfs semantics${avail.ok ? '' : ` (skipped: ${ava
           case 'create':
             if (obj) break;
             writeFileSync(at(op.dir, op.name), '');
-            m.cur.set(name, { cur: Buffer.alloc(0), dur: Buffer.alloc(0) });
+            m.cur.set(name, { cur: Buffer.alloc(0), dur: Buffer.alloc(0), shrinks: [] });
             break;
           case 'write': {
             if (!obj) break;
@@ -401,12 +431,14 @@ describe.skipIf(!avail.ok)(`powerfs semantics${avail.ok ? '' : ` (skipped: ${ava
           case 'trunc':
             if (!obj) break;
             truncateSync(at(op.dir, op.name), op.size);
+            if (op.size < obj.cur.length) obj.shrinks.push(op.size);
             obj.cur = resize(obj.cur, op.size);
             break;
           case 'sync':
             if (!obj) break;
             syncFile(at(op.dir, op.name));
             obj.dur = Buffer.from(obj.cur);
+            obj.shrinks = [];
             break;
           case 'unlink':
             if (!obj) break;
@@ -445,11 +477,13 @@ describe.skipIf(!avail.ok)(`powerfs semantics${avail.ok ? '' : ` (skipped: ${ava
         for (const [nm, o] of want) {
           expect(readFileSync(join(drop, rel, dirs[i]!, nm)).equals(o.dur)).toBe(true);
           const got = readFileSync(join(pages, rel, dirs[i]!, nm));
-          expect(got.length).toBeGreaterThanOrEqual(o.dur.length);
-          expect(got.length === o.dur.length || got.length <= o.cur.length).toBe(true);
+          // A shrink not yet synced is kept or lost whole: the synced data cut at its size.
+          const floors = [o.dur, ...o.shrinks.map((t) => resize(o.dur, Math.min(t, o.dur.length)))];
+          expect(got.length).toBeGreaterThanOrEqual(Math.min(...floors.map((b) => b.length)));
+          expect(floors.some((b) => b.length === got.length) || got.length <= o.cur.length).toBe(true);
           for (let p = 0; p * PAGE < got.length; p++) {
             const pg = pageOf(got, p, got.length);
-            expect(pg.equals(pageOf(o.cur, p, got.length)) || pg.equals(pageOf(o.dur, p, got.length))).toBe(true);
+            expect(pg.equals(pageOf(o.cur, p, got.length)) || floors.some((b) => pg.equals(pageOf(b, p, got.length)))).toBe(true);
           }
         }
       }

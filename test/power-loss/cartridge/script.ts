@@ -281,5 +281,11 @@ export const Slot = {
    * cuts there).
    */
   converting: 4,
-  length: 5,
+  /**
+   * 1 while an overwrite or erase is under way; 2 once its first write or ftruncate went to
+   * the file and until the next fdatasync returns: the discard of the old records is not
+   * durable yet (the checker aims some cuts there).
+   */
+  discarding: 5,
+  length: 6,
 } as const;

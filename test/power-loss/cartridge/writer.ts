@@ -47,6 +47,12 @@ async function main(): Promise<void> {
   const sleep = (p: number, maxMs: number): void => {
     if (rand() < p) Atomics.wait(nap, 0, 0, rand() * maxMs);
   };
+  /** The first file change of an overwrite or erase: the discard is under way and not durable (held open for the aimed cuts). */
+  const discardStep = (): void => {
+    if (Atomics.load(sh, Slot.discarding) !== 1) return;
+    Atomics.store(sh, Slot.discarding, 2);
+    sleep(1, 4);
+  };
   const io: CartridgeFileIo = {
     ...nodeFileIo,
     openSync: (path, flags) => {
@@ -65,14 +71,21 @@ async function main(): Promise<void> {
         Atomics.store(sh, Slot.converting, 2);
         sleep(1, 6);
       }
+      discardStep();
+      return n;
+    },
+    writevSync: (fd, bufs, pos) => {
+      const n = nodeFileIo.writevSync(fd, bufs, pos);
+      discardStep();
       return n;
     },
     fdatasyncSync: (fd) => {
-      // The header rewrite is durable only after this: hold the window open for the aimed cuts.
-      if (Atomics.load(sh, Slot.converting)) sleep(1, 4);
+      // The header rewrite (or a discard) is durable only after this: hold the window open for the aimed cuts.
+      if (Atomics.load(sh, Slot.converting) || Atomics.load(sh, Slot.discarding) === 2) sleep(1, 4);
       else sleep(0.25, 3);
       nodeFileIo.fdatasyncSync(fd);
       Atomics.store(sh, Slot.converting, 0);
+      if (Atomics.load(sh, Slot.discarding) === 2) Atomics.store(sh, Slot.discarding, 0);
     },
     fsyncSync: (fd) => {
       sleep(0.5, 3);
@@ -87,6 +100,7 @@ async function main(): Promise<void> {
     ftruncateSync: (fd, n) => {
       sleep(0.25, 2);
       nodeFileIo.ftruncateSync(fd, n);
+      discardStep();
     },
   };
   const lu = createTapeDrive({ personality: drivePersonality('ibm-lto7-hh'), serial: 'PWRCUT1', mediaIo: io });
@@ -127,6 +141,14 @@ async function main(): Promise<void> {
   await lu.insert(ref(0));
   await drain();
   const script = new Script(seed);
+  const discarding = async (f: () => Promise<void>): Promise<void> => {
+    Atomics.store(sh, Slot.discarding, 1);
+    try {
+      await f();
+    } finally {
+      Atomics.store(sh, Slot.discarding, 0);
+    }
+  };
   const exec = async (op: Op, count: number): Promise<void> => {
     switch (op.k) {
       case 'block':
@@ -137,10 +159,10 @@ async function main(): Promise<void> {
         return run(Cdb.writeFilemarks6(0), 'WRITE FILEMARKS 0');
       case 'erase':
         await run(Cdb.locate10(op.at), 'LOCATE');
-        return run(Cdb.erase6(), 'ERASE');
+        return discarding(() => run(Cdb.erase6(), 'ERASE'));
       case 'overwrite':
         await run(Cdb.locate10(op.at), 'LOCATE');
-        return run(Cdb.write6(blockBytes(op.uid, op.size)), 'WRITE(6) over');
+        return discarding(() => run(Cdb.write6(blockBytes(op.uid, op.size)), 'WRITE(6) over'));
       case 'attribute': {
         const p = new Uint8Array(4 + 5 + 8);
         const v = new DataView(p.buffer);

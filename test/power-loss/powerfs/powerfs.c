@@ -59,6 +59,7 @@ struct undo {
   size_t oldn;
   unsigned char *old;
   off_t old_size;
+  off_t shrink_to;  /* a truncate that shrank the file: its new size; -1 otherwise */
   size_t bytes;     /* bytes the caller asked to change, for the report */
 };
 
@@ -215,6 +216,7 @@ static int log_change(int fd, ino_t ino, off_t lo, off_t hi, off_t save_lo, off_
   u->lo = lo;
   u->hi = hi;
   u->old_size = st.st_size;
+  u->shrink_to = -1;
   u->bytes = bytes;
   if (save_hi > st.st_size) save_hi = st.st_size;
   if (save_lo < save_hi) {
@@ -642,6 +644,10 @@ static int truncate_fd(int fd, ino_t ino, off_t size) {
   off_t lo = size < st.st_size ? size : st.st_size, hi = size < st.st_size ? st.st_size : size;
   int r = log_change(fd, ino, lo, hi, size, st.st_size, (size_t)(hi - lo));
   if (r) return r;
+  if (size < st.st_size) {
+    struct flog *f = flog_get(ino, 0);
+    if (f && f->n) f->v[f->n - 1].shrink_to = size;
+  }
   return ftruncate(fd, size) ? -errno : 0;
 }
 
@@ -1012,8 +1018,19 @@ static int revert_file(int fd, struct flog *f, int mode, uint64_t cutseq, uint64
   off_t csize = st.st_size;
   size_t np = 0, cp = 0;
   uint64_t *pages = NULL;
+  /* A pending shrink is kept or lost whole, as a journalled size change is: blocks a truncate
+   * freed are not reused before it commits, so the old data past the new size is either all
+   * there (with the old size) or cut off. Only the page holding the new end, whose tail the
+   * truncate zeroed in the page cache, may reach the disk on its own: it is a touched page
+   * like a write's. */
+  off_t shrink = -1;
+  for (size_t i = 0; i < f->n; i++) {
+    if (f->v[i].shrink_to < 0) continue;
+    if ((rng_next(rng) & 1) && (shrink < 0 || f->v[i].shrink_to < shrink)) shrink = f->v[i].shrink_to;
+  }
   for (size_t i = 0; i < f->n; i++) {
     uint64_t a = (uint64_t)f->v[i].lo / PAGE, b = ((uint64_t)f->v[i].hi + PAGE - 1) / PAGE;
+    if (f->v[i].shrink_to >= 0) b = f->v[i].lo % PAGE ? a + 1 : a;
     for (uint64_t p = a; p < b; p++) {
       if (np == cp) {
         cp = cp ? cp * 2 : 64;
@@ -1038,6 +1055,12 @@ static int revert_file(int fd, struct flog *f, int mode, uint64_t cutseq, uint64
   for (size_t i = f->n; i-- > 0;)
     if ((r = undo_apply(fd, &f->v[i]))) goto out;
   if (fstat(fd, &st) != 0) { r = -errno; goto out; }
+  /* A kept shrink: the synced data past its new size is gone (later writes kept below
+   * bring back only their own pages; the rest of the file past it reads as zeros). */
+  if (shrink >= 0 && shrink < st.st_size) {
+    if (ftruncate(fd, shrink) != 0) { r = -errno; goto out; }
+    st.st_size = shrink;
+  }
   off_t ssize = st.st_size, kept_end = 0, vis = csize > ssize ? csize : ssize;
   for (size_t i = 0; i < np; i++) {
     off_t at = (off_t)(pages[i] * PAGE);
