@@ -253,7 +253,14 @@ export class VtcEngine {
   #boot = 0;
   /** When this VTC last resumed after its inputs stopped for longer than a heartbeat timeout (a paused process, a held event loop). */
   #resumedAt = -Infinity;
+  /**
+   * This VTC's own time: it moves by the forward steps of the times its inputs carry and
+   * never back, so a wall clock stepped back (NTP) neither runs timeouts backwards nor makes
+   * "since the key" comparisons fail for as long as the step. Keys are dated with {@link #wall}.
+   */
   #now = 0;
+  /** The time the last input carried (the wall clock), as given. */
+  #wall = 0;
 
   readonly #keys = new Map<number, Map<string, ShutdownKey>>();
   readonly #commits = new Map<number, CommitRecord[]>();
@@ -323,6 +330,7 @@ export class VtcEngine {
   /** Rebuilds state from the durable journal (oldest first). Call once, before any other input. */
   restore(records: readonly JournalRecord[], now: number): void {
     this.#now = now;
+    this.#wall = now;
     this.#boot = now;
     for (const r of records) {
       if (r.type === 'sighting') {
@@ -341,20 +349,24 @@ export class VtcEngine {
    * not that the VTS went silent: silence is then counted again from here.
    */
   #advance(now: number): void {
-    if (now - this.#now > this.config.timing.heartbeatTimeout) this.#resumedAt = now;
-    this.#now = now;
+    const d = now - this.#wall;
+    this.#wall = now;
+    // A clock stepped back: this VTC's time stands still for that one input, then goes on.
+    if (!(d > 0)) return;
+    this.#now += d;
+    if (d > this.config.timing.heartbeatTimeout) this.#resumedAt = this.#now;
   }
 
   tick(now: number): void {
     if (this.#stopped) return;
     this.#advance(now);
-    for (const [token, op] of this.#ops) if (op.deadline <= now) this.#finishOp(token, { ok: false, error: 'timeout' });
+    for (const [token, op] of this.#ops) if (op.deadline <= this.#now) this.#finishOp(token, { ok: false, error: 'timeout' });
     for (const x of VTS_NAMES) if (this.#obs[x].hbToken === null) this.#heartbeat(x);
-    if (now - this.#lastHello >= this.config.timing.helloInterval) {
-      this.#lastHello = now;
+    if (this.#now - this.#lastHello >= this.config.timing.helloInterval) {
+      this.#lastHello = this.#now;
       this.#broadcast(this.#hello());
     }
-    if (this.#coord !== null && this.#coord.phase === 1 && now >= this.#coord.deadline) this.#phase1Timeout();
+    if (this.#coord !== null && this.#coord.phase === 1 && this.#now >= this.#coord.deadline) this.#phase1Timeout();
     this.#flush();
   }
 
@@ -378,7 +390,7 @@ export class VtcEngine {
       } else this.#misconfigured.delete(from);
     }
     if (this.#misconfigured.has(from)) return this.#reject('config-mismatch');
-    this.#lastHeard.set(from, now);
+    this.#lastHeard.set(from, this.#now);
     switch (msg.t) {
       case 'propose':
         this.#onPropose(from, msg.key);
@@ -925,7 +937,7 @@ export class VtcEngine {
     const key = this.#signer.sign<ShutdownKey>({
       ptpId: this.config.ptpId,
       seq: this.#maxHeld + 1,
-      issuedAt: this.#now,
+      issuedAt: this.#wall,
       originVtc: this.config.self,
       command: shape.command,
       subjects: sortVts(shape.subjects),
