@@ -34,14 +34,14 @@ export async function copyVolume(volser: string, from: VtsClient, to: VtsClient,
         if (chunk === null) break;
         for (let off = 0; off < chunk.length; off += MAX_BODY) await to.copyWrite(cid, chunk.subarray(off, off + MAX_BODY));
       }
+      return (await to.copyClose(cid)).generation;
     } catch (e) {
       // Neither side may stay held by a copy that will not finish: the destination would
-      // refuse every other copy and mount of the volume until its idle bound.
+      // refuse every other copy and mount of the volume until its idle bound. A close that
+      // failed may never have reached it (seed 147); an abort after a close that did is a no-op.
       await Promise.all([to.copyAbort(cid).catch(() => undefined), from.exportRelease(x.xid).catch(() => undefined)]);
       throw e;
     }
-    const t = await to.copyClose(cid);
-    return t.generation;
   } catch (e) {
     throw new CopyError(volser, from.name, to.name, e);
   }

@@ -62,10 +62,12 @@ export class VtsClient {
    * (ESTALERUN) from then on. Undefined: mounts are bound only by the VTS's idle bound.
    */
   readonly run: string | undefined;
+  readonly #timeoutMs: number;
 
   /** `env`: sockets, clock and randomness of the RPC (node:net and the real clock by default). */
   constructor(self: string, name: VtsName, address: { host: string; port: number }, sec: RpcSecurity, timeoutMs = 10_000, run?: string, env: RpcEnv = {}) {
     this.name = name;
+    this.#timeoutMs = timeoutMs;
     this.run = run;
     this.rpc = new RpcClient(self, vtsParticipant(name), address, sec, timeoutMs, env);
   }
@@ -146,8 +148,13 @@ export class VtsClient {
   async exportRelease(xid: number): Promise<void> {
     await this.#r('export-release', { xid });
   }
+  /**
+   * Opens a copy of `volser` into this VTS. `idleMs` tells the VTS how long a silence means
+   * this copier failed: between two of its calls it waits at most one read from the source
+   * and one call here, each bounded by the RPC timeout, so three timeouts.
+   */
   async copyOpen(volser: string, token: { generation: number }, sha256: string, fence?: EpochFence): Promise<number> {
-    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256, ...fence, ...this.#runParam })).cid;
+    return (await this.#r<{ cid: number }>('copy-open', { volser, token, sha256, idleMs: 3 * this.#timeoutMs, ...fence, ...this.#runParam })).cid;
   }
   async copyWrite(cid: number, chunk: Uint8Array): Promise<void> {
     await this.#r('copy-write', { cid }, chunk);

@@ -135,3 +135,62 @@ describe('peer copy export', () => {
     expect(all.includes(Buffer.from(data.subarray(data.length - 4096)))).toBe(true);
   });
 });
+
+describe('peer copy streams', () => {
+  /** Volume V00007 written once on A; its export (bytes and digest) is a valid copy of a later generation. */
+  async function exported(c: VtsClient): Promise<{ bytes: Buffer; sha256: string }> {
+    const h = await c.mount('V00007', { scratch: true });
+    await c.write(h, enc('generation one'));
+    await c.close(h, {});
+    const x = await c.exportOpen('V00007');
+    const parts: Uint8Array[] = [];
+    for (let chunk = await c.exportRead(x.xid); chunk !== null; chunk = await c.exportRead(x.xid)) parts.push(chunk);
+    await c.exportRelease(x.xid);
+    return { bytes: Buffer.concat(parts), sha256: x.sha256 };
+  }
+
+  // A copier whose copy-write failed sends copy-abort; when that is lost too (the link went),
+  // the stream stayed open on the destination and held the volume busy until the 30 s idle
+  // bound: every later copy of it failed "mounted or being copied", and resync could not
+  // finish (seed 147 of the production simulation). A VTC copies a volume to a VTS once at a
+  // time, so its new copy-open of the volume supersedes its own earlier stream.
+  it("a VTC's new copy of a volume supersedes its own abandoned stream of it; another VTC's stream is left alone", async () => {
+    await startHost();
+    const c1 = client('vtc1', 'run-1');
+    const c2 = client('vtc2', 'run-1');
+    const x = await exported(c1);
+    const half = x.bytes.subarray(0, Math.max(1, x.bytes.length >> 1));
+    const lost = await c1.copyOpen('V00007', { generation: 2 }, x.sha256);
+    await c1.copyWrite(lost, half);
+    // Another VTC cannot take vtc1's stream away: its copy finds the volume busy.
+    const other = await c2.copyOpen('V00007', { generation: 2 }, x.sha256);
+    await c2.copyWrite(other, x.bytes);
+    await expect(c2.copyClose(other)).rejects.toThrow(/mounted or being copied/u);
+    // vtc1 copies again: the abandoned stream goes, the new one commits.
+    const cid = await c1.copyOpen('V00007', { generation: 2 }, x.sha256);
+    await c1.copyWrite(cid, x.bytes);
+    expect(await c1.copyClose(cid)).toMatchObject({ generation: 2, consistent: true });
+    // The superseded stream is gone: a late write to it is refused, nothing of it committed.
+    await expect(c1.copyWrite(lost, half)).rejects.toThrow(/unknown copy/u);
+    expect(await readAll(c1, 'V00007')).toBe('generation one');
+  });
+
+  // The sender says how long a silence means it failed (three of its RPC timeouts): its
+  // stream goes then, not at the server's 30 s default, and the volume is free for a copy
+  // from another VTC. A bad bound is refused by name.
+  it('a stream whose sender went silent for longer than the bound it gave is dropped, freeing the volume', async () => {
+    await startHost();
+    const c1 = new VtsClient('vtc1', 'A', { host: '127.0.0.1', port: host.port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 100, 'run-1');
+    clients.push(c1);
+    const c2 = client('vtc2', 'run-1');
+    const x = await exported(c2);
+    const quiet = await c1.copyOpen('V00007', { generation: 2 }, x.sha256);
+    await c1.copyWrite(quiet, x.bytes.subarray(0, 10));
+    await new Promise((r) => setTimeout(r, 500));
+    const cid = await c2.copyOpen('V00007', { generation: 2 }, x.sha256);
+    await c2.copyWrite(cid, x.bytes);
+    expect(await c2.copyClose(cid)).toMatchObject({ generation: 2 });
+    await expect(c1.copyWrite(quiet, x.bytes.subarray(10))).rejects.toThrow(/unknown copy/u);
+    await expect(c2.rpc.call('copy-open', { volser: 'V00007', token: { generation: 3 }, idleMs: -5 })).rejects.toThrow(/idleMs must be a positive number/u);
+  });
+});

@@ -134,7 +134,7 @@ export class VtsServer {
   readonly #sweep: Timer;
   readonly #clock: Clock;
   readonly #exports = new Map<number, { x: VolumeExport; it: AsyncIterator<Uint8Array>; vtc: string; run: string | undefined }>();
-  readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: Timer; vtc: string; run: string | undefined }>();
+  readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: Timer; idleMs: number; vtc: string; run: string | undefined; volser: string }>();
   #nextId = 1;
 
   constructor(o: VtsServerOptions) {
@@ -169,11 +169,11 @@ export class VtsServer {
   }
 
   /** A copy whose sender went quiet (crashed VTC, cut link) is dropped so the volume is not held busy. */
-  #idle(id: number, q: ChunkQueue): Timer {
+  #idle(id: number, q: ChunkQueue, ms: number): Timer {
     return this.#clock.setTimeout(() => {
       this.#copies.delete(id);
-      q.abort(new BadRequestError(`copy ${id} abandoned: no data for ${COPY_IDLE_MS} ms`));
-    }, COPY_IDLE_MS);
+      q.abort(new BadRequestError(`copy ${id} abandoned: no data for ${ms} ms`));
+    }, ms);
   }
 
   #h(from: string, p: Record<string, unknown>): MountHandle {
@@ -355,20 +355,39 @@ export class VtsServer {
         return {};
       }
       case 'copy-open': {
-        const q = new ChunkQueue();
-        const id = this.#nextId++;
+        const volser = str(p, 'volser');
         const tok = p.token as { generation?: unknown; consistent?: unknown } | undefined;
         if (typeof tok?.generation !== 'number') throw new BadRequestError('copy-open needs a token');
-        const done = u.applyCopy(str(p, 'volser'), q, { generation: tok.generation, consistent: true }, { ...(typeof p.sha256 === 'string' ? { sha256: p.sha256 } : {}), ...fenceOf(p) });
+        // A VTC copies a volume here once at a time (the copy holds the volume busy): its new
+        // copy-open of the volume means its copier gave up on the earlier stream, whose abort
+        // was lost with the link. That stream goes now, not at the idle bound, which would
+        // refuse every copy of the volume until then (seed 147: resync never finished).
+        for (const [cid, c] of this.#copies) {
+          if (c.vtc !== from || c.volser !== volser) continue;
+          this.#copies.delete(cid);
+          this.#clock.clearTimeout(c.idle);
+          c.q.abort(new BadRequestError(`copy ${cid} superseded by a new copy of ${volser} from ${from}`));
+          this.#log.warn({ vtc: from, volser, cid }, 'copy superseded by a new copy of the same volume from the same VTC');
+          await c.done.catch(() => undefined);
+        }
+        // The sender's own bound on the silence between its calls (its RPC timeouts), when it
+        // gives one: past it the sender has failed, and its stream goes then rather than at the
+        // server's generous default.
+        const asked = optNum(p, 'idleMs');
+        if (asked !== undefined && !(asked > 0)) throw new BadRequestError(`parameter idleMs must be a positive number of ms (got ${asked})`);
+        const idleMs = Math.min(COPY_IDLE_MS, asked ?? COPY_IDLE_MS);
+        const q = new ChunkQueue();
+        const id = this.#nextId++;
+        const done = u.applyCopy(volser, q, { generation: tok.generation, consistent: true }, { ...(typeof p.sha256 === 'string' ? { sha256: p.sha256 } : {}), ...fenceOf(p) });
         done.catch(() => undefined);
-        this.#copies.set(id, { q, done, idle: this.#idle(id, q), vtc: from, run: optStr(p, 'run') });
+        this.#copies.set(id, { q, done, idle: this.#idle(id, q, idleMs), idleMs, vtc: from, run: optStr(p, 'run'), volser });
         return { result: { cid: id } };
       }
       case 'copy-write': {
         const c = this.#copies.get(num(p, 'cid'));
         if (c === undefined) throw new BadRequestError(`unknown copy ${String(p.cid)}`);
         this.#clock.clearTimeout(c.idle);
-        c.idle = this.#idle(num(p, 'cid'), c.q);
+        c.idle = this.#idle(num(p, 'cid'), c.q, c.idleMs);
         c.q.push(body.slice());
         return {};
       }

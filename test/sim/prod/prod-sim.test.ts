@@ -92,4 +92,13 @@ describe.skipIf(replay !== null)('production simulation', () => {
     expect(r.online).toBe(true);
     expect(r.faultKinds['vts-disk-hung']).toBe(1);
   });
+
+  // Regression: a copy whose close could not reach the destination (the link went) left its
+  // stream open there, and the copier sent no abort; the volume stayed busy on A until the
+  // 30 s idle bound, and resync never finished within the liveness phase. The copier now
+  // aborts after a failed close, and a stream goes after three of its sender's RPC timeouts.
+  it('seed 147: a copy whose close failed frees the destination, and resync finishes', { timeout: 60_000 }, async () => {
+    const r = await runProdSchedule(147);
+    expect(r.online).toBe(true);
+  });
 });
