@@ -70,6 +70,14 @@ export interface HostRouterDeps {
 export class HostRouter {
   readonly #d: HostRouterDeps;
   readonly #mounts = new Map<number, Mount>();
+  /**
+   * VTS mounts this VTC ended but could not tell the VTS about (a close or abandon that
+   * failed: the VTS unreachable, the reply lost). They are abandoned again until the VTS
+   * answers: while this VTC's run keeps calling, nothing else frees them there, and the
+   * volume stays busy on that VTS (production simulation seed 444: a read mount left on B
+   * refused every copy of its volume, and resync never finished).
+   */
+  readonly #orphans = new Map<string, { vts: VtsName; h: number; boot: string | undefined }>();
   #nextMount = 1;
   #balance = 0;
 
@@ -187,7 +195,7 @@ export class HostRouter {
     this.#mounts.delete(h.id);
     const x = m.handle.vts;
     if (m.plan === null) {
-      const t = await this.#d.clients[x].close(m.h, fenceFor(m, x));
+      const t = await this.#d.clients[x].close(m.h, fenceFor(m, x)).catch((e: unknown) => this.#orphaned(x, m.h, m.boots[x], e));
       return { volser: h.volser, generation: t.generation, copyMode: m.copyMode, copies: [x], queued: [] };
     }
     const plan = m.plan;
@@ -198,10 +206,12 @@ export class HostRouter {
     try {
       for (const t of others) await this.#d.clients[t.vts].fence(fenceFor(m, t.vts));
     } catch (e) {
-      await this.#d.clients[x].abandon(m.h).catch(() => undefined);
+      await this.#d.clients[x].abandon(m.h).catch(() => this.#orphan(x, m.h, m.boots[x]));
       throw e;
     }
-    await this.#d.clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) });
+    // A close that failed may not have reached the VTS: the mount is abandoned there later
+    // (a no-op if the close did reach it).
+    await this.#d.clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) }).catch((e: unknown) => this.#orphaned(x, m.h, m.boots[x], e));
     const copies: VtsName[] = [x];
     const queued: VtsName[] = [];
     // Then the copy or token update, fenced again: a key recorded on the other VTS between the
@@ -212,7 +222,7 @@ export class HostRouter {
         await copyVolume(h.volser, this.#d.clients[x], this.#d.clients[t.vts], fenceFor(m, t.vts));
         copies.push(t.vts);
       } else {
-        await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));
+        await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts), true);
         this.#d.copies.enqueue(h.volser, x, t.vts);
         queued.push(t.vts);
       }
@@ -250,7 +260,45 @@ export class HostRouter {
   async abandon(h: HostHandle): Promise<void> {
     const m = this.#mounts.get(h.id);
     this.#mounts.delete(h.id);
-    if (m !== undefined) await this.#d.clients[m.handle.vts].abandon(m.h).catch(() => undefined);
+    if (m !== undefined) await this.#d.clients[m.handle.vts].abandon(m.h).catch(() => this.#orphan(m.handle.vts, m.h, m.boots[m.handle.vts]));
+  }
+
+  /** Notes a VTS mount to abandon later, with the boot of the VTS it belongs to (mount handles are numbered per boot). */
+  #orphan(x: VtsName, h: number, boot: string | undefined): void {
+    this.#orphans.set(`${x}:${h}`, { vts: x, h, boot });
+  }
+
+  /** Notes a VTS mount whose close failed, and throws the close's error. */
+  #orphaned(x: VtsName, h: number, boot: string | undefined, e: unknown): never {
+    this.#orphan(x, h, boot);
+    throw e;
+  }
+
+  /** VTS mounts still to be abandoned (their close or abandon failed). */
+  get orphans(): number {
+    return this.#orphans.size;
+  }
+
+  /** Abandons again the VTS mounts whose close or abandon failed; those the VTS acknowledges are forgotten. */
+  async sweepOrphans(): Promise<void> {
+    await Promise.all(
+      [...this.#orphans].map(async ([k, o]) => {
+        // A VTS that restarted since holds no mount of its earlier boot, and its handle
+        // numbers start again: abandoning by number could end another mount.
+        const boot = this.#d.view(o.vts)?.bootId;
+        if (boot === undefined) return;
+        if (o.boot === undefined || boot !== o.boot) {
+          this.#orphans.delete(k);
+          return;
+        }
+        try {
+          await this.#d.clients[o.vts].abandon(o.h);
+          this.#orphans.delete(k);
+        } catch {
+          // Still unreachable: the next sweep tries again.
+        }
+      }),
+    );
   }
 
   /** Reads a whole volume up to its first filemark or end of data. */

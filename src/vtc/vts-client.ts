@@ -110,8 +110,9 @@ export class VtsClient {
     return this.#r('abort', { reason });
   }
   /** Moves the token ahead of the data (a deferred copy is pending), fenced by the writer's epoch when given. */
-  markBehind(volser: string, generation: number, fence?: EpochFence): Promise<unknown> {
-    return this.#r('mark-behind', { volser, generation, ...fence });
+  /** `write`: the mark acknowledges a host write on the peer (see VtsUnit.markBehind): refused while the volume is busy here or when this VTS knows that generation already. */
+  markBehind(volser: string, generation: number, fence?: EpochFence, write = false): Promise<unknown> {
+    return this.#r('mark-behind', { volser, generation, ...fence, ...(write ? { write: true } : {}) });
   }
   async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<number> {
     return (await this.#r<{ h: number }>('mount', { volser, ...o, ...this.#runParam })).h;

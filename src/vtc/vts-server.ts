@@ -283,7 +283,7 @@ export class VtsServer {
       case 'abort':
         return { result: { aborted: await u.abortMounts(typeof p.reason === 'string' ? p.reason : `aborted by ${from}`) } };
       case 'mark-behind':
-        return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation'), fenceOf(p)) };
+        return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation'), fenceOf(p), { write: p.write === true }) };
       case 'mount': {
         const run = optStr(p, 'run');
         const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...fenceOf(p) });

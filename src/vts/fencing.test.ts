@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FencedError } from './errors.js';
+import { FencedError, StaleGenerationError, VolumeInUseError } from './errors.js';
 import { VtsUnit } from './vts-unit.js';
 import { buildVolume } from './volume-format.js';
 
@@ -89,5 +89,33 @@ describe('VTS fence', () => {
     const u2 = await openVts(dir);
     expect([u2.view().lastKeySeq, u2.view().lastKeyMac]).toEqual([3, 'k3']);
     expect(() => u2.checkFence({ epoch: 3, epochMac: 'other' })).toThrow(FencedError);
+  });
+});
+
+describe('marking behind for a host write on the peer', () => {
+  // A deferred write commits on one VTS and marks the other behind at its generation; that
+  // mark must leave the other VTS unable to hold different data of that generation. A write
+  // through another VTC, mounted on this VTS, committed the same generation here while the
+  // mark said yes (production simulation seed 268: the acknowledged write read back stale).
+  it('is refused while a host has the volume mounted here, or when this VTS knows the generation already', async () => {
+    const u = await openVts(tempDir());
+    const h0 = await u.mount('M00001', { scratch: true });
+    await u.write(h0, Uint8Array.of(1));
+    expect(await u.close(h0, { generation: 3 })).toEqual({ generation: 3, consistent: true });
+    // A host write in progress here: its close may commit generation 4 at any time.
+    const h = await u.mount('M00001', { writable: true });
+    await u.write(h, Uint8Array.of(2));
+    await expect(u.markBehind('M00001', 4, {}, { write: true })).rejects.toBeInstanceOf(VolumeInUseError);
+    expect(await u.close(h, { generation: 4 })).toEqual({ generation: 4, consistent: true });
+    // It committed 4 here: the peer's write of 4 is another write, not to be acknowledged.
+    await expect(u.markBehind('M00001', 4, {}, { write: true })).rejects.toBeInstanceOf(StaleGenerationError);
+    await expect(u.markBehind('M00001', 3, {}, { write: true })).rejects.toBeInstanceOf(StaleGenerationError);
+    // A newer generation is marked, and marking it again (a retry) is the same mark.
+    expect(await u.markBehind('M00001', 5, {}, { write: true })).toEqual({ generation: 5, consistent: false });
+    expect(await u.markBehind('M00001', 5, {}, { write: true })).toEqual({ generation: 5, consistent: false });
+    // Behind at 5, this VTS can no longer commit 5 from a host of its own.
+    await expect(u.mount('M00001', { writable: true })).rejects.toThrow(/this VTS holds generation/u);
+    // Without `write` (resync's reconcile), an older or equal generation is still just ignored.
+    expect(await u.markBehind('M00001', 4)).toEqual({ generation: 5, consistent: false });
   });
 });

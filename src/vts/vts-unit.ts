@@ -198,6 +198,8 @@ export class VtsUnit {
   readonly #mounts = new Map<number, Mount>();
   /** Volumes held by a mount, a copy in or a recall: one holder at a time. */
   readonly #busy = new Set<string>();
+  /** Volumes a host mount is being set up for (busy, not yet in the mounts). */
+  readonly #mounting = new Set<string>();
   readonly #pmQueue: string[] = [];
   readonly #pmRunning = new Set<string>();
   readonly #pmFailed = new Map<string, Error>();
@@ -409,16 +411,36 @@ export class VtsUnit {
    * Marks this VTS behind on `volser`: its token moves to `generation` while its data stays
    * older (a deferred copy from the peer is pending). Idempotent; an older generation is
    * ignored. Resolves once durable.
+   *
+   * `o.write`: the mark acknowledges a host write committed on the peer at `generation`,
+   * so it must leave this VTS unable to hold other data of that generation. Refused with
+   * VolumeInUseError while a host has the volume mounted here (a write of it here could
+   * commit that generation after the mark; a peer copy in progress cannot, it carries a
+   * generation the peer already had), and with StaleGenerationError when this
+   * VTS already knows `generation` or newer other than as this very mark (another write got
+   * there first). Without either check a deferred write was acknowledged while a write
+   * through another VTC, mounted here, committed different data under the same generation.
    */
-  async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {
+  async markBehind(volser: string, generation: number, fence: Fence = {}, o: { write?: boolean } = {}): Promise<VolumeToken> {
     this.#operating(fence);
     checkVolser(volser);
     const m = this.cache.get(volser);
+    if (o.write === true) {
+      if (this.#hostMounted(volser)) throw new VolumeInUseError(volser, 'is mounted here: its generation cannot be held for a write on the peer');
+      if (m && (m.generation > generation || m.dataGeneration >= generation)) throw new StaleGenerationError(volser, generation, m.generation);
+    }
     if (m && generation <= m.generation) return tokenOf(m);
     return tokenOf(await this.cache.setGeneration(volser, generation));
   }
 
   // ------------------------------------------------------------------ host I/O
+
+  /** A host has `volser` mounted here, or a mount of it is being set up. */
+  #hostMounted(volser: string): boolean {
+    if (this.#mounting.has(volser)) return true;
+    for (const m of this.#mounts.values()) if (m.handle.volser === volser) return true;
+    return false;
+  }
 
   activeMounts(): MountHandle[] {
     return [...this.#mounts.values()].map((m) => m.handle);
@@ -443,6 +465,7 @@ export class VtsUnit {
       if (meta.dataGeneration !== meta.generation) throw new VolumeNotConsistentError(volser, meta.generation, meta.dataGeneration);
     }
     this.#busy.add(volser);
+    this.#mounting.add(volser);
     this.cache.pin(volser);
     this.#pendingMounts++;
     let committed: VolumeFile | null = null;
@@ -462,6 +485,7 @@ export class VtsUnit {
       throw e;
     } finally {
       this.#pendingMounts--;
+      this.#mounting.delete(volser);
     }
     this.cache.touch(volser);
     const handle: MountHandle = { id: this.#nextHandle++, volser, writable: o.writable ?? true };

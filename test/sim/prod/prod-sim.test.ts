@@ -101,4 +101,14 @@ describe.skipIf(replay !== null)('production simulation', () => {
     const r = await runProdSchedule(147);
     expect(r.online).toBe(true);
   });
+
+  // Regression: a deferred write through vtc1 committed generation 11 on A and marked B
+  // behind at 11 while a write through vtc2, still mounted on B (its VTC had timed out),
+  // committed its own generation 11 there: the acknowledged write read back stale from B.
+  // Marking behind for a host write is now refused while the volume is mounted there or
+  // when that VTS knows the generation already, so the later write is not acknowledged.
+  it('seed 268: a deferred write is not acknowledged over another write of its generation on the other VTS', { timeout: 60_000 }, async () => {
+    const r = await runProdSchedule(268);
+    expect(r.online).toBe(true);
+  });
 });
