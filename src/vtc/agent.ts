@@ -229,6 +229,8 @@ export class VtcAgent extends EventEmitter {
   #lastBallotOutcome: string | null = null;
   readonly #lastHeard = new Map<string, number>();
   #lastKeySeq = -1;
+  /** A sweep of the host router's orphaned VTS mounts is running. */
+  #sweeping = false;
   /** Hosts' mounts, writes, reads and closes. */
   readonly host: HostRouter;
   listenPort = 0;
@@ -447,7 +449,12 @@ export class VtcAgent extends EventEmitter {
   }
 
   #resync(): void {
-    if (this.#stopped || this.copies.length > 0) return;
+    if (this.#stopped) return;
+    if (this.host.orphans > 0 && !this.#sweeping) {
+      this.#sweeping = true;
+      void this.host.sweepOrphans().finally(() => (this.#sweeping = false));
+    }
+    if (this.copies.length > 0) return;
     const s = this.engine.status();
     if (s.kind !== 'online-both' && s.kind !== 'resync') return;
     const a = this.#views.A;
