@@ -12,7 +12,7 @@ import { planRead, planWrite, writeStillCurrent } from '../ptp/volumes.js';
 import type { CopyMode, Token, WritePlan } from '../ptp/volumes.js';
 import { copyVolume } from './copier.js';
 import type { CopyQueue } from './copier.js';
-import { AgentStoppedError, BadRequestError, codeOf, PtpOfflineError } from './errors.js';
+import { AgentStoppedError, BadRequestError, codeOf, PtpOfflineError, RemoteError } from './errors.js';
 import { MAX_BODY } from './rpc.js';
 import type { VtsClient, EpochFence, RemoteView } from './vts-client.js';
 import type { IoSelection } from './agent.js';
@@ -77,7 +77,8 @@ export class HostRouter {
    * volume stays busy on that VTS (production simulation seed 444: a read mount left on B
    * refused every copy of its volume, and resync never finished).
    */
-  readonly #orphans = new Map<string, { vts: VtsName; h: number; boot: string | undefined }>();
+  readonly #orphans = new Map<string, { vts: VtsName; h: number | string; boot: string | undefined }>();
+  #nextTag = 1;
   #nextMount = 1;
   #balance = 0;
 
@@ -141,7 +142,7 @@ export class HostRouter {
       if (!plan.ok) throw new PtpOfflineError(plan.reason);
       // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
       const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
-      const h = await this.#d.clients[primary].mount(volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) });
+      const h = await this.#vtsMount(primary, volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) }, ctx.boots[primary]);
       const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
       this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
       return handle;
@@ -155,7 +156,7 @@ export class HostRouter {
     const rp = planRead({ status: ctx.status, tokens: { A: withData('A'), B: withData('B') } });
     if (!rp.ok) throw new PtpOfflineError(`${volser}: ${rp.reason}`);
     const x = this.#select(rp.holders);
-    const h = await this.#d.clients[x].mount(volser, { writable: false, ...fenceFor(ctx, x) });
+    const h = await this.#vtsMount(x, volser, { writable: false, ...fenceFor(ctx, x) }, ctx.boots[x]);
     const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
     this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
     return handle;
@@ -263,8 +264,23 @@ export class HostRouter {
     if (m !== undefined) await this.#d.clients[m.handle.vts].abandon(m.h).catch(() => this.#orphan(m.handle.vts, m.h, m.boots[m.handle.vts]));
   }
 
-  /** Notes a VTS mount to abandon later, with the boot of the VTS it belongs to (mount handles are numbered per boot). */
-  #orphan(x: VtsName, h: number, boot: string | undefined): void {
+  /**
+   * Mounts on VTS `x` under a tag: a call that got no answer from the VTS (a timeout, a lost
+   * link) may still have made the mount there, which would hold the volume for as long as
+   * this VTC keeps calling (production simulation seed 354): it is abandoned by its tag.
+   */
+  async #vtsMount(x: VtsName, volser: string, o: Parameters<VtsClient['mount']>[1], boot: string | undefined): Promise<number> {
+    const tag = `${this.#d.self}-${this.#nextTag++}`;
+    try {
+      return await this.#d.clients[x].mount(volser, { ...o, tag });
+    } catch (e) {
+      if (!(e instanceof RemoteError)) this.#orphan(x, tag, boot);
+      throw e;
+    }
+  }
+
+  /** Notes a VTS mount to abandon later (by handle, or by tag when the mount call got no answer), with the boot of the VTS it belongs to (mount handles are numbered per boot). */
+  #orphan(x: VtsName, h: number | string, boot: string | undefined): void {
     this.#orphans.set(`${x}:${h}`, { vts: x, h, boot });
   }
 
@@ -292,7 +308,8 @@ export class HostRouter {
           return;
         }
         try {
-          await this.#d.clients[o.vts].abandon(o.h);
+          if (typeof o.h === 'string') await this.#d.clients[o.vts].abandonTag(o.h);
+          else await this.#d.clients[o.vts].abandon(o.h);
           this.#orphans.delete(k);
         } catch {
           // Still unreachable: the next sweep tries again.

@@ -114,8 +114,16 @@ export class VtsClient {
   markBehind(volser: string, generation: number, fence?: EpochFence, write = false): Promise<unknown> {
     return this.#r('mark-behind', { volser, generation, ...fence, ...(write ? { write: true } : {}) });
   }
-  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<number> {
+  /**
+   * Mounts `volser`. `o.tag` names the mount for {@link abandonTag}: a VTC whose mount call
+   * got no answer cannot know whether the VTS made it, nor its handle.
+   */
+  async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number; tag?: string }): Promise<number> {
     return (await this.#r<{ h: number }>('mount', { volser, ...o, ...this.#runParam })).h;
+  }
+  /** Ends the mount sent with `tag`, made or still to come (it will then not be made); nothing it wrote is committed. */
+  abandonTag(tag: string): Promise<RemoteView> {
+    return this.#r('abandon-tag', { tag });
   }
   async write(h: number, data: Uint8Array): Promise<void> {
     await this.#r('write', { h }, data);

@@ -115,6 +115,31 @@ describe('mount ownership', () => {
   });
 });
 
+describe('mounts whose call got no answer', () => {
+  // A VTC whose mount call timed out cannot know whether the VTS made the mount, nor its
+  // handle; the mount held the volume busy for as long as the VTC kept calling (production
+  // simulation seed 354: every copy of the volume to that VTS failed, resync never ended).
+  it('are abandoned by the tag the VTC sent, whether the abandon comes after the mount or before it', async () => {
+    await startHost();
+    const c1 = client('vtc1', 'run-1');
+    const c2 = client('vtc2', 'run-1');
+    const h0 = await c1.mount('T00001', { scratch: true });
+    await c1.write(h0, enc('kept'));
+    await c1.close(h0, {});
+    // Made, then its answer lost: vtc1 abandons it by tag, and the volume is free.
+    await c1.mount('T00001', { writable: true, tag: 'vtc1-7' });
+    await expect(c2.mount('T00001', { writable: false })).rejects.toThrow(/mounted/u);
+    await c1.abandonTag('vtc1-7');
+    expect(await readAll(c2, 'T00001')).toBe('kept');
+    // Abandoned before it arrived (the call was slow): it is never made.
+    await c1.abandonTag('vtc1-8');
+    await expect(c1.mount('T00001', { writable: true, tag: 'vtc1-8' })).rejects.toThrow(/abandoned already/u);
+    // Tags are the VTC's own: another VTC's tag of the same name is another mount.
+    const h2 = await c2.mount('T00001', { writable: false, tag: 'vtc1-8' });
+    await c2.abandon(h2);
+  });
+});
+
 describe('peer copy export', () => {
   it('a volume of several MiB is exported in chunks a frame carries, every byte in order', async () => {
     await startHost();

@@ -98,8 +98,13 @@ interface OwnedMount {
   readonly vtc: string;
   /** That VTC process's run id; undefined for a caller that sends none (it is bound only by {@link MOUNT_OWNER_GONE_MS}). */
   readonly run: string | undefined;
+  /** The VTC's name for the mount, sent with it: a VTC whose mount call got no answer abandons it by this. */
+  readonly tag: string | undefined;
   lastUsed: number;
 }
+
+/** Tags of mounts abandoned before they were made (the abandon overtook a slow mount), kept this many. */
+const ABANDONED_TAGS_KEPT = 1024;
 
 export interface VtsServerOptions {
   readonly unit: VtsUnit;
@@ -134,6 +139,7 @@ export class VtsServer {
   readonly #sweep: Timer;
   readonly #clock: Clock;
   readonly #exports = new Map<number, { x: VolumeExport; it: AsyncIterator<Uint8Array>; vtc: string; run: string | undefined }>();
+  readonly #abandonedTags = new Set<string>();
   readonly #copies = new Map<number, { q: ChunkQueue; done: Promise<unknown>; idle: Timer; idleMs: number; vtc: string; run: string | undefined; volser: string }>();
   #nextId = 1;
 
@@ -286,12 +292,19 @@ export class VtsServer {
         return { result: await u.markBehind(str(p, 'volser'), num(p, 'generation'), fenceOf(p), { write: p.write === true }) };
       case 'mount': {
         const run = optStr(p, 'run');
+        const tag = optStr(p, 'tag');
+        if (tag !== undefined && this.#abandonedTags.has(`${from} ${tag}`)) throw new BadRequestError(`mount ${tag} of VTC ${from} was abandoned already`);
         const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...fenceOf(p) });
-        const owned: OwnedMount = { h, vtc: from, run, lastUsed: this.#now() };
+        const owned: OwnedMount = { h, vtc: from, run, tag, lastUsed: this.#now() };
         // The VTC may have started again while this mount was being made (a recall takes time).
         if (run !== undefined && this.#runs.get(from) !== run) {
           await this.#unit.abandon(h);
           throw new StaleRunError(from, run);
+        }
+        // Or given up on it: its abandon by tag came while the mount was being made.
+        if (tag !== undefined && this.#abandonedTags.has(`${from} ${tag}`)) {
+          await this.#unit.abandon(h);
+          throw new BadRequestError(`mount ${tag} of VTC ${from} was abandoned while it was being made`);
         }
         this.#mounts.set(h.id, owned);
         return { result: { h: h.id } };
@@ -319,6 +332,24 @@ export class VtsServer {
           // A refused close may leave the mount active (a stale generation: close again) or end it (fenced).
           if (!u.activeMounts().some((x) => x.id === h.id)) this.#mounts.delete(h.id);
         }
+      }
+      case 'abandon-tag': {
+        // A mount whose call got no answer (a lost reply, a timeout): the VTC names it by the
+        // tag it sent. Not made yet, or never: the tag is remembered so it is never made.
+        const tag = str(p, 'tag');
+        const owned = [...this.#mounts.values()].find((m) => m.vtc === from && m.tag === tag);
+        if (owned !== undefined) {
+          this.#mounts.delete(owned.h.id);
+          await u.abandon(owned.h);
+          this.#log.warn({ h: owned.h.id, volser: owned.h.volser, vtc: from, tag }, 'mount abandoned by its tag (its VTC got no answer to the mount)');
+        } else {
+          this.#abandonedTags.add(`${from} ${tag}`);
+          if (this.#abandonedTags.size > ABANDONED_TAGS_KEPT) {
+            const first = this.#abandonedTags.values().next().value;
+            if (first !== undefined) this.#abandonedTags.delete(first);
+          }
+        }
+        return { result: this.#view() };
       }
       case 'abandon': {
         const owned = this.#mounts.get(num(p, 'h'));
