@@ -111,4 +111,12 @@ describe.skipIf(replay !== null)('production simulation', () => {
     const r = await runProdSchedule(268);
     expect(r.online).toBe(true);
   });
+
+  // Regression: a read mount left on B (its close could not reach B: seed 444; its mount
+  // call timed out after B made it: seed 354) held the volume busy while the VTC kept
+  // calling, and every copy of it to B failed: resync never finished. The host router now
+  // abandons such mounts again until B answers, by handle or by the mount's tag.
+  it('seeds 354 and 444: a VTS mount its VTC could not end is abandoned later, and resync finishes', { timeout: 60_000 }, async () => {
+    for (const seed of [354, 444]) expect((await runProdSchedule(seed)).online, `seed ${seed}`).toBe(true);
+  });
 });
