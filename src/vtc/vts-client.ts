@@ -121,9 +121,9 @@ export class VtsClient {
   async mount(volser: string, o: { scratch?: boolean; writable?: boolean; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number; tag?: string }): Promise<number> {
     return (await this.#r<{ h: number }>('mount', { volser, ...o, ...this.#runParam })).h;
   }
-  /** Ends the mount sent with `tag`, made or still to come (it will then not be made); nothing it wrote is committed. */
+  /** Ends the mount this run sent with `tag`, made or still to come (it will then not be made); nothing it wrote is committed. */
   abandonTag(tag: string): Promise<RemoteView> {
-    return this.#r('abandon-tag', { tag });
+    return this.#r('abandon-tag', { tag, ...this.#runParam });
   }
   async write(h: number, data: Uint8Array): Promise<void> {
     await this.#r('write', { h }, data);

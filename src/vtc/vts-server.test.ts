@@ -3,10 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { nodeFs } from '../platform/fs.js';
+import type { PlatformFs } from '../platform/fs.js';
 import { HmacSha256 } from '../ptp/mac.js';
+import { VtsUnit } from '../vts/index.js';
 import { MAX_BODY, participants } from './rpc.js';
 import { VtsClient } from './vts-client.js';
 import { VtsHost } from './vts-host.js';
+import { VtsServer } from './vts-server.js';
 
 const SECRET = 'vts-server-test-secret';
 const VTCS = ['vtc1', 'vtc2'];
@@ -14,7 +19,7 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 let dir: string;
-let host: VtsHost;
+let host: VtsHost | undefined;
 const clients: VtsClient[] = [];
 
 async function startHost(mountOwnerGoneMs?: number): Promise<void> {
@@ -24,7 +29,7 @@ async function startHost(mountOwnerGoneMs?: number): Promise<void> {
 
 /** A VTC process's connection to VTS A: `run` is that process's run id. */
 function client(self: string, run?: string): VtsClient {
-  const c = new VtsClient(self, 'A', { host: '127.0.0.1', port: host.port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 5_000, run);
+  const c = new VtsClient(self, 'A', { host: '127.0.0.1', port: host!.port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 5_000, run);
   clients.push(c);
   return c;
 }
@@ -41,7 +46,8 @@ beforeEach(() => {
 });
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect();
-  await host.stop();
+  await host?.stop();
+  host = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -138,6 +144,83 @@ describe('mounts whose call got no answer', () => {
     const h2 = await c2.mount('T00001', { writable: false, tag: 'vtc1-8' });
     await c2.abandon(h2);
   });
+
+  // The abandon comes while the VTS is still making the mount (its disk is slow, or it was
+  // paused with the request in hand): the mount is dropped as soon as it is made (production
+  // simulation seed 289, a read mount on A whose answer was lost with the link).
+  it('are dropped as soon as made when the abandon came while the VTS was making them', async () => {
+    const cacheDir = join(dir, 'cache');
+    let opening: (() => void) | null = null;
+    let gate: Promise<void> | null = null;
+    // The VTS's reads of its cache files wait at the gate while it is closed (a slow disk).
+    const fs: PlatformFs = {
+      ...nodeFs,
+      open: async (path, flags) => {
+        if (flags === 'r' && path.startsWith(cacheDir) && gate !== null) {
+          opening?.();
+          await gate;
+        }
+        return nodeFs.open(path, flags);
+      },
+    };
+    const unit = await VtsUnit.open({ id: 'A', cacheDir, stateDir: join(dir, 'state'), fs });
+    const server = new VtsServer({ unit, name: 'A', security: { names: participants(VTCS), mac: new HmacSha256(SECRET) }, logger: pino({ level: 'silent' }) });
+    const port = await server.listen('127.0.0.1', 0);
+    const c = new VtsClient('vtc1', 'A', { host: '127.0.0.1', port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 150, 'run-1');
+    clients.push(c);
+    let open = (): void => undefined;
+    try {
+      const h0 = await c.mount('T00003', { scratch: true });
+      await c.write(h0, enc('kept'));
+      await c.close(h0, {});
+      gate = new Promise<void>((r) => (open = r));
+      const reached = new Promise<void>((r) => (opening = r));
+      const late = c.mount('T00003', { writable: false, tag: 'vtc1-9' });
+      await reached;
+      await expect(late).rejects.toMatchObject({ code: 'EVTC_TIMEOUT' });
+      await c.abandonTag('vtc1-9');
+      gate = null;
+      open();
+      const held = (): boolean => unit.volumes().some((v) => v.volser === 'T00003' && v.mounted);
+      expect(held()).toBe(true);
+      const until = Date.now() + 2_000;
+      while (held() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(held()).toBe(false);
+      expect(unit.activeMounts()).toEqual([]);
+      expect(server.mountOwners()).toEqual([]);
+      const h = await c.mount('T00003', { scratch: true });
+      await c.write(h, enc('again'));
+      expect(await c.close(h, {})).toMatchObject({ consistent: true });
+    } finally {
+      open();
+      await server.close();
+      await unit.shutdown();
+    }
+  });
+
+  // A VTC's host router numbers its tags from 1 at every start, and an abandoned tag the VTS
+  // never saw a mount for stays remembered: the first run of the VTC that started again to
+  // reach that number had its host mount refused ("abandoned already") for a mount of a
+  // process that is gone.
+  it("are the run's own: a tag abandoned by an earlier run of the VTC does not refuse its new run's mount", async () => {
+    await startHost();
+    const old = client('vtc1', 'run-1');
+    const h0 = await old.mount('T00002', { scratch: true });
+    await old.write(h0, enc('kept'));
+    await old.close(h0, {});
+    // run-1's mount call tagged vtc1-3 never reached the VTS (the link went); its abandon did.
+    await old.abandonTag('vtc1-3');
+    old.disconnect();
+    // vtc1 starts again, and its third mount is tagged vtc1-3 again.
+    const now = client('vtc1', 'run-2');
+    const h = await now.mount('T00002', { writable: false, tag: 'vtc1-3' });
+    const r = await now.read(h, 1 << 20);
+    expect(r.kind === 'block' ? dec(r.data) : r.kind).toBe('kept');
+    await now.close(h, {});
+    // Within a run, an abandoned tag still refuses its late mount.
+    await now.abandonTag('vtc1-4');
+    await expect(now.mount('T00002', { writable: false, tag: 'vtc1-4' })).rejects.toThrow(/abandoned already/u);
+  });
 });
 
 describe('peer copy export', () => {
@@ -205,7 +288,7 @@ describe('peer copy streams', () => {
   // from another VTC. A bad bound is refused by name.
   it('a stream whose sender went silent for longer than the bound it gave is dropped, freeing the volume', async () => {
     await startHost();
-    const c1 = new VtsClient('vtc1', 'A', { host: '127.0.0.1', port: host.port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 100, 'run-1');
+    const c1 = new VtsClient('vtc1', 'A', { host: '127.0.0.1', port: host!.port }, { names: participants(VTCS), mac: new HmacSha256(SECRET) }, 100, 'run-1');
     clients.push(c1);
     const c2 = client('vtc2', 'run-1');
     const x = await exported(c2);

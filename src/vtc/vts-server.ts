@@ -105,6 +105,11 @@ interface OwnedMount {
 
 /** Tags of mounts abandoned before they were made (the abandon overtook a slow mount), kept this many. */
 const ABANDONED_TAGS_KEPT = 1024;
+/**
+ * A tag is its VTC run's own: a VTC numbers its tags afresh at every start, and a tag its
+ * earlier process abandoned must not refuse the new process's mount of the same name.
+ */
+const abandonedTag = (vtc: string, run: string | undefined, tag: string): string => JSON.stringify([vtc, run ?? null, tag]);
 
 export interface VtsServerOptions {
   readonly unit: VtsUnit;
@@ -293,7 +298,8 @@ export class VtsServer {
       case 'mount': {
         const run = optStr(p, 'run');
         const tag = optStr(p, 'tag');
-        if (tag !== undefined && this.#abandonedTags.has(`${from} ${tag}`)) throw new BadRequestError(`mount ${tag} of VTC ${from} was abandoned already`);
+        // Once refused, the tag is done with: the VTC sends each tag with one mount call only.
+        if (tag !== undefined && this.#abandonedTags.delete(abandonedTag(from, run, tag))) throw new BadRequestError(`mount ${tag} of VTC ${from} was abandoned already`);
         const h = await u.mount(str(p, 'volser'), { scratch: p.scratch === true, writable: p.writable !== false, ...fenceOf(p) });
         const owned: OwnedMount = { h, vtc: from, run, tag, lastUsed: this.#now() };
         // The VTC may have started again while this mount was being made (a recall takes time).
@@ -302,7 +308,7 @@ export class VtsServer {
           throw new StaleRunError(from, run);
         }
         // Or given up on it: its abandon by tag came while the mount was being made.
-        if (tag !== undefined && this.#abandonedTags.has(`${from} ${tag}`)) {
+        if (tag !== undefined && this.#abandonedTags.delete(abandonedTag(from, run, tag))) {
           await this.#unit.abandon(h);
           throw new BadRequestError(`mount ${tag} of VTC ${from} was abandoned while it was being made`);
         }
@@ -335,15 +341,16 @@ export class VtsServer {
       }
       case 'abandon-tag': {
         // A mount whose call got no answer (a lost reply, a timeout): the VTC names it by the
-        // tag it sent. Not made yet, or never: the tag is remembered so it is never made.
+        // tag it sent, in its run. Not made yet, or never: the tag is remembered so it is never made.
         const tag = str(p, 'tag');
-        const owned = [...this.#mounts.values()].find((m) => m.vtc === from && m.tag === tag);
+        const run = optStr(p, 'run');
+        const owned = [...this.#mounts.values()].find((m) => m.vtc === from && m.run === run && m.tag === tag);
         if (owned !== undefined) {
           this.#mounts.delete(owned.h.id);
           await u.abandon(owned.h);
           this.#log.warn({ h: owned.h.id, volser: owned.h.volser, vtc: from, tag }, 'mount abandoned by its tag (its VTC got no answer to the mount)');
         } else {
-          this.#abandonedTags.add(`${from} ${tag}`);
+          this.#abandonedTags.add(abandonedTag(from, run, tag));
           if (this.#abandonedTags.size > ABANDONED_TAGS_KEPT) {
             const first = this.#abandonedTags.values().next().value;
             if (first !== undefined) this.#abandonedTags.delete(first);

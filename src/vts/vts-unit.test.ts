@@ -204,6 +204,29 @@ describe('VtsUnit host I/O', () => {
     await u.close(r);
   });
 
+  // A VTC whose close timed out abandons the mount (host-router.ts, until the VTS answers)
+  // while that close may still run on the VTS: the abandon waits behind the close, and must
+  // not release the volume a second time, which took another holder's pin with it (here an
+  // export to the peer).
+  it('an abandon queued behind the close that ended the mount releases nothing more', async () => {
+    const u = await openVts(tempDir());
+    const h = await u.mount('AB2', { scratch: true });
+    await u.write(h, bytes(10, 1));
+    await u.close(h);
+    const w = await u.mount('AB2', { scratch: true });
+    await u.write(w, bytes(20, 2));
+    const x = await u.exportVolume('AB2');
+    const closing = u.close(w);
+    const abandoning = u.abandon(w);
+    expect((await closing).generation).toBe(2);
+    await abandoning;
+    expect(u.activeMounts()).toHaveLength(0);
+    // The export still holds the volume in cache; the close's release was the only one.
+    expect(u.cache.isPinned('AB2')).toBe(true);
+    await x.release();
+    expect(u.cache.isPinned('AB2')).toBe(false);
+  });
+
   it('fences a VTC whose epoch is older than the last key seq', async () => {
     const u = await openVts(tempDir());
     await u.recordKey(9);

@@ -643,6 +643,9 @@ export class VtsUnit {
   }
 
   async #release(m: Mount): Promise<void> {
+    // Once only: an abandon or an abort queued behind the close that already ended the mount
+    // must not unpin the volume again, nor free it from whoever holds it since.
+    if (this.#mounts.get(m.handle.id) !== m) return;
     this.#mounts.delete(m.handle.id);
     await m.committed?.close();
     if (m.work) await this.cache.discardWork(m.work);

@@ -119,4 +119,15 @@ describe.skipIf(replay !== null)('production simulation', () => {
   it('seeds 354 and 444: a VTS mount its VTC could not end is abandoned later, and resync finishes', { timeout: 60_000 }, async () => {
     for (const seed of [354, 444]) expect((await runProdSchedule(seed)).online, `seed ${seed}`).toBe(true);
   });
+
+  // Regression: vtc1's read mount of V00002 reached A while A's disk was slow, and A made it
+  // just after the link from vtc1 went: vtc1's call timed out, so it never learned the handle,
+  // and its heartbeats kept the idle bound away. The volume stayed busy on A, every copy of it
+  // there failed "mounted or being copied", and resync never finished. The mount is now
+  // abandoned by the tag vtc1 sent with it; here the abandon reaches A while A is still
+  // making the mount, which is dropped as soon as it is made.
+  it('seed 289: a mount whose answer was lost is abandoned by its tag, and resync finishes', { timeout: 60_000 }, async () => {
+    const r = await runProdSchedule(289);
+    expect(r.online).toBe(true);
+  });
 });
