@@ -194,3 +194,62 @@ describe('a VTC whose wall clock steps back', () => {
     expect(stepped.lostAfterMs!).toBeLessThan(steady.lostAfterMs! + 4 * 160);
   });
 });
+
+describe('a mount whose answer the VTC never got', () => {
+  // VTS B's disk hangs while it opens a volume for a host read through vtc2: vtc2 gives up
+  // (RPC timeout) and the read fails. Then the disk comes back and B finishes the mount, for a
+  // VTC that never learnt its handle. That mount must not keep the volume held on B: a
+  // deferred write through vtc1 then marks B behind, and the copy that brings B up to date must
+  // get in (production simulation seeds 289, 388 and 534 stayed in resync after healing). And
+  // when vtc2 starts again, the tag of the mount its first process gave up on, which its new
+  // process sends again, must not refuse the new mount.
+  it('is released on the VTS: later copies and mounts of the volume get in, resync finishes, and a restarted VTC mounts again', { timeout: 120_000 }, async () => {
+    const w = new ProdWorld({ seed: 7, n: 2 });
+    for (const x of ['A', 'B'] as const) w.startVts(x);
+    const [v1, v2] = w.vtcs as [(typeof w.vtcs)[0], (typeof w.vtcs)[0]];
+    w.startVtc(v1, { ioSelection: 'preferred', preferredVts: 'A' });
+    w.startVtc(v2, { ioSelection: 'preferred', preferredVts: 'B' });
+    const online = (): Promise<boolean> => w.os.runWhile(w.now + 3000, () => w.allOnlineBoth());
+    expect(await online()).toBe(true);
+    const first = w.hostWrite(v1, 'immediate', 'V00001')!;
+    await w.os.runWhile(w.now + 2000, () => first.end !== null);
+    expect(first.outcome).toBe('ok');
+    expect(await online()).toBe(true);
+
+    // The read's mount on B waits on the disk past vtc2's RPC timeout (400 ms).
+    w.hangDiskOn('B', (op) => op.kind === 'open' && op.path.includes('/cache/') && op.path.includes('V00001'));
+    const read = w.hostRead('V00001', v2)!;
+    await w.os.runWhile(w.now + 2000, () => read.end !== null);
+    expect(read.outcome).toBe('fail');
+    expect(read.error).toBe('EVTC_TIMEOUT');
+    // vtc2 keeps calling B (its heartbeats) while the mount is still being made there.
+    await w.os.runUntil(w.now + 200);
+    expect(w.diskHeld('B')).toBeGreaterThan(0);
+    w.diskFault('B', 'none');
+    await w.os.runUntil(w.now + 200);
+
+    // B holds no mount nobody owns; a deferred write's copy to B gets in, and resync finishes.
+    const second = w.hostWrite(v1, 'deferred', 'V00001')!;
+    await w.os.runWhile(w.now + 2000, () => second.end !== null);
+    expect(second.outcome).toBe('ok');
+    expect(second.copies).toEqual(['A']);
+    const synced = await w.os.runWhile(w.now + 3000, () => w.allOnlineBoth() && w.vts.B.unit?.volumes().find((v) => v.volser === 'V00001')?.dataGeneration === second.generation);
+    expect(synced, `${w.describe()}\n${w.trace.slice(-30).join('\n')}`).toBe(true);
+    expect(w.vts.B.unit!.activeMounts()).toEqual([]);
+    // And a host read through vtc2 is served by B again.
+    const again = w.hostRead('V00001', v2)!;
+    await w.os.runWhile(w.now + 2000, () => again.end !== null);
+    expect(again.outcome).toBe('ok');
+    expect(again.vts).toBe('B');
+    // vtc2 starts again: its new process names its mounts as the first did (from 1), and
+    // what B remembers of the mount the first gave up on must not refuse the new one.
+    w.crashVtc(v2, false);
+    w.startVtc(v2, { ioSelection: 'preferred', preferredVts: 'B' });
+    expect(await online()).toBe(true);
+    const fresh = w.hostRead('V00001', v2)!;
+    await w.os.runWhile(w.now + 2000, () => fresh.end !== null);
+    expect(fresh.error).toBeNull();
+    expect(fresh.vts).toBe('B');
+    expect(w.check(true)).toEqual([]);
+  });
+});
