@@ -160,7 +160,7 @@ export const MUTATIONS = [
     id: 'token-unfenced',
     rule: 'A token update (markBehind, the deferred copy of an on-line write) is fenced by the writer\'s epoch',
     file: 'src/vts/vts-unit.ts',
-    edits: [['async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {\n    this.#operating(fence);', 'async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {\n    this.#operating();']],
+    edits: [['async markBehind(volser: string, generation: number, fence: Fence = {}, o: { write?: boolean } = {}): Promise<VolumeToken> {\n    this.#operating(fence);', 'async markBehind(volser: string, generation: number, fence: Fence = {}, o: { write?: boolean } = {}): Promise<VolumeToken> {\n    this.#operating();']],
     checks: [story('src/vts/fencing.test.ts', 'carry the epoch'), story('src/vtc/fencing.test.ts')],
   },
   {

@@ -61,14 +61,14 @@ export const MUTATIONS = [
     id: 'unit-token-update-unfenced',
     mechanism: "A token update (markBehind, the deferred copy of a write) is fenced by the writer's epoch on the VTS (VtsUnit.markBehind)",
     file: 'src/vts/vts-unit.ts',
-    edits: [['async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {\n    this.#operating(fence);', 'async markBehind(volser: string, generation: number, fence: Fence = {}): Promise<VolumeToken> {\n    this.#operating();']],
+    edits: [['async markBehind(volser: string, generation: number, fence: Fence = {}, o: { write?: boolean } = {}): Promise<VolumeToken> {\n    this.#operating(fence);', 'async markBehind(volser: string, generation: number, fence: Fence = {}, o: { write?: boolean } = {}): Promise<VolumeToken> {\n    this.#operating();']],
     checks: [story("during a deferred write's commit on A")],
   },
   {
     id: 'agent-token-update-unfenced',
     mechanism: "The agent's close sends the write's epoch with the token update that follows the commit (HostRouter.close, deferred copies)",
     file: 'src/vtc/host-router.ts',
-    edits: [['await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts));', 'await this.#d.clients[t.vts].markBehind(h.volser, plan.generation);']],
+    edits: [['await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, fenceFor(m, t.vts), true);', 'await this.#d.clients[t.vts].markBehind(h.volser, plan.generation, undefined, true);']],
     checks: [story("during a deferred write's commit on A")],
   },
   {
