@@ -72,6 +72,20 @@ export const MUTATIONS = [
     checks: [story("during a deferred write's commit on A")],
   },
   {
+    id: 'unit-mark-behind-for-write-unchecked',
+    mechanism: "A deferred write's mark on the other VTS is refused while a host has the volume mounted there or when that VTS knows the generation already (VtsUnit.markBehind, write)",
+    file: 'src/vts/vts-unit.ts',
+    edits: [['    if (o.write === true) {\n', '    if (o.write === false) {\n']],
+    checks: [story('marking behind for a host write', 'src/vts/fencing.test.ts'), story('seed 268', 'test/sim/prod/prod-sim.test.ts')],
+  },
+  {
+    id: 'router-orphans-forgotten',
+    mechanism: 'The host router abandons again the VTS mounts whose close, abandon or mount call failed, until the VTS answers (HostRouter orphans)',
+    file: 'src/vtc/host-router.ts',
+    edits: [['    this.#orphans.set(`${x}:${h}`, { vts: x, h, boot });', '    void [x, h, boot];']],
+    checks: [story('mount whose answer the VTC never got', 'test/sim/prod/stories.test.ts'), story('seeds 354 and 444', 'test/sim/prod/prod-sim.test.ts')],
+  },
+  {
     id: 'cache-commit-no-fsync',
     mechanism: 'The volume cache fsyncs the data of a new generation before the rename that commits it (VolumeCache.commitData)',
     file: 'src/vts/volume-cache.ts',
