@@ -36,6 +36,7 @@ import { VtsVolumes } from './host-library/vts-volumes.js';
 import { participants } from './rpc.js';
 import { VtsClient, vtsTlsNet } from './vts-client.js';
 import { VtsHost } from './vts-host.js';
+import { topologyBase } from '../../test/kit/topology.js';
 
 const SECRET = 'tls-test-cluster-secret';
 const VTCS = ['vtc1', 'vtc2'];
@@ -328,18 +329,6 @@ async function volumesCli(...args: string[]): Promise<{ code: number; out: strin
   } catch (e) {
     return { code: 1, out: `${o.lines.join('\n')}${(e as Error).message}` };
   }
-}
-
-function topologyBase() {
-  return {
-    ptpId: 'ptp1',
-    secret: 'sixteen chars at least!',
-    vtcs: [
-      { id: 'vtc1', listen: '127.0.0.1:7101', journalDir: './j1' },
-      { id: 'vtc2', listen: '127.0.0.1:7102', journalDir: './j2' },
-    ],
-    vts: { A: { listen: '127.0.0.1:7001', cacheDir: './a', stateDir: './as' }, B: { listen: '127.0.0.1:7002', cacheDir: './b', stateDir: './bs' } },
-  };
 }
 
 describe('the topology`s tls section', () => {

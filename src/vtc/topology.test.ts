@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { TopologyError, validateTopology } from '../cli/topology.js';
+import { topologyBase } from '../../test/kit/topology.js';
 
-const base = () => ({
-  ptpId: 'ptp1',
-  secret: 'sixteen chars at least!',
-  vtcs: [
-    { id: 'vtc1', listen: '127.0.0.1:7101', journalDir: './j1' },
-    { id: 'vtc2', listen: '127.0.0.1:7102', journalDir: './j2' },
-  ],
-  vts: { A: { listen: '127.0.0.1:7001', cacheDir: './a', stateDir: './as' }, B: { listen: '127.0.0.1:7002', cacheDir: './b', stateDir: './bs' } },
-});
+const base = topologyBase;
 
 const err = (doc: unknown): TopologyError => {
   try {

@@ -346,9 +346,7 @@ export class VtsServer {
         const run = optStr(p, 'run');
         const owned = [...this.#mounts.values()].find((m) => m.vtc === from && m.run === run && m.tag === tag);
         if (owned !== undefined) {
-          this.#mounts.delete(owned.h.id);
-          await u.abandon(owned.h);
-          this.#log.warn({ h: owned.h.id, volser: owned.h.volser, vtc: from, tag }, 'mount abandoned by its tag (its VTC got no answer to the mount)');
+          await this.#abandon(owned, `its VTC got no answer to the mount (abandoned by its tag ${tag})`);
         } else {
           this.#abandonedTags.add(abandonedTag(from, run, tag));
           if (this.#abandonedTags.size > ABANDONED_TAGS_KEPT) {

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { patternData } from '../../src/cli/tape-io.js';
 import { serveVtcLibrary, type VirtualLibrary } from '../../src/cli/virtual-library.js';
 import type { Mode, ShutdownKey, VtsName } from '../../src/ptp/types.js';
 import { LocalCluster } from '../../src/scenario/cluster.js';
@@ -72,29 +73,14 @@ const READ_DURING_OUT = 'V00003';
 const BEFORE = 'V00005';
 const WHILE_B_ALONE = 'V00006';
 
-/** Deterministic bytes (xorshift32) so that each archive's content is known here. */
-function bytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
 /** Two archives per volume: a1 (three files, ~250 KB) and a2 (two files, ~50 KB); path -> content. */
 function volumeData(volser: string, seed: number): Record<string, Buffer> {
   const tag = (s: string): Buffer => Buffer.from(`${volser} ${s}\n`);
   return {
-    'a1/f1.bin': Buffer.concat([tag('a1/f1'), bytes(131_072, seed * 10 + 1)]),
-    'a1/f2.bin': Buffer.concat([tag('a1/f2'), bytes(100_001, seed * 10 + 2)]),
+    'a1/f1.bin': Buffer.concat([tag('a1/f1'), patternData(131_072, seed * 10 + 1)]),
+    'a1/f2.bin': Buffer.concat([tag('a1/f2'), patternData(100_001, seed * 10 + 2)]),
     'a1/f3.txt': Buffer.from(`${volser}: the first archive's small file\n`.repeat(50)),
-    'a2/g1.bin': Buffer.concat([tag('a2/g1'), bytes(48_000, seed * 10 + 3)]),
+    'a2/g1.bin': Buffer.concat([tag('a2/g1'), patternData(48_000, seed * 10 + 3)]),
     'a2/g2.txt': Buffer.from(`${volser}: the second archive, written after a filemark\n`),
   };
 }
