@@ -132,6 +132,34 @@ export const MUTATIONS = [
     edits: [['return t !== undefined && t.consistent && t.generation === g && t.dataGeneration === g && g > 0;', 'return t !== undefined && t.consistent && t.dataGeneration > 0;']],
     checks: [story('restore nobody can tell apart')],
   },
+  {
+    id: 'engine-fork-not-superseded',
+    mechanism: 'A VTC that sees a VTS in operation holding another key of its newest seq commits a key that supersedes it (VtcEngine #autonomous, reason supersede)',
+    file: 'src/ptp/engine.ts',
+    edits: [['    if (forked.length > 0) {', '    if (forked.length > 0 && false) {']],
+    checks: [story('seed 554', 'test/sim/prod/prod-sim.test.ts')],
+  },
+  {
+    id: 'engine-older-image-unjudged',
+    mechanism: "A VTS reporting a token sum below what an earlier boot of its image held is an older image: not served, not elected, not kept in by a key (VtcEngine #olderImage)",
+    file: 'src/ptp/engine.ts',
+    edits: [['    return v.tokenSum < floor ? `VTS', '    return v.tokenSum < floor && false ? `VTS']],
+    checks: [story('seeds 252 and 602', 'test/sim/prod/prod-sim.test.ts')],
+  },
+  {
+    id: 'evidence-not-shared',
+    mechanism: "VTCs share in their hellos how far each boot of a VTS image got, so one that never reached it while it took writes judges a restore too (hello sums)",
+    file: 'src/ptp/engine.ts',
+    edits: [['        for (const s of msg.sums ?? []) this.#evidence.note(s);\n', '']],
+    checks: [story('token sums in the hellos')],
+  },
+  {
+    id: 'frame-run-unbound',
+    mechanism: "A frame bound to the receiver's run is accepted whatever the clocks say, so skew against a peer's start costs one refused frame (FrameCodec)",
+    file: 'src/net/frame.ts',
+    edits: [['    const bound = v.getBigUint64(29) === this.#run;', '    const bound = false;']],
+    checks: [story('seeds 670 and 1425', 'test/sim/prod/prod-sim.test.ts')],
+  },
 ];
 
 // ------------------------------------------------------------------------------------------

@@ -39,11 +39,41 @@ describe('FrameCodec', () => {
     const a = codec('vtc0');
     const old = a.seal('vtc1', bytes('x'), 10);
     expect(codec('vtc1').open(old, 5000)).toEqual({ ok: false, reason: 'stale' });
-    expect(codec('vtc1', 50).open(old, 60)).toEqual({ ok: false, reason: 'stale' });
+    expect(codec('vtc1', 50).open(old, 60)).toEqual({ ok: false, reason: 'stale', announceTo: 'vtc0' });
     expect(codec('vtc1').open(new Uint8Array(10), 10)).toEqual({ ok: false, reason: 'malformed' });
     const small = new FrameCodec({ vtcs, self: 'vtc1', mac, maxFrame: 64 }, 0);
     expect(small.open(a.seal('vtc1', new Uint8Array(100), 20), 20)).toEqual({ ok: false, reason: 'oversized' });
     expect(() => small.seal('vtc0', new Uint8Array(100), 20)).toThrow(RangeError);
+  });
+
+  it('binds frames to the receiver\'s run: a sender whose clock is behind is refused once, then accepted', () => {
+    // vtc1 restarted at 1000 by its clock; vtc0's clock is 300 ms behind.
+    const a = codec('vtc0', 0, mac);
+    const b = codec('vtc1', 1000, mac);
+    const early = a.seal('vtc1', bytes('x'), 800);
+    const r = b.open(early, 1100);
+    expect(r).toEqual({ ok: false, reason: 'stale', announceTo: 'vtc0' });
+    // The refusal is announced, at most every 50 ms per sender.
+    expect(b.open(a.seal('vtc1', bytes('y'), 801), 1101)).toEqual({ ok: false, reason: 'stale' });
+    expect(a.open(b.announce('vtc0', 1101), 801).ok).toBe(true);
+    // Bound to vtc1's run now: accepted although sent "before" vtc1 started, by the clocks.
+    const bound = a.seal('vtc1', bytes('z'), 802);
+    const ok = b.open(bound, 1102);
+    expect(ok.ok && new TextDecoder().decode(ok.payload)).toBe('z');
+    expect(b.open(bound, 1103)).toEqual({ ok: false, reason: 'replayed' });
+  });
+
+  it('a frame bound to an earlier run of the receiver is judged by the clocks, so it cannot be replayed to the next', () => {
+    const a = codec('vtc0');
+    const b1 = new FrameCodec({ vtcs, self: 'vtc1', mac, freshnessMs: 1000 }, 0, 7n);
+    a.open(b1.announce('vtc0', 10), 10);
+    const toB1 = a.seal('vtc1', bytes('x'), 100);
+    expect(b1.open(toB1, 100).ok).toBe(true);
+    // vtc1 restarts at 150 with another run: the captured frame is refused there.
+    const b2 = new FrameCodec({ vtcs, self: 'vtc1', mac, freshnessMs: 1000 }, 150, 8n);
+    expect(b2.open(toB1, 160)).toEqual({ ok: false, reason: 'stale', announceTo: 'vtc0' });
+    expect(b2.run).toBe(8n);
+    expect(() => new FrameCodec({ vtcs, self: 'vtc1', mac }, 0, 0n)).toThrow(/nonzero/);
   });
 
   it('accepts reordered frames inside the window', () => {

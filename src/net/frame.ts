@@ -2,17 +2,28 @@
  * Authenticated frames between VTCs. Layout (big-endian):
  *
  *   u32 length of the rest | u8 version | u16 from | u16 to | f64 sentAt ms | u32 counter |
- *   payload | MAC over everything before it (cluster secret)
+ *   u64 from-run | u64 to-run | payload | MAC over everything before it (cluster secret)
  *
  * `from`/`to` index the configured VTC list, so a frame cannot be redirected to another
- * VTC; (sentAt, counter) is unique per sender, so a receiver rejects a frame it has seen,
- * one older than its freshness window, or one sent before the receiver itself started.
+ * VTC; (from-run, sentAt, counter) is unique per sender, so a receiver rejects a frame it
+ * has seen and one older than its freshness window.
+ *
+ * A frame sent to an earlier run of the receiver could be replayed to this one (the seen-set
+ * died with that run). Each codec has a random run id; a sender puts in `to-run` the run id
+ * it last saw from the receiver (in the `from-run` of an authentic frame), and a frame whose
+ * `to-run` is the receiver's own was sealed for this run, so it cannot be such a replay. Only
+ * a frame that names no run or another is judged by the clocks: refused when sent before the
+ * receiver started. So a sender whose clock is behind the receiver's, or a receiver whose
+ * clock stepped back, is refused at most once per restart, never for as long as the skew:
+ * the refusal names the receiver's run to the sender ({@link OpenResult} `announceTo`, and
+ * {@link FrameCodec.announce}), and every frame after it is bound to the run.
  */
+import { randomBytes } from 'node:crypto';
 import { tagsEqual } from '../ptp/mac.js';
 import type { MacAlgorithm } from '../ptp/mac.js';
 
-export const FRAME_VERSION = 1;
-export const HEADER_SIZE = 4 + 1 + 2 + 2 + 8 + 4;
+export const FRAME_VERSION = 2;
+export const HEADER_SIZE = 4 + 1 + 2 + 2 + 8 + 4 + 8 + 8;
 export const DEFAULT_MAX_FRAME = 1 << 20;
 
 export const RejectReason = {
@@ -49,7 +60,17 @@ export interface FrameConfig {
   readonly freshnessMs?: number;
 }
 
-export type OpenResult = { readonly ok: true; readonly from: string; readonly payload: Uint8Array; readonly sentAt: number; readonly counter: number } | { readonly ok: false; readonly reason: RejectReason };
+/**
+ * `announceTo`: an authentic frame refused as sent before this run started, from a sender
+ * that does not know this run: answer it with {@link FrameCodec.announce} so its next
+ * frames are bound to the run.
+ */
+export type OpenResult =
+  | { readonly ok: true; readonly from: string; readonly payload: Uint8Array; readonly sentAt: number; readonly counter: number }
+  | { readonly ok: false; readonly reason: RejectReason; readonly announceTo?: string };
+
+/** How often a run is announced to one sender at most, in ms of the receiver's clock. */
+const ANNOUNCE_EVERY_MS = 50;
 
 /**
  * Seals outgoing and opens incoming frames for one VTC. Synchronous and in memory: no
@@ -63,13 +84,21 @@ export class FrameCodec {
   readonly #max: number;
   readonly #fresh: number;
   readonly #bootAt: number;
+  readonly #run: bigint;
+  /** The run id each peer (by index) last showed in an authentic frame. */
+  readonly #peerRun = new Map<number, bigint>();
+  readonly #announced = new Map<number, number>();
   #lastSentAt = -Infinity;
   #counter = 0;
   readonly #seen = new Map<number, Map<string, number>>();
   #lastPrune = -Infinity;
 
-  /** `bootAt`: the receiver's start time; frames sent before it are rejected (the seen-set did not survive). */
-  constructor(config: FrameConfig, bootAt: number) {
+  /**
+   * `bootAt`: the receiver's start time; a frame not bound to this run and sent before it is
+   * rejected (the seen-set of an earlier run did not survive). `run`: this codec's run id
+   * (random, nonzero, by default).
+   */
+  constructor(config: FrameConfig, bootAt: number, run?: bigint) {
     this.#vtcs = config.vtcs;
     this.#self = config.vtcs.indexOf(config.self);
     if (this.#self < 0) throw new RangeError(`VTC ${config.self} is not in the configured list`);
@@ -78,6 +107,18 @@ export class FrameCodec {
     this.#max = config.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#fresh = config.freshnessMs ?? 30_000;
     this.#bootAt = bootAt;
+    this.#run = run ?? (randomBytes(8).readBigUInt64BE(0) || 1n);
+    if (this.#run <= 0n || this.#run >= 1n << 64n) throw new RangeError('the run id must be a nonzero unsigned 64-bit integer');
+  }
+
+  /** This codec's run id, as its frames carry it. */
+  get run(): bigint {
+    return this.#run;
+  }
+
+  /** An empty frame to `to`, which only names this run: the answer to an `announceTo`. */
+  announce(to: string, now: number): Uint8Array {
+    return this.seal(to, new Uint8Array(0), now);
   }
 
   seal(to: string, payload: Uint8Array, now: number): Uint8Array {
@@ -97,6 +138,8 @@ export class FrameCodec {
     v.setUint16(7, dest);
     v.setFloat64(9, now);
     v.setUint32(17, this.#counter++);
+    v.setBigUint64(21, this.#run);
+    v.setBigUint64(29, this.#peerRun.get(dest) ?? 0n);
     buf.set(payload, HEADER_SIZE);
     buf.set(this.#mac.sign(buf.subarray(0, HEADER_SIZE + payload.length)), HEADER_SIZE + payload.length);
     this.stats.sent++;
@@ -123,15 +166,26 @@ export class FrameCodec {
     if (v.getUint16(7) !== this.#self) return { ok: false, reason: 'misdirected' };
     const sentAt = v.getFloat64(9);
     const counter = v.getUint32(17);
-    if (!Number.isFinite(sentAt) || sentAt < now - this.#fresh || sentAt > now + this.#fresh || sentAt < this.#bootAt) return { ok: false, reason: 'stale' };
+    const fromRun = v.getBigUint64(21);
+    const bound = v.getBigUint64(29) === this.#run;
+    if (fromRun === 0n || !Number.isFinite(sentAt) || sentAt < now - this.#fresh || sentAt > now + this.#fresh) return { ok: false, reason: 'stale' };
+    if (!bound && sentAt < this.#bootAt) {
+      // Authentic, but maybe a replay of a frame sent to an earlier run: refused, and the
+      // sender is told this run (at most every ANNOUNCE_EVERY_MS), so its next frame is bound.
+      const last = this.#announced.get(from) ?? -Infinity;
+      if (now - last < ANNOUNCE_EVERY_MS && now >= last) return { ok: false, reason: 'stale' };
+      this.#announced.set(from, now);
+      return { ok: false, reason: 'stale', announceTo: sender };
+    }
     let seen = this.#seen.get(from);
     if (seen === undefined) {
       seen = new Map();
       this.#seen.set(from, seen);
     }
-    const id = `${sentAt}:${counter}`;
+    const id = `${fromRun}:${sentAt}:${counter}`;
     if (seen.has(id)) return { ok: false, reason: 'replayed' };
     seen.set(id, sentAt);
+    this.#peerRun.set(from, fromRun);
     if (now - this.#lastPrune > this.#fresh) this.#prune(now);
     return { ok: true, from: sender, payload: frame.subarray(HEADER_SIZE, frame.length - this.#mac.size), sentAt, counter };
   }

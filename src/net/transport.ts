@@ -58,7 +58,13 @@ export class SecureChannel implements Network {
 
   #receive(frame: Uint8Array): void {
     const r = this.#codec.open(frame, this.#now());
-    if (!r.ok) return;
+    if (!r.ok) {
+      // The sender does not know this run yet: name it, so its next frames are bound to it (frame.ts).
+      if (r.announceTo !== undefined) this.#raw.send(r.announceTo, this.#codec.announce(r.announceTo, this.#now()));
+      return;
+    }
+    // An announcement only names the sender's run (the codec has learned it).
+    if (r.payload.length === 0) return;
     let msg: unknown;
     try {
       msg = JSON.parse(decoder.decode(r.payload));

@@ -4,6 +4,7 @@ import { canonicalBytes, RecordSigner } from './codec.js';
 import { BadSignatureError, InvalidThresholdError, MalformedRecordError, UnknownVtsError, UnsafeThresholdError } from './errors.js';
 import { Ed25519Keys, generateKeyring, HmacSha256, toHex, vtcKeys } from './mac.js';
 import { MemoryJournal } from './memory-journal.js';
+import { parseMessage } from './messages.js';
 import { checkThreshold, checkVts, decideVote, genesisKey, transition } from './rules.js';
 import type { ShutdownKey, VtsSighting } from './types.js';
 
@@ -58,6 +59,21 @@ describe('rules', () => {
     const base = { key: g, vts: 'A' as const, view, expectLo: 0, expectHi: 0, electionSeq: 0, seenMaxKeySeq: 0 };
     expect(decideVote(base).yes).toBe(true);
     expect(decideVote({ ...base, bothLost: true })).toEqual({ yes: false, why: 'A restarted while the other VTS was lost too, as seen here, and no key has judged it since' });
+  });
+
+  it('a VTC votes NO for an older image of a VTS by its token sum', () => {
+    const g = genesisKey('ptp1', 4);
+    const view = { name: 'A' as const, inOperation: true, lastKeySeq: 0, behind: [] };
+    const base = { key: g, vts: 'A' as const, view, expectLo: 0, expectHi: 0, electionSeq: 0, seenMaxKeySeq: 0 };
+    expect(decideVote({ ...base, olderImage: 'A reports less' })).toEqual({ yes: false, why: 'A reports less' });
+  });
+
+  it('a supersede key changes nothing but the seq, and only of VTS in operation', () => {
+    const g = genesisKey('p', 4);
+    const t = transition(g, { command: 'vts-in', subjects: ['A'], reason: 'supersede' }, []);
+    expect(t).toEqual({ status: g.status, current: g.current, state: g.state, threshold: g.threshold });
+    const aOut = { ...g, seq: 1, ...transition(g, { command: 'vts-out', subjects: ['A'], reason: 'command' }, []) };
+    expect(() => transition(aOut, { command: 'vts-in', subjects: ['A'], reason: 'supersede' }, [])).toThrow(/VTS A is not in operation \(key 1\): there is no recorded key of it to supersede/);
   });
 
   it('threshold valid only for 0 <= T < n; VTS names only A and B', () => {
@@ -134,5 +150,22 @@ describe('a record proves which VTC made it', () => {
   });
   it('a private key that does not match the listed public key is refused up front', () => {
     expect(() => new Ed25519Keys(ring.publicKeys, { id: 'vtc1', privateKey: ring.privateKeys.get('vtc2')! })).toThrow(/does not match/);
+  });
+});
+
+describe('peer messages', () => {
+  const hello = { t: 'hello', hi: 1, top: 1, topMac: 'ab' };
+  it('a hello carries what its sender saw of each VTS image, and malformed sightings are refused', () => {
+    const sums = [{ vts: 'A', imageId: 'img', bootId: 'b1', sum: 40, seq: 1 }];
+    expect(parseMessage({ ...hello, sums }, signer)).toEqual({ ...hello, sums });
+    for (const bad of [
+      [{ vts: 'C', imageId: 'img', bootId: 'b1', sum: 40, seq: 1 }],
+      [{ vts: 'A', imageId: '', bootId: 'b1', sum: 40, seq: 1 }],
+      [{ vts: 'A', imageId: 'img', bootId: 'b1', sum: -1, seq: 1 }],
+      [{ vts: 'A', imageId: 'img', bootId: 'b1', sum: 40, seq: 1, extra: 1 }],
+      Array.from({ length: 7 }, (_, i) => ({ vts: 'A', imageId: 'img', bootId: `b${i}`, sum: i, seq: 1 })),
+    ]) {
+      expect(() => parseMessage({ ...hello, sums: bad }, signer)).toThrow(MalformedRecordError);
+    }
   });
 });

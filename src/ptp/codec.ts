@@ -62,7 +62,7 @@ export const keySchema = z
     mode: z.enum(['normal', 'expedite', 'immediate', 'forced']),
     copiesPending: volList.nullable(),
     acks: nameList,
-    reason: z.enum(['command', 'failure', 'election', 'override', 'return']),
+    reason: z.enum(['command', 'failure', 'election', 'override', 'return', 'supersede']),
     state: keyState,
     threshold: z.number().int().min(0).max(65535),
     election: z.object({ ...electionId, yes: nameList }).strict().nullable(),

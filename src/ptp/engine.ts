@@ -8,6 +8,7 @@
 import { RecordSigner } from './codec.js';
 import { CommandConflictError, EngineStoppedError, InvalidCommandError, NoQuorumError, PtpError, VtsUnreachableError } from './errors.js';
 import type { RecordKeys } from './mac.js';
+import { ImageEvidence } from './image-evidence.js';
 import { parseMessage } from './messages.js';
 import type { PeerMessage } from './messages.js';
 import { checkThreshold, checkVts, configDigest, decideVote, deriveStatus, effectiveKey, genesisKey, isStrong, minSafeThreshold, sortVts, thresholdMismatch, transition } from './rules.js';
@@ -280,6 +281,8 @@ export class VtcEngine {
     B: { view: undefined, at: -Infinity, lastOk: -Infinity, inSince: null, hbToken: null, hbIssued: -Infinity, restarted: null, lostWithOther: false, bothLost: false, journaled: null, sighted: '', lastFail: -Infinity },
   };
   readonly #lastHeard = new Map<string, number>();
+  /** How far each boot of each VTS image got (token sums), own and peers': a restored older image reports less. */
+  readonly #evidence = new ImageEvidence();
   #lastHello = -Infinity;
   #coord: Coordination | null = null;
   #election: Election | null = null;
@@ -418,6 +421,7 @@ export class VtcEngine {
         // The first hello from a peer gets one back at once, so a VTC that just started learns quickly whether it is behind.
         if (!this.#peerTop.has(from)) this.#send(from, this.#hello());
         this.#peerTop.set(from, msg.top);
+        for (const s of msg.sums ?? []) this.#evidence.note(s);
         // A peer with a newer done key may hold a commit that beats one of this VTC's failed ones at the same seq.
         let after: number | null = null;
         if (msg.top > this.#eff.seq || msg.hi > this.#hw) after = msg.top > this.#eff.seq ? this.#eff.seq : this.#hw;
@@ -445,7 +449,8 @@ export class VtcEngine {
   /** This VTC's hello: its high-water mark, its newest key and the commit it follows for it. */
   #hello(): Extract<PeerMessage, { t: 'hello' }> {
     const topCommit = this.#chosen.get(this.#eff.seq)?.commit.mac;
-    return { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg, ...(topCommit === undefined ? {} : { topCommit }) };
+    const sums = this.#evidence.shared();
+    return { t: 'hello', hi: this.#hw, top: this.#eff.seq, topMac: this.#eff.mac, cfg: this.#cfg, ...(topCommit === undefined ? {} : { topCommit }), ...(sums.length === 0 ? {} : { sums }) };
   }
 
   /** The record of `append` effect `token` is durable. */
@@ -521,6 +526,8 @@ export class VtcEngine {
     // Nor from one reporting, since the newest key, a last key seq below one it confirmed
     // recording: an older image of itself (this VTC may have restarted and missed its boot).
     if (VTS_NAMES.some((x) => this.#eff.status[x] === 'in' && this.#obs[x].view !== undefined && this.#obs[x].at >= this.#effAt && this.#obs[x].view!.lastKeySeq < this.#expectRange(x).lo)) return { kind: 'offline' };
+    // Nor from one whose disks got less far than an earlier boot of them did (a restored image).
+    if (VTS_NAMES.some((x) => this.#eff.status[x] === 'in' && this.#reliedOn(x) && this.#olderImage(x) !== null)) return { kind: 'offline' };
     return deriveStatus(this.#eff, { A: this.#obs.A.view, B: this.#obs.B.view });
   }
   threshold(): number {
@@ -636,6 +643,8 @@ export class VtcEngine {
     list.push(commit);
     this.#unresolved.delete(commit.keyMac);
     this.#commits.set(commit.seq, list);
+    // An override puts its VTS back as the operator found it: what was seen of its earlier boots no longer judges it.
+    if (commit.outcome === 'done' && key.reason === 'override') for (const x of key.subjects) this.#evidence.accept(x, key.seq);
     this.#rechain();
   }
 
@@ -860,6 +869,8 @@ export class VtcEngine {
     }
     // A key that records its seq on a VTS it keeps in without judging it would clear every
     // VTC's restart mark: that VTS's loss must be recorded first (seeds 3396, 3671).
+    const older = this.#olderKept(key);
+    if (older !== null) return nack(`image:${older}`);
     const bystander = this.#unjudgedBystander(key);
     if (bystander !== null) return nack(`restarted:${bystander}: VTS ${bystander} restarted and no key has been recorded on it since: its loss is recorded first`);
     const held = this.#keys.get(key.seq);
@@ -934,6 +945,12 @@ export class VtcEngine {
     }
     const estimate = this.#estimatePending(prev, shape);
     const t = transition(prev, shape, estimate);
+    // A key that would leave an older image of a VTS in operation is not made: only an override puts it back (its peers would refuse it too).
+    const older = this.#olderKept({ status: t.status, reason: shape.reason, subjects: shape.subjects });
+    if (older !== null) {
+      if (commandId === null) return;
+      throw new CommandConflictError(`${older}; only an override puts it back in operation`);
+    }
     const key = this.#signer.sign<ShutdownKey>({
       ptpId: this.config.ptpId,
       seq: this.#maxHeld + 1,
@@ -1409,6 +1426,7 @@ export class VtcEngine {
       electionSeq: id.seq,
       seenMaxKeySeq: this.#seenMaxKeySeq,
       ...(this.#bothLostUnrecorded(id.vts) ? { bothLost: true } : {}),
+      ...(this.#olderImage(id.vts) === null ? {} : { olderImage: this.#olderImage(id.vts)! }),
       ...(starting ? { starting } : {}),
       ...(this.#deps.broken === undefined ? {} : { broken: this.#deps.broken }),
     });
@@ -1518,6 +1536,7 @@ export class VtcEngine {
     o.lostWithOther = false;
     o.view = view;
     o.at = issued;
+    if (view.tokenSum !== undefined && view.imageId !== undefined && view.bootId !== undefined) this.#evidence.note({ vts: view.name, imageId: view.imageId, bootId: view.bootId, sum: view.tokenSum, seq: this.#eff.seq });
     this.#noteSighting(view.name);
     this.#noteSighting(otherVts(view.name));
     if (view.inOperation) {
@@ -1683,6 +1702,18 @@ export class VtcEngine {
         return;
       }
     }
+    // A VTS in operation that holds another key of the chain's newest seq (a weak forced key
+    // of a VTC that was cut off, recorded there first: a VTS keeps the first key of a seq)
+    // refuses every fenced write and copy of this chain as a fork, for ever (seed 554). A key
+    // with a higher seq, committed by a quorum like any other, records over it.
+    const forked = VTS_NAMES.filter((x) => {
+      const o = this.#obs[x];
+      return eff.status[x] === 'in' && o.restarted === null && o.view !== undefined && o.at >= this.#effAt && o.view.inOperation && o.view.lastKeySeq === eff.seq && o.view.lastKeyMac !== undefined && o.view.lastKeyMac !== '' && o.view.lastKeyMac !== eff.mac;
+    });
+    if (forked.length > 0) {
+      if (this.#due(`supersede:${eff.seq}:${forked.join('')}`, this.#rank())) this.#coordinate({ command: 'vts-in', subjects: forked, reason: 'supersede' }, 'normal', null, null);
+      return;
+    }
     const status = this.status();
     if (status.kind !== 'offline') {
       this.#election = null;
@@ -1827,7 +1858,62 @@ export class VtcEngine {
     const v = this.#obs[x].view;
     const { lo, hi } = this.#expectRange(x);
     const seq = this.#judgedSeq(x);
-    return v !== undefined && seq >= lo && seq <= hi;
+    return v !== undefined && seq >= lo && seq <= hi && this.#olderImage(x) === null;
+  }
+
+  /**
+   * Why VTS `x` is an older image of itself by its token sum (null when it is not, or this VTC
+   * cannot tell): the view reports less than an earlier boot of the same image was seen
+   * holding, here or by a peer (ImageEvidence). Keys, boot and image ids cannot show this: a
+   * restore brings back the image id and, when the key that followed never recorded on the
+   * VTS, the same last key seq (seeds 252, 602, 737, 1503).
+   */
+  #olderImage(x: VtsName): string | null {
+    const v = this.#obs[x].view;
+    if (v?.tokenSum === undefined || v.imageId === undefined || v.bootId === undefined) return null;
+    const floor = this.#evidence.floor(x, v.imageId, v.bootId);
+    return v.tokenSum < floor ? `VTS ${x} reports token generations summing to ${v.tokenSum}, below ${floor} seen of its image before it restarted: an older image` : null;
+  }
+
+  /**
+   * A VTS that key (or command) `k` leaves in operation, other than one it overrides, that is
+   * an older image of itself and whose data the chain relies on (#reliedOn).
+   */
+  #olderKept(k: { readonly status: Readonly<Record<VtsName, 'in' | 'out'>>; readonly reason: string; readonly subjects: readonly VtsName[] }): string | null {
+    for (const x of VTS_NAMES) {
+      if (k.status[x] !== 'in' || (k.reason === 'override' && k.subjects.includes(x)) || !this.#reliedOn(x, k.status)) continue;
+      const why = this.#olderImage(x);
+      if (why !== null) return why;
+    }
+    return null;
+  }
+
+  /**
+   * The chain relies on VTS `x`'s data, as VTS `status` (the newest key's, or a key's being
+   * made) leave them: `x` was current (in the newest key that names any VTS current, for
+   * current empty after both were lost), and the other VTS cannot stand for it: the other
+   * was not current with it, is not in operation, or is an older image too. One outside
+   * current is reconciled as behind on everything, whatever image it is. One current with
+   * a genuine other is not relied on: every write acknowledged while both were current left
+   * its generation on both (the data, or the other's token marked behind), so the reconcile
+   * takes each volume's newest generation from either side, and a write only the restore
+   * destroyed reads as unavailable, never stale (src/vtc/fencing.test.ts).
+   */
+  #reliedOn(x: VtsName, status: Readonly<Record<VtsName, 'in' | 'out'>> = this.#eff.status): boolean {
+    const cur = this.#lastCurrent();
+    if (!cur.includes(x)) return false;
+    const y = otherVts(x);
+    return !(cur.includes(y) && status[y] === 'in' && this.#obs[y].view !== undefined && this.#olderImage(y) === null);
+  }
+
+  /** `current` of the newest key that names any VTS current (all of them before the first key). */
+  #lastCurrent(): readonly VtsName[] {
+    if (this.#eff.current.length > 0) return this.#eff.current;
+    for (let seq = this.#eff.seq - 1; seq > 0; seq--) {
+      const c = this.#chosen.get(seq);
+      if (c !== undefined && c.commit.outcome === 'done' && c.commit.current.length > 0) return c.commit.current;
+    }
+    return VTS_NAMES;
   }
 
   /**

@@ -172,6 +172,12 @@ export function transition(prev: ShutdownKey, c: CommandShape, pending: readonly
       const x = c.subjects[0];
       if (x === undefined) throw new InvalidCommandError('vts-in names a VTS');
       const status = { ...prev.status } as { A: 'in' | 'out'; B: 'in' | 'out' };
+      // A key that only supersedes a forked key recorded on VTS already in changes nothing
+      // else: it records a newer seq there, so fences of the chain's keys pass again.
+      if (c.reason === 'supersede') {
+        for (const s of c.subjects) if (prev.status[s] !== 'in') throw new InvalidCommandError(`VTS ${s} is not in operation (key ${prev.seq}): there is no recorded key of it to supersede`);
+        return { status: { ...prev.status }, current: prev.current, state: prev.state, threshold: T };
+      }
       for (const s of c.subjects) status[s] = 'in';
       if (c.reason === 'election' || c.reason === 'override') {
         const y = otherVts(x);
@@ -238,6 +244,8 @@ export interface VoteInput {
    * current reports an expected seq, and only the other's tokens tell what it lacks.
    */
   readonly bothLost?: boolean;
+  /** Why the VTS is an older image of itself by its token sum (ImageEvidence), when it is. */
+  readonly olderImage?: string;
   readonly broken?: BrokenRule;
 }
 
@@ -257,6 +265,7 @@ export function decideVote(v: VoteInput): { yes: boolean; why: string } {
   if (v.view.lastKeySeq < v.expectLo || v.view.lastKeySeq > v.expectHi) {
     return { yes: false, why: `${v.vts} reports last key seq ${v.view.lastKeySeq}, expected ${v.expectLo}..${v.expectHi}` };
   }
+  if (v.olderImage !== undefined) return { yes: false, why: v.olderImage };
   if (v.bothLost === true) return { yes: false, why: `${v.vts} restarted while the other VTS was lost too, as seen here, and no key has judged it since` };
   if (v.broken === 'yes-without-keyseq-check') return { yes: true, why: 'broken rule: no keySeq check' };
   if (v.electionSeq !== v.key.seq) return { yes: false, why: `election is about key ${v.electionSeq}, newest here is ${v.key.seq}` };

@@ -21,13 +21,18 @@ export type Command = (typeof Command)[keyof typeof Command];
 export const Mode = { normal: 'normal', expedite: 'expedite', immediate: 'immediate', forced: 'forced' } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
-/** Why a key exists: an operator command, a detected VTS loss, an election, an audited override, or VTS that came back. */
+/**
+ * Why a key exists: an operator command, a detected VTS loss, an election, an audited
+ * override, VTS that came back, or a VTS holding another key of the chain's newest seq (a
+ * fork recorded there) that a key with a higher seq supersedes.
+ */
 export const KeyReason = {
   command: 'command',
   failure: 'failure',
   election: 'election',
   override: 'override',
   return: 'return',
+  supersede: 'supersede',
 } as const;
 export type KeyReason = (typeof KeyReason)[keyof typeof KeyReason];
 
@@ -185,4 +190,10 @@ export interface VtsView {
    * down (it may be a restored image): the VTCs treat it as lost until a key records it.
    */
   readonly bootId?: string;
+  /**
+   * Decided here: the sum of the token generations of every volume on the VTS. Generations
+   * only move forward and volumes are never removed, so it never goes down on a genuine VTS;
+   * an image reporting less than an earlier boot of it is a restored older copy.
+   */
+  readonly tokenSum?: number;
 }

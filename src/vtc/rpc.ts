@@ -239,7 +239,12 @@ export class RpcServer {
   #frame(sock: NetSocket, frame: Uint8Array): void {
     if (sock.destroyed) return;
     const r = this.#codec.open(frame, this.#clock.now());
-    if (!r.ok) return;
+    if (!r.ok) {
+      // An authentic request that looks sent before this server started (a caller whose clock
+      // is behind, or this clock stepped back): tell the caller this run, so it binds its retry.
+      if (r.announceTo !== undefined && (sock.peerIdentity === undefined || sock.peerIdentity === r.announceTo)) sock.write(this.#codec.announce(r.announceTo, this.#clock.now()));
+      return;
+    }
     // Over TLS the channel names its peer: a frame from anyone else (a holder of the cluster
     // secret speaking on another's channel) ends the connection.
     if (sock.peerIdentity !== undefined && r.from !== sock.peerIdentity) {
@@ -247,6 +252,8 @@ export class RpcServer {
       sock.destroy();
       return;
     }
+    // An announcement only names the caller's run (the codec has learned it).
+    if (r.payload.length === 0) return;
     let env: z.infer<typeof envelopeSchema>;
     let body: Uint8Array;
     try {
@@ -468,7 +475,11 @@ export class RpcClient {
 
   #answer(frame: Uint8Array): void {
     const r = this.#codec.open(frame, this.#clock.now());
-    if (!r.ok || r.from !== this.#to) return;
+    if (!r.ok) {
+      if (r.announceTo === this.#to) this.#sock?.write(this.#codec.announce(this.#to, this.#clock.now()));
+      return;
+    }
+    if (r.from !== this.#to) return;
     let env: { id?: unknown; ok?: unknown; r?: unknown; e?: { code?: unknown; name?: unknown; message?: unknown } };
     let body: Uint8Array;
     try {

@@ -24,6 +24,7 @@ export interface RemoteView {
   readonly lastKeyMac?: string;
   readonly imageId?: string;
   readonly bootId?: string;
+  readonly tokenSum?: number;
   readonly mounts: number;
   readonly refusing: boolean;
 }

@@ -335,3 +335,25 @@ describe('volume format', () => {
     );
   });
 });
+
+describe('VtsUnit token sum', () => {
+  it('reports the sum of its token generations, which writes, marks and restarts never lower', async () => {
+    const dir = tempDir();
+    const u = await openVts(dir);
+    expect(u.view().tokenSum).toBe(0);
+    await u.close((await writeVolume(u, 'V00001', [bytes(10, 1)])).h);
+    await u.close((await writeVolume(u, 'V00002', [bytes(10, 2)])).h);
+    await u.close((await writeVolume(u, 'V00001', [bytes(10, 3)], {})).h);
+    expect(u.view().tokenSum).toBe(2 + 1);
+    await u.markBehind('V00002', 7);
+    expect(u.view().tokenSum).toBe(2 + 7);
+    const before = u.view();
+    await u.shutdown();
+    units.splice(units.indexOf(u), 1);
+    const again = await openVts(dir);
+    // Same disks: the same image and sum, a new boot.
+    expect(again.view().tokenSum).toBe(before.tokenSum);
+    expect(again.view().imageId).toBe(before.imageId);
+    expect(again.view().bootId).not.toBe(before.bootId);
+  });
+});

@@ -144,6 +144,8 @@ export interface VtsStatusView {
   readonly imageId: string;
   /** Random per open: a VTS seen with a new boot id has been down (and may be a restored image). */
   readonly bootId: string;
+  /** Sum of every volume's token generation: never goes down (generations only move forward, volumes are never removed), so a restored older image reports less. */
+  readonly tokenSum: number;
 }
 
 export interface PremigrationStatus {
@@ -363,7 +365,9 @@ export class VtsUnit {
       .list()
       .filter((m) => m.dataGeneration !== m.generation)
       .map((m) => m.volser);
-    return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind, lastKeyMac: this.#lastKeyMac, imageId: this.#imageId, bootId: this.#bootId };
+    let tokenSum = 0;
+    for (const m of this.cache.list()) tokenSum += m.generation;
+    return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind, lastKeyMac: this.#lastKeyMac, imageId: this.#imageId, bootId: this.#bootId, tokenSum };
   }
 
   #open(): void {

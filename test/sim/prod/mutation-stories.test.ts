@@ -323,4 +323,39 @@ describe('production mutation stories', () => {
     await readAll(w, w.liveAgents());
     expectNoViolation(w);
   });
+  // B is out of operation; vtc2 and vtc3 are paused while hosts write through vtc1 on A alone.
+  // A then loses power and comes back restored from before those writes, with its image id
+  // and last key seq unchanged: to vtc2 and vtc3 it looks exactly as they last saw it. Only
+  // vtc1 saw A's token sum pass the image's, and its hellos told the others. No VTC may elect
+  // A or serve from it: it stays off-line for the operator (docs/protocol-notes.md, "A
+  // restored image that no key tells apart").
+  it('a restore that only one VTC saw the VTS get past is judged by every VTC (token sums in the hellos)', { timeout: 120_000 }, async () => {
+    const w = new ProdWorld({ seed: 71, n: 3 });
+    for (const x of VTS_NAMES) w.startVts(x);
+    for (const v of w.vtcs) w.startVtc(v);
+    await w.os.runUntil(300);
+    expect(w.liveAgents()).toHaveLength(3);
+    const [v1, v2, v3] = w.vtcs as [Node, Node, Node];
+    const first = w.volumes.map((vol) => w.hostWrite(v1, 'immediate', vol));
+    await waitFor(w, w.now + 2000, () => first.every((o) => o?.outcome === 'ok'), 'the first writes (both VTS)');
+    w.command({ command: 'vts-out', vts: 'B', mode: 'normal' }, v1);
+    await waitFor(w, w.now + 3000, () => w.liveAgents().every((v) => v.agent!.engine.newestKey().seq >= 1 && v.agent!.engine.status().kind === 'online-single'), 'B out of operation');
+    await w.os.runUntil(w.now + 200);
+    w.imageVts('A');
+    w.pause(v2.name, 2500);
+    w.pause(v3.name, 2500);
+    const onA = w.volumes.map((vol) => w.hostWrite(v1, 'immediate', vol));
+    await waitFor(w, w.now + 2000, () => onA.every((o) => o?.outcome === 'ok'), 'the writes on A alone, through vtc1');
+    // A heartbeat of vtc1 sees A's new sum, and a hello carries it.
+    await w.os.runUntil(w.now + 500);
+    w.crashVts('A', true);
+    expect(w.restoreVts('A')).toBe(true);
+    await w.os.runUntil(w.now + 50);
+    w.startVts('A');
+    await w.os.runUntil(w.now + 4000);
+    expect(w.liveAgents().map((v) => v.agent!.engine.status().kind)).toEqual(['offline', 'offline', 'offline']);
+    expect(w.restoredCurrent()).toBe(true);
+    await readAll(w, w.liveAgents());
+    expectNoViolation(w);
+  });
 });

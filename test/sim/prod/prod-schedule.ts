@@ -192,12 +192,20 @@ export async function runProdSchedule(seed: number, o: ProdScheduleOptions = {})
     w.healAll();
     const deadline = chaos + liveness;
     let nudge = s.now() + 1500;
+    // On-line with both counts once it has held for two heartbeat timeouts: a VTS that lost
+    // power for less than one came back before any VTC missed it, and the VTCs still report
+    // the status they had until their next heartbeat shows the restart (seed 602: a restored
+    // image was taken as on-line the moment it came up).
+    const settle = 2 * w.timing.heartbeatTimeout;
+    let since: number | null = null;
     online = await w.os.runWhile(deadline, () => {
       if (s.now() >= nudge) {
         nudge = s.now() + 1000;
         w.nudge();
       }
-      return w.allOnlineBoth();
+      if (!w.allOnlineBoth()) since = null;
+      else since ??= s.now();
+      return since !== null && s.now() - since >= settle;
     });
     // Final reads: every volume through every live VTC.
     const finals: (ReturnType<ProdWorld["hostRead"]>)[] = [];

@@ -130,4 +130,42 @@ describe.skipIf(replay !== null)('production simulation', () => {
     const r = await runProdSchedule(289);
     expect(r.online).toBe(true);
   });
+  // Regression: vtc3, cut off, committed a weak forced key 2 and recorded it on B; the
+  // majority's own key 2 (vts-in B) then put B back in operation without recording (a VTS
+  // keeps the first key of a seq), so B refused every fenced copy of the majority's chain
+  // as a fork and resync never ended. A VTC that sees a VTS in operation holding another
+  // key of its newest seq now commits a key that supersedes it (reason supersede).
+  it('seed 554: a forked key recorded on a VTS is superseded, and resync finishes', { timeout: 60_000 }, async () => {
+    const r = await runProdSchedule(554);
+    expect(r.online).toBe(true);
+  });
+  // Regression: both VTS lost power and A came back restored from before writes acknowledged
+  // on it alone, with the same image id and last key seq (the key that followed never
+  // recorded on it). In 252 B was out of operation (current {A}): the VTCs put A back
+  // on-line and served stale data. A's token sum is now below what an earlier boot of it
+  // held, as one VTC saw and told the others in its hellos: A stays off-line for the
+  // operator. In 602 both were current: B's tokens hold every write's generation, so the
+  // system comes back with both, and the one write only A held (its copy to B was queued)
+  // reads as unavailable, never stale.
+  it('seeds 252 and 602: a restored image that no key tells apart is never served as current', { timeout: 60_000 }, async () => {
+    const r252 = await runProdSchedule(252);
+    expect(r252.restoredCurrent).toBe(true);
+    expect(r252.faultKinds['vts-restored-image']).toBe(1);
+    const r602 = await runProdSchedule(602);
+    expect(r602.online).toBe(true);
+    expect(r602.faultKinds['vts-restored-image']).toBe(1);
+  });
+  // Regression: a frame stamped (by its sender's clock) before its receiver started was
+  // refused, as the receiver's replay memory died with its last run. vtc1's clock was 4.7 s
+  // behind (670), so it could not reach a VTS that had restarted for 4.7 s and alone committed
+  // weak forced keys; in 1425 the VTS's clock stepped back, its replies looked sent before the
+  // VTCs restarted, and \`vts in B\` failed as unreachable. Frames now name the receiver's run
+  // (src/net/frame.ts): one bound to it is no replay of an earlier run, whatever the clocks.
+  it('seeds 670 and 1425: clock skew against a peer\'s start costs at most one refused frame', { timeout: 60_000 }, async () => {
+    for (const seed of [670, 1425]) {
+      const r = await runProdSchedule(seed);
+      expect(r.online, `seed ${seed}`).toBe(true);
+      expect(r.faultKinds['clock-skew'], `seed ${seed}`).toBe(1);
+    }
+  });
 });

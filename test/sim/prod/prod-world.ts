@@ -92,6 +92,8 @@ interface VtsNode {
   /** `vol@gen` acknowledged copies a restore destroyed here. */
   readonly destroyed: Set<string>;
   restored: boolean;
+  /** Each restore: when, and the data generations of the image it brought back. */
+  readonly restores: { readonly at: number; readonly dataGen: ReadonlyMap<string, number> }[];
 }
 
 export interface WorldCounters {
@@ -142,7 +144,7 @@ export class ProdWorld {
     });
     const mk = (x: VtsName): VtsNode => {
       const proc = this.os.process(vtsHost(x));
-      return { name: x, proc, disk: this.#disk(proc), unit: null, server: null, starting: false, images: [], destroyed: new Set(), restored: false };
+      return { name: x, proc, disk: this.#disk(proc), unit: null, server: null, starting: false, images: [], destroyed: new Set(), restored: false, restores: [] };
     };
     this.vts = { A: mk('A'), B: mk('B') };
   }
@@ -261,7 +263,10 @@ export class ProdWorld {
     node.disk.fs.restore(img.image);
     node.restored = true;
     // What the restore destroyed: acknowledged data newer than the image is gone from here.
+    // A write in flight at the restore whose copy here was made before it (its answer came
+    // after) is counted when it is acknowledged (seed 602).
     for (const o of this.ops) if (o.kind === 'write' && o.outcome === 'ok' && o.copies.includes(x) && (img.dataGen.get(o.volser) ?? 0) < (o.generation ?? 0)) node.destroyed.add(`${o.volser}@${o.generation}`);
+    node.restores.push({ at: this.now, dataGen: img.dataGen });
     this.fault('vts-restored-image', `VTS ${x} restored to its image of ${img.at.toFixed(0)} ms`);
     return true;
   }
@@ -399,6 +404,12 @@ export class ProdWorld {
         op.outcome = 'ok';
         op.generation = r.generation;
         op.copies = r.copies;
+        // Its copy on a VTS restored while it was in flight was made before the restore (a
+        // mount does not survive the restart): the restore destroyed it there.
+        for (const x of r.copies) {
+          const n = this.vts[x];
+          if (n.restores.some((rs) => rs.at >= op.start && (rs.dataGen.get(volser) ?? 0) < r.generation)) n.destroyed.add(`${volser}@${r.generation}`);
+        }
         this.#busy.delete(volser);
         this.counters.writesAcked++;
         this.note(`W${op.id} ${volser} acknowledged gen ${r.generation} copies {${r.copies.join(',')}} queued {${r.queued.join(',')}}`);
