@@ -36,6 +36,49 @@ import {
 import { nodeFileIo, type CartridgeFileIo } from './file-io.js';
 import { scanLog } from './scan.js';
 
+/**
+ * Cartridge-memory identifiers FE01h..FEFFh hold the attributes partitions 1..255 keep on
+ * their own (volume coherency information, partition label), packed like a slot's
+ * attribute area: id (2), format (1), length (2), value. Partition 0's are plain
+ * attributes, as they were before there was more than one partition. Past the SPC-defined
+ * ranges, like the log floor: hosts never see them.
+ */
+export const PARTITION_ATTRIBUTES_BASE = 0xfe00;
+export const MAX_ATTRIBUTE_PARTITION = 0xff;
+
+function isPartitionContainer(id: number): boolean {
+  return id > PARTITION_ATTRIBUTES_BASE && id <= PARTITION_ATTRIBUTES_BASE + MAX_ATTRIBUTE_PARTITION;
+}
+
+function packAttributes(attrs: ReadonlyMap<number, StoredAttribute>): StoredAttribute {
+  let len = 0;
+  for (const a of attrs.values()) len += 5 + a.value.length;
+  const b = new Uint8Array(len);
+  let off = 0;
+  for (const [id, a] of [...attrs].sort((x, y) => x[0] - y[0])) {
+    b[off] = id >> 8;
+    b[off + 1] = id & 0xff;
+    b[off + 2] = a.format;
+    b[off + 3] = a.value.length >> 8;
+    b[off + 4] = a.value.length & 0xff;
+    b.set(a.value, off + 5);
+    off += 5 + a.value.length;
+  }
+  return { format: 0, value: b };
+}
+
+/** Unpacks a partition's attributes; a malformed tail (never written so) is dropped. */
+function unpackAttributes(v: Uint8Array): Map<number, StoredAttribute> {
+  const out = new Map<number, StoredAttribute>();
+  for (let off = 0; off + 5 <= v.length; ) {
+    const n = ((v[off + 3] ?? 0) << 8) | (v[off + 4] ?? 0);
+    if (off + 5 + n > v.length) break;
+    out.set(((v[off] ?? 0) << 8) | (v[off + 1] ?? 0), { format: v[off + 2] ?? 0, value: v.slice(off + 5, off + 5 + n) });
+    off += 5 + n;
+  }
+  return out;
+}
+
 /** What a new cartridge file is made of. */
 export interface CartridgeInit {
   readonly mediaType: string;
@@ -206,6 +249,8 @@ export class Cartridge {
   private failure: CartridgeWriteError | undefined;
   private mamSequence = 0;
   private mam = new Map<number, StoredAttribute>();
+  /** Attributes partitions 1.. keep on their own, by partition number (see {@link PARTITION_ATTRIBUTES_BASE}). */
+  private partitionMam = new Map<number, Map<number, StoredAttribute>>();
   /** The log floor of the newest cartridge memory image (kept out of {@link mam}: hosts never see it). */
   private floor: LogFloor | undefined;
   private readonly offs: number[] = [];
@@ -290,6 +335,11 @@ export class Cartridge {
       this.mamSequence = best.sequence;
       this.floor = decodeLogFloor(best.attrs);
       best.attrs.delete(LOG_FLOOR_ATTRIBUTE);
+      for (const [id, a] of best.attrs) {
+        if (!isPartitionContainer(id)) continue;
+        best.attrs.delete(id);
+        this.partitionMam.set(id - PARTITION_ATTRIBUTES_BASE, unpackAttributes(a.value));
+      }
       this.mam = best.attrs;
     }
   }
@@ -570,16 +620,20 @@ export class Cartridge {
     this.dirty = false;
   }
 
-  /** The cartridge memory attributes (a copy). */
-  readAttributes(): Map<number, StoredAttribute> {
-    return new Map(this.mam);
+  /**
+   * The cartridge memory attributes (a copy): partition 0's, which include those of the
+   * whole medium; for another partition, only the ones it keeps on its own.
+   */
+  readAttributes(partition = 0): Map<number, StoredAttribute> {
+    return new Map(partition === 0 ? this.mam : this.partitionMam.get(partition));
   }
 
   /** The attributes with the log floor, as a slot image holds them. */
-  private withFloor(attrs: ReadonlyMap<number, StoredAttribute>, floor = this.floor): Map<number, StoredAttribute> {
+  private withFloor(attrs: ReadonlyMap<number, StoredAttribute>, floor = this.floor, partitions: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>> = this.partitionMam): Map<number, StoredAttribute> {
     const all = new Map(attrs);
     all.delete(LOG_FLOOR_ATTRIBUTE);
     if (floor) all.set(LOG_FLOOR_ATTRIBUTE, encodeLogFloor(floor));
+    for (const [p, m] of partitions) if (m.size > 0) all.set(PARTITION_ATTRIBUTES_BASE + p, packAttributes(m));
     return all;
   }
 
@@ -599,13 +653,39 @@ export class Cartridge {
    * fit with room left for a log floor (nothing written) and {@link CartridgeWriteError}
    * when the write or sync failed (the previous image is what an open finds, or this one).
    */
-  writeAttributes(attrs: ReadonlyMap<number, StoredAttribute>): void {
+  writeAttributes(attrs: ReadonlyMap<number, StoredAttribute>, partition = 0): void {
+    this.writeAttributeSets(new Map([[partition, attrs]]));
+  }
+
+  /**
+   * Replaces the attributes of several partitions at once, in one image (so a crash keeps
+   * all of them old or all new): partition 0's set includes the whole medium's. Durable on
+   * return, and refused as {@link writeAttributes} is.
+   */
+  writeAttributeSets(sets: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>>): void {
     this.writable();
-    if (attrs.has(LOG_FLOOR_ATTRIBUTE)) throw new CartridgeFormatError(`attribute ${LOG_FLOOR_ATTRIBUTE.toString(16)}h is the cartridge's own (its log floor)`);
+    const partitions = new Map(this.partitionMam);
+    let mam: ReadonlyMap<number, StoredAttribute> = this.mam;
+    for (const [p, attrs] of sets) {
+      if (!Number.isInteger(p) || p < 0 || p > MAX_ATTRIBUTE_PARTITION) throw new RangeError(`partition ${p} is not 0..${MAX_ATTRIBUTE_PARTITION}`);
+      for (const id of attrs.keys()) {
+        if (id === LOG_FLOOR_ATTRIBUTE) throw new CartridgeFormatError(`attribute ${LOG_FLOOR_ATTRIBUTE.toString(16)}h is the cartridge's own (its log floor)`);
+        if (isPartitionContainer(id)) throw new CartridgeFormatError(`attribute ${id.toString(16)}h is the cartridge's own (partition ${id - PARTITION_ATTRIBUTES_BASE}'s attributes)`);
+      }
+      if (p === 0) mam = attrs;
+      else partitions.set(p, new Map(attrs));
+    }
     // An overwrite must always find room for its floor.
-    encodeMamSlot(this.mamSequence + 1, this.withFloor(attrs, this.floor ?? { offset: 0, generation: 0 }));
-    this.writeMamSlot(this.mamSequence + 1, attrs);
-    this.mam = new Map(attrs);
+    encodeMamSlot(this.mamSequence + 1, this.withFloor(mam, this.floor ?? { offset: 0, generation: 0 }, partitions));
+    const previous = this.partitionMam;
+    this.partitionMam = partitions;
+    try {
+      this.writeMamSlot(this.mamSequence + 1, mam);
+    } catch (e) {
+      this.partitionMam = previous;
+      throw e;
+    }
+    this.mam = new Map(mam);
   }
 
   /**

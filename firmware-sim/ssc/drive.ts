@@ -11,6 +11,7 @@ import type { EmulatedUnit } from '../engine/unit.js';
 import { Cartridge, CartridgeWriteError } from '../media/cartridge.js';
 import type { CartridgeFileIo } from '../media/file-io.js';
 import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
+import { cacheAttributes, type AttributeCache } from './attributes.js';
 import { Attr, asciiValue, binaryNumber, binaryValue } from './mam.js';
 import { Scratch } from './codec.js';
 import { DataEncryption, type EncryptionConfig } from './security.js';
@@ -127,6 +128,8 @@ export class TapeDrive implements DriveBay {
   readonly scratch = new Scratch();
   /** Data encryption parameters and key (SECURITY PROTOCOL OUT, or configuration). */
   readonly encryption: DataEncryption;
+  /** The attributes of the cartridge last unloaded (READ ATTRIBUTE with CACHE set); gone at power on. */
+  attributeCache: AttributeCache | undefined;
   /** The IMMED command running in the background, if any. */
   immediate: ImmediateOperation | undefined;
   /** Deferred errors of IMMED commands, for the initiator that sent each (reported once). */
@@ -400,6 +403,7 @@ export class TapeDrive implements DriveBay {
       } catch (e) {
         failed = e;
       }
+      this.attributeCache = cacheAttributes(this, m);
       await this.delay(this.personality.timing.unloadSeconds, signal);
       try {
         m.close();
@@ -493,6 +497,7 @@ export class TapeDrive implements DriveBay {
       this.offline = false;
       this.compression = this.compressionAtPowerOn;
       this.encryption.onPowerOn();
+      this.attributeCache = undefined;
     }
   }
 

@@ -17,10 +17,15 @@ export interface AttributeDef {
   readonly length: number;
   readonly variable?: boolean;
   readonly readOnly: boolean;
+  /**
+   * Held for each partition on its own (READ/WRITE ATTRIBUTE PARTITION NUMBER selects
+   * which); the others describe the whole medium and read the same in every partition.
+   */
+  readonly perPartition?: boolean;
 }
 
-function def(id: number, name: string, format: AttributeFormat, length: number, readOnly: boolean, variable = false): AttributeDef {
-  return { id, name, format, length, readOnly, ...(variable ? { variable } : {}) };
+function def(id: number, name: string, format: AttributeFormat, length: number, readOnly: boolean, variable = false, perPartition = false): AttributeDef {
+  return { id, name, format, length, readOnly, ...(variable ? { variable } : {}), ...(perPartition ? { perPartition } : {}) };
 }
 const B = AttributeFormat.binary;
 const A = AttributeFormat.ascii;
@@ -64,15 +69,20 @@ export const Attr = {
   BARCODE: 0x0806,
   OWNING_HOST_TEXTUAL_NAME: 0x0807,
   MEDIA_POOL: 0x0808,
+  PARTITION_USER_TEXT_LABEL: 0x0809,
+  LOAD_UNLOAD_AT_PARTITION: 0x080a,
   APPLICATION_FORMAT_VERSION: 0x080b,
   VOLUME_COHERENCY_INFORMATION: 0x080c,
   MEDIUM_GUID: 0x0820,
   MEDIA_POOL_GUID: 0x0821,
 } as const;
 
+/** Largest VOLUME COHERENCY INFORMATION value taken: a 255-byte change reference and 256 bytes of application information. */
+export const VCI_MAX = 1 + 255 + 8 + 8 + 2 + 256;
+
 export const attributeCatalogue: readonly AttributeDef[] = [
-  def(Attr.REMAINING_CAPACITY, 'REMAINING CAPACITY IN PARTITION', B, 8, true),
-  def(Attr.MAXIMUM_CAPACITY, 'MAXIMUM CAPACITY IN PARTITION', B, 8, true),
+  def(Attr.REMAINING_CAPACITY, 'REMAINING CAPACITY IN PARTITION', B, 8, true, false, true),
+  def(Attr.MAXIMUM_CAPACITY, 'MAXIMUM CAPACITY IN PARTITION', B, 8, true, false, true),
   def(Attr.TAPEALERT_FLAGS, 'TAPEALERT FLAGS', B, 8, true),
   def(Attr.LOAD_COUNT, 'LOAD COUNT', B, 8, true),
   def(Attr.MAM_SPACE_REMAINING, 'MAM SPACE REMAINING', B, 8, true),
@@ -107,8 +117,12 @@ export const attributeCatalogue: readonly AttributeDef[] = [
   def(Attr.BARCODE, 'BARCODE', A, 32, false),
   def(Attr.OWNING_HOST_TEXTUAL_NAME, 'OWNING HOST TEXTUAL NAME', T, 80, false),
   def(Attr.MEDIA_POOL, 'MEDIA POOL', T, 160, false),
+  def(Attr.PARTITION_USER_TEXT_LABEL, 'PARTITION USER TEXT LABEL', A, 16, false, false, true),
+  def(Attr.LOAD_UNLOAD_AT_PARTITION, 'LOAD/UNLOAD AT PARTITION', B, 1, false),
   def(Attr.APPLICATION_FORMAT_VERSION, 'APPLICATION FORMAT VERSION', A, 16, false),
-  def(Attr.VOLUME_COHERENCY_INFORMATION, 'VOLUME COHERENCY INFORMATION', B, 70, false, true),
+  // LTFS writes one to each partition (70 bytes: an 8-byte change reference and 43 bytes of
+  // LTFS information); the room left is for other applications' longer ones.
+  def(Attr.VOLUME_COHERENCY_INFORMATION, 'VOLUME COHERENCY INFORMATION', B, VCI_MAX, false, true, true),
   def(Attr.MEDIUM_GUID, 'MEDIUM GLOBALLY UNIQUE IDENTIFIER', B, 36, false),
   def(Attr.MEDIA_POOL_GUID, 'MEDIA POOL GLOBALLY UNIQUE IDENTIFIER', B, 36, false),
 ];
@@ -173,4 +187,111 @@ export function binaryNumber(b: Uint8Array | undefined): number {
   let x = 0;
   for (const c of b ?? []) x = x * 256 + c;
   return x;
+}
+
+// ------------------------------------------------------------------ value checks
+
+/** Where a value breaks its attribute's rules: the byte (from the value's start) and bit, with the reason. */
+export interface ValueFault {
+  readonly byte: number;
+  readonly bit: number;
+  readonly reason: string;
+}
+
+const fault = (byte: number, bit: number, reason: string): ValueFault => ({ byte, bit, reason });
+
+/** TEXT LOCALIZATION IDENTIFIER values (SPC-4): ASCII, ISO/IEC 8859-1..10, UCS-2BE, UTF-8. */
+export function isTextLocalization(v: number): boolean {
+  return v <= 0x0a || v === 0x80 || v === 0x81;
+}
+
+/** ASCII attribute data (SPC-4 4.3.1): printable characters 20h..7Eh only. */
+function asciiFault(v: Uint8Array): ValueFault | undefined {
+  const i = v.findIndex((c) => c < 0x20 || c > 0x7e);
+  return i < 0 ? undefined : fault(i, 7, `byte 0x${(v[i] ?? 0).toString(16).padStart(2, '0')} is not printable ASCII`);
+}
+
+/** DATE AND TIME LAST WRITTEN: YYYYMMDDHHMM, a 24-hour clock. */
+function dateTimeFault(v: Uint8Array): ValueFault | undefined {
+  for (let i = 0; i < 12; i++) {
+    const c = v[i] ?? 0;
+    if (c < 0x30 || c > 0x39) return fault(i, 7, 'DATE AND TIME LAST WRITTEN must be 12 digits, YYYYMMDDHHMM');
+  }
+  const n = (from: number, len: number): number => Number(Buffer.from(v.subarray(from, from + len)).toString('latin1'));
+  const month = n(4, 2);
+  const day = n(6, 2);
+  if (month < 1 || month > 12) return fault(4, 7, `month ${month} is not 1..12`);
+  if (day < 1 || day > 31) return fault(6, 7, `day ${day} is not 1..31`);
+  if (n(8, 2) > 23) return fault(8, 7, `hour ${n(8, 2)} is not 0..23`);
+  if (n(10, 2) > 59) return fault(10, 7, `minute ${n(10, 2)} is not 0..59`);
+  return undefined;
+}
+
+/** The parts of a VOLUME COHERENCY INFORMATION value (SPC-4 host type attributes). */
+export interface VolumeCoherency {
+  readonly changeReference: Uint8Array;
+  readonly coherencyCount: bigint;
+  readonly setIdentifier: bigint;
+  readonly applicationInfo: Uint8Array;
+  /** The LTFS part of the application information, when it holds one. */
+  readonly ltfs?: { readonly volumeUuid: string; readonly version: number };
+}
+
+/** LTFS's application client specific information: "LTFS", NUL, the volume UUID and a NUL, then its version. */
+const LTFS_SIGNATURE = Uint8Array.of(0x4c, 0x54, 0x46, 0x53, 0x00);
+const LTFS_INFO_LENGTH = LTFS_SIGNATURE.length + 36 + 1 + 1;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
+
+/**
+ * Checks and splits a VOLUME COHERENCY INFORMATION value: VOLUME CHANGE REFERENCE VALUE
+ * LENGTH (1) and value, VOLUME COHERENCY COUNT (8), VOLUME COHERENCY SET IDENTIFIER (8),
+ * APPLICATION CLIENT SPECIFIC INFORMATION LENGTH (2) and information; the lengths must add
+ * up to the value's. Application information that starts with LTFS's signature must be
+ * LTFS's, a volume UUID in its text form.
+ */
+export function parseVolumeCoherency(v: Uint8Array): VolumeCoherency | ValueFault {
+  if (v.length < 1) return fault(0, 7, 'VOLUME COHERENCY INFORMATION is empty');
+  const n = v[0] ?? 0;
+  const base = 1 + n;
+  if (base + 18 > v.length) return fault(0, 7, `VOLUME CHANGE REFERENCE VALUE LENGTH ${n} leaves no room for the count, set identifier and information length (value is ${v.length} bytes)`);
+  const dv = new DataView(v.buffer, v.byteOffset, v.length);
+  const m = dv.getUint16(base + 16);
+  if (base + 18 + m !== v.length) return fault(base + 16, 7, `APPLICATION CLIENT SPECIFIC INFORMATION LENGTH ${m} does not match the value (${v.length - base - 18} bytes follow)`);
+  const info = v.subarray(base + 18);
+  const out = { changeReference: v.slice(1, base), coherencyCount: dv.getBigUint64(base), setIdentifier: dv.getBigUint64(base + 8), applicationInfo: info.slice() };
+  if (info.length < 4 || !LTFS_SIGNATURE.subarray(0, 4).every((c, i) => info[i] === c)) return out;
+  const at = base + 18;
+  if (info.length !== LTFS_INFO_LENGTH) return fault(base + 16, 7, `LTFS application information must be ${LTFS_INFO_LENGTH} bytes (got ${info.length})`);
+  if (info[4] !== 0) return fault(at + 4, 7, 'LTFS signature must end in NUL');
+  const uuid = Buffer.from(info.subarray(5, 41)).toString('latin1');
+  if (!UUID_RE.test(uuid)) return fault(at + 5, 7, `LTFS volume UUID '${uuid.replace(/[^\x20-\x7e]/gu, '?')}' is not a UUID`);
+  if (info[41] !== 0) return fault(at + 41, 7, 'LTFS volume UUID must end in NUL');
+  return { ...out, ltfs: { volumeUuid: uuid.toLowerCase(), version: info[42] ?? 0 } };
+}
+
+/**
+ * Whether `v` (as sent, before padding) is a valid value for `d`: ASCII attributes hold
+ * printable ASCII; the date is a date; the text localization identifier is a defined one;
+ * the volume coherency information is well formed. Lengths are checked by the caller.
+ */
+export function valueFault(d: AttributeDef, v: Uint8Array): ValueFault | undefined {
+  if (v.length === 0) return undefined;
+  if (d.format === AttributeFormat.ascii) {
+    const f = asciiFault(v);
+    if (f) return f;
+  }
+  switch (d.id) {
+    case Attr.DATE_TIME_LAST_WRITTEN:
+      return v.length === 12 ? dateTimeFault(v) : fault(0, 7, 'DATE AND TIME LAST WRITTEN must be 12 characters');
+    case Attr.TEXT_LOCALIZATION_IDENTIFIER:
+      return isTextLocalization(v[0] ?? 0) ? undefined : fault(0, 7, `TEXT LOCALIZATION IDENTIFIER 0x${(v[0] ?? 0).toString(16)} is reserved`);
+    case Attr.LOAD_UNLOAD_AT_PARTITION:
+      return (v[0] ?? 0) <= 1 ? undefined : fault(0, 7, 'LOAD/UNLOAD AT PARTITION must be 0 or 1');
+    case Attr.VOLUME_COHERENCY_INFORMATION: {
+      const r = parseVolumeCoherency(v);
+      return 'reason' in r ? r : undefined;
+    }
+    default:
+      return undefined;
+  }
 }
