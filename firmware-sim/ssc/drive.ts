@@ -176,11 +176,10 @@ export class TapeDrive implements DriveBay {
     return mechanicalDelay(seconds, this.timeScale, signal);
   }
 
-  /** Sets (or with `undefined` clears) the configured key, as a management interface does. */
+  /** Sets (or with `undefined` clears) the configured key, as a management interface does; it stays across power-on. */
   configureEncryption(c: EncryptionConfig | undefined): void {
     if (c && !this.personality.features.encryption) throw new RangeError(`drive personality '${this.personality.id}' has no encryption`);
-    if (c) this.encryption.configure(c);
-    else this.encryption.params = { encryptionMode: 0, decryptionMode: 0, scope: 0, lock: false, ckod: false, kadFormat: 0, setBy: 'config' };
+    this.encryption.setConfig(c);
   }
 
   /** True when a mechanical delay of `seconds` actually waits (time scale above 0). */

@@ -60,8 +60,22 @@ export class DataEncryption {
   /** Incremented each time a key is set (data encryption status KEY INSTANCE COUNTER). */
   keyInstanceCounter = 0;
 
-  constructor(private readonly config?: EncryptionConfig) {
+  constructor(private config?: EncryptionConfig) {
     if (config) this.configure(config);
+  }
+
+  /**
+   * Replaces the drive's configured key (a key manager's, kept across power-on) and puts
+   * it in force; `undefined` drops it and disables encryption, whoever had set it.
+   */
+  setConfig(c: EncryptionConfig | undefined): void {
+    if (c) {
+      this.configure(c);
+      this.config = { ...c, key: Uint8Array.from(c.key), ...(c.ukad ? { ukad: Uint8Array.from(c.ukad) } : {}) };
+    } else {
+      this.config = undefined;
+      this.params = { ...DISABLED, setBy: 'config' };
+    }
   }
 
   /** Sets the parameters from configuration, as a management interface would. */

@@ -19,6 +19,8 @@ export const DriveSense = {
   INCORRECT_DATA_ENCRYPTION_KEY: c(SenseKey.DATA_PROTECT, 0x74, 0x03, 'INCORRECT DATA ENCRYPTION KEY'),
   /** Told to the other initiators when one sets data encryption parameters. */
   DATA_ENCRYPTION_PARAMETERS_CHANGED_BY_ANOTHER_I_T_NEXUS: c(SenseKey.UNIT_ATTENTION, 0x2a, 0x11, 'DATA ENCRYPTION PARAMETERS CHANGED BY ANOTHER I_T NEXUS'),
+  /** Told to every initiator when the drive's key manager (the operator) sets or clears the key. */
+  DATA_ENCRYPTION_PARAMETERS_CHANGED_BY_VENDOR_SPECIFIC_EVENT: c(SenseKey.UNIT_ATTENTION, 0x2a, 0x12, 'DATA ENCRYPTION PARAMETERS CHANGED BY VENDOR SPECIFIC EVENT'),
   /** VERIFY with BYTCMP found a difference. */
   MISCOMPARE_DURING_VERIFY: c(SenseKey.MISCOMPARE, 0x1d, 0x00, 'MISCOMPARE DURING VERIFY OPERATION'),
 } as const satisfies Record<string, SenseCode>;

@@ -18,6 +18,7 @@ import { loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../
 import { OperatorActionError } from '../../firmware-sim/smc/index.js';
 import { CheckCondition } from '../../firmware-sim/engine/check.js';
 import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
+import { EncryptionRequestError, encryptionRequestSchemas, runEncryptionRequest } from './encryption-key.js';
 import { configWithState, type LabState } from './lab.js';
 
 /** Name of the control socket in the lab's directory. */
@@ -53,6 +54,7 @@ export const controlRequestSchema = z.discriminatedUnion('op', [
   }),
   z.strictObject({ op: z.literal('fault-clear') }),
   z.strictObject({ op: z.literal('reload') }),
+  ...encryptionRequestSchemas,
 ]);
 export type ControlRequest = z.input<typeof controlRequestSchema>;
 
@@ -139,7 +141,9 @@ export class LibraryControl {
 
   private async dispatch(req: z.output<typeof controlRequestSchema>): Promise<unknown> {
     if (req.op === 'status') return this.status();
-    this.log.info({ request: req }, `control: ${req.op}`);
+    if (req.op === 'encryption-show') return this.encryption(req);
+    // A key is never logged.
+    this.log.info({ request: req.op === 'encryption-set' ? { ...req, key: '(not logged)' } : req }, `control: ${req.op}`);
     try {
       switch (req.op) {
         case 'insert':
@@ -154,6 +158,9 @@ export class LibraryControl {
           return this.clearFaults();
         case 'reload':
           return await this.reload();
+        case 'encryption-set':
+        case 'encryption-clear':
+          return this.encryption(req);
       }
     } catch (e) {
       throw asControlError(e);
@@ -194,6 +201,16 @@ export class LibraryControl {
       emptyImportExport: library.config.importExport.filter((a) => !full.has(a)),
       faults: state.faults,
     };
+  }
+
+  /** Sets, clears or shows a drive's key; nothing of it goes to the state. */
+  private encryption(req: Parameters<typeof runEncryptionRequest>[1]): unknown {
+    try {
+      return runEncryptionRequest(this.lib.drives, req);
+    } catch (e) {
+      if (e instanceof EncryptionRequestError) throw new ControlError(e.code, e.message, { cause: e });
+      throw e;
+    }
   }
 
   private where(barcode: string): { address: number; kind: string } | undefined {

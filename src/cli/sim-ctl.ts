@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import { connect } from 'node:net';
 import { ensureDefaultLab } from './default-lab.js';
+import { registerEncryptionCommands } from './encryption-key.js';
 import { bytes, hex, type Out } from './output.js';
 import { UsageError } from './ops.js';
 import { controlSocketPath, FAULT_KINDS, type ControlRequest, type LibraryStatus } from './sim-control.js';
@@ -192,6 +193,8 @@ export function registerSimCtl(program: Command, out: Out): Command {
       await ask({ op: 'fault-clear' });
       out.line('Cleared every injected fault.');
     });
+
+  registerEncryptionCommands(ctl, (req) => ask(req as ControlRequest), out);
 
   ctl
     .command('reload')
