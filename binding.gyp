@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/crc32c.cc",
+        "native/gcm.cc",
         "native/vote_tally.cc",
         "native/key_journal.cc",
         "native/sgio.cc",

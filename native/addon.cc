@@ -33,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterKeyJournal(env, exports);
   RegisterSgio(env, exports);
   RegisterPty(env, exports);
+  RegisterGcm(env, exports);
   return exports;
 }
 

@@ -13,4 +13,5 @@ void RegisterVoteTally(Napi::Env env, Napi::Object exports);
 void RegisterKeyJournal(Napi::Env env, Napi::Object exports);
 void RegisterSgio(Napi::Env env, Napi::Object exports);
 void RegisterPty(Napi::Env env, Napi::Object exports);
+void RegisterGcm(Napi::Env env, Napi::Object exports);
 }  // namespace ptpvts

@@ -1,7 +1,8 @@
-/** CRC-32C from the addon: the check value, incremental use, and every length around the interleaved lanes. */
+/** CRC-32C from the addon: the check value, incremental use, and every length around the interleaved lanes; AES-256-GCM sealing. */
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c } from './native.js';
+import { crc32c, gcmSeal, gcmSeal2 } from './native.js';
 
 function reference(b: Uint8Array, seed = 0): number {
   let c = ~seed >>> 0;
@@ -32,5 +33,64 @@ describe('crc32c', () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('gcmSeal', () => {
+  const key = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
+  const nonce = Uint8Array.from({ length: 12 }, (_, i) => 200 - i);
+
+  it('seals as node:crypto does, into the buffer given or in place, at any length and AAD', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 70_000 }), fc.uint8Array({ maxLength: 40 }), (plain, aad) => {
+        const c = createCipheriv('aes-256-gcm', key, nonce);
+        c.setAAD(aad);
+        const want = Buffer.concat([c.update(plain), c.final()]);
+        const out = new Uint8Array(plain.length + 3).fill(0xee);
+        const tag = new Uint8Array(16);
+        gcmSeal(key, nonce, aad, plain, out.subarray(0, plain.length), tag);
+        expect(Buffer.from(out.subarray(0, plain.length)).equals(want)).toBe(true);
+        expect([...out.subarray(plain.length)]).toEqual([0xee, 0xee, 0xee]);
+        expect(Buffer.from(tag).equals(c.getAuthTag())).toBe(true);
+        const inPlace = Uint8Array.from(plain);
+        gcmSeal(key, nonce, aad, inPlace, inPlace, tag);
+        expect(Buffer.from(inPlace).equals(want)).toBe(true);
+        const d = createDecipheriv('aes-256-gcm', key, nonce);
+        d.setAAD(aad);
+        d.setAuthTag(tag);
+        expect(Buffer.concat([d.update(inPlace), d.final()]).equals(Buffer.from(plain))).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('gcmSeal2 seals two parts as two gcmSeal calls do', () => {
+    const plain = Uint8Array.from({ length: 300_001 }, (_, i) => (i * 31 + 5) & 0xff);
+    const aad = Uint8Array.of(1, 2, 3);
+    const n1 = Uint8Array.from(nonce).fill(9, 8);
+    const want = new Uint8Array(plain.length);
+    const wantTags = new Uint8Array(32);
+    gcmSeal(key, nonce, aad, plain.subarray(0, 150_000), want.subarray(0, 150_000), wantTags.subarray(0, 16));
+    gcmSeal(key, n1, aad, plain.subarray(150_000), want.subarray(150_000), wantTags.subarray(16));
+    for (let round = 0; round < 20; round++) {
+      const out = new Uint8Array(plain.length);
+      const tags = new Uint8Array(32);
+      gcmSeal2(key, nonce, n1, aad, plain.subarray(0, 150_000), out.subarray(0, 150_000), tags.subarray(0, 16), plain.subarray(150_000), out.subarray(150_000), tags.subarray(16));
+      expect(Buffer.from(out).equals(Buffer.from(want))).toBe(true);
+      expect([...tags]).toEqual([...wantTags]);
+    }
+    const b = new Uint8Array(64);
+    const t = new Uint8Array(16);
+    expect(() => gcmSeal2(key, nonce, n1, aad, b.subarray(0, 32), b.subarray(0, 32), t, b.subarray(32), b.subarray(16, 48), t)).toThrow(/overlap/u);
+  });
+
+  it('refuses wrong lengths and a partial overlap', () => {
+    const b = new Uint8Array(64);
+    const tag = new Uint8Array(16);
+    expect(() => gcmSeal(key.subarray(0, 16), nonce, b, b, b, tag)).toThrow(/key must be 32 bytes/u);
+    expect(() => gcmSeal(key, nonce.subarray(0, 8), b, b, b, tag)).toThrow(/nonce must be 12 bytes/u);
+    expect(() => gcmSeal(key, nonce, b, b, b, tag.subarray(0, 8))).toThrow(/tag must be 16 bytes/u);
+    expect(() => gcmSeal(key, nonce, b, b, b.subarray(0, 10), tag)).toThrow(/out is shorter than plain/u);
+    expect(() => gcmSeal(key, nonce, b, b.subarray(0, 32), b.subarray(8, 40), tag)).toThrow(/overlaps/u);
   });
 });

@@ -84,6 +84,10 @@ export interface NativeAddon {
   sgOpen(path: string): Promise<NativeSgDevice>;
   /** A pseudo-terminal pair with the slave in raw mode. */
   openPty(): { masterFd: number; slaveFd: number; slavePath: string };
+  /** AES-256-GCM: `plain` sealed into `out` (the same buffer, or one not overlapping it), its tag into `tag` (native/gcm.cc). */
+  gcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array, tag: Uint8Array): void;
+  /** Two seals with one key and AAD, the second on a helper thread meanwhile. */
+  gcmSeal2(key: Uint8Array, nonce0: Uint8Array, nonce1: Uint8Array, aad: Uint8Array, plain0: Uint8Array, out0: Uint8Array, tag0: Uint8Array, plain1: Uint8Array, out1: Uint8Array, tag1: Uint8Array): void;
 }
 
 function findPackageRoot(start: string): string {
@@ -116,4 +120,18 @@ export const native: NativeAddon = load();
 /** CRC-32C (Castagnoli) of `data`, continuing from `seed` (a previous result) when given. */
 export function crc32c(data: Uint8Array, seed = 0): number {
   return native.crc32c(data, seed);
+}
+
+/**
+ * AES-256-GCM with Node's OpenSSL, writing the ciphertext of `plain` into `out` (which may
+ * be `plain` itself) and the 16-byte tag into `tag`, with no allocation. Throws RangeError
+ * for wrong lengths or a partial overlap.
+ */
+export function gcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array, tag: Uint8Array): void {
+  native.gcmSeal(key, nonce, aad, plain, out, tag);
+}
+
+/** Two {@link gcmSeal}s with one key and AAD at once, the second on a helper thread (alone when another caller holds it). */
+export function gcmSeal2(key: Uint8Array, nonce0: Uint8Array, nonce1: Uint8Array, aad: Uint8Array, plain0: Uint8Array, out0: Uint8Array, tag0: Uint8Array, plain1: Uint8Array, out1: Uint8Array, tag1: Uint8Array): void {
+  native.gcmSeal2(key, nonce0, nonce1, aad, plain0, out0, tag0, plain1, out1, tag1);
 }

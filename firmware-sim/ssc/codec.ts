@@ -19,17 +19,19 @@
  *
  * An encrypted body is cut into S equal segments (the last shorter), each sealed with the
  * nonce whose last 32 bits are XORed with the segment's index, and the same additional
- * data: envelope bytes 0..15 and the A-KAD. The drive writes S = 1; readers accept up to
- * 16 (room for sealing a block on several threads, which measured slower than one
- * segment on Node's Web Crypto here).
+ * data: envelope bytes 0..15 and the A-KAD. The drive writes S = 2 for bodies over
+ * 64 KiB, sealing the second segment on the addon's helper thread while it seals the
+ * first (S = 1 below that); readers accept up to 16.
  *
  * Compression comes first, then encryption (an encrypted body does not compress). A host
  * block that happens to begin with the magic is stored in an envelope with no flags, so a
  * plain record never reads as an envelope. The key never reaches the medium: only the
- * nonce, the tag and the key-associated data the host gave.
+ * nonce, the tag and the key-associated data the host gave. Sealing is Node's OpenSSL
+ * through the addon (no allocation per block); opening is node:crypto.
  */
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createDecipheriv, randomFillSync } from 'node:crypto';
 import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { gcmSeal, gcmSeal2 } from '../../src/native.js';
 
 export const ENVELOPE_MAGIC = Uint8Array.of(0x89, 0x50, 0x54, 0x42, 0x4b, 0x0d, 0x0a, 0x1a);
 export const ENVELOPE_HEADER = 44;
@@ -52,8 +54,6 @@ const SAMPLE = 4096;
  * zeros and periodic patterns (which give 0) fall outside and are compressed.
  */
 const RANDOM_CHI2 = [100, 420] as const;
-/** Bytes given to AES-GCM per call: smaller outputs than a whole block keep allocations cheap. */
-const CIPHER_CHUNK = 64 * 1024;
 /** GCM segments of one block at most (flags bits 7..4 hold the count less one). */
 const MAX_SEGMENTS = 16;
 /** A body is cut into segments of at least this many bytes. */
@@ -195,14 +195,23 @@ function segmentRange(len: number, n: number, i: number): [number, number] {
   return [Math.min(len, i * size), Math.min(len, (i + 1) * size)];
 }
 
-/** Encrypts segment `i` of the draft here, on the calling thread. */
+/**
+ * Encrypts segment `i` of the draft here, on the calling thread, straight into the
+ * payload buffer (native/gcm.cc): node:crypto's update() would hand back a new buffer per
+ * call, and the garbage collections that much short-lived memory causes cost more than
+ * the cipher (bench/drive-features: encryption 0.55x of plain with it, 0.72x without).
+ */
 function sealSegment(d: Draft, key: Uint8Array, i: number): void {
   const [from, to] = segmentRange(d.body.length, d.segments, i);
-  const c = createCipheriv('aes-256-gcm', key, segmentNonce(d.out, i));
-  c.setAAD(d.aad);
-  for (let off = from; off < to; off += CIPHER_CHUNK) d.out.set(c.update(d.body.subarray(off, Math.min(to, off + CIPHER_CHUNK))), d.at + off);
-  c.final();
-  d.out.set(c.getAuthTag(), 28 + 16 * i);
+  gcmSeal(key, segmentNonce(d.out, i), d.aad, d.body.subarray(from, to), d.out.subarray(d.at + from, d.at + to), d.out.subarray(28 + 16 * i, 44 + 16 * i));
+}
+
+/** Seals a two-segment draft, segment 1 on the addon's helper thread while this one seals segment 0. */
+function sealPair(d: Draft, key: Uint8Array): void {
+  const [a0, a1] = segmentRange(d.body.length, 2, 0);
+  const [b0, b1] = segmentRange(d.body.length, 2, 1);
+  const o = d.out;
+  gcmSeal2(key, segmentNonce(o, 0), segmentNonce(o, 1), d.aad, d.body.subarray(a0, a1), o.subarray(d.at + a0, d.at + a1), o.subarray(28, 44), d.body.subarray(b0, b1), o.subarray(d.at + b0, d.at + b1), o.subarray(44, 60));
 }
 
 /**
@@ -213,7 +222,8 @@ function sealSegment(d: Draft, key: Uint8Array, i: number): void {
 export function encodeBlock(data: Uint8Array, o: EncodeOptions, scratch?: Scratch, segments = 1): { payload: Uint8Array; compressed: boolean } {
   const d = draft(data, o, segments, scratch);
   if (!d) return { payload: data, compressed: false };
-  if (o.encrypt) for (let i = 0; i < d.segments; i++) sealSegment(d, o.encrypt.key, i);
+  if (o.encrypt && d.segments === 2) sealPair(d, o.encrypt.key);
+  else if (o.encrypt) for (let i = 0; i < d.segments; i++) sealSegment(d, o.encrypt.key, i);
   return { payload: d.out, compressed: (d.flags & F_DEFLATE) !== 0 };
 }
 

@@ -435,6 +435,21 @@ describe('encryption', () => {
     expect(Buffer.from(decodeBlock(payload, info, KEY)).equals(data)).toBe(true);
   });
 
+  it('the drive seals a large block in two GCM segments (on two threads), a small one in one; both read back', async () => {
+    await r.load();
+    await setEncryption(r.port, { encrypt: 2, decrypt: 3, key: KEY });
+    const big = randomBytes(256 * 1024);
+    const small = randomBytes(1000);
+    expectGood(await r.port.execute(Cdb.write6(big)));
+    expectGood(await r.port.execute(Cdb.write6(small)));
+    const m = r.lu.drive.media!;
+    expect((m.readBlock(0)[9] ?? 0) >> 4).toBe(1);
+    expect((m.readBlock(1)[9] ?? 0) >> 4).toBe(0);
+    expectGood(await r.port.execute(Cdb.rewind()));
+    expect(Buffer.from((await r.port.execute(Cdb.read6({ length: big.length }))).data).equals(big)).toBe(true);
+    expect(Buffer.from((await r.port.execute(Cdb.read6({ length: small.length }))).data).equals(small)).toBe(true);
+  });
+
   it('DECRYPT refuses a plain block (74/02); MIXED reads it', async () => {
     await r.load();
     expectGood(await r.port.execute(Cdb.write6(pattern(300, 1))));

@@ -73,11 +73,17 @@ function readBlock(d: TapeDrive, m: Cartridge, residue: number, got: Uint8Array[
 }
 
 /**
+ * GCM segments of an encrypted block: two, sealed at once on two threads (native/gcm.cc),
+ * measured faster than one (bench/drive-features, docs/emulator.md).
+ */
+const SEAL_SEGMENTS = 2;
+
+/**
  * Appends a host block as the drive stores it (compressed, encrypted), or CHECK CONDITION
  * VOLUME OVERFLOW when what is stored would not fit. Counts host and medium bytes.
  */
 function storeBlock(d: TapeDrive, m: Cartridge, data: Uint8Array, residue: number): void {
-  const { payload } = encodeBlock(data, { compress: d.compression, encrypt: d.encryption.writeKey() }, d.scratch);
+  const { payload } = encodeBlock(data, { compress: d.compression, encrypt: d.encryption.writeKey() }, d.scratch, SEAL_SEGMENTS);
   place(d, m, payload, data.length, residue);
 }
 
