@@ -150,6 +150,33 @@ describe('Cartridge', () => {
     expect(checkCartridge(p)).toMatchObject({ mamSlotsValid: 2, mamAttributes: 2 });
   });
 
+  it('keeps attributes by partition: each its own, in one image, across reopen; the containers are its own', () => {
+    const p = join(dir, 'c.cart');
+    const c = Cartridge.open(p, { create: init });
+    const vci = (n: number): Map<number, { format: number; value: Uint8Array }> => new Map([[0x080c, { format: 0, value: Uint8Array.of(n, n, n) }]]);
+    c.writeAttributes(new Map([[0x0800, { format: 1, value: new TextEncoder().encode('ACME') }], ...vci(0)]));
+    c.writeAttributeSets(new Map([[1, vci(1)], [3, vci(3)]]));
+    // The drive's partition 0 writes leave the other partitions alone.
+    c.writeAttributes(new Map([...c.readAttributes(), [0x0003, { format: 0, value: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1) }]]));
+    expect(() => c.writeAttributes(new Map([[0xfe01, { format: 0, value: Uint8Array.of(1) }]]))).toThrow(CartridgeFormatError);
+    expect(() => c.writeAttributes(new Map([[0xff00, { format: 0, value: Uint8Array.of(1) }]]), 2)).toThrow(CartridgeFormatError);
+    expect(() => c.writeAttributes(new Map(), 256)).toThrow(RangeError);
+    c.close();
+    const d = Cartridge.open(p);
+    expect([...(d.readAttributes(0).get(0x080c)?.value ?? [])]).toEqual([0, 0, 0]);
+    expect([...(d.readAttributes(1).get(0x080c)?.value ?? [])]).toEqual([1, 1, 1]);
+    expect([...(d.readAttributes(3).get(0x080c)?.value ?? [])]).toEqual([3, 3, 3]);
+    expect(d.readAttributes(2).size).toBe(0);
+    expect([...d.readAttributes(0).keys()].sort((a, b) => a - b)).toEqual([0x0003, 0x0800, 0x080c]);
+    // An empty set drops the partition's container.
+    d.writeAttributes(new Map(), 3);
+    d.close();
+    const e = Cartridge.open(p);
+    expect(e.readAttributes(3).size).toBe(0);
+    expect(e.readAttributes(1).size).toBe(1);
+    e.close();
+  });
+
   it('ignores a torn tail on open and drops it on the next write', () => {
     const p = join(dir, 'c.cart');
     const c = Cartridge.open(p, { create: init });
