@@ -52,7 +52,7 @@ export PTPVTS_CRASH_ITERATIONS="${PTPVTS_CRASH_ITERATIONS:-60}"
 
 status=0
 node node_modules/vitest/vitest.mjs run \
-  src/hotpath src/transport/sgio src/transport/pty test/crash || status=$?
+  src/native.test.ts firmware-sim/ssc/features.test.ts src/hotpath src/transport/sgio src/transport/pty test/crash || status=$?
 
 reports=$(find "$out/logs" -type f -size +0 | sort)
 if [[ -n "$reports" ]]; then

@@ -175,6 +175,8 @@ describe('Cartridge', () => {
     expect(e.readAttributes(3).size).toBe(0);
     expect(e.readAttributes(1).size).toBe(1);
     e.close();
+    // The media check counts the attributes, partition 1's among them, not its container.
+    expect(checkCartridge(p).mamAttributes).toBe(4);
   });
 
   it('ignores a torn tail on open and drops it on the next write', () => {

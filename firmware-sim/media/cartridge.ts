@@ -46,6 +46,16 @@ import { scanLog } from './scan.js';
 export const PARTITION_ATTRIBUTES_BASE = 0xfe00;
 export const MAX_ATTRIBUTE_PARTITION = 0xff;
 
+/** Host-visible attributes a slot image holds: its plain ones and those packed for partitions 1.., not the log floor. */
+export function countStoredAttributes(attrs: ReadonlyMap<number, StoredAttribute>): number {
+  let n = 0;
+  for (const [id, a] of attrs) {
+    if (id === LOG_FLOOR_ATTRIBUTE) continue;
+    n += isPartitionContainer(id) ? unpackAttributes(a.value).size : 1;
+  }
+  return n;
+}
+
 function isPartitionContainer(id: number): boolean {
   return id > PARTITION_ATTRIBUTES_BASE && id <= PARTITION_ATTRIBUTES_BASE + MAX_ATTRIBUTE_PARTITION;
 }

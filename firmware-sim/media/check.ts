@@ -4,7 +4,8 @@
  * cartridge is usable. `ptpvts media check FILE` prints this report.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decodeHeader, decodeLogFloor, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_FLOOR_ATTRIBUTE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader, type LogFloor } from './format.js';
+import { decodeHeader, decodeLogFloor, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader, type LogFloor } from './format.js';
+import { countStoredAttributes } from './cartridge.js';
 import { scanLog, type DamageReason } from './scan.js';
 
 /** One damaged stretch of the log. */
@@ -81,7 +82,7 @@ export function checkCartridge(path: string): CartridgeReport {
       if (slot.sequence > bestSeq) {
         bestSeq = slot.sequence;
         floor = decodeLogFloor(slot.attrs);
-        mamAttributes = slot.attrs.size - (slot.attrs.has(LOG_FLOOR_ATTRIBUTE) ? 1 : 0);
+        mamAttributes = countStoredAttributes(slot.attrs);
       }
     }
     const scan = fileBytes >= LOG_OFFSET ? scanLog(fd, fileBytes, 'all', floor) : undefined;
