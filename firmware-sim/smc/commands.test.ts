@@ -181,6 +181,22 @@ describe('SMC: MOVE MEDIUM', () => {
     expect(senseOf(r)?.fieldPointer).toEqual({ inCdb: true, byte: 10, bit: 0 });
   });
 
+  it("accepts mtx's EEPOS (CONTROL byte bits 7-6) to and from an import/export element; other CONTROL bits are still refused", async () => {
+    const { port } = await makeLibrary();
+    const withControl = (c: Cdb.Command, control: number): Cdb.Command => {
+      const cdb = Uint8Array.from(c.cdb);
+      cdb[11] = control;
+      return { ...c, cdb };
+    };
+    expect((await port.execute(withControl(Cdb.moveMedium({ source: S1, destination: IE1 }), 0x40))).status).toBe(GOOD);
+    expect((await elementStatus(port, { elementType: ElementType.importExport, count: 1 })).elements[0]).toMatchObject({ full: true, barcode: 'A00001L8' });
+    expect((await port.execute(withControl(Cdb.moveMedium({ source: IE1, destination: S1 }), 0x80))).status).toBe(GOOD);
+    expect(await inventoryOverScsi(port)).toEqual(new Map([[D1, 'A00004L8'], [S1, 'A00001L8'], [S2, 'A00002L8'], [S3, 'W00003LY']]));
+    const naca = await port.execute(withControl(Cdb.moveMedium({ source: S1, destination: IE1 }), 0x04));
+    expect(hasSense(naca, Sense.INVALID_FIELD_IN_CDB)).toBe(true);
+    expect(senseOf(naca)?.fieldPointer).toEqual({ inCdb: true, byte: 11, bit: 2 });
+  });
+
   it('MEDIUM REMOVAL PREVENTED when the drive host prevents removal; nothing moves', async () => {
     const { port, bays, lib } = await makeLibrary();
     bays[0]!.removalPrevented = true;

@@ -16,6 +16,9 @@ import { TEMPLATE_LENGTH, decodeTemplate, describeAction } from './volume-tags.j
 
 type X = Exec<ChangerModel>;
 
+/** The vendor-specific CONTROL byte bits that mtx's `eepos` sets in MOVE MEDIUM. */
+const EEPOS = 0xc0;
+
 function moveMedium(x: X): Promise<void> {
   const transport = getU16(x.cdb, 2);
   x.device.checkTransport(transport, 2);
@@ -127,7 +130,10 @@ export function smcCommands(model: ChangerModel): CommandSpec<ChangerModel>[] {
     {
       opcode: SmcOpcode.MOVE_MEDIUM,
       name: 'MOVE MEDIUM',
-      usage: usage(12, { 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff }),
+      // CONTROL byte bits 7-6 are vendor specific (SAM-5 5.2); mtx's `eepos` sets them to
+      // extend or retract an import/export tray. This library's import/export station has
+      // no tray to move, so the bits are accepted and the move is carried out as without them.
+      usage: usage(12, { 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 11: EEPOS }),
       handler: moveMedium,
       nominalTimeout: moveTimeout,
       recommendedTimeout: moveTimeout * 5,
