@@ -7,9 +7,13 @@
 #          st, ch, sg), sg3-utils, mtx, mt-st, GNU tar, and /init.
 #   agent: node, the project's built addon and the compiled SG_IO agent (large: only the
 #          SG_IO suite boots with it).
+#   backup: Bacula's btape (bacula-sd) and Amanda's amtapetype (amanda-server) with perl
+#          and exactly the perl modules amtapetype loads (only the backup-software suite
+#          boots with it).
 #
-# usage: build-initramfs.sh base  OUT.cpio.gz KERNEL_VERSION
-#        build-initramfs.sh agent OUT.cpio    AGENT_DIR     (AGENT_DIR: dist/, build/, package files)
+# usage: build-initramfs.sh base   OUT.cpio.gz KERNEL_VERSION
+#        build-initramfs.sh agent  OUT.cpio    AGENT_DIR     (AGENT_DIR: dist/, build/, package files)
+#        build-initramfs.sh backup OUT.cpio
 set -euo pipefail
 layer=$1
 out=$2
@@ -25,7 +29,7 @@ copy_with_libs() {
   local bin=$1 dest=$2
   mkdir -p "$r$(dirname "$dest")"
   cp -L "$bin" "$r$dest"
-  ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+\.so[^ ]*' | while read -r lib; do
+  ldd "$bin" 2>/dev/null | { grep -oE '/[^ ]+\.so[^ ]*' || true; } | while read -r lib; do
     mkdir -p "$r$(dirname "$lib")"
     [ -e "$r$lib" ] || cp -L "$lib" "$r$lib"
   done
@@ -115,8 +119,43 @@ agent)
   cp -r "$src/." "$r/opt/ptpvts/"
   pack "$r" "$out"
   ;;
+backup)
+  need btape bacula-sd
+  need amtapetype amanda-server
+  need perl perl
+  perl -MEncode::Locale -e 1 2>/dev/null || { echo "build-initramfs: perl module Encode::Locale missing (install Debian package libencode-locale-perl)" >&2; exit 3; }
+  mkdir -p "$r"/{etc/bacula,var/lib/bacula,var/log/amanda/server,etc/amanda,tmp}
+  copy_with_libs "$(command -v btape)" /usr/sbin/btape
+  copy_with_libs "$(command -v perl)" /usr/bin/perl
+  cp "$(command -v amtapetype)" "$r/usr/sbin/amtapetype"
+  # Amanda's perl modules and their XS parts (which pull in libamdevice, libamxfer, glib).
+  amperl=/usr/lib/x86_64-linux-gnu/amanda/perl
+  mkdir -p "$r$amperl"
+  cp -r "$amperl/." "$r$amperl/"
+  find "$amperl" -name '*.so' | while read -r so; do copy_with_libs "$so" "$so"; done
+  # perl's own essentials, then every other module amtapetype loads (found by running it
+  # with an @INC hook that logs each file asked for; the list is fixed here so building
+  # runs nothing of Amanda's). Modules it only tries (JSON::XS, Log::Agent) may be absent.
+  cp -r /usr/lib/x86_64-linux-gnu/perl-base "$r/usr/lib/x86_64-linux-gnu/"
+  find /usr/lib/x86_64-linux-gnu/perl-base -name '*.so' | while read -r so; do copy_with_libs "$so" "$so"; done
+  for m in Carp.pm Config.pm Data/Dumper.pm DynaLoader.pm Encode.pm Encode/Alias.pm Encode/Config.pm \
+    Encode/ConfigLocal.pm Encode/Encoding.pm Encode/Locale.pm Encode/MIME/Name.pm Exporter.pm Exporter/Heavy.pm \
+    Fcntl.pm File/Basename.pm Getopt/Long.pm I18N/Langinfo.pm JSON.pm JSON/PP.pm JSON/PP/Boolean.pm \
+    List/Util.pm Math/BigInt.pm Math/BigInt/Calc.pm Math/BigInt/Lib.pm POSIX.pm Scalar/Util.pm Storable.pm \
+    Tie/Hash.pm XSLoader.pm base.pm bytes.pm constant.pm integer.pm lib.pm mro.pm overload.pm overloading.pm \
+    parent.pm strict.pm utf8.pm vars.pm warnings.pm warnings/register.pm; do
+    for d in $(perl -e 'print join " ", grep { m{^/usr/(lib|share)/} } @INC'); do
+      [ -f "$d/$m" ] || continue
+      mkdir -p "$r$d/$(dirname "$m")"; cp "$d/$m" "$r$d/$m"
+      so=$d/auto/${m%.pm}/$(basename "${m%.pm}").so
+      [ -f "$so" ] && copy_with_libs "$so" "$so"
+      break
+    done
+  done
+  pack "$r" "$out"
+  ;;
 *)
-  echo "usage: build-initramfs.sh base|agent OUT ..." >&2
+  echo "usage: build-initramfs.sh base|agent|backup OUT ..." >&2
   exit 2
   ;;
 esac

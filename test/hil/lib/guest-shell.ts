@@ -25,6 +25,8 @@ export interface GuestShellOptions {
   timeoutMs?: number;
   /** Time allowed from QEMU's start to the guest's READY (default 120 s). */
   bootTimeoutMs?: number;
+  /** Boot the backup layer too (btape, amtapetype and perl). */
+  backupLayer?: boolean;
 }
 
 const loopScript = (): string => readFileSync(join(projectRoot, 'test', 'hil', 'guest', 'command-loop.sh'), 'utf8');
@@ -64,6 +66,7 @@ export class GuestShell {
       ...(o.files === undefined ? {} : { files: o.files }),
       agentSocket: socketPath,
       agentLayer: false,
+      ...(o.backupLayer ? { backupLayer: true } : {}),
       timeoutMs: o.timeoutMs ?? 600_000,
       onOutput: (s) => (consoleText.text += s),
     });

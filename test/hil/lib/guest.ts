@@ -78,6 +78,36 @@ export function baseImage(): string {
   return cachedLayer('base', h.digest('hex'), 'cpio.gz', (out) => execFileSync('bash', [buildScript, 'base', out, kver], { stdio: 'inherit' }));
 }
 
+/** Debian packages the backup layer copies from: package, a shell probe that succeeds when it is installed, what the probe looks for. */
+const BACKUP_PACKAGES: ReadonlyArray<readonly [string, string, string]> = [
+  ['bacula-sd', 'command -v btape', 'btape'],
+  ['amanda-server', 'command -v amtapetype', 'amtapetype'],
+  ['libencode-locale-perl', 'perl -MEncode::Locale -e 1', "perl's Encode::Locale (amtapetype needs it)"],
+];
+
+/** Why the backup layer can't be built here (a package missing), or undefined. */
+export function backupUnavailable(): string | undefined {
+  for (const [pkg, probe, what] of BACKUP_PACKAGES) {
+    try {
+      execFileSync('sh', ['-c', probe], { stdio: 'ignore' });
+    } catch {
+      return `${what} not found (install Debian package ${pkg})`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The backup layer: Bacula's btape and Amanda's amtapetype with perl, cached by the build
+ * script and the installed versions of the packages it copies from.
+ */
+export function backupImage(): string {
+  const h = createHash('sha256');
+  fileDigest([buildScript], h);
+  h.update(execFileSync('dpkg-query', ['-W', '-f', '${Package} ${Version}\n', ...BACKUP_PACKAGES.map(([p]) => p), 'perl']));
+  return cachedLayer('backup', h.digest('hex'), 'cpio', (out) => execFileSync('bash', [buildScript, 'backup', out], { stdio: 'inherit' }));
+}
+
 /**
  * The agent layer: node, the built addon and the SG_IO binding compiled on its own from
  * src/ (so a stale or half-built dist/ never leaks in), with the agent script. Cached by
@@ -151,6 +181,8 @@ export interface GuestOptions {
   agentSocket?: string;
   /** Whether to boot the agent layer (node and the SG_IO agent); default: when `agentSocket` is set. */
   agentLayer?: boolean;
+  /** Whether to boot the backup layer (btape, amtapetype and perl); default false. */
+  backupLayer?: boolean;
   memoryMB?: number;
   onOutput?: (chunk: string) => void;
 }
@@ -169,14 +201,14 @@ function padded(b: Buffer): Buffer {
 
 export function startGuest(opts: GuestOptions): RunningGuest {
   const withAgent = opts.agentLayer ?? opts.agentSocket !== undefined;
-  const layers = [baseImage(), ...(withAgent ? [agentImage()] : [])];
+  const layers = [baseImage(), ...(withAgent ? [agentImage()] : []), ...(opts.backupLayer ? [backupImage()] : [])];
   const tmp = mkdtempSync(join(tmpdir(), 'ptpvts-guest-'));
   const initrd = join(tmp, 'initrd.img');
   const runArchive = gzipSync(cpioArchive({ 'hil/run.sh': opts.script, ...(opts.files ?? {}) }));
   writeFileSync(initrd, Buffer.concat([...layers.map((l) => padded(readFileSync(l))), runArchive]));
   const kver = kernelVersion()!;
   const args = [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memoryMB ?? (withAgent ? 1024 : 384)), '-smp', '1',
+    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memoryMB ?? (withAgent ? 1024 : opts.backupLayer ? 768 : 384)), '-smp', '1',
     '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-net', 'none',
     '-kernel', `/boot/vmlinuz-${kver}`, '-initrd', initrd,
     '-append', `console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off nokaslr hil.luns=${opts.luns.length}`,

@@ -18,8 +18,12 @@ export interface TgtdOptions {
   /** Barcodes of the cartridges, one per storage slot (slots = barcodes.length + spare). */
   barcodes?: string[];
   spareSlots?: number;
+  /** Import/export elements after the storage slots (none by default). */
+  importExportSlots?: number;
   /** Tape size in MB. */
   tapeMB?: number;
+  /** Sizes in MB of particular cartridges, by barcode (others get `tapeMB`). */
+  tapeSizesMB?: Readonly<Record<string, number>>;
   iqn?: string;
   /** Require this CHAP account from initiators (tgtadm account bound to the target). */
   chap?: { user: string; secret: string };
@@ -87,7 +91,7 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
 
   await writeFile(join(dir, 'smc'), Buffer.alloc(1024));
   for (const b of barcodes) {
-    await run('/usr/sbin/tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', b, '--size', String(opts.tapeMB ?? 64), '--type', 'data', '--file', join(dir, b)]);
+    await run('/usr/sbin/tgtimg', ['--op', 'new', '--device-type', 'tape', '--barcode', b, '--size', String(opts.tapeSizesMB?.[b] ?? opts.tapeMB ?? 64), '--type', 'data', '--file', join(dir, b)]);
   }
   // tgt needs a backing file per drive even when the drive is empty.
   for (let d = 1; d <= drives; d++) {
@@ -138,6 +142,7 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
     const firstSlot = transport + 1;
     await upd(`element_type=2,start_address=${firstSlot},quantity=${slotsN}`);
     for (const [i, b] of barcodes.entries()) await upd(`element_type=2,address=${firstSlot + i},barcode=${b},sides=1`);
+    if (opts.importExportSlots) await upd(`element_type=3,start_address=${firstSlot + slotsN},quantity=${opts.importExportSlots}`);
     await tgtadm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
     if (opts.digests) {
       for (const name of ['HeaderDigest', 'DataDigest']) await tgtadm('--mode', 'target', '--op', 'update', '--tid', '1', '--name', name, '--value', 'CRC32C,None');
