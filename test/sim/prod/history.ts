@@ -72,7 +72,7 @@ export function writerOf(volser: string, data: Uint8Array): number | null {
 }
 
 export interface Violation {
-  readonly code: 'lost-write' | 'stale-read' | 'not-current' | 'corrupt-read';
+  readonly code: 'lost-write' | 'stale-read' | 'not-current' | 'corrupt-read' | 'engine-invariant';
   readonly message: string;
 }
 

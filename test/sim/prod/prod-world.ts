@@ -130,6 +130,9 @@ export class ProdWorld {
   readonly #lost = new Set<HostOp>();
   #nextOp = 1;
   #topSeq = 0;
+  /** Engine invariants found broken (VtcEngine.invariants, checked after every event): the first of each VTC. */
+  readonly #engineViolations: Violation[] = [];
+  readonly #brokenEngines = new Set<string>();
 
   constructor(o: ProdWorldOptions) {
     this.rng = new SeededRandom(o.seed);
@@ -147,6 +150,19 @@ export class ProdWorld {
       return { name: x, proc, disk: this.#disk(proc), unit: null, server: null, starting: false, images: [], destroyed: new Set(), restored: false, restores: [] };
     };
     this.vts = { A: mk('A'), B: mk('B') };
+    this.os.afterEvent = () => this.#checkEngines();
+  }
+
+  /** Every running agent's engine invariants, after an event: a broken one fails the schedule (see check). */
+  #checkEngines(): void {
+    for (const v of this.vtcs) {
+      const broken = v.agent?.engine.invariants() ?? [];
+      if (broken.length > 0 && !this.#brokenEngines.has(v.name)) {
+        this.#brokenEngines.add(v.name);
+        this.#engineViolations.push({ code: 'engine-invariant', message: `${v.name} at ${this.os.sched.now().toFixed(1)} ms: ${broken.join('; ')}` });
+        this.note(`${v.name} engine invariant broken: ${broken.join('; ')}`);
+      }
+    }
   }
 
   /** A disk whose operations complete in its process, after a seeded delay (plus any slowness), in issue order. */
@@ -607,7 +623,7 @@ export class ProdWorld {
   }
 
   check(final: boolean): Violation[] {
-    return checkHistory(this.ops, this.keys, final ? this.finalState() : null);
+    return [...this.#engineViolations, ...checkHistory(this.ops, this.keys, final ? this.finalState() : null)];
   }
 
   describe(): string {

@@ -35,6 +35,8 @@ export class SimProcess {
 export class SimOs {
   readonly sched = new Scheduler();
   readonly processes = new Map<string, SimProcess>();
+  /** Runs after every event, once it has settled (the production world checks every engine's invariants there). */
+  afterEvent: (() => void) | null = null;
 
   process(name: string): SimProcess {
     let p = this.processes.get(name);
@@ -109,7 +111,10 @@ export class SimOs {
   async runUntil(until: number): Promise<void> {
     this.sched.at(until, () => undefined);
     await SimOs.settle();
-    while (this.sched.step(until)) await SimOs.settle();
+    while (this.sched.step(until)) {
+      await SimOs.settle();
+      this.afterEvent?.();
+    }
   }
 
   /** Runs until `done()` holds after an event, or `until` passes; returns whether it held. */
@@ -118,6 +123,7 @@ export class SimOs {
     if (done()) return true;
     while (this.sched.step(until)) {
       await SimOs.settle();
+      this.afterEvent?.();
       if (done()) return true;
     }
     return done();
