@@ -2,7 +2,7 @@
 export * from './types.js';
 export * from './errors.js';
 export { VtcEngine, DEFAULT_TIMING } from './engine.js';
-export type { CommandResult, Effect, EngineConfig, EngineDeps, EngineStats, OperatorCommand, TallyFactory, Timing, VtsOp, VtsResult } from './engine.js';
+export type { CommandResult, Effect, EngineConfig, EngineDeps, EngineInput, EngineStats, OperatorCommand, TallyFactory, Timing, VtsOp, VtsResult } from './engine.js';
 export { MODE_POLICY, BrokenRule, checkThreshold, checkVts, decideVote, defaultThreshold, deriveStatus, effectiveKey, genesisKey, isOnline, isStrong, transition } from './rules.js';
 export { RecordSigner, canonicalJson, canonicalBytes } from './codec.js';
 export { HmacSha256, tagsEqual } from './mac.js';
