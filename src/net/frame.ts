@@ -66,7 +66,7 @@ export interface FrameConfig {
  * frames are bound to the run.
  */
 export type OpenResult =
-  | { readonly ok: true; readonly from: string; readonly payload: Uint8Array; readonly sentAt: number; readonly counter: number }
+  | { readonly ok: true; readonly from: string; readonly payload: Uint8Array; readonly sentAt: number; readonly counter: number; readonly fromRun: bigint }
   | { readonly ok: false; readonly reason: RejectReason; readonly announceTo?: string };
 
 /** How often a run is announced to one sender at most, in ms of the receiver's clock. */
@@ -187,7 +187,7 @@ export class FrameCodec {
     seen.set(id, sentAt);
     this.#peerRun.set(from, fromRun);
     if (now - this.#lastPrune > this.#fresh) this.#prune(now);
-    return { ok: true, from: sender, payload: frame.subarray(HEADER_SIZE, frame.length - this.#mac.size), sentAt, counter };
+    return { ok: true, from: sender, payload: frame.subarray(HEADER_SIZE, frame.length - this.#mac.size), sentAt, counter, fromRun };
   }
 
   #prune(now: number): void {

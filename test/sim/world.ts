@@ -25,6 +25,9 @@ import { forgedMessage, SimKeyring, SimMac } from './sim-mac.js';
 import { SimVts } from './vts-model.js';
 import type { Mount, VtsImage } from './vts-model.js';
 
+/** A frame's identity: sender and its run (a restarted sender is another run), receiver, stamp and counter. */
+const frameId = (from: string, run: bigint, to: string, sentAt: number, counter: number): string => `${from}#${run}>${to}@${sentAt}:${counter}`;
+
 export const SIM_TIMING: Timing = {
   tick: 50,
   heartbeatTimeout: 160,
@@ -274,9 +277,9 @@ export class World {
         if (!node.alive) return;
         const frame = node.codec.seal(e.to, new TextEncoder().encode(JSON.stringify(e.msg)), this.sched.now());
         const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-        this.#honestFrames.add(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
+        this.#honestFrames.add(frameId(node.name, v.getBigUint64(21), e.to, v.getFloat64(9), v.getUint32(17)));
         if (this.causal !== null) {
-          if (this.#cause !== null) this.#frameCause.set(`${node.name}>${e.to}@${v.getFloat64(9)}:${v.getUint32(17)}`, this.#cause);
+          if (this.#cause !== null) this.#frameCause.set(frameId(node.name, v.getBigUint64(21), e.to, v.getFloat64(9), v.getUint32(17)), this.#cause);
           this.#noteOut(`send ${e.msg.t}`);
           this.sent.push({ at: this.sched.now(), from: node.name, to: e.to, t: e.msg.t });
         }
@@ -348,7 +351,7 @@ export class World {
     if (!node.alive) return;
     const r = node.codec.open(frame, this.sched.now());
     if (!r.ok) return;
-    const id = `${r.from}>${node.name}@${r.sentAt}:${r.counter}`;
+    const id = frameId(r.from, r.fromRun, node.name, r.sentAt, r.counter);
     if (!this.#honestFrames.has(id) && !this.#insiderFrames.has(id)) throw new InvariantViolation('security', `a frame no VTC sent was accepted by ${node.name}: ${id}`);
     if (this.#deliveredFrames.has(id)) throw new InvariantViolation('security', `a replayed frame was accepted by ${node.name}: ${id}`);
     this.#deliveredFrames.add(id);
@@ -742,7 +745,7 @@ export class World {
       const forged = forgedMessage(this.counters.adversaryFrames, as, this.names, this.vtcs[0]!.engine.newestKey(), now, this.keyring.forger(as, this.mac));
       const f = insider.seal(to, new TextEncoder().encode(JSON.stringify(forged)), now);
       const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
-      this.#insiderFrames.add(`${as}>${to}@${v.getFloat64(9)}:${v.getUint32(17)}`);
+      this.#insiderFrames.add(frameId(as, v.getBigUint64(21), to, v.getFloat64(9), v.getUint32(17)));
       this.net.inject(to, f);
     } else if (kind === 1 || kind === 2) {
       const c = this.captured.length > 0 ? this.rng.pick(this.captured) : undefined;
