@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KJ = 'test/power-loss/key-journal.power-loss.test.ts';
 const CART = 'test/power-loss/cartridge.power-loss.test.ts';
+const PART = 'test/power-loss/partitions.power-loss.test.ts';
 const VTS = 'test/power-loss/vts-state.power-loss.test.ts';
 const LAB = 'test/power-loss/lab-state.power-loss.test.ts';
 
@@ -60,8 +61,35 @@ const SYNC_POINTS = [
     campaigns: [CART],
     optional: 'background writeback between sync points; acknowledged data is covered by the sync-point fdatasync',
   },
-  { id: 'cart-sync-point', file: 'firmware-sim/media/cartridge.ts', match: "this.guarded('fdatasync at a sync point', () => this.io.fdatasyncSync(this.fd));", call: 'this.io.fdatasyncSync(this.fd)', noop: 'undefined', campaigns: [CART] },
-  { id: 'cart-mam-sync', file: 'firmware-sim/media/cartridge.ts', match: 'MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);\n      this.io.fdatasyncSync(this.fd);', call: 'this.io.fdatasyncSync(this.fd);', noop: 'void this.fd;', campaigns: [CART] },
+  { id: 'cart-sync-point', file: 'firmware-sim/media/cartridge.ts', match: "this.guarded('fdatasync at a sync point', () => this.io.fdatasyncSync(this.fd));", call: 'this.io.fdatasyncSync(this.fd)', noop: 'undefined', campaigns: [CART, PART] },
+  { id: 'cart-mam-sync', file: 'firmware-sim/media/cartridge.ts', match: 'MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);\n      this.io.fdatasyncSync(this.fd);', call: 'this.io.fdatasyncSync(this.fd);', noop: 'void this.fd;', campaigns: [CART, PART] },
+  {
+    id: 'cart-floor-cut-sync',
+    file: 'firmware-sim/media/cartridge.ts',
+    match: "if (this.cutUnsynced) this.guarded('making the last cut durable before a new floor', () => this.io.fdatasyncSync(this.fd));",
+    call: 'this.io.fdatasyncSync(this.fd)',
+    noop: 'undefined',
+    campaigns: [CART],
+    optional: 'needs two overwrites without a sync point between and a cut that keeps the second floor alone: durability.test.ts (a second overwrite before the cut of the first is durable) fails without it',
+  },
+  {
+    id: 'cart-partitioned-header-sync',
+    file: 'firmware-sim/media/cartridge.ts',
+    match: 'encodeHeader(header).subarray(0, HEADER_USED), 0);\n        this.io.fdatasyncSync(this.fd);',
+    call: 'this.io.fdatasyncSync(this.fd);',
+    noop: 'void this.fd;',
+    campaigns: [PART],
+    optional: 'this build reads a layout whatever the header version says; the version 3 mark keeps builds without partitions from reading the file as one partition',
+  },
+  {
+    id: 'cart-format-cut-sync',
+    file: 'firmware-sim/media/cartridge.ts',
+    match: 'this.io.ftruncateSync(this.fd, LOG_OFFSET);\n      this.io.fdatasyncSync(this.fd);',
+    call: 'this.io.fdatasyncSync(this.fd);',
+    noop: 'void this.fd;',
+    campaigns: [PART],
+    optional: "the format's floor already makes every record before it stale; the sync keeps a later floor (a one-partition overwrite) from ever standing over a cut not yet durable",
+  },
   { id: 'drive-filemark-sync', file: 'firmware-sim/ssc/drive.ts', match: 'try {\n      m.sync();', call: 'm.sync();', noop: 'void m;', campaigns: [CART] },
   // VTS unit state (src/vts)
   { id: 'vts-slot-file-sync', file: 'src/vts/slot-file.ts', match: 'await fd.datasync();', call: 'fd.datasync()', noop: 'Promise.resolve()', campaigns: [VTS] },

@@ -21,6 +21,12 @@ export interface ModePage {
    * pointers by the caller) to refuse a value.
    */
   select(values: Uint8Array): void;
+  /**
+   * A page whose length varies (the medium partition page holds as many size descriptors
+   * as a host sends) says which lengths, header included, it takes besides its current
+   * one. Bytes past the current page then compare with zero under a zero mask.
+   */
+  acceptsLength?(length: number): boolean;
 }
 
 /** A page held as bytes, with an optional hook that sees (and may refuse) new values. */
@@ -112,7 +118,7 @@ export class ModePages {
       if (!page) throw new CheckCondition(sense(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: base + off, bit: 5 } }));
       if (off + hdr + len > list.length) throw new CheckCondition(sense(Sense.PARAMETER_LIST_LENGTH_ERROR));
       const cur = page.current();
-      if (hdr + len !== cur.length) {
+      if (hdr + len !== cur.length && !(page.acceptsLength?.(hdr + len) ?? false)) {
         throw new CheckCondition(sense(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: base + off + (spf ? 2 : 1), bit: 7 } }));
       }
       const next = Uint8Array.from(list.subarray(off, off + hdr + len));

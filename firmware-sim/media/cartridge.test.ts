@@ -284,7 +284,7 @@ describe('checkCartridge', () => {
     writeFileSync(p, f);
     const r = checkCartridge(p);
     expect(r.ok).toBe(false);
-    expect(r.damaged).toEqual([{ objectNumber: 3, blockNumber: 3, offset: LOG_OFFSET + 3 * recSize, bytes: recSize, reason: 'bad-crc' }]);
+    expect(r.damaged).toEqual([{ partition: 0, objectNumber: 3, blockNumber: 3, offset: LOG_OFFSET + 3 * recSize, bytes: recSize, reason: 'bad-crc' }]);
     expect(r.blocks).toBe(6);
     expect(formatCartridgeReport(r)).toMatch(/block 3/);
     const c = Cartridge.open(p);

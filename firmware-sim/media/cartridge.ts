@@ -12,10 +12,13 @@ import {
   decodeHeader,
   decodeLogFloor,
   decodeMamSlot,
+  decodePartitionLayout,
   decodeRecordHeader,
   encodeHeader,
+  encodeDiscard,
   encodeLogFloor,
   encodeMamSlot,
+  encodePartitionLayout,
   encodeRecord,
   encodeRecordHeader,
   FORMAT_VERSION,
@@ -25,12 +28,17 @@ import {
   LOG_OFFSET,
   MAM_SLOT_OFFSETS,
   MAM_SLOT_SIZE,
+  MAX_PARTITIONS,
+  PARTITION_LAYOUT_ATTRIBUTE,
+  PARTITIONED_VERSION,
   payloadCrcOk,
+  PRIVATE_ATTRIBUTES,
   RECORD_HEADER_SIZE,
   RecordKind,
   type CartridgeHeader,
   type LogFloor,
   type MamSlot,
+  type PartitionLayout,
   type StoredAttribute,
 } from './format.js';
 import { nodeFileIo, type CartridgeFileIo } from './file-io.js';
@@ -46,11 +54,11 @@ import { scanLog } from './scan.js';
 export const PARTITION_ATTRIBUTES_BASE = 0xfe00;
 export const MAX_ATTRIBUTE_PARTITION = 0xff;
 
-/** Host-visible attributes a slot image holds: its plain ones and those packed for partitions 1.., not the log floor. */
+/** Host-visible attributes a slot image holds: its plain ones and those packed for partitions 1.., not the log floor or the partition layout. */
 export function countStoredAttributes(attrs: ReadonlyMap<number, StoredAttribute>): number {
   let n = 0;
   for (const [id, a] of attrs) {
-    if (id === LOG_FLOOR_ATTRIBUTE) continue;
+    if (PRIVATE_ATTRIBUTES.includes(id)) continue;
     n += isPartitionContainer(id) ? unpackAttributes(a.value).size : 1;
   }
   return n;
@@ -156,6 +164,46 @@ const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
 
+/**
+ * The position index of one partition: logical object number to file offset, kind and
+ * length, with cumulative byte and filemark counts.
+ */
+class PartitionIndex {
+  readonly offs: number[] = [];
+  readonly kinds: number[] = [];
+  readonly lens: number[] = [];
+  /** Data bytes before object i (index i), with the total at index count. */
+  readonly cumBytes: number[] = [0];
+  /** Filemarks before object i, with the total at index count. */
+  readonly cumFm: number[] = [0];
+  readonly fmIds: number[] = [];
+
+  get count(): number {
+    return this.offs.length;
+  }
+
+  push(kind: TapeObjectKind, offset: number, length: number): void {
+    const i = this.offs.length;
+    this.offs.push(offset);
+    this.kinds.push(KIND_CODE[kind]);
+    this.lens.push(length);
+    this.cumBytes.push((this.cumBytes[i] ?? 0) + (kind === 'block' ? length : 0));
+    this.cumFm.push((this.cumFm[i] ?? 0) + (kind === 'filemark' ? 1 : 0));
+    if (kind === 'filemark') this.fmIds.push(i);
+  }
+
+  /** Forgets every object from `at` on. */
+  cut(at: number): void {
+    if (at >= this.offs.length) return;
+    this.offs.length = at;
+    this.kinds.length = at;
+    this.lens.length = at;
+    this.cumBytes.length = at + 1;
+    this.cumFm.length = at + 1;
+    while (this.fmIds.length > 0 && (this.fmIds[this.fmIds.length - 1] ?? 0) >= at) this.fmIds.pop();
+  }
+}
+
 /** Errors of fsync on a directory that mean "not supported here", not "the entry may be lost". */
 const DIR_FSYNC_REFUSALS = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
 
@@ -234,8 +282,7 @@ export function createCartridgeFile(path: string, init: CartridgeInit, now = Dat
  * every write until the file is reopened. No method waits or can be cancelled.
  */
 export class Cartridge {
-  /** Immutable facts; `version` is {@link FORMAT_VERSION} once a writable open converted an older file. */
-  readonly header: CartridgeHeader;
+  private hdr: CartridgeHeader;
   /** The file was not closed cleanly (no EOD marker) or had a torn tail that was dropped. */
   readonly recovered: boolean;
   private fd: number;
@@ -251,6 +298,8 @@ export class Cartridge {
   private genEnd: number;
   /** An overwrite left older records past the append point; the file is cut at the next sync point. */
   private cutPending = false;
+  /** A cut (ftruncate) of the file since its last fdatasync: not durable yet. */
+  private cutUnsynced = false;
   private dirty = false;
   /** Bytes appended since the last fdatasync (sync point or early writeback). */
   private unflushed = 0;
@@ -263,14 +312,12 @@ export class Cartridge {
   private partitionMam = new Map<number, Map<number, StoredAttribute>>();
   /** The log floor of the newest cartridge memory image (kept out of {@link mam}: hosts never see it). */
   private floor: LogFloor | undefined;
-  private readonly offs: number[] = [];
-  private readonly kinds: number[] = [];
-  private readonly lens: number[] = [];
-  /** Data bytes before object i (index i), with the total at index objectCount. */
-  private readonly cumBytes: number[] = [0];
-  /** Filemarks before object i, with the total at index objectCount. */
-  private readonly cumFm: number[] = [0];
-  private readonly fmIds: number[] = [];
+  /** The partition layout of the newest cartridge memory image (one partition of the header's capacity when it holds none). */
+  private layout: PartitionLayout | undefined;
+  /** One position index per partition. */
+  private parts: PartitionIndex[] = [new PartitionIndex()];
+  /** The partition the object methods address (see {@link selectPartition}). */
+  private cur = 0;
 
   private constructor(
     readonly path: string,
@@ -284,16 +331,22 @@ export class Cartridge {
       if (this.fileSize < LOG_OFFSET) throw new CartridgeFormatError(`cartridge file is ${this.fileSize} bytes, shorter than its fixed area (${LOG_OFFSET})`);
       this.loadMam(header.version);
       if (!readOnly && header.version < FORMAT_VERSION) header = this.convert(header);
-      this.header = header;
-      const scan = scanLog(this.fd, this.fileSize, 'after-last-sync', this.floor);
+      this.hdr = header;
+      const count = this.partitionCount;
+      this.parts = Array.from({ length: count }, () => new PartitionIndex());
+      const scan = scanLog(this.fd, this.fileSize, 'after-last-sync', this.floor, count);
       let clean = scan.entries.length === 0;
       this.appendOffset = scan.endOfLog;
       for (const e of scan.entries) {
+        const part = this.parts[e.partition] as PartitionIndex;
         if (e.kind === 'eod') {
           this.appendOffset = e.offset;
           clean = true;
+        } else if (e.kind === 'discard') {
+          part.cut(e.discardFrom ?? 0);
+          clean = false;
         } else if (e.kind === 'block' || e.kind === 'filemark' || e.kind === 'damaged') {
-          this.push(e.kind, e.offset, e.kind === 'filemark' ? 0 : e.length);
+          part.push(e.kind, e.offset, e.kind === 'filemark' ? 0 : e.length);
           clean = false;
         }
       }
@@ -323,16 +376,55 @@ export class Cartridge {
     return new Cartridge(path, opts.readOnly ?? false, io);
   }
 
+  /** Immutable facts; `version` is {@link FORMAT_VERSION} once a writable open converted an older file, {@link PARTITIONED_VERSION} once it was partitioned. */
+  get header(): CartridgeHeader {
+    return this.hdr;
+  }
+
+  /** The index of the partition the object methods address. */
+  private get ix(): PartitionIndex {
+    return this.parts[this.cur] as PartitionIndex;
+  }
+
   private push(kind: TapeObjectKind, offset: number, length: number): void {
-    const i = this.offs.length;
-    this.offs.push(offset);
-    this.kinds.push(KIND_CODE[kind]);
-    this.lens.push(length);
-    const bytes = (this.cumBytes[i] ?? 0) + (kind === 'block' ? length : 0);
-    const fms = (this.cumFm[i] ?? 0) + (kind === 'filemark' ? 1 : 0);
-    this.cumBytes.push(bytes);
-    this.cumFm.push(fms);
-    if (kind === 'filemark') this.fmIds.push(i);
+    this.ix.push(kind, offset, length);
+  }
+
+  /** Partitions on the tape (1 unless FORMAT MEDIUM made more). */
+  get partitionCount(): number {
+    return this.layout?.sizes.length ?? 1;
+  }
+
+  /** Capacity of each partition in bytes, partition 0 first. */
+  get partitionSizes(): readonly number[] {
+    return this.layout?.sizes ?? [this.hdr.capacityBytes];
+  }
+
+  /** The partition that {@link objectCount}, {@link object}, {@link readBlock}, {@link appendBlock}, {@link truncate} and the rest address. */
+  get partition(): number {
+    return this.cur;
+  }
+
+  /** Capacity in bytes of the current partition. */
+  get partitionCapacity(): number {
+    return this.partitionSizes[this.cur] ?? 0;
+  }
+
+  /** Makes partition `p` the one the object methods address (a LOCATE with CP). RangeError when the tape has no such partition. */
+  selectPartition(p: number): void {
+    if (!Number.isInteger(p) || p < 0 || p >= this.parts.length) throw new RangeError(`partition ${p} does not exist (the tape has ${this.parts.length})`);
+    this.cur = p;
+  }
+
+  /** Objects (the EOD position) of partition `p`. */
+  objectCountOf(p: number): number {
+    return this.parts[p]?.count ?? 0;
+  }
+
+  /** Payload bytes of the blocks of partition `p`. */
+  dataBytesOf(p: number): number {
+    const ix = this.parts[p];
+    return ix ? (ix.cumBytes[ix.count] ?? 0) : 0;
   }
 
   private loadMam(fileVersion: number): void {
@@ -344,7 +436,8 @@ export class Cartridge {
     if (best) {
       this.mamSequence = best.sequence;
       this.floor = decodeLogFloor(best.attrs);
-      best.attrs.delete(LOG_FLOOR_ATTRIBUTE);
+      this.layout = decodePartitionLayout(best.attrs);
+      for (const id of PRIVATE_ATTRIBUTES) best.attrs.delete(id);
       for (const [id, a] of best.attrs) {
         if (!isPartitionContainer(id)) continue;
         best.attrs.delete(id);
@@ -402,16 +495,16 @@ export class Cartridge {
   }
   /** Number of logical objects (blocks + filemarks + damaged stretches): the EOD position. */
   get objectCount(): number {
-    return this.offs.length;
+    return this.ix.count;
   }
 
   get filemarkCount(): number {
-    return this.fmIds.length;
+    return this.ix.fmIds.length;
   }
 
-  /** Payload bytes of all blocks up to EOD. */
+  /** Payload bytes of all blocks up to EOD (of the current partition). */
   get dataBytes(): number {
-    return this.cumBytes[this.offs.length] ?? 0;
+    return this.dataBytesOf(this.cur);
   }
 
   /** File size in bytes, including records not yet made durable. */
@@ -420,35 +513,38 @@ export class Cartridge {
   }
 
   object(i: number): TapeObject | undefined {
-    const off = this.offs[i];
+    const ix = this.ix;
+    const off = ix.offs[i];
     if (off === undefined) return undefined;
-    return { kind: KIND_NAME[this.kinds[i] ?? 0] ?? 'damaged', length: this.lens[i] ?? 0, offset: off };
+    return { kind: KIND_NAME[ix.kinds[i] ?? 0] ?? 'damaged', length: ix.lens[i] ?? 0, offset: off };
   }
 
   /** Filemarks before position `i` (the logical file number at that position). */
   filemarksBefore(i: number): number {
-    return this.cumFm[Math.min(Math.max(0, i), this.offs.length)] ?? 0;
+    const ix = this.ix;
+    return ix.cumFm[Math.min(Math.max(0, i), ix.count)] ?? 0;
   }
 
   /** Block payload bytes before position `i`. */
   dataBytesBefore(i: number): number {
-    return this.cumBytes[Math.min(Math.max(0, i), this.offs.length)] ?? 0;
+    const ix = this.ix;
+    return ix.cumBytes[Math.min(Math.max(0, i), ix.count)] ?? 0;
   }
 
   /** Position of the `n`th filemark (0-based), if there are that many. */
   filemarkAt(n: number): number | undefined {
-    return this.fmIds[n];
+    return this.ix.fmIds[n];
   }
 
   /** The first filemark at or after position `from`. */
   nextFilemark(from: number): number | undefined {
-    return this.fmIds[this.filemarksBefore(from)];
+    return this.ix.fmIds[this.filemarksBefore(from)];
   }
 
   /** The last filemark before position `before`. */
   previousFilemark(before: number): number | undefined {
     const n = this.filemarksBefore(before);
-    return n > 0 ? this.fmIds[n - 1] : undefined;
+    return n > 0 ? this.ix.fmIds[n - 1] : undefined;
   }
 
   /** Reads block `i`, verifying its CRC. Throws {@link MediaReadError} for a damaged record, RangeError for a non-block. */
@@ -460,7 +556,7 @@ export class Cartridge {
     const b = readExact(this.io, this.fd, RECORD_HEADER_SIZE + o.length, o.offset);
     const h = decodeRecordHeader(b);
     const payload = b.subarray(RECORD_HEADER_SIZE);
-    if (!h || h.kind !== RecordKind.data || h.length !== o.length || payload.length !== o.length || !payloadCrcOk(h, payload)) {
+    if (!h || h.kind !== RecordKind.data || h.partition !== this.cur || h.length !== o.length || payload.length !== o.length || !payloadCrcOk(h, payload)) {
       throw new MediaReadError(`block ${i} at offset ${o.offset} failed its CRC check`, i, o.offset);
     }
     return payload;
@@ -479,21 +575,27 @@ export class Cartridge {
    */
   truncate(at: number): void {
     this.writable();
-    if (at < 0 || at > this.offs.length) throw new RangeError(`cannot truncate at ${at} (EOD is ${this.offs.length})`);
-    if (at < this.offs.length) {
-      const off = this.offs[at] ?? this.appendOffset;
-      this.offs.length = at;
-      this.kinds.length = at;
-      this.lens.length = at;
-      this.cumBytes.length = at + 1;
-      this.cumFm.length = at + 1;
-      while (this.fmIds.length > 0 && (this.fmIds[this.fmIds.length - 1] ?? 0) >= at) this.fmIds.pop();
+    const ix = this.ix;
+    if (at < 0 || at > ix.count) throw new RangeError(`cannot truncate at ${at} (EOD is ${ix.count})`);
+    if (at < ix.count && this.parts.length > 1) {
+      this.discard(at);
+      return;
+    }
+    if (at < ix.count) {
+      const off = ix.offs[at] ?? this.appendOffset;
+      ix.cut(at);
       this.appendOffset = off;
       // 1. A new generation, and the floor that makes every older record from here on stale,
       //    durable in the cartridge memory (its two slots survive any torn write).
       this.generation++;
       this.genEnd = off;
       this.cutPending = true;
+      // The floor replaces the previous one: an earlier overwrite's cut must be durable
+      // first. Else a power cut could keep the new floor's page and lose that cut with the
+      // new records after it, and the records it discarded, below the new floor and of a
+      // generation the log accepts there, would read as data again.
+      if (this.cutUnsynced) this.guarded('making the last cut durable before a new floor', () => this.io.fdatasyncSync(this.fd));
+      this.cutUnsynced = false;
       this.floor = { offset: off, generation: this.generation };
       this.writeMamSlot(this.mamSequence + 1, this.mam);
       // 2. The cut, durable with the next sync point. A power cut before then may lose it,
@@ -504,6 +606,80 @@ export class Cartridge {
       return;
     }
     this.cutTail();
+  }
+
+  /**
+   * Discards the current partition's objects from `at` on, in a partitioned log: the other
+   * partitions' records lie after them in the file, so it cannot be cut. A discard record
+   * (partition, first discarded object) is appended and made durable with a sync point
+   * before this returns; a scan applies it in log order, so a power cut leaves the old
+   * partition (the record torn or lost, and with it everything after) or the cut one.
+   * The discarded records stay in the file as dead space.
+   */
+  private discard(at: number): void {
+    this.ix.cut(at);
+    this.append(encodeRecord(RecordKind.discard, this.generation, encodeDiscard(at), this.cur));
+    this.syncMarker();
+  }
+
+  /**
+   * FORMAT MEDIUM: every partition emptied and the tape laid out in partitions of `sizes`
+   * bytes (partition 0 first). Crash-safe: everything so far is made durable first; then
+   * the new layout and a log floor at the start of the log with a new generation go to
+   * the cartridge memory in one slot write (fdatasync). An open finds the old image (old
+   * layout, old records) or the new one, whose floor makes every older record stale, so
+   * the layouts never mix. A file becomes format 3 (header rewritten, fdatasync) before
+   * its first layout other than one partition of the whole tape is written. Then the log
+   * is cut (and the cut fdatasynced, so a later floor cannot leave pre-format records
+   * before it). Position: partition 0, BOP.
+   */
+  format(sizes: readonly number[]): void {
+    this.writable();
+    if (sizes.length < 1 || sizes.length > MAX_PARTITIONS) throw new RangeError(`a tape holds 1 to ${MAX_PARTITIONS} partitions (asked for ${sizes.length})`);
+    for (const s of sizes) if (!Number.isSafeInteger(s) || s <= 0) throw new RangeError(`partition sizes must be positive integers (got ${sizes.join(', ')})`);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total > this.hdr.capacityBytes) throw new RangeError(`partition sizes add up to ${total} bytes, more than the cartridge holds (${this.hdr.capacityBytes})`);
+    // 1. What the tape holds now is durable: whatever the format leaves undone, the old tape is whole.
+    this.sync();
+    // A version 2 file keeps no layout as long as it is the default one (the whole tape).
+    const layout = sizes.length === 1 && sizes[0] === this.hdr.capacityBytes && this.hdr.version < PARTITIONED_VERSION ? undefined : { sizes: [...sizes] };
+    // 2. Readers that know no layouts must refuse the file before it can hold one.
+    if (layout && this.hdr.version < PARTITIONED_VERSION) {
+      const header = { ...this.hdr, version: PARTITIONED_VERSION };
+      this.guarded('marking the cartridge partitioned', () => {
+        writeAll(this.io, this.fd, encodeHeader(header).subarray(0, HEADER_USED), 0);
+        this.io.fdatasyncSync(this.fd);
+      });
+      this.hdr = header;
+    }
+    // 3. The layout and the floor that makes every record so far stale, in one image.
+    this.generation++;
+    this.floor = { offset: LOG_OFFSET, generation: this.generation };
+    this.layout = layout;
+    // The attributes of partitions the new layout does not have go in the same image.
+    const partitionMam = new Map([...this.partitionMam].filter(([p]) => p < sizes.length));
+    const previous = this.partitionMam;
+    this.partitionMam = partitionMam;
+    try {
+      this.writeMamSlot(this.mamSequence + 1, this.mam);
+    } catch (e) {
+      this.partitionMam = previous;
+      throw e;
+    }
+    this.parts = sizes.map(() => new PartitionIndex());
+    this.cur = 0;
+    this.appendOffset = LOG_OFFSET;
+    this.genEnd = LOG_OFFSET;
+    this.cutPending = false;
+    // 4. The old records go for good.
+    this.guarded('cutting the log after FORMAT MEDIUM', () => {
+      this.io.ftruncateSync(this.fd, LOG_OFFSET);
+      this.io.fdatasyncSync(this.fd);
+    });
+    this.fileSize = LOG_OFFSET;
+    this.dirty = false;
+    this.cutUnsynced = false;
+    this.unflushed = 0;
   }
 
   /**
@@ -524,6 +700,7 @@ export class Cartridge {
     this.cutPending = false;
     if (this.fileSize <= this.appendOffset) return;
     this.guarded('cutting the file after an overwrite', () => this.io.ftruncateSync(this.fd, this.appendOffset));
+    this.cutUnsynced = true;
     this.fileSize = this.appendOffset;
     // A size change is part of what fdatasync writes: the cut is durable at the sync point.
     this.dirty = true;
@@ -558,7 +735,7 @@ export class Cartridge {
   appendBlock(data: Uint8Array): void {
     this.writable();
     const off = this.appendOffset;
-    this.append(encodeRecordHeader(RecordKind.data, this.generation, data), data);
+    this.append(encodeRecordHeader(RecordKind.data, this.generation, data, this.cur), data);
     this.push('block', off, data.length);
   }
 
@@ -567,7 +744,7 @@ export class Cartridge {
     this.writable();
     if (count > 0) {
       this.cutTail();
-      const rec = encodeRecord(RecordKind.filemark, this.generation);
+      const rec = encodeRecord(RecordKind.filemark, this.generation, undefined, this.cur);
       const all = new Uint8Array(rec.length * count);
       for (let k = 0; k < count; k++) all.set(rec, k * rec.length);
       const base = this.appendOffset;
@@ -628,6 +805,7 @@ export class Cartridge {
     this.guarded('fdatasync at a sync point', () => this.io.fdatasyncSync(this.fd));
     this.unflushed = 0;
     this.dirty = false;
+    this.cutUnsynced = false;
   }
 
   /**
@@ -638,12 +816,18 @@ export class Cartridge {
     return new Map(partition === 0 ? this.mam : this.partitionMam.get(partition));
   }
 
-  /** The attributes with the log floor, as a slot image holds them. */
-  private withFloor(attrs: ReadonlyMap<number, StoredAttribute>, floor = this.floor, partitions: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>> = this.partitionMam): Map<number, StoredAttribute> {
+  /** The attributes with the log floor, the partition layout and the attributes partitions 1.. keep, as a slot image holds them. */
+  private withFloor(
+    attrs: ReadonlyMap<number, StoredAttribute>,
+    floor = this.floor,
+    partitions: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>> = this.partitionMam,
+    layout = this.layout,
+  ): Map<number, StoredAttribute> {
     const all = new Map(attrs);
-    all.delete(LOG_FLOOR_ATTRIBUTE);
+    for (const id of PRIVATE_ATTRIBUTES) all.delete(id);
     if (floor) all.set(LOG_FLOOR_ATTRIBUTE, encodeLogFloor(floor));
     for (const [p, m] of partitions) if (m.size > 0) all.set(PARTITION_ATTRIBUTES_BASE + p, packAttributes(m));
+    if (layout) all.set(PARTITION_LAYOUT_ATTRIBUTE, encodePartitionLayout(layout));
     return all;
   }
 
@@ -654,6 +838,7 @@ export class Cartridge {
       writeAll(this.io, this.fd, image, MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);
       this.io.fdatasyncSync(this.fd);
     });
+    this.cutUnsynced = false;
     this.mamSequence = seq;
   }
 
@@ -679,14 +864,14 @@ export class Cartridge {
     for (const [p, attrs] of sets) {
       if (!Number.isInteger(p) || p < 0 || p > MAX_ATTRIBUTE_PARTITION) throw new RangeError(`partition ${p} is not 0..${MAX_ATTRIBUTE_PARTITION}`);
       for (const id of attrs.keys()) {
-        if (id === LOG_FLOOR_ATTRIBUTE) throw new CartridgeFormatError(`attribute ${LOG_FLOOR_ATTRIBUTE.toString(16)}h is the cartridge's own (its log floor)`);
+        if (PRIVATE_ATTRIBUTES.includes(id)) throw new CartridgeFormatError(`attribute ${id.toString(16)}h is the cartridge's own (${id === LOG_FLOOR_ATTRIBUTE ? 'its log floor' : 'its partition layout'})`);
         if (isPartitionContainer(id)) throw new CartridgeFormatError(`attribute ${id.toString(16)}h is the cartridge's own (partition ${id - PARTITION_ATTRIBUTES_BASE}'s attributes)`);
       }
       if (p === 0) mam = attrs;
       else partitions.set(p, new Map(attrs));
     }
-    // An overwrite must always find room for its floor.
-    encodeMamSlot(this.mamSequence + 1, this.withFloor(mam, this.floor ?? { offset: 0, generation: 0 }, partitions));
+    // An overwrite must always find room for its floor, and a FORMAT MEDIUM for the largest layout.
+    encodeMamSlot(this.mamSequence + 1, this.withFloor(mam, this.floor ?? { offset: 0, generation: 0 }, partitions, { sizes: new Array<number>(MAX_PARTITIONS).fill(0) }));
     const previous = this.partitionMam;
     this.partitionMam = partitions;
     try {

@@ -4,13 +4,15 @@
  * cartridge is usable. `ptpvts media check FILE` prints this report.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { decodeHeader, decodeLogFloor, decodeMamSlot, FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader, type LogFloor } from './format.js';
+import { decodeHeader, decodeLogFloor, decodeMamSlot, decodePartitionLayout, FORMAT_VERSION, HEADER_SIZE, LOG_OFFSET, MAM_SLOT_OFFSETS, MAM_SLOT_SIZE, type CartridgeHeader, type LogFloor, type PartitionLayout } from './format.js';
 import { countStoredAttributes } from './cartridge.js';
 import { scanLog, type DamageReason } from './scan.js';
 
 /** One damaged stretch of the log. */
 export interface DamagedRecord {
-  /** Logical object number the damage occupies (the block number a READ would hit). */
+  /** Partition the damage is in. */
+  readonly partition: number;
+  /** Logical object number the damage occupies in its partition (the block number a READ would hit). */
   readonly objectNumber: number;
   /** Blocks before the damage (the block number counting blocks only). */
   readonly blockNumber: number;
@@ -30,6 +32,8 @@ export interface CartridgeReport {
   readonly filemarks: number;
   /** Payload bytes of all readable blocks. */
   readonly bytes: number;
+  /** Per partition (partition 0 first): its size from the layout, and what it holds. */
+  readonly partitions: readonly PartitionReport[];
   readonly syncPoints: number;
   /** The last record is an EOD marker: the cartridge was unloaded cleanly. */
   readonly cleanEod: boolean;
@@ -43,6 +47,14 @@ export interface CartridgeReport {
   readonly mamAttributes: number;
   /** No damage and a readable header: the cartridge reads back completely. */
   readonly ok: boolean;
+}
+
+/** What one partition holds. */
+export interface PartitionReport {
+  readonly sizeBytes: number;
+  readonly blocks: number;
+  readonly filemarks: number;
+  readonly bytes: number;
 }
 
 function readAt(fd: number, n: number, pos: number): Uint8Array {
@@ -75,6 +87,7 @@ export function checkCartridge(path: string): CartridgeReport {
     let mamAttributes = 0;
     let bestSeq = -1;
     let floor: LogFloor | undefined;
+    let layout: PartitionLayout | undefined;
     for (const off of MAM_SLOT_OFFSETS) {
       const slot = decodeMamSlot(readAt(fd, MAM_SLOT_SIZE, off), header?.version ?? FORMAT_VERSION);
       if (!slot) continue;
@@ -82,16 +95,16 @@ export function checkCartridge(path: string): CartridgeReport {
       if (slot.sequence > bestSeq) {
         bestSeq = slot.sequence;
         floor = decodeLogFloor(slot.attrs);
+        layout = decodePartitionLayout(slot.attrs);
         mamAttributes = countStoredAttributes(slot.attrs);
       }
     }
-    const scan = fileBytes >= LOG_OFFSET ? scanLog(fd, fileBytes, 'all', floor) : undefined;
-    let blocks = 0;
-    let filemarks = 0;
-    let bytes = 0;
-    let objects = 0;
+    const sizes = layout?.sizes ?? [header?.capacityBytes ?? 0];
+    const scan = fileBytes >= LOG_OFFSET ? scanLog(fd, fileBytes, 'all', floor, sizes.length) : undefined;
+    // Each partition's objects in order (kind, payload bytes, damage), a discard cutting them.
+    type Obj = { kind: 'block' | 'filemark' | 'damaged'; length: number; damage?: Omit<DamagedRecord, 'objectNumber' | 'blockNumber'> };
+    const objs: Obj[][] = sizes.map(() => []);
     let cleanEod = false;
-    const damaged: DamagedRecord[] = [];
     for (const e of scan?.entries ?? []) {
       if (e.kind === 'sync') continue;
       if (e.kind === 'eod') {
@@ -99,13 +112,28 @@ export function checkCartridge(path: string): CartridgeReport {
         continue;
       }
       cleanEod = false;
-      if (e.kind === 'damaged') damaged.push({ objectNumber: objects, blockNumber: blocks, offset: e.offset, bytes: e.end - e.offset, reason: e.reason ?? 'bad-header' });
-      else if (e.kind === 'block') {
-        blocks++;
-        bytes += e.length;
-      } else filemarks++;
-      objects++;
+      const list = objs[e.partition] ?? [];
+      if (e.kind === 'discard') list.length = Math.min(list.length, e.discardFrom ?? 0);
+      else if (e.kind === 'damaged') list.push({ kind: 'damaged', length: 0, damage: { partition: e.partition, offset: e.offset, bytes: e.end - e.offset, reason: e.reason ?? 'bad-header' } });
+      else list.push({ kind: e.kind, length: e.length });
     }
+    const damaged: DamagedRecord[] = [];
+    const partitions = objs.map((list, p): PartitionReport => {
+      let blocks = 0;
+      let filemarks = 0;
+      let bytes = 0;
+      list.forEach((o, i) => {
+        if (o.damage) damaged.push({ ...o.damage, objectNumber: i, blockNumber: blocks });
+        else if (o.kind === 'block') {
+          blocks++;
+          bytes += o.length;
+        } else filemarks++;
+      });
+      return { sizeBytes: sizes[p] ?? 0, blocks, filemarks, bytes };
+    });
+    const blocks = partitions.reduce((n, q) => n + q.blocks, 0);
+    const filemarks = partitions.reduce((n, q) => n + q.filemarks, 0);
+    const bytes = partitions.reduce((n, q) => n + q.bytes, 0);
     return {
       path,
       fileBytes,
@@ -114,6 +142,7 @@ export function checkCartridge(path: string): CartridgeReport {
       blocks,
       filemarks,
       bytes,
+      partitions,
       syncPoints: scan?.syncPoints ?? 0,
       cleanEod,
       damaged,
@@ -137,11 +166,12 @@ export function formatCartridgeReport(r: CartridgeReport): string {
     lines.push(`${r.path}: the header is unreadable (${r.headerError ?? 'unknown reason'}).`);
   }
   lines.push(`${r.blocks} blocks (${r.bytes} bytes) and ${r.filemarks} filemarks in ${r.fileBytes} bytes of file; ${r.syncPoints} sync points.`);
+  if (r.partitions.length > 1) r.partitions.forEach((q, i) => lines.push(`Partition ${i} (${q.sizeBytes} bytes): ${q.blocks} blocks (${q.bytes} bytes) and ${q.filemarks} filemarks.`));
   lines.push(r.cleanEod ? 'The cartridge was unloaded cleanly (EOD marker present).' : 'No EOD marker: the cartridge was not unloaded cleanly; loading recovers up to the last complete record.');
   if (r.tornTailBytes > 0) lines.push(`${r.tornTailBytes} bytes after the last complete record ${r.staleTail ? 'are records left over from an overwrite' : 'are an interrupted write'}; they are ignored, and cut off when the cartridge is next loaded for writing.`);
   lines.push(`Cartridge memory: ${r.mamSlotsValid} of 2 slots valid, ${r.mamAttributes} attributes.`);
   for (const d of r.damaged) {
-    lines.push(`Damaged record at offset ${d.offset} (${d.bytes} bytes, ${d.reason === 'bad-crc' ? 'payload CRC mismatch' : 'unreadable record header'}): logical object ${d.objectNumber}, block ${d.blockNumber}.`);
+    lines.push(`Damaged record at offset ${d.offset} (${d.bytes} bytes, ${d.reason === 'bad-crc' ? 'payload CRC mismatch' : 'unreadable record header'}): ${r.partitions.length > 1 ? `partition ${d.partition}, ` : ''}logical object ${d.objectNumber}, block ${d.blockNumber}.`);
   }
   lines.push(r.ok ? 'Result: OK.' : `Result: ${r.damaged.length} damaged record(s)${r.header ? '' : ', bad header'}.`);
   return lines.join('\n');

@@ -398,6 +398,54 @@ describe('torn tails after a power cut', () => {
     expect(cuts).toBeGreaterThan(ops.length);
   });
 
+  it('a second overwrite before the cut of the first is durable: a power cut that keeps only the new floor does not bring the first discard back', () => {
+    // Old tape durable; LOCATE 5 + WRITE (floor 1, cut not yet durable), two blocks, then
+    // LOCATE 6 + WRITE again. A power cut just before the second floor's fdatasync may keep
+    // that cartridge-memory page alone (pages are written back in any order) and lose the
+    // first cut and the new records: the file as at its last fdatasync, plus the new floor.
+    const path = join(dir, 'two-floors.cart');
+    const c0 = Cartridge.open(path, { create: init });
+    for (let i = 0; i < 15; i++) {
+      c0.appendBlock(bytes(1500 + i, i));
+      if (i % 3 === 2) c0.appendFilemarks(1);
+    }
+    c0.close();
+    let synced: Buffer | undefined;
+    // 'before' the second overwrite: track the file as at each fdatasync; 'floor': record its writes.
+    let phase: 'before' | 'floor' | 'after' = 'before';
+    const slotWrites: Array<{ at: number; data: Buffer }> = [];
+    const io: CartridgeFileIo = {
+      ...nodeFileIo,
+      writeSync: (fd, b, off, len, pos) => {
+        const n = nodeFileIo.writeSync(fd, b, off, len, pos);
+        if (phase === 'floor' && pos < HEADER_SIZE + 2 * 16384) slotWrites.push({ at: pos, data: Buffer.from(b.subarray(off, off + n)) });
+        return n;
+      },
+      fdatasyncSync: (fd) => {
+        nodeFileIo.fdatasyncSync(fd);
+        // Up to the new floor's own write, every fdatasync moves what a power cut keeps.
+        if (phase === 'before' || (phase === 'floor' && slotWrites.length === 0)) synced = readFileSync(path);
+      },
+    };
+    const c = Cartridge.open(path, { io });
+    c.truncate(5);
+    c.appendBlock(bytes(900, 100));
+    c.appendBlock(bytes(901, 101));
+    phase = 'floor';
+    c.truncate(6);
+    phase = 'after';
+    c.close();
+    const img = Buffer.from(synced ?? Buffer.alloc(0));
+    for (const w of slotWrites) w.data.copy(img, w.at);
+    const cut = join(dir, 'two-floors-cut.cart');
+    writeFileSync(cut, img);
+    const d = Cartridge.open(cut, { readOnly: true });
+    const got = Array.from({ length: d.objectCount }, (_, i) => (d.object(i)?.kind === 'filemark' ? 'fm' : `b${d.readBlock(i).length}`));
+    d.close();
+    // The first overwrite was acknowledged: objects 0..4 and then only what it wrote.
+    expect(got).toEqual(['b1500', 'b1501', 'b1502', 'fm', 'b1503', 'b900']);
+  });
+
   it('damage before the second-to-last sync point stays a damaged block (MEDIUM ERROR) and keeps what follows', () => {
     const { file, offs, path } = image();
     const off = (offs[2] ?? 0) + RECORD_HEADER_SIZE + 17;

@@ -6,10 +6,19 @@
 import { crc32c } from '../../src/native.js';
 import { getAscii, getU16, getU32, getU64, setAscii, setU16, setU32, setU64 } from '../../src/scsi/bytes.js';
 
-/** The version this build writes. Version 1 (MAM slot sequence outside the slot CRC) is read, and converted when opened for writing. */
+/** The version this build creates. Version 1 (MAM slot sequence outside the slot CRC) is read, and converted when opened for writing. */
 export const FORMAT_VERSION = 2;
+/**
+ * The version of a file once FORMAT MEDIUM gave it a layout (more than one partition, or one
+ * smaller than the tape): its records
+ * carry a partition number (header byte 5) and its log holds discard records. A build that
+ * reads only version 2 would take every record for partition 0, so it must refuse the file.
+ */
+export const PARTITIONED_VERSION = 3;
 /** Versions this build reads. */
-export const READABLE_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
+/** Most partitions a cartridge file holds (what LTO-7 and later drives support). */
+export const MAX_PARTITIONS = 4;
 export const HEADER_MAGIC = 'PTPVTSCT';
 export const HEADER_SIZE = 4096;
 /** Bytes of the header actually used; the rest of the 4 KiB block is zero. */
@@ -35,6 +44,11 @@ export const RecordKind = {
   filemark: 2,
   endOfData: 3,
   syncPoint: 4,
+  /**
+   * Discard (format 3): the objects of the record's partition from the object number in its
+   * 8-byte payload on are gone (an overwrite in a partitioned log, which cannot be cut).
+   */
+  discard: 5,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
@@ -93,13 +107,15 @@ export function decodeHeader(b: Uint8Array): CartridgeHeader {
 /** A decoded record header (the 24 bytes before each payload). */
 export interface RecordHeader {
   readonly kind: RecordKind;
+  /** Partition the record belongs to (header byte 5; 0 in files of formats 1 and 2). */
+  readonly partition: number;
   readonly generation: number;
   readonly length: number;
   readonly payloadCrc: number;
 }
 
-export function encodeRecord(kind: RecordKind, generation: number, payload?: Uint8Array): Uint8Array {
-  const header = encodeRecordHeader(kind, generation, payload);
+export function encodeRecord(kind: RecordKind, generation: number, payload?: Uint8Array, partition = 0): Uint8Array {
+  const header = encodeRecordHeader(kind, generation, payload, partition);
   if (!payload || payload.length === 0) return header;
   const b = new Uint8Array(RECORD_HEADER_SIZE + payload.length);
   b.set(header, 0);
@@ -108,11 +124,12 @@ export function encodeRecord(kind: RecordKind, generation: number, payload?: Uin
 }
 
 /** Just the header of a record, so a writer can hand header and payload to writev without a copy. */
-export function encodeRecordHeader(kind: RecordKind, generation: number, payload?: Uint8Array): Uint8Array {
+export function encodeRecordHeader(kind: RecordKind, generation: number, payload?: Uint8Array, partition = 0): Uint8Array {
   const len = payload?.length ?? 0;
   const b = new Uint8Array(RECORD_HEADER_SIZE);
   setU32(b, 0, RECORD_MAGIC);
   b[4] = kind;
+  b[5] = partition;
   setU32(b, 8, generation >>> 0);
   setU32(b, 12, len);
   setU32(b, 16, payload && len ? crc32c(payload) : 0);
@@ -128,8 +145,24 @@ export function decodeRecordHeader(b: Uint8Array, off = 0): RecordHeader | undef
   const kind = b[off + 4] ?? 0;
   const length = getU32(b, off + 12);
   if (!knownKinds.has(kind) || length > MAX_RECORD_PAYLOAD) return undefined;
-  if (kind !== RecordKind.data && length !== 0) return undefined;
-  return { kind: kind as RecordKind, generation: getU32(b, off + 8), length, payloadCrc: getU32(b, off + 16) };
+  if (kind === RecordKind.discard ? length !== DISCARD_PAYLOAD : kind !== RecordKind.data && length !== 0) return undefined;
+  const partition = b[off + 5] ?? 0;
+  // Bytes 6..7 stay reserved (zero); a partition number no file can hold is a corrupt header.
+  if (partition >= MAX_PARTITIONS || b[off + 6] !== 0 || b[off + 7] !== 0) return undefined;
+  return { kind: kind as RecordKind, partition, generation: getU32(b, off + 8), length, payloadCrc: getU32(b, off + 16) };
+}
+
+/** Payload bytes of a discard record: the first discarded object number, 8 bytes. */
+export const DISCARD_PAYLOAD = 8;
+
+export function encodeDiscard(objectNumber: number): Uint8Array {
+  const b = new Uint8Array(DISCARD_PAYLOAD);
+  setU64(b, 0, BigInt(objectNumber));
+  return b;
+}
+
+export function decodeDiscard(payload: Uint8Array): number {
+  return Number(getU64(payload, 0));
 }
 
 export function payloadCrcOk(h: RecordHeader, payload: Uint8Array): boolean {
@@ -197,6 +230,40 @@ export function decodeLogFloor(attrs: ReadonlyMap<number, StoredAttribute>): Log
   if (!a || a.value.length !== 12) return undefined;
   const v = new DataView(a.value.buffer, a.value.byteOffset, 12);
   return { offset: Number(v.getBigUint64(0)), generation: v.getUint32(8) };
+}
+
+/**
+ * The partition layout: the size in bytes of each partition, partition 0 first. Kept in the
+ * cartridge memory image under {@link PARTITION_LAYOUT_ATTRIBUTE} next to the log floor, so
+ * FORMAT MEDIUM changes both in one slot write: a crash leaves the old layout with the old
+ * records or the new one with none of them, never a mix. A file without it has one
+ * partition of the header's capacity.
+ */
+export interface PartitionLayout {
+  readonly sizes: readonly number[];
+}
+
+/** Cartridge-memory identifier of the {@link PartitionLayout}: the cartridge's own, never shown to hosts. */
+export const PARTITION_LAYOUT_ATTRIBUTE = 0xff01;
+
+/** Identifiers of the cartridge's own attributes (not hosts'). */
+export const PRIVATE_ATTRIBUTES: readonly number[] = [LOG_FLOOR_ATTRIBUTE, PARTITION_LAYOUT_ATTRIBUTE];
+
+/** Value: partition count (1 byte), 3 reserved bytes, then each size as 8 bytes. */
+export function encodePartitionLayout(l: PartitionLayout): StoredAttribute {
+  const value = new Uint8Array(4 + 8 * l.sizes.length);
+  value[0] = l.sizes.length;
+  l.sizes.forEach((s, i) => setU64(value, 4 + 8 * i, BigInt(s)));
+  return { format: 0, value };
+}
+
+/** The layout an attribute map holds; undefined when there is none or it is malformed (it cannot have been written so). */
+export function decodePartitionLayout(attrs: ReadonlyMap<number, StoredAttribute>): PartitionLayout | undefined {
+  const a = attrs.get(PARTITION_LAYOUT_ATTRIBUTE);
+  if (!a || a.value.length < 4) return undefined;
+  const n = a.value[0] ?? 0;
+  if (n < 1 || n > MAX_PARTITIONS || a.value.length !== 4 + 8 * n) return undefined;
+  return { sizes: Array.from({ length: n }, (_, i) => Number(getU64(a.value, 4 + 8 * i))) };
 }
 
 /** A decoded MAM slot: its sequence number, its attributes, and the layout it was in. */

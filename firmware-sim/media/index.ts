@@ -4,6 +4,6 @@ export { nodeFileIo } from './file-io.js';
 export type { CartridgeFileIo } from './file-io.js';
 export type { CartridgeInit, CartridgeOpenOptions, TapeObject, TapeObjectKind } from './cartridge.js';
 export { checkCartridge, formatCartridgeReport } from './check.js';
-export type { CartridgeReport, DamagedRecord } from './check.js';
-export { CartridgeFormatError, FORMAT_VERSION, LOG_OFFSET, RECORD_HEADER_SIZE, RecordKind } from './format.js';
+export type { CartridgeReport, DamagedRecord, PartitionReport } from './check.js';
+export { CartridgeFormatError, FORMAT_VERSION, LOG_OFFSET, MAX_PARTITIONS, PARTITIONED_VERSION, RECORD_HEADER_SIZE, RecordKind } from './format.js';
 export type { CartridgeHeader, StoredAttribute } from './format.js';

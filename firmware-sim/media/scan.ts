@@ -7,7 +7,7 @@
  * pages may have reached the disk in any order): it and everything after it are ignored.
  */
 import { readSync } from 'node:fs';
-import { decodeRecordHeader, LOG_OFFSET, payloadCrcOk, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordKind, type LogFloor, type RecordHeader } from './format.js';
+import { decodeDiscard, decodeRecordHeader, LOG_OFFSET, payloadCrcOk, RECORD_HEADER_SIZE, RECORD_MAGIC, RecordKind, type LogFloor, type RecordHeader } from './format.js';
 
 /** Why a stretch of the log could not be used. */
 export type DamageReason = 'bad-header' | 'bad-crc';
@@ -16,7 +16,14 @@ export interface ScanEntry {
   readonly offset: number;
   /** File offset just past this entry. */
   readonly end: number;
-  readonly kind: 'block' | 'filemark' | 'eod' | 'sync' | 'damaged';
+  readonly kind: 'block' | 'filemark' | 'eod' | 'sync' | 'damaged' | 'discard';
+  /**
+   * Partition of the record; for damage whose header is unreadable, the partition of the
+   * record before it (a partitioned log is written in runs, one partition at a time).
+   */
+  readonly partition: number;
+  /** Discard records: the first object number of {@link partition} they discard. */
+  readonly discardFrom?: number;
   /** Payload bytes for blocks (also for a damaged block whose header survived); 0 otherwise. */
   readonly length: number;
   readonly generation: number;
@@ -69,9 +76,9 @@ class Window {
   }
 }
 
-function usableHeader(w: Window, off: number, size: number, minGen: number): RecordHeader | undefined {
+function usableHeader(w: Window, off: number, size: number, minGen: number, partitions: number): RecordHeader | undefined {
   const h = decodeRecordHeader(w.get(off, RECORD_HEADER_SIZE));
-  if (!h || h.generation < minGen) return undefined;
+  if (!h || h.generation < minGen || h.partition >= partitions) return undefined;
   if (off + RECORD_HEADER_SIZE + h.length > size) return undefined;
   return h;
 }
@@ -82,14 +89,14 @@ function minGenAt(off: number, gen: number, floor: LogFloor | undefined): number
 }
 
 /** Next offset after `from` holding a header that could continue the log, if any. */
-function resync(w: Window, from: number, size: number, gen: number, floor: LogFloor | undefined): number | undefined {
+function resync(w: Window, from: number, size: number, gen: number, floor: LogFloor | undefined, partitions: number): number | undefined {
   const m0 = (RECORD_MAGIC >>> 24) & 0xff;
   for (let pos = from; pos + RECORD_HEADER_SIZE <= size; ) {
     const chunk = w.get(pos, 1 << 20);
     if (chunk.length < 4) return undefined;
     let i = chunk.indexOf(m0);
     while (i >= 0 && i + 4 <= chunk.length) {
-      if (usableHeader(w, pos + i, size, minGenAt(pos + i, gen, floor))) return pos + i;
+      if (usableHeader(w, pos + i, size, minGenAt(pos + i, gen, floor), partitions)) return pos + i;
       // usableHeader may have moved the window; re-fetch the same chunk.
       const again = w.get(pos, 1 << 20);
       i = again.indexOf(m0, i + 1);
@@ -104,16 +111,18 @@ function resync(w: Window, from: number, size: number, gen: number, floor: LogFl
  * CRC checked: `all` (media check) or `after-last-sync` (open: records before the
  * second-to-last sync point were made durable, so only what follows can be torn). `floor`
  * is the cartridge memory's log floor: past its offset, older generations are stale.
+ * `partitions` is the count of the layout: a record claiming another partition is corrupt.
  */
-export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-last-sync', floor?: LogFloor): ScanResult {
+export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-last-sync', floor?: LogFloor, partitions = 1): ScanResult {
   const w = new Window(fd, fileSize);
   const raw: ScanEntry[] = [];
   let off = LOG_OFFSET;
   let gen = 0;
+  let part = 0;
   let staleTail = false;
   while (off + RECORD_HEADER_SIZE <= fileSize) {
     const min = minGenAt(off, gen, floor);
-    const h = usableHeader(w, off, fileSize, min);
+    const h = usableHeader(w, off, fileSize, min, partitions);
     if (!h) {
       const peek = decodeRecordHeader(w.get(off, RECORD_HEADER_SIZE));
       if (peek && peek.generation < min) {
@@ -121,16 +130,24 @@ export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-las
         staleTail = true;
         break;
       }
-      const next = resync(w, off + 1, fileSize, gen, floor);
+      const next = resync(w, off + 1, fileSize, gen, floor, partitions);
       if (next === undefined) break;
-      raw.push({ offset: off, end: next, kind: 'damaged', length: 0, generation: gen, reason: 'bad-header' });
+      raw.push({ offset: off, end: next, kind: 'damaged', partition: part, length: 0, generation: gen, reason: 'bad-header' });
       off = next;
       continue;
     }
     gen = h.generation;
     const end = off + RECORD_HEADER_SIZE + h.length;
-    const kind = h.kind === RecordKind.data ? 'block' : h.kind === RecordKind.filemark ? 'filemark' : h.kind === RecordKind.endOfData ? 'eod' : 'sync';
-    raw.push({ offset: off, end, kind, length: h.length, generation: h.generation, payloadCrc: h.payloadCrc });
+    if (h.kind === RecordKind.discard) {
+      // Tiny, and it changes what every later record means: its payload is always checked.
+      const payload = w.get(off + RECORD_HEADER_SIZE, h.length);
+      const ok = payload.length === h.length && payloadCrcOk(h, payload);
+      raw.push(ok ? { offset: off, end, kind: 'discard', partition: h.partition, length: 0, generation: h.generation, discardFrom: decodeDiscard(payload) } : { offset: off, end, kind: 'damaged', partition: h.partition, length: 0, generation: h.generation, reason: 'bad-crc' });
+    } else {
+      const kind = h.kind === RecordKind.data ? 'block' : h.kind === RecordKind.filemark ? 'filemark' : h.kind === RecordKind.endOfData ? 'eod' : 'sync';
+      raw.push({ offset: off, end, kind, partition: h.partition, length: h.length, generation: h.generation, payloadCrc: h.payloadCrc });
+    }
+    if (h.kind === RecordKind.data || h.kind === RecordKind.filemark || h.kind === RecordKind.discard) part = h.partition;
     off = end;
   }
 
@@ -153,8 +170,8 @@ export function scanLog(fd: number, fileSize: number, verify: 'all' | 'after-las
     let entry = e;
     if (e.kind === 'block' && (verify === 'all' || i > durableIdx)) {
       const payload = w.get(e.offset + RECORD_HEADER_SIZE, e.length);
-      const ok = payload.length === e.length && payloadCrcOk({ kind: RecordKind.data, generation: e.generation, length: e.length, payloadCrc: e.payloadCrc ?? 0 }, payload);
-      if (!ok) entry = { offset: e.offset, end: e.end, kind: 'damaged', length: e.length, generation: e.generation, reason: 'bad-crc' };
+      const ok = payload.length === e.length && payloadCrcOk({ kind: RecordKind.data, partition: e.partition, generation: e.generation, length: e.length, payloadCrc: e.payloadCrc ?? 0 }, payload);
+      if (!ok) entry = { offset: e.offset, end: e.end, kind: 'damaged', partition: e.partition, length: e.length, generation: e.generation, reason: 'bad-crc' };
     }
     // The first damage after the durable part starts the torn tail: cut there, whatever follows.
     if (entry.kind === 'damaged' && i > durableIdx) {

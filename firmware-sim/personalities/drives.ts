@@ -171,7 +171,7 @@ function ibmLto(m: LtoModel, form: 'fh' | 'hh', product: string): DrivePersonali
       eraseSeconds: 3 * 3600,
     },
     // LTO-4 and later encrypt (AES-256-GCM, application-managed through SECURITY PROTOCOL OUT).
-    features: { worm: true, encryption: m.gen >= 4, compression: true, tapeAlert: true, maxPartitions: m.gen >= 5 ? 2 : 1 },
+    features: { worm: true, encryption: m.gen >= 4, compression: true, tapeAlert: true, maxPartitions: m.gen >= 7 ? 4 : m.gen >= 5 ? 2 : 1 },
     versionDescriptors: [m.gen >= 6 ? SSC4 : SSC3],
   };
 }

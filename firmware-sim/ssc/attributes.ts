@@ -21,8 +21,8 @@ import { Attr, attributeCatalogue, attributeDef, asciiValue, binaryNumber, binar
 const MiB = 1024 * 1024;
 
 /** The partitions of the loaded tape whose attributes a host may name (numbered from 0). */
-export function partitionCount(_m: Cartridge): number {
-  return 1;
+export function partitionCount(m: Cartridge): number {
+  return m.partitionCount;
 }
 
 /** The attributes of a cartridge that has left the drive, for READ ATTRIBUTE with CACHE set. */
@@ -125,9 +125,13 @@ async function readAttribute(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if ((x.cdb[5] ?? 0) !== 0) invalidCdbField(5, 7);
   if (sa === 5) return allocation(withLength(idList(attributeCatalogue.map((a) => a.id).filter((id) => id >= first))), alloc);
   const src = await attributeSource(x, cache);
-  if (sa === 2 || sa === 3) {
-    // One logical volume, one partition: AVAILABLE DATA, first number 0, count 1.
+  if (sa === 2) {
+    // One logical volume: AVAILABLE DATA, first volume number 0, count 1.
     return allocation(Uint8Array.of(0x00, 0x02, 0x00, 0x01), alloc);
+  }
+  if (sa === 3) {
+    // The partitions FORMAT MEDIUM laid out: AVAILABLE DATA, first partition number 0, count.
+    return allocation(Uint8Array.of(0x00, 0x02, 0x00, src.partitions), alloc);
   }
   if (partition >= src.partitions) invalidCdbField(7, 7);
   const attrs = src.values(partition).filter((a) => a.id >= first);

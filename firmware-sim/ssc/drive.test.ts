@@ -252,10 +252,11 @@ describe('capability reports', () => {
     expectSense(await r.port.execute(Cdb.write6(pattern(10, 1))), Sense.WRITE_PROTECTED);
     const part = await r.port.execute(Cdb.modeSense6({ page: 0x11, disableBlockDescriptors: true }));
     const p11 = Uint8Array.from(part.data.subarray(4));
+    // Additional partitions without FDP, SDP or IDP saying how to lay them out.
     p11[3] = 1;
     const bad = new Uint8Array(4 + p11.length);
     bad.set(p11, 4);
-    expectSense(await r.port.execute(Cdb.modeSelect6(bad)), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: 7, bit: 0 } });
+    expectSense(await r.port.execute(Cdb.modeSelect6(bad)), Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: 7, bit: 7 } });
   });
 });
 

@@ -91,6 +91,37 @@ export interface ImmediateOperation {
   release(): void;
 }
 
+/** A partition layout asked for with MODE SELECT (page 11h); see {@link TapeDrive.partitionRequest}. */
+export interface PartitionRequest {
+  /** How it was asked: FDP, SDP, IDP or none of them (one partition). */
+  readonly kind: 'fdp' | 'sdp' | 'idp' | 'one';
+  /** Partitions. */
+  readonly count: number;
+  /** IDP: the size of each partition in bytes, `undefined` for the one that takes what the others leave. */
+  readonly sizes: readonly (number | undefined)[];
+}
+
+/**
+ * The partition sizes in bytes that `r` gives a cartridge of `capacity` bytes, or why it
+ * cannot (with the index of the partition at fault, for a field pointer).
+ * FDP and SDP divide the medium equally (the device-defined sizes); IDP takes the sizes
+ * given, one of them possibly the rest.
+ */
+export function partitionSizes(r: PartitionRequest, capacity: number): { sizes: number[] } | { error: string; partition: number } {
+  if (r.kind !== 'idp') {
+    const each = Math.floor(capacity / r.count);
+    return { sizes: Array.from({ length: r.count }, (_, i) => (i === r.count - 1 ? capacity - each * (r.count - 1) : each)) };
+  }
+  let fixed = 0;
+  for (let i = 0; i < r.sizes.length; i++) {
+    fixed += r.sizes[i] ?? 0;
+    if (fixed > capacity) return { error: `partitions 0..${i} need ${fixed} bytes, the cartridge holds ${capacity}`, partition: i };
+  }
+  const rest = r.sizes.indexOf(undefined);
+  if (rest >= 0 && capacity - fixed <= 0) return { error: `no room is left for partition ${rest}`, partition: rest };
+  return { sizes: r.sizes.map((s) => s ?? capacity - fixed) };
+}
+
 interface LoadCounters {
   bytesWritten: number;
   bytesRead: number;
@@ -109,7 +140,7 @@ export class TapeDrive implements DriveBay {
   cartridge: CartridgeRef | undefined;
   media: Cartridge | undefined;
   access: MediaAccess = 'incompatible';
-  /** Logical object number of the current position (objectCount = EOD). */
+  /** Logical object number of the current position in the current partition (objectCount = EOD); the partition is the cartridge's ({@link partition}). */
   position = 0;
   /** Fixed block length from the mode block descriptor; 0 is variable-block mode. */
   blockSize = 0;
@@ -130,6 +161,12 @@ export class TapeDrive implements DriveBay {
   readonly encryption: DataEncryption;
   /** The attributes of the cartridge last unloaded (READ ATTRIBUTE with CACHE set); gone at power on. */
   attributeCache: AttributeCache | undefined;
+  /**
+   * Partitioning asked for with MODE SELECT of the medium partition page, applied by the
+   * next FORMAT MEDIUM (the page reports POFM); sized against the cartridge loaded then
+   * ({@link partitionSizes}). Cleared by FORMAT MEDIUM and power on.
+   */
+  partitionRequest: PartitionRequest | undefined;
   /** The IMMED command running in the background, if any. */
   immediate: ImmediateOperation | undefined;
   /** Deferred errors of IMMED commands, for the initiator that sent each (reported once). */
@@ -291,9 +328,26 @@ export class TapeDrive implements DriveBay {
     return this.media?.header.capacityBytes ?? 0;
   }
 
-  /** Beyond the early-warning point (READ POSITION EOP bit, write warnings). */
+  /** The current partition (0 without a cartridge). */
+  get partition(): number {
+    return this.media?.partition ?? 0;
+  }
+
+  /**
+   * Moves to BOP of partition `p` when it is not the current one (LOCATE with CP,
+   * READ(16)/WRITE(16), REWIND): what was written is flushed first, as a drive empties its
+   * buffer before it leaves a partition. The caller then positions inside it.
+   */
+  changePartition(m: Cartridge, p: number): void {
+    if (p === m.partition) return;
+    this.flush();
+    m.selectPartition(p);
+    this.position = 0;
+  }
+
+  /** Beyond the early-warning point of the current partition (READ POSITION EOP bit, write warnings). */
   pastEarlyWarning(m: Cartridge): boolean {
-    return m.dataBytesBefore(this.position) >= earlyWarningPoint(m.header.capacityBytes);
+    return m.dataBytesBefore(this.position) >= earlyWarningPoint(m.partitionCapacity);
   }
 
   // ------------------------------------------------------------------ loading
@@ -317,6 +371,8 @@ export class TapeDrive implements DriveBay {
     const m = this.media ?? this.openCartridge(c);
     this.media = m;
     this.access = mediaAccess(this.personality, c.mediaType);
+    // BOP of partition 0.
+    m.selectPartition(0);
     this.position = 0;
     this.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
     try {
@@ -489,8 +545,10 @@ export class TapeDrive implements DriveBay {
           if (!(e instanceof CheckCondition)) throw e;
         }
       }
-      // The drive re-threads a cartridge it finds at power on: position is back at BOP.
+      // The drive re-threads a cartridge it finds at power on: position is back at BOP 0.
       this.position = 0;
+      if (this.media && !this.media.closed) this.media.selectPartition(0);
+      this.partitionRequest = undefined;
       this.blockSize = 0;
       this.softwareWriteProtect = false;
       this.offline = false;

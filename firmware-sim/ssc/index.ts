@@ -38,11 +38,12 @@ const IMMED_BIT = new Map<number, number>([
   [SscOpcode.WRITE_FILEMARKS_6, 0x01],
   [SscOpcode.WRITE_FILEMARKS_16, 0x01],
   [SscOpcode.ERASE_6, 0x02],
+  [SscOpcode.FORMAT_MEDIUM, 0x01],
 ]);
 
 /**
  * The command set of a drive of personality `p`: its SSC level decides the fields a
- * command has (MLOI of READ BLOCK LIMITS is SSC-4), encryption adds SECURITY PROTOCOL IN/OUT, and the IMMED bit of REWIND, LOAD/UNLOAD, LOCATE, WRITE FILEMARKS and ERASE is
+ * command has (MLOI of READ BLOCK LIMITS is SSC-4), encryption adds SECURITY PROTOCOL IN/OUT, and the IMMED bit of REWIND, LOAD/UNLOAD, LOCATE, WRITE FILEMARKS, ERASE and FORMAT MEDIUM is
  * honoured (immediate.ts).
  */
 export function sscCommandsFor(p: DrivePersonality): CommandSpec<TapeDrive>[] {

@@ -90,7 +90,7 @@ function storeBlock(d: TapeDrive, m: Cartridge, data: Uint8Array, residue: numbe
 /** Appends a stored payload for a host block of `hostLength` bytes (see {@link storeBlock}). */
 function place(d: TapeDrive, m: Cartridge, payload: Uint8Array, hostLength: number, residue: number): void {
   // Past the physical end nothing more fits: the block is not written.
-  if (m.dataBytes + payload.length > m.header.capacityBytes) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: residue }));
+  if (m.dataBytes + payload.length > m.partitionCapacity) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: residue }));
   if (d.mediumErrors.has(d.position)) writeFault(d, residue);
   try {
     m.appendBlock(payload);
@@ -180,7 +180,7 @@ function read(x: Exec<TapeDrive>, count: number): HandlerResult | Promise<Handle
 
 /** After a write: the early-warning report when the tape is past the early-warning point. */
 function earlyWarning(d: TapeDrive, m: Cartridge): HandlerResult {
-  if (m.dataBytes >= earlyWarningPoint(m.header.capacityBytes)) {
+  if (m.dataBytes >= earlyWarningPoint(m.partitionCapacity)) {
     d.raiseTapeAlert(TapeAlertFlag.writeWarning);
     return { sense: sense(Sense.END_OF_PARTITION_MEDIUM_DETECTED, { eom: true, information: 0 }) };
   }
@@ -227,20 +227,23 @@ function write(x: Exec<TapeDrive>, count: number, countByte: number): HandlerRes
 
 /**
  * Positions for READ(16)/WRITE(16) (CDB byte 3 PARTITION, bytes 4..11 LOGICAL OBJECT
- * IDENTIFIER), then runs the transfer. The tape has one partition here: another partition
- * number is refused. A start beyond end of data answers BLANK CHECK at end of data.
+ * IDENTIFIER), then runs the transfer: in another partition than the current one, the
+ * drive changes partition first (a partition the tape does not have is refused). A start
+ * beyond end of data answers BLANK CHECK at end of data.
  */
 function startAt16(x: Exec<TapeDrive>, transfer: () => HandlerResult | Promise<HandlerResult>): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
-  if ((x.cdb[3] ?? 0) !== 0) invalidCdbField(3, 7);
+  const partition = x.cdb[3] ?? 0;
   const id = getU64(x.cdb, 4);
   if (id > BigInt(Number.MAX_SAFE_INTEGER)) invalidCdbField(4, 7);
   const target = Number(id);
   if (d.hung) return hangUntilAborted(x.signal);
   const m = d.readyNow();
-  if (target === d.position) return transfer();
+  if (partition >= m.partitionCount) invalidCdbField(3, 7);
+  if (partition === m.partition && target === d.position) return transfer();
+  d.changePartition(m, partition);
   const full = d.personality.timing.locateSeconds * 2;
-  const seconds = (Math.abs(m.dataBytesBefore(d.position) - m.dataBytesBefore(Math.min(target, m.objectCount))) / Math.max(1, m.header.capacityBytes)) * full;
+  const seconds = (Math.abs(m.dataBytesBefore(d.position) - m.dataBytesBefore(Math.min(target, m.objectCount))) / Math.max(1, m.partitionCapacity)) * full;
   const go = (): HandlerResult | Promise<HandlerResult> => {
     if (target > m.objectCount) {
       d.position = m.objectCount;
@@ -328,7 +331,7 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
   if (d.mediumErrors.has(d.position)) writeFault(d, count);
   // A filemark takes room on the medium too; past the physical end the rest are not
   // written and the command ends in VOLUME OVERFLOW with the count not written.
-  const fit = Math.max(0, Math.floor((m.header.capacityBytes - m.dataBytes) / FILEMARK_MEDIUM_BYTES));
+  const fit = Math.max(0, Math.floor((m.partitionCapacity - m.dataBytes) / FILEMARK_MEDIUM_BYTES));
   const now = Math.min(count, fit);
   try {
     // The filemarks' sync point: a write or sync failure (now or in the background

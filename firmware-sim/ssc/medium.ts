@@ -1,6 +1,6 @@
 /**
- * Medium handling and capability reports: LOAD/UNLOAD, ERASE, PREVENT/ALLOW MEDIUM
- * REMOVAL, READ BLOCK LIMITS and REPORT DENSITY SUPPORT (SSC-4, SPC-4).
+ * Medium handling and capability reports: LOAD/UNLOAD, ERASE, FORMAT MEDIUM, PREVENT/ALLOW
+ * MEDIUM REMOVAL, READ BLOCK LIMITS and REPORT DENSITY SUPPORT (SSC-4, SPC-4).
  */
 import { getU16, setAscii, setU16, setU24, setU32, setU64 } from '../../src/scsi/bytes.js';
 import { SpcOpcode, SscOpcode } from '../../src/scsi/opcodes.js';
@@ -10,7 +10,7 @@ import { hangUntilAborted } from '../engine/timing.js';
 import { usage, type CommandSpec, type Exec, type HandlerResult } from '../engine/dispatch.js';
 import { allocation } from '../engine/unit.js';
 import { knownDensities, mediaAccess, type Density } from '../personalities/drives.js';
-import { TapeAlertFlag, type TapeDrive } from './drive.js';
+import { partitionSizes, TapeAlertFlag, type TapeDrive } from './drive.js';
 import { DriveSense } from './sense-codes.js';
 
 /** The largest logical object identifier the drive addresses (READ BLOCK LIMITS with MLOI). */
@@ -30,11 +30,12 @@ async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (d.state === 'loading') throw new CheckCondition(sense(Sense.BECOMING_READY));
   if (load) {
     if (d.state === 'loaded') {
-      // LOAD of a loaded tape positions it at BOP (a rewind).
+      // LOAD of a loaded tape positions it at BOP of partition 0 (a rewind).
       const m = d.media;
       d.flush();
-      const cap = Math.max(1, m?.header.capacityBytes ?? 1);
+      const cap = Math.max(1, m?.partitionCapacity ?? 1);
       await d.delay(((m?.dataBytesBefore(d.position) ?? 0) / cap) * d.personality.timing.rewindSeconds, x.signal);
+      if (m) d.changePartition(m, 0);
       d.position = 0;
       return undefined;
     }
@@ -58,7 +59,7 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   d.checkWritable(m, d.position);
   // WORM media cannot be erased at all, not even the filemarks a write may overwrite.
   if (m.header.worm && d.position < m.objectCount) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
-  const cap = Math.max(1, m.header.capacityBytes);
+  const cap = Math.max(1, m.partitionCapacity);
   const fraction = long ? 1 - m.dataBytesBefore(d.position) / cap : 0;
   // The checks are done: with IMMED the command answers here and the erase runs on.
   await d.delay(0, x.signal);
@@ -69,6 +70,48 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   }
   d.flush();
   await d.delay(fraction * d.personality.timing.eraseSeconds, x.signal);
+  return undefined;
+}
+
+/**
+ * FORMAT MEDIUM (SSC-4): FORMAT 0 gives the medium its default format (one partition), 1
+ * partitions it as the medium partition page asks (MODE SELECT before, the page reports
+ * POFM), 2 does both, which here is the same as 1. Without a MODE SELECT since power on,
+ * 1 and 2 lay the tape out again as it is. Every partition is emptied; the position is BOP
+ * of partition 0, where the command must start (ILLEGAL REQUEST, COMMAND SEQUENCE ERROR
+ * elsewhere, as a drive would have to rewind over data it is about to destroy). No
+ * parameter data is taken (TRANSFER LENGTH 0); VERIFY is accepted and has nothing to do.
+ * The cartridge keeps the old layout or the new one whatever happens (cartridge.ts).
+ */
+async function formatMedium(x: Exec<TapeDrive>): Promise<HandlerResult> {
+  const d = x.device;
+  const format = (x.cdb[2] ?? 0) & 0x0f;
+  if (format > 2) invalidCdbField(2, 3);
+  if (getU16(x.cdb, 3) !== 0) invalidCdbField(3, 7);
+  const m = await d.ready(x.signal);
+  d.checkWritable(m, 0);
+  // WORM media take no format once written (it would erase them).
+  if (m.header.worm && m.partitionSizes.some((_, p) => m.objectCountOf(p) > 0)) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
+  if (m.partition !== 0 || d.position !== 0) throw new CheckCondition(sense(Sense.COMMAND_SEQUENCE_ERROR));
+  let sizes: number[];
+  if (format === 0) sizes = [m.header.capacityBytes];
+  else if (!d.partitionRequest) sizes = [...m.partitionSizes];
+  else {
+    const r = partitionSizes(d.partitionRequest, m.header.capacityBytes);
+    // The page was accepted for another cartridge (or none): this one cannot take it.
+    if ('error' in r) throw new CheckCondition(sense(Sense.PARAMETER_VALUE_INVALID));
+    sizes = r.sizes;
+  }
+  // The checks are done: with IMMED the command answers here and the format runs on.
+  await d.delay(0, x.signal);
+  try {
+    m.format(sizes);
+  } catch (e) {
+    d.mediaWriteFailed(e);
+  }
+  d.position = 0;
+  d.partitionRequest = undefined;
+  await d.delay(d.personality.timing.locateSeconds, x.signal);
   return undefined;
 }
 
@@ -162,6 +205,8 @@ export const mediumCommands: CommandSpec<TapeDrive>[] = [
   // MLOI (byte 1 bit 0) is SSC-4: an SSC-3 personality's table clears it (index.ts).
   { opcode: SscOpcode.READ_BLOCK_LIMITS, name: 'READ BLOCK LIMITS', usage: usage(6, { 1: 0x01 }), handler: readBlockLimits, nominalTimeout: 1, recommendedTimeout: 10 },
   { opcode: SscOpcode.LOAD_UNLOAD, name: 'LOAD/UNLOAD', usage: usage(6, { 1: 0x01, 4: 0x0f }), handler: loadUnload, nominalTimeout: 60, recommendedTimeout: 780 },
+  // FORMAT MEDIUM: VERIFY, IMMED; FORMAT; TRANSFER LENGTH.
+  { opcode: SscOpcode.FORMAT_MEDIUM, name: 'FORMAT MEDIUM', usage: usage(6, { 1: 0x03, 2: 0x0f, 3: 0xff, 4: 0xff }), handler: formatMedium, nominalTimeout: 100, recommendedTimeout: 3000 },
   { opcode: SscOpcode.ERASE_6, name: 'ERASE(6)', usage: usage(6, { 1: 0x03 }), handler: erase, nominalTimeout: 60, recommendedTimeout: 23_000 },
   { opcode: SpcOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL, name: 'PREVENT ALLOW MEDIUM REMOVAL', usage: usage(6, { 4: 0x03 }), handler: preventAllow, nominalTimeout: 1, recommendedTimeout: 10 },
   { opcode: SscOpcode.REPORT_DENSITY_SUPPORT, name: 'REPORT DENSITY SUPPORT', usage: usage(10, { 1: 0x03, 7: 0xff, 8: 0xff }), handler: reportDensitySupport, nominalTimeout: 1, recommendedTimeout: 10 },

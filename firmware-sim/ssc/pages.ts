@@ -4,12 +4,12 @@
  * from SPC), its log pages (sequential-access device 0Ch, TapeAlert 2Eh, tape capacity
  * 31h), and the mode header hooks (block descriptor, WP bit).
  */
-import { getU24, setU16, setU24 } from '../../src/scsi/bytes.js';
+import { getU16, getU24, setU16, setU24 } from '../../src/scsi/bytes.js';
 import { invalidParamField } from '../engine/check.js';
 import { counter, type LogParameter } from '../engine/log-pages.js';
 import { StoredModePage, type ModePage } from '../engine/mode-pages.js';
 import type { EmulatedUnit, UnitHooks } from '../engine/unit.js';
-import { earlyWarningPoint, type TapeDrive } from './drive.js';
+import { earlyWarningPoint, partitionSizes, type PartitionRequest, type TapeDrive } from './drive.js';
 import { takeDeferredError } from './immediate.js';
 
 const MiB = 1024 * 1024;
@@ -85,6 +85,121 @@ function compressionParameters(d: TapeDrive): LogParameter[] {
   ];
 }
 
+/** Medium partition page (11h) bits of byte 4. */
+const FDP = 0x80;
+const SDP = 0x40;
+const IDP = 0x20;
+const POFM = 0x04;
+/** A partition size descriptor of FFFFh: that partition takes what the others leave. */
+const REST = 0xffff;
+
+/**
+ * Medium partition page (11h, SSC-4 8.3.4). MAXIMUM ADDITIONAL PARTITIONS follows the LTO
+ * generation (1 for LTO-5 and LTO-6, 3 from LTO-7 on). POFM is set, as on LTO drives: a
+ * MODE SELECT only records the layout asked for (checked at once, against the loaded
+ * cartridge's capacity if there is one) and FORMAT MEDIUM applies it. MODE SENSE reports
+ * the loaded tape's real layout (sizes rounded down to the units last selected), or,
+ * without a tape, what was asked for. Sizes are taken in megabytes (PSUM 10b) or in
+ * 10^PARTITION UNITS bytes (PSUM 11b, the default with units of 10^9); byte and kilobyte
+ * units cannot describe an LTO partition in 16 bits and are refused. The page takes as
+ * many size descriptors as a host sends (a shorter page than MODE SENSE returns, as
+ * Linux st sends, included).
+ */
+class MediumPartitionPage implements ModePage {
+  readonly page = 0x11;
+  readonly subpage = 0;
+  /** PSUM and PARTITION UNITS last selected: the units sizes are reported in. */
+  private psum = 3;
+  private units = 9;
+  constructor(private readonly d: TapeDrive) {}
+
+  private get max(): number {
+    return this.d.personality.features.maxPartitions;
+  }
+
+  private get unitBytes(): number {
+    return this.psum === 2 ? 1_000_000 : 10 ** this.units;
+  }
+
+  private bytes(sizes: readonly (number | undefined)[], flags: number): Uint8Array {
+    return page(0x11, 6 + 2 * this.max, (b) => {
+      b[2] = this.max - 1;
+      b[3] = Math.max(0, sizes.length - 1);
+      b[4] = flags | (this.psum << 3) | POFM;
+      b[5] = 0x03; // medium format recognition: format and partition recognition
+      b[6] = this.units;
+      sizes.slice(0, this.max).forEach((s, i) => setU16(b, 8 + 2 * i, s === undefined ? REST : Math.min(0xfffe, Math.floor(s / this.unitBytes))));
+    });
+  }
+
+  current(): Uint8Array {
+    const m = this.d.state === 'loaded' ? this.d.media : undefined;
+    if (m) return this.bytes(m.partitionSizes, m.partitionCount > 1 ? IDP : 0);
+    const r = this.d.partitionRequest;
+    if (r) return this.bytes(r.kind === 'idp' ? r.sizes : new Array<number>(r.count).fill(0), r.kind === 'fdp' ? FDP : r.kind === 'sdp' ? SDP : r.kind === 'idp' ? IDP : 0);
+    return this.bytes([0], 0);
+  }
+  defaults(): Uint8Array {
+    return this.bytes([0], 0);
+  }
+  changeable(): Uint8Array {
+    const bits: Record<number, number> = { 3: 0xff, 4: FDP | SDP | IDP | 0x18, 6: 0x0f };
+    for (let i = 8; i < 8 + 2 * this.max; i++) bits[i] = 0xff;
+    return mask(6 + 2 * this.max, bits);
+  }
+  acceptsLength(length: number): boolean {
+    // Header and the six fixed bytes, then whole descriptors, no more than the drive has partitions.
+    return length >= 8 && length <= 8 + 2 * this.max && length % 2 === 0;
+  }
+  select(v: Uint8Array): void {
+    const descriptors = ((v[1] ?? 0) - 6) / 2;
+    const additional = v[3] ?? 0;
+    if (additional > this.max - 1) invalidParamField(3, 7);
+    const flags = v[4] ?? 0;
+    const kinds = [FDP, SDP, IDP].filter((k) => (flags & k) !== 0);
+    // One way of partitioning at a time.
+    if (kinds.length > 1) invalidParamField(4, 7);
+    const psum = (flags >> 3) & 0x03;
+    if (psum < 2) invalidParamField(4, 4);
+    const units = (v[6] ?? 0) & 0x0f;
+    const unitBytes = psum === 2 ? 1_000_000 : 10 ** units;
+    let r: PartitionRequest;
+    if (kinds[0] === FDP) r = { kind: 'fdp', count: Math.min(2, this.max), sizes: [] };
+    else if (kinds[0] === SDP) r = { kind: 'sdp', count: additional + 1, sizes: [] };
+    else if (kinds[0] === IDP) {
+      const count = additional + 1;
+      // Every partition defined needs its descriptor.
+      if (descriptors < count) invalidParamField(1, 7);
+      const sizes: (number | undefined)[] = [];
+      for (let i = 0; i < count; i++) {
+        const s = getU16(v, 8 + 2 * i);
+        if (s === REST) {
+          // Only one partition can take the rest.
+          if (sizes.includes(undefined)) invalidParamField(8 + 2 * i, 7);
+          sizes.push(undefined);
+        } else {
+          if (s === 0) invalidParamField(8 + 2 * i, 7);
+          sizes.push(s * unitBytes);
+        }
+      }
+      // Without FFFFh every size is as given; what they leave of the medium stays unused.
+      r = { kind: 'idp', count, sizes };
+    } else {
+      // None of FDP, SDP and IDP: no partitioning asked for, unless partitions are.
+      if (additional !== 0) invalidParamField(3, 7);
+      r = { kind: 'one', count: 1, sizes: [undefined] };
+    }
+    const m = this.d.state === 'loaded' ? this.d.media : undefined;
+    if (m) {
+      const fit = partitionSizes(r, m.header.capacityBytes);
+      if ('error' in fit) invalidParamField(r.kind === 'idp' ? 8 + 2 * fit.partition : 3, 7);
+    }
+    this.psum = psum;
+    this.units = units;
+    this.d.partitionRequest = r;
+  }
+}
+
 function mask(len: number, bits: Record<number, number>): Uint8Array {
   const b = new Uint8Array(2 + len);
   for (const [i, v] of Object.entries(bits)) b[Number(i)] = v;
@@ -119,19 +234,7 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>, compressionDefa
       },
     ),
   );
-  unit.modePages.add(
-    new StoredModePage(
-      0x11,
-      page(0x11, 0x0a, (b) => {
-        b[2] = p.features.maxPartitions - 1;
-        b[3] = 0; // one partition defined
-        b[4] = 0x18; // PSUM 11b (units in PARTITION UNITS)
-        b[5] = 0x03; // medium format recognition: format and partition recognition
-        b[6] = 9; // partition units 10^9 bytes
-      }),
-      mask(0x0a, {}),
-    ),
-  );
+  unit.modePages.add(new MediumPartitionPage(d));
   unit.modePages.add(
     new StoredModePage(
       0x1c,
@@ -190,14 +293,16 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>, compressionDefa
     page: 0x31,
     subpage: 0,
     name: 'tape capacity',
+    // Main partition (0) and alternate partition (1): remaining, then maximum, in MiB.
     parameters: (): LogParameter[] => {
       const m = d.media;
-      const cap = m?.header.capacityBytes ?? 0;
+      const max = (p: number): number => m?.partitionSizes[p] ?? 0;
+      const remaining = (p: number): number => Math.max(0, max(p) - (m?.dataBytesOf(p) ?? 0));
       return [
-        { code: 1, control: 0x03, value: counter(Math.floor(Math.max(0, cap - (m?.dataBytes ?? 0)) / MiB), 4) },
-        { code: 2, control: 0x03, value: counter(0, 4) },
-        { code: 3, control: 0x03, value: counter(Math.floor(cap / MiB), 4) },
-        { code: 4, control: 0x03, value: counter(0, 4) },
+        { code: 1, control: 0x03, value: counter(Math.floor(remaining(0) / MiB), 4) },
+        { code: 2, control: 0x03, value: counter(Math.floor(remaining(1) / MiB), 4) },
+        { code: 3, control: 0x03, value: counter(Math.floor(max(0) / MiB), 4) },
+        { code: 4, control: 0x03, value: counter(Math.floor(max(1) / MiB), 4) },
       ];
     },
   });

@@ -1,7 +1,9 @@
 /**
- * Positioning: SPACE(6)/(16), LOCATE(10)/(16), REWIND and READ POSITION (SSC-4). The
- * tape has one partition; logical object numbers count blocks and filemarks from BOP.
- * INFORMATION residues of SPACE are the magnitude of the count not spaced.
+ * Positioning: SPACE(6)/(16), LOCATE(10)/(16), REWIND and READ POSITION (SSC-4). A
+ * position is a partition and a logical object number in it (blocks and filemarks counted
+ * from that partition's BOP); SPACE and EOD stay inside the current partition, LOCATE with
+ * CP changes partition, REWIND goes to BOP of partition 0. INFORMATION residues of SPACE
+ * are the magnitude of the count not spaced.
  */
 import { getS24, getU16, getU32, getU64, setU32, setU64, setU16 } from '../../src/scsi/bytes.js';
 import { SscOpcode } from '../../src/scsi/opcodes.js';
@@ -18,7 +20,7 @@ const filemark = (residue: number): SenseData => sense(Sense.FILEMARK_DETECTED, 
 
 /** Seconds to move between two positions: the full rewind time scaled by the fraction of the tape crossed. */
 function travelSeconds(d: TapeDrive, m: Cartridge, from: number, to: number, full: number): number {
-  const cap = Math.max(1, m.header.capacityBytes);
+  const cap = Math.max(1, m.partitionCapacity);
   return (Math.abs(m.dataBytesBefore(from) - m.dataBytesBefore(to)) / cap) * full;
 }
 
@@ -125,10 +127,17 @@ async function space16(x: Exec<TapeDrive>): Promise<HandlerResult> {
   return space(x, (x.cdb[1] ?? 0) & 0x0f, Number(count), 1);
 }
 
-async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'object' | 'file' | 'eod'): Promise<HandlerResult> {
+/** LOCATE with CP (`partition` set) or without; `partitionByte` is where the CDB holds PARTITION, for the field pointer. */
+async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'object' | 'file' | 'eod', partition: number | undefined, partitionByte: number): Promise<HandlerResult> {
   const d = x.device;
   const m = await d.ready(x.signal);
-  const from = d.position;
+  if (partition !== undefined && partition >= m.partitionCount) invalidCdbField(partitionByte, 7);
+  let from = d.position;
+  if (partition !== undefined && partition !== m.partition) {
+    // Across partitions: the move is timed from BOP of the other partition.
+    d.changePartition(m, partition);
+    from = 0;
+  }
   let dest: number;
   if (kind === 'eod') dest = m.objectCount;
   else if (kind === 'file') {
@@ -145,30 +154,30 @@ async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'o
   return undefined;
 }
 
-function checkPartition(cp: boolean, partition: number, byte: number): void {
-  // One partition: changing to partition 0 is allowed, to any other is not.
-  if (cp && partition !== 0) invalidCdbField(byte, 7);
+/** The PARTITION field when CP (byte 1 bit 1) is set: the partition to change to. */
+function changeTo(x: Exec<TapeDrive>, byte: number): number | undefined {
+  return ((x.cdb[1] ?? 0) & 0x02) !== 0 ? (x.cdb[byte] ?? 0) : undefined;
 }
 
 async function locate10(x: Exec<TapeDrive>): Promise<HandlerResult> {
-  checkPartition(((x.cdb[1] ?? 0) & 0x02) !== 0, x.cdb[8] ?? 0, 8);
-  return locateTo(x, getU32(x.cdb, 3), 'object');
+  return locateTo(x, getU32(x.cdb, 3), 'object', changeTo(x, 8), 8);
 }
 
 async function locate16(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const destType = ((x.cdb[1] ?? 0) >> 3) & 0x07;
-  checkPartition(((x.cdb[1] ?? 0) & 0x02) !== 0, x.cdb[3] ?? 0, 3);
   if (destType !== 0 && destType !== 1 && destType !== 3) invalidCdbField(1, 5);
   const id = getU64(x.cdb, 4);
   if (id > BigInt(Number.MAX_SAFE_INTEGER)) invalidCdbField(4, 7);
-  return locateTo(x, Number(id), destType === 0 ? 'object' : destType === 1 ? 'file' : 'eod');
+  return locateTo(x, Number(id), destType === 0 ? 'object' : destType === 1 ? 'file' : 'eod', changeTo(x, 3), 3);
 }
 
+/** REWIND: to BOP of partition 0 (SSC: beginning of partition 0), whatever the current partition. */
 async function rewind(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const d = x.device;
   const m = await d.ready(x.signal, false);
   d.flush();
   await d.delay(travelSeconds(d, m, d.position, 0, d.personality.timing.rewindSeconds), x.signal);
+  d.changePartition(m, 0);
   d.position = 0;
   return undefined;
 }
@@ -181,11 +190,13 @@ async function readPosition(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (sa !== 8 && alloc !== 0) invalidCdbField(7, 7);
   const m = await d.ready(x.signal, false);
   const pos = d.position;
+  const part = m.partition;
+  // BOP and EOP of the current partition.
   const flags = (pos === 0 ? 0x80 : 0) | (d.pastEarlyWarning(m) ? 0x40 : 0);
   if (sa === 6) {
     const b = new Uint8Array(32);
     b[0] = flags;
-    setU32(b, 4, 0);
+    setU32(b, 4, part);
     setU64(b, 8, pos);
     setU64(b, 16, m.filemarksBefore(pos));
     return b;
@@ -193,6 +204,7 @@ async function readPosition(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (sa === 8) {
     const b = new Uint8Array(32);
     b[0] = flags;
+    b[1] = part;
     setU16(b, 2, 0x1c);
     setU64(b, 8, pos);
     setU64(b, 16, pos);
@@ -201,6 +213,7 @@ async function readPosition(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const b = new Uint8Array(20);
   // A position that does not fit in 32 bits is reported with LOLU (block positions unknown).
   b[0] = flags | (pos > 0xffffffff ? 0x04 : 0);
+  b[1] = part;
   if (pos <= 0xffffffff) {
     setU32(b, 4, pos);
     setU32(b, 8, pos);

@@ -155,6 +155,7 @@ export function mediaCheckView(r: CartridgeReport): { readonly format: 'ptpvts.m
     blocks: r.blocks,
     filemarks: r.filemarks,
     bytes: r.bytes,
+    partitions: r.partitions,
     syncPoints: r.syncPoints,
     cleanEod: r.cleanEod,
     damaged: r.damaged,

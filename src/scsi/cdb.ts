@@ -262,6 +262,14 @@ export function loadUnload(o: { load: boolean; hold?: boolean; eot?: boolean; re
   return none(b);
 }
 
+/** FORMAT MEDIUM (SSC-4): FORMAT 0 default format, 1 partition the medium (per mode page 11h), 2 default format then partition. */
+export function formatMedium(format: 0 | 1 | 2 = 0, opts: { immediate?: boolean; verify?: boolean } = {}): Command {
+  const b = cdb(6, SscOpcode.FORMAT_MEDIUM);
+  b[1] = (opts.verify ? 0x02 : 0) | (opts.immediate ? 0x01 : 0);
+  b[2] = format;
+  return none(b);
+}
+
 /** LOCATE(10) to a logical object identifier (block address), optionally in a partition. */
 export function locate10(objectId: number, opts: { partition?: number; immediate?: boolean } = {}): Command {
   need(intIn(objectId, 0, 0xffffffff), 'objectId', objectId, '0..2^32-1');

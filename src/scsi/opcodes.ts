@@ -35,6 +35,7 @@ export const SpcOpcode = {
 /** Stream (tape) commands, SSC-4. */
 export const SscOpcode = {
   REWIND: 0x01,
+  FORMAT_MEDIUM: 0x04,
   READ_BLOCK_LIMITS: 0x05,
   READ_6: 0x08,
   WRITE_6: 0x0a,
