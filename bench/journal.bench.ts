@@ -5,11 +5,14 @@
  *   (the journal preallocates too, so neither sync has a file size to commit). That loop
  *   is synchronous: no framing, no thread hand-off, and the event loop blocked
  *   throughout. The journal is asynchronous: its write and fdatasync run on the libuv
- *   threadpool, so each append costs two hand-offs between threads that the raw loop does
- *   not pay. Both ways are reported: the same loop through fs/promises (asynchronous,
- *   two libuv threadpool round trips per record) is what Node code would otherwise pay
- *   for the same floor; the raw loop into a growing file is the floor without
- *   preallocation;
+ *   threadpool, so each append pays a round trip between threads (hand-off to a worker,
+ *   completion back to the event loop) that the raw loop does not. Beside the floor: the
+ *   same raw loop through an O_DSYNC descriptor (one write that syncs, the raw form of
+ *   RWF_DSYNC); the journal's alternatives, measured in the same rounds: a thread of its
+ *   own instead of the threadpool, pwritev2(RWF_DSYNC) instead of pwrite + fdatasync, and
+ *   both (native/key_journal.cc, docs/key-journal.md); the raw loop through fs/promises
+ *   (asynchronous, two threadpool round trips per record), what Node code would
+ *   otherwise pay; the raw loop into a growing file, the floor without preallocation;
  * - 64 writers: 64 independent async loops each appending and awaiting, sharing
  *   fdatasync calls through group commit, vs the raw loop into a growing file.
  * Records are 64 bytes of payload (the journal adds its 8-byte header; the raw loops
@@ -18,7 +21,7 @@
  * measures one function at a time, not 64 loops racing each other.
  */
 import b from 'benny';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { open as openHandle } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,13 +50,18 @@ const record = new Uint8Array(64).fill(0x5a);
 const WRITERS = 64;
 
 const PREALLOC = 64 << 20;
-/** A file of `PREALLOC` zero bytes, written and synced: later writes into it change no size. */
-function preallocated(name: string): number {
+/**
+ * A file of `PREALLOC` zero bytes, written and synced: later writes into it change no size.
+ * `dsync`: the returned descriptor is reopened with O_DSYNC, so each write returns durable.
+ */
+function preallocated(name: string, dsync = false): number {
   const fd = openSync(join(dir, name), 'w+');
   const zeros = new Uint8Array(1 << 20);
   for (let off = 0; off < PREALLOC; off += zeros.length) writeSync(fd, zeros, 0, zeros.length, off);
   fdatasyncSync(fd);
-  return fd;
+  if (!dsync) return fd;
+  closeSync(fd);
+  return openSync(join(dir, name), constants.O_RDWR | constants.O_DSYNC);
 }
 
 const rawFd = openSync(join(dir, 'raw.bin'), 'w');
@@ -126,21 +134,40 @@ async function loopRate(ms: number, op: () => unknown): Promise<number> {
 // cases measured minutes apart; odd rounds run the cases in reverse order, so no case
 // always follows the same neighbour (the 64 writers leave the disk busiest).
 const ROUNDS = 15;
-const ROUND_MS = 400;
+const ROUND_MS = 300;
 const loadStart = loadavg()[0]!;
 const pressureStart = cpuPressure();
 const rawFd2 = openSync(join(dir, 'raw-rounds.bin'), 'w');
 const oneJ = await KeyJournal.open(join(dir, 'one-rounds.journal'));
+// The alternatives the defaults (libuv threadpool, pwrite + fdatasync) are weighed against.
+const alternatives = {
+  onePoolDsync: await KeyJournal.open(join(dir, 'one-pool-dsync.journal'), { native: { writer: 'threadpool', sync: 'dsync' } }),
+  oneThreadFdatasync: await KeyJournal.open(join(dir, 'one-thread-fdatasync.journal'), { native: { writer: 'thread', sync: 'fdatasync' } }),
+  oneThreadDsync: await KeyJournal.open(join(dir, 'one-thread-dsync.journal'), { native: { writer: 'thread', sync: 'dsync' } }),
+};
 const shared = await KeyJournal.open(join(dir, 'shared.journal'));
 const rawAsync = await openHandle(join(dir, 'raw-async.bin'), 'w');
 // The journal's own strategy applied to the raw loops (the floor the target is measured
 // against): writes into zero-filled space leave the file size alone.
 const rawPreFd = preallocated('raw-prealloc.bin');
 let rawPreOffset = 0;
+const rawPreDsyncFd = preallocated('raw-prealloc-dsync.bin', true);
+let rawPreDsyncOffset = 0;
 closeSync(preallocated('raw-prealloc-async.bin'));
 const rawPreAsync = await openHandle(join(dir, 'raw-prealloc-async.bin'), 'r+');
 let rawPreAsyncOffset = 0;
-type Round = { raw: number; rawAsync: number; rawPre: number; rawPreAsync: number; one: number; many: number };
+type Round = {
+  raw: number;
+  rawAsync: number;
+  rawPre: number;
+  rawPreDsync: number;
+  rawPreAsync: number;
+  one: number;
+  onePoolDsync: number;
+  oneThreadFdatasync: number;
+  oneThreadDsync: number;
+  many: number;
+};
 const cases: [keyof Round, () => Promise<number>][] = [
   [
     'raw',
@@ -168,6 +195,14 @@ const cases: [keyof Round, () => Promise<number>][] = [
       }),
   ],
   [
+    'rawPreDsync',
+    () =>
+      loopRate(ROUND_MS, () => {
+        writeSync(rawPreDsyncFd, record, 0, record.length, rawPreDsyncOffset);
+        rawPreDsyncOffset = (rawPreDsyncOffset + record.length) % PREALLOC;
+      }),
+  ],
+  [
     'rawPreAsync',
     () =>
       loopRate(ROUND_MS, async () => {
@@ -178,6 +213,7 @@ const cases: [keyof Round, () => Promise<number>][] = [
       }),
   ],
   ['one', () => loopRate(ROUND_MS, () => oneJ.append(record))],
+  ...Object.entries(alternatives).map(([name, j]): [keyof Round, () => Promise<number>] => [name as keyof Round, () => loopRate(ROUND_MS, () => j.append(record))]),
   ['many', () => concurrentRate(shared, ROUND_MS)],
 ];
 const rounds: Round[] = [];
@@ -188,6 +224,8 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 closeSync(rawFd2);
 closeSync(rawPreFd);
+closeSync(rawPreDsyncFd);
+for (const j of Object.values(alternatives)) await j.close();
 await rawAsync.close();
 await rawPreAsync.close();
 await oneJ.close();
@@ -200,6 +238,8 @@ const medOne = median(rounds.map((r) => r.one));
 const medRawAsync = median(rounds.map((r) => r.rawAsync));
 const medRawPre = median(rounds.map((r) => r.rawPre));
 const medRawPreAsync = median(rounds.map((r) => r.rawPreAsync));
+const medRawPreDsync = median(rounds.map((r) => r.rawPreDsync));
+const medAlt = (k: keyof typeof alternatives) => median(rounds.map((r) => r[k]));
 // The target is read from quiet rounds only: a round whose synchronous floor ran below
 // QUIET_SHARE of the run's best is one where other processes held the disk or the cores,
 // and there the ratio measures the scheduler (the blocked loop then often loses to any
@@ -210,6 +250,8 @@ const MIN_QUIET = 5;
 const bestRawPre = Math.max(...rounds.map((r) => r.rawPre));
 const quiet = rounds.filter((r) => r.rawPre >= QUIET_SHARE * bestRawPre);
 const measurable = quiet.length >= MIN_QUIET;
+/** Median over the quiet rounds (all rounds when too few are quiet) of a case's ratio to the floor. */
+const vsFloor = (k: keyof Round) => median((measurable ? quiet : rounds).map((r) => r[k] / r.rawPre));
 const ratioOnePre = measurable ? median(quiet.map((r) => r.one / r.rawPre)) : median(rounds.map((r) => r.one / r.rawPre));
 const ratioOnePreAsync = median(rounds.map((r) => r.one / r.rawPreAsync));
 const ratioOneAsync = median(rounds.map((r) => r.one / r.rawAsync));
@@ -220,8 +262,12 @@ const perRound = rounds.map((r) => ({
   raw: Math.round(r.raw),
   rawAsync: Math.round(r.rawAsync),
   rawPrealloc: Math.round(r.rawPre),
+  rawPreallocDsync: Math.round(r.rawPreDsync),
   rawPreallocAsync: Math.round(r.rawPreAsync),
   one: Math.round(r.one),
+  onePoolDsync: Math.round(r.onePoolDsync),
+  oneThreadFdatasync: Math.round(r.oneThreadFdatasync),
+  oneThreadDsync: Math.round(r.oneThreadDsync),
   many: Math.round(r.many),
   quiet: r.rawPre >= QUIET_SHARE * bestRawPre,
 }));
@@ -235,8 +281,12 @@ writeResults(
     { name: 'raw fs write + fdatasync loop (interleaved median)', value: medRaw, unit: 'appends/s', detail: { perRound } },
     { name: 'raw fs/promises write + datasync loop (interleaved median)', value: medRawAsync, unit: 'appends/s' },
     { name: 'raw write + fdatasync into a preallocated file (interleaved median)', value: medRawPre, unit: 'appends/s' },
+    { name: 'raw write through an O_DSYNC descriptor into a preallocated file (interleaved median)', value: medRawPreDsync, unit: 'appends/s' },
     { name: 'raw fs/promises write + datasync into a preallocated file (interleaved median)', value: medRawPreAsync, unit: 'appends/s' },
     { name: 'native journal, one writer (interleaved median)', value: medOne, unit: 'appends/s' },
+    { name: 'native journal, one writer, libuv threadpool + RWF_DSYNC (interleaved median)', value: medAlt('onePoolDsync'), unit: 'appends/s' },
+    { name: 'native journal, one writer, own thread + pwrite + fdatasync (interleaved median)', value: medAlt('oneThreadFdatasync'), unit: 'appends/s' },
+    { name: 'native journal, one writer, own thread + RWF_DSYNC (interleaved median)', value: medAlt('oneThreadDsync'), unit: 'appends/s' },
     {
       name: `native journal, ${WRITERS} concurrent writers (interleaved median)`,
       value: medMany,
@@ -256,6 +306,10 @@ writeResults(
       ...(measurable ? {} : { met: false }),
     },
     ratioTarget('one writer vs raw loop into a growing file (median of per-round ratios)', ratioOne, 0.9),
+    ratioTarget('raw O_DSYNC loop vs the floor (same rounds; informational)', vsFloor('rawPreDsync'), 0.95),
+    ratioTarget('one writer, libuv threadpool + RWF_DSYNC, vs the floor (alternative; informational)', vsFloor('onePoolDsync'), 0.95),
+    ratioTarget('one writer, own thread + pwrite + fdatasync, vs the floor (alternative; informational)', vsFloor('oneThreadFdatasync'), 0.95),
+    ratioTarget('one writer, own thread + RWF_DSYNC, vs the floor (alternative; informational)', vsFloor('oneThreadDsync'), 0.95),
     ratioTarget(`${WRITERS} writers vs raw loop into a growing file (median of per-round ratios)`, ratioMany, 20),
     ratioTarget('one writer vs fs/promises loop into a preallocated file (asynchronous both sides; informational)', ratioOnePreAsync, 0.95),
     ratioTarget('one writer vs fs/promises loop into a growing file (informational)', ratioOneAsync, 0.9),
@@ -264,7 +318,7 @@ writeResults(
   [
     `64-byte records, files in ${tmpdir()}; every acknowledged append is fdatasync'd`,
     `${ROUNDS} interleaved rounds of ${ROUND_MS} ms per case, every other round in reverse order`,
-    'the raw loops run synchronously on the main thread (event loop blocked); the journal runs write + fdatasync on the libuv threadpool and pays two thread hand-offs per append',
+    'the raw loops run synchronously on the main thread (event loop blocked); the journal runs write + fdatasync on the libuv threadpool and pays one round trip between threads per append (the alternatives: a thread of its own, RWF_DSYNC, both)',
     `quiet rounds: the synchronous preallocated loop at >= ${String(QUIET_SHARE)} of its best round (${String(Math.round(bestRawPre))} appends/s); ${String(quiet.length)} of ${String(ROUNDS)}`,
     `load average ${loadStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end; CPU pressure (some, avg60) ${pressureStart} at the start, ${cpuPressure()} at the end, on ${String(cpusCount)} cores: hand-offs cost more when the cores are busy, the synchronous loop has none`,
   ],

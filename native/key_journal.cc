@@ -33,6 +33,18 @@
 // locking is needed. Open syncs the journal's directory (the file may be new) and that
 // directory's parent (the directory may be new) before the first append can run.
 //
+// Two other ways, chosen per journal (new KeyJournal(path, { writer, sync })), for the
+// benchmark that weighs them against the default: sync: 'dsync' writes a batch that
+// stays inside the preallocated space with pwritev2(RWF_DSYNC), one syscall that returns
+// once the bytes are durable (the same guarantee; a batch that grows the file, or a
+// kernel or filesystem that refuses the flag, takes pwrite + fdatasync, the latter for
+// good); writer: 'thread' runs the jobs on a thread the journal owns (started at the
+// first operation, stopped after close), woken through a condition variable and
+// answering through uv_async_send, instead of a libuv threadpool job. The thread costs
+// about a quarter of the threadpool's round trip when the sync is free (tmpfs) but ran
+// at about half its rate on a disk other processes were using; RWF_DSYNC measured no different
+// from fdatasync. See docs/key-journal.md.
+//
 // Compaction writes a snapshot to `<path>.compact`, syncs it, renames it over the
 // journal and syncs the directory: after a crash the journal is either wholly the old
 // file or wholly the snapshot. A leftover `<path>.compact` is removed at open.
@@ -43,14 +55,21 @@
 #include <fcntl.h>
 #include <napi.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -94,6 +113,37 @@ bool WriteAll(int fd, const uint8_t* p, size_t n, off_t offset, OsFailure& fail,
     offset += w;
   }
   return true;
+}
+
+// How a batch is made durable: pwrite then fdatasync, or pwritev2 with RWF_DSYNC (one
+// syscall that returns once the bytes are on stable storage, the same guarantee).
+enum class SyncMode { kFdatasync, kDsync };
+
+enum class DsyncResult { kDone, kFailed, kUnsupported };
+
+// Writes with RWF_DSYNC: each part the kernel accepts is durable when the call returns.
+// kUnsupported (kernel or filesystem without the flag) means nothing was written.
+DsyncResult WriteAllDsync(int fd, const uint8_t* p, size_t n, off_t offset, OsFailure& fail, const std::string& path) {
+  bool first = true;
+  while (n > 0) {
+    struct iovec iov = {const_cast<uint8_t*>(p), n};
+    const ssize_t w = pwritev2(fd, &iov, 1, offset, RWF_DSYNC);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (first && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)) return DsyncResult::kUnsupported;
+      fail.set(errno, "pwritev2", path);
+      return DsyncResult::kFailed;
+    }
+    if (w == 0) {
+      fail.set(EIO, "pwritev2", path);
+      return DsyncResult::kFailed;
+    }
+    first = false;
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += w;
+  }
+  return DsyncResult::kDone;
 }
 
 bool ReadAll(int fd, uint8_t* p, size_t n, OsFailure& fail, const std::string& path) {
@@ -253,14 +303,12 @@ class KeyJournal;
 
 // Everything a worker thread reads or writes lives here; the journal object itself is
 // only touched on the main thread.
-class Task : public Napi::AsyncWorker {
+class Job {
  public:
-  Task(Napi::Env env, KeyJournal* owner, std::vector<Op> ops, std::string path, int fd, uint64_t tail, uint64_t allocated,
-       bool trim)
-      : Napi::AsyncWorker(env, "ptpvts.KeyJournal"), ops_(std::move(ops)), path_(std::move(path)), fd_(fd), tail_(tail),
-        allocated_(allocated), trim_(trim), owner_(owner) {}
+  Job(std::vector<Op> ops, std::string path, int fd, uint64_t tail, uint64_t allocated, bool trim, SyncMode sync)
+      : ops_(std::move(ops)), path_(std::move(path)), fd_(fd), tail_(tail), allocated_(allocated), trim_(trim), sync_(sync) {}
 
-  void Execute() override {
+  void Execute() {
     // Exceptions must not escape a worker thread; the only one possible here is running
     // out of memory for a batch or a recovery buffer.
     try {
@@ -289,15 +337,14 @@ class Task : public Napi::AsyncWorker {
     }
   }
 
-  void OnOK() override;
-  void OnError(const Napi::Error&) override { OnOK(); }  // never SetError: failures travel in fail_
-
   std::vector<Op> ops_;
   std::string path_;
   int fd_;
   uint64_t tail_;
   uint64_t allocated_;  // file size: tail_ plus preallocated zeros
   bool trim_;
+  SyncMode sync_;
+  bool dsyncUnsupported_ = false;  // RWF_DSYNC was refused; this batch used fdatasync
   OsFailure fail_;
   std::vector<Bytes> records_;
   uint64_t truncated_ = 0;
@@ -360,8 +407,17 @@ class Task : public Napi::AsyncWorker {
         first = false;
       }
     }
-    if (!WriteAll(fd_, buf.data(), buf.size(), static_cast<off_t>(tail_), fail_, path_)) return;
     const uint64_t end = tail_ + buf.size();
+    // A batch that grows the file takes the fdatasync path: its zeros and the new size are
+    // committed by one sync.
+    if (sync_ == SyncMode::kDsync && end <= allocated_) {
+      switch (WriteAllDsync(fd_, buf.data(), buf.size(), static_cast<off_t>(tail_), fail_, path_)) {
+        case DsyncResult::kDone: return;
+        case DsyncResult::kFailed: return;
+        case DsyncResult::kUnsupported: dsyncUnsupported_ = true; break;
+      }
+    }
+    if (!WriteAll(fd_, buf.data(), buf.size(), static_cast<off_t>(tail_), fail_, path_)) return;
     if (end > allocated_) {
       const uint64_t grown = (end / kPreallocStep + 1) * kPreallocStep;
       const Bytes zeros(static_cast<size_t>(grown - end), 0);
@@ -408,9 +464,113 @@ class Task : public Napi::AsyncWorker {
     if (!ReadAll(fd_, data.data(), data.size(), fail_, path_)) return;
     if (ScanPrefix(data, &records_) != data.size()) fail_.set(EIO, "read", path_);
   }
-
-  KeyJournal* owner_;
 };
+
+// The libuv threadpool runs a job; completion comes back through N-API's async work.
+class PoolTask : public Napi::AsyncWorker {
+ public:
+  PoolTask(Napi::Env env, KeyJournal* owner, std::unique_ptr<Job> job)
+      : Napi::AsyncWorker(env, "ptpvts.KeyJournal"), owner_(owner), job_(std::move(job)) {}
+  void Execute() override { job_->Execute(); }
+  void OnOK() override;
+  void OnError(const Napi::Error&) override { OnOK(); }  // never SetError: failures travel in fail_
+
+ private:
+  KeyJournal* owner_;
+  std::unique_ptr<Job> job_;
+};
+
+// A thread owned by one journal that runs its jobs, one at a time: the main thread hands
+// a job over through a mutex and condition variable and is told of its completion by
+// uv_async_send, with no threadpool queue, no per-job N-API async work and no other
+// work competing for the thread.
+class WriterThread {
+ public:
+  WriterThread(Napi::Env env, KeyJournal* owner) : env_(env), owner_(owner), context_(env, "ptpvts.KeyJournal") {
+    async_ = new uv_async_t;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_async_init(loop, async_, &WriterThread::OnAsync) != 0) {
+      delete async_;
+      async_ = nullptr;
+      throw Napi::Error::New(env, "KeyJournal: cannot set up the writer thread's completion handle");
+    }
+    async_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));  // only a job in flight keeps the loop alive
+    try {
+      thread_ = std::thread([this] { Loop(); });
+    } catch (const std::system_error& e) {
+      uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+      async_ = nullptr;
+      throw Napi::Error::New(env, std::string("KeyJournal: cannot start the writer thread: ") + e.what());
+    }
+    napi_add_env_cleanup_hook(env, &WriterThread::Cleanup, this);
+  }
+
+  ~WriterThread() {
+    napi_remove_env_cleanup_hook(env_, &WriterThread::Cleanup, this);
+    Stop();
+  }
+
+  void Submit(std::unique_ptr<Job> job) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      todo_ = std::move(job);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::unique_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || todo_ != nullptr; });
+        if (todo_ == nullptr) return;  // stopping, nothing left to run
+        job = std::move(todo_);
+      }
+      job->Execute();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_ = std::move(job);
+      }
+      uv_async_send(async_);
+    }
+  }
+
+  static void OnAsync(uv_async_t* handle);
+
+  // Joins the thread (a job it is running finishes first) and closes the handle; a job
+  // completed but not yet delivered is dropped with its promises, which only happens when
+  // the environment is going away.
+  void Stop() {
+    if (async_ == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async_ = nullptr;
+  }
+
+  static void Cleanup(void* arg) { static_cast<WriterThread*>(arg)->Stop(); }
+
+  Napi::Env env_;
+  KeyJournal* owner_;
+  Napi::AsyncContext context_;
+  uv_async_t* async_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<Job> todo_, done_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Which thread runs a journal's jobs: the libuv threadpool or a thread of its own.
+enum class WriterMode { kThreadpool, kThread };
 
 class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
  public:
@@ -434,13 +594,31 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
     }
     path_ = info[0].As<Napi::String>().Utf8Value();
     if (path_.empty()) throw Napi::TypeError::New(info.Env(), "new KeyJournal(path): path must not be empty");
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsObject()) throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options must be an object");
+      Napi::Object o = info[1].As<Napi::Object>();
+      Napi::Value w = o.Get("writer"), y = o.Get("sync");
+      if (!w.IsUndefined()) {
+        const std::string v = w.IsString() ? w.As<Napi::String>().Utf8Value() : "";
+        if (v == "threadpool") writerMode_ = WriterMode::kThreadpool;
+        else if (v == "thread") writerMode_ = WriterMode::kThread;
+        else throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options.writer must be 'threadpool' or 'thread'");
+      }
+      if (!y.IsUndefined()) {
+        const std::string v = y.IsString() ? y.As<Napi::String>().Utf8Value() : "";
+        if (v == "fdatasync") sync_ = SyncMode::kFdatasync;
+        else if (v == "dsync") sync_ = SyncMode::kDsync;
+        else throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options.sync must be 'fdatasync' or 'dsync'");
+      }
+    }
   }
 
   ~KeyJournal() override {
+    writer_.reset();
     if (fd_ >= 0) close(fd_);
   }
 
-  void Complete(Task& t) {
+  void Complete(Job& t) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     busy_ = false;
@@ -469,6 +647,7 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
         }
         ++syncs_;
         allocated_ = t.allocated_;
+        if (t.dsyncUnsupported_) sync_ = SyncMode::kFdatasync;
         for (const Op& op : t.ops_) appends_ += op.records.size();
         for (Op& op : t.ops_) {
           Napi::Object r = Napi::Object::New(env);
@@ -502,12 +681,19 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
       case OpKind::kClose:
         fd_ = -1;
         closed_ = true;
+        stopWriter_ = true;
         if (t.fail_.failed()) Reject(t.ops_.front(), t.fail_);
         else t.ops_.front().deferred.Resolve(env.Undefined());
         break;
     }
     Unref();
     Pump();
+  }
+
+  // After the close job: the writer thread (if any) is no longer needed. Not from inside
+  // Complete, which runs on the writer's own completion callback.
+  void ReleaseWriter() {
+    if (stopWriter_ && !busy_) writer_.reset();
   }
 
  private:
@@ -519,7 +705,7 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
     return arr;
   }
 
-  static Napi::Value OpenResult(Napi::Env env, const Task& t) {
+  static Napi::Value OpenResult(Napi::Env env, const Job& t) {
     Napi::Object r = Napi::Object::New(env);
     r.Set("records", RecordArray(env, t.records_));
     r.Set("validBytes", Napi::Number::New(env, static_cast<double>(t.tail_)));
@@ -528,7 +714,7 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
   }
 
   // Mid-log damage: the facade turns this into KeyJournalCorruptError.
-  Napi::Error CorruptError(Napi::Env env, const Task& t) {
+  Napi::Error CorruptError(Napi::Env env, const Job& t) {
     const Damage& first = t.damage_.front();
     Napi::Error e = Napi::Error::New(env, "ECORRUPT: key journal '" + path_ + "' is corrupt at offset " + std::to_string(first.offset) + ", " +
                                               std::to_string(t.recordsAfter_) + " valid record(s) follow the damage");
@@ -598,10 +784,23 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
           nextSeq_ += op.records.size();
         }
       }
+      if (writerMode_ == WriterMode::kThread && !writer_) {
+        // Without a thread of its own (the process is out of threads) the journal still
+        // works, on the threadpool.
+        try {
+          writer_ = std::make_unique<WriterThread>(env, this);
+        } catch (const Napi::Error&) {
+          writerMode_ = WriterMode::kThreadpool;
+        }
+      }
       busy_ = true;
       Ref();
-      auto* task = new Task(env, this, std::move(ops), path_, fd_, tail, allocated_, !broken_.failed());
-      task->Queue();
+      auto job = std::make_unique<Job>(std::move(ops), path_, fd_, tail, allocated_, !broken_.failed(), sync_);
+      if (writerMode_ == WriterMode::kThread) {
+        writer_->Submit(std::move(job));
+      } else {
+        (new PoolTask(env, this, std::move(job)))->Queue();
+      }
     }
   }
 
@@ -725,9 +924,40 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
   std::deque<Op> queue_;
   std::vector<Bytes> staged_;
   uint64_t appends_ = 0, syncs_ = 0;
+  // Defaults: neither alternative paid on a shared disk (bench/journal.bench.ts measures
+  // all four side by side; figures in docs/key-journal.md).
+  SyncMode sync_ = SyncMode::kFdatasync;
+  WriterMode writerMode_ = WriterMode::kThreadpool;
+  std::unique_ptr<WriterThread> writer_;
+  bool stopWriter_ = false;
 };
 
-void Task::OnOK() { owner_->Complete(*this); }
+void PoolTask::OnOK() { owner_->Complete(*job_); }
+
+void WriterThread::OnAsync(uv_async_t* handle) {
+  auto* self = static_cast<WriterThread*>(handle->data);
+  std::unique_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    job = std::move(self->done_);
+  }
+  if (job == nullptr) return;  // uv_async_send calls may coalesce
+  uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  KeyJournal* owner = self->owner_;
+  {
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    // Resolving inside a callback scope runs the promise reactions (microtasks) when it closes.
+    Napi::CallbackScope callback(env, self->context_);
+    try {
+      owner->Complete(*job);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+  job.reset();
+  owner->ReleaseWriter();  // may delete self
+}
 
 }  // namespace
 

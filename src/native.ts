@@ -31,6 +31,14 @@ export interface NativeVoteTally {
 }
 
 /** Raw key journal handle (native/key_journal.cc); use src/hotpath/key-journal.ts. */
+/** How a native journal runs its jobs and syncs (native/key_journal.cc); defaults 'threadpool' and 'fdatasync'. */
+export interface NativeKeyJournalOptions {
+  /** 'threadpool': libuv's threadpool; 'thread': a thread owned by the journal. */
+  writer?: 'threadpool' | 'thread';
+  /** 'fdatasync': pwrite then fdatasync; 'dsync': one pwritev2 with RWF_DSYNC. */
+  sync?: 'fdatasync' | 'dsync';
+}
+
 export interface NativeKeyJournal {
   open(): Promise<{ records: Uint8Array[]; validBytes: number; truncatedBytes: number }>;
   append(record: Uint8Array): Promise<{ offset: number; seq: number }>;
@@ -79,7 +87,7 @@ export interface NativeSgDevice {
 export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   VoteTally: new (electorate: number, threshold: number, window: number) => NativeVoteTally;
-  KeyJournal: new (path: string) => NativeKeyJournal;
+  KeyJournal: new (path: string, options?: NativeKeyJournalOptions) => NativeKeyJournal;
   /** Opens a SCSI generic node; rejects ENOTTY when it does not speak sg v3. */
   sgOpen(path: string): Promise<NativeSgDevice>;
   /** A pseudo-terminal pair with the slave in raw mode. */

@@ -4,7 +4,7 @@
  * docs/key-journal.md and native/key_journal.cc.
  */
 import { native } from '../native.js';
-import type { NativeKeyJournal } from '../native.js';
+import type { NativeKeyJournal, NativeKeyJournalOptions } from '../native.js';
 import { HEADER_SIZE } from './journal-format.js';
 import type { JournalDamage } from './journal-format.js';
 import { openWithOptions } from './key-journal-ref.js';
@@ -34,14 +34,16 @@ export class KeyJournal implements KeyJournalApi {
    * offset, valid records after it) and changes nothing, unless `options.salvage` asks to
    * keep the valid records (see {@link KeyJournalOpenOptions}). Other failures reject with
    * {@link KeyJournalError} carrying the OS code (`ENOENT` for a missing directory,
-   * `EACCES`...).
+   * `EACCES`...). `options.native` picks how the addon runs and syncs (default: the libuv
+   * threadpool, pwrite + fdatasync); the alternatives are kept for the benchmark that
+   * weighs them (bench/journal.bench.ts) and are equally durable.
    */
-  static open(path: string, options?: KeyJournalOpenOptions): Promise<KeyJournal> {
-    return openWithOptions(path, options, () => KeyJournal.#openOnce(path), (j, salvage) => new KeyJournal(path, j.#handle, j.#recovered, { ...j.recovery, salvage }));
+  static open(path: string, options?: KeyJournalOpenOptions & { native?: NativeKeyJournalOptions }): Promise<KeyJournal> {
+    return openWithOptions(path, options, () => KeyJournal.#openOnce(path, options?.native), (j, salvage) => new KeyJournal(path, j.#handle, j.#recovered, { ...j.recovery, salvage }));
   }
 
-  static async #openOnce(path: string): Promise<KeyJournal> {
-    const handle = new native.KeyJournal(path);
+  static async #openOnce(path: string, nativeOptions: NativeKeyJournalOptions | undefined): Promise<KeyJournal> {
+    const handle = new native.KeyJournal(path, nativeOptions);
     try {
       const r = await handle.open();
       return new KeyJournal(path, handle, r.records, { records: r.records.length, validBytes: r.validBytes, truncatedBytes: r.truncatedBytes });
