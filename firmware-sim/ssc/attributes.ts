@@ -50,9 +50,10 @@ export function cartridgeAttributes(d: TapeDrive, m: Cartridge, partition = 0): 
   for (const [id, a] of stored) if (!attributeDef(id)?.perPartition) out.set(id, { id, format: a.format, readOnly: attributeDef(id)?.readOnly ?? false, value: a.value });
   for (const [id, a] of own) if (attributeDef(id)?.perPartition) out.set(id, { id, format: a.format, readOnly: attributeDef(id)?.readOnly ?? false, value: a.value });
   const ro = (id: number, format: number, value: Uint8Array): void => void out.set(id, { id, format, readOnly: true, value });
-  const cap = m.header.capacityBytes;
+  // REMAINING and MAXIMUM CAPACITY IN PARTITION (SPC-4): the partition's own, in MiB.
+  const cap = m.partitionSizes[partition] ?? 0;
   const dn = d.mediumDensity();
-  ro(Attr.REMAINING_CAPACITY, 0, binaryValue(Math.floor(Math.max(0, cap - m.dataBytes) / MiB), 8));
+  ro(Attr.REMAINING_CAPACITY, 0, binaryValue(Math.floor(Math.max(0, cap - m.dataBytesOf(partition)) / MiB), 8));
   ro(Attr.MAXIMUM_CAPACITY, 0, binaryValue(Math.floor(cap / MiB), 8));
   ro(Attr.TAPEALERT_FLAGS, 0, binaryValue(d.tapeAlert, 8));
   let used = 16;

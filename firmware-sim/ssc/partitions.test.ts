@@ -357,6 +357,25 @@ describe('positioning and data per partition', () => {
     await write(1 << 20, 4);
   });
 
+  it('READ ATTRIBUTE gives each partition its own remaining and maximum capacity (0000h, 0001h)', async () => {
+    const capacity = async (partition: number): Promise<{ remaining: bigint; maximum: bigint }> => {
+      const rd = await r.port.execute(Cdb.readAttribute({ partition, firstAttribute: 0, allocationLength: 4096 }));
+      expectGood(rd);
+      const out = new Map<number, bigint>();
+      for (let off = 4; off + 5 <= 4 + getU32(rd.data, 0); ) {
+        const id = getU16(rd.data, off);
+        const len = getU16(rd.data, off + 3);
+        if (len === 8) out.set(id, getU64(rd.data, off + 5));
+        off += 5 + len;
+      }
+      return { remaining: out.get(0x0000)!, maximum: out.get(0x0001)! };
+    };
+    await write(1 << 20, 1);
+    // 2 MB and 8 MB partitions, in MiB rounded down; 1 MiB written in partition 0 only.
+    expect(await capacity(0)).toEqual({ remaining: 0n, maximum: 1n });
+    expect(await capacity(1)).toEqual({ remaining: 7n, maximum: 7n });
+  });
+
   it('a power cycle puts the position at BOP of partition 0 and keeps the layout', async () => {
     expectGood(await r.port.execute(Cdb.locate10(0, { partition: 1 })));
     await write(10, 1);
