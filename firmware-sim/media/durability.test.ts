@@ -12,6 +12,7 @@ import { crc32c } from '../../src/native.js';
 import { Cartridge, CartridgeWriteError, checkCartridge, createCartridgeFile, nodeFileIo, type CartridgeFileIo } from './index.js';
 import { writeFormat1Cartridge } from '../../test/kit/format1-cartridge.js';
 import { FORMAT_VERSION, HEADER_SIZE, MAM_SLOT_OFFSETS, RECORD_HEADER_SIZE, type StoredAttribute } from './format.js';
+import { powerCuts, recordingIo } from './test-file-ops.js';
 
 const init = { mediaType: 'LTO7', barcode: 'D00001L7', capacityBytes: 1 << 30, worm: false };
 let dir: string;
@@ -308,44 +309,18 @@ describe('torn tails after a power cut', () => {
     };
     const before = readFileSync(path);
     const oldState = readState(path);
-    type Op = { k: 'write'; at: number; data: Buffer } | { k: 'truncate'; len: number } | { k: 'sync' };
-    const ops: Op[] = [];
-    let recording = false;
-    const io: CartridgeFileIo = {
-      ...nodeFileIo,
-      writeSync: (fd, buf, off, len, pos) => {
-        const n = nodeFileIo.writeSync(fd, buf, off, len, pos);
-        if (recording) ops.push({ k: 'write', at: pos, data: Buffer.from(buf.subarray(off, off + n)) });
-        return n;
-      },
-      writevSync: (fd, bufs, pos) => {
-        const n = nodeFileIo.writevSync(fd, bufs, pos);
-        if (recording) ops.push({ k: 'write', at: pos, data: Buffer.concat(bufs.map((b) => Buffer.from(b))).subarray(0, n) });
-        return n;
-      },
-      ftruncateSync: (fd, len) => {
-        nodeFileIo.ftruncateSync(fd, len);
-        if (recording) ops.push({ k: 'truncate', len });
-      },
-      fdatasyncSync: (fd) => {
-        nodeFileIo.fdatasyncSync(fd);
-        if (recording) ops.push({ k: 'sync' });
-      },
-      fsyncSync: (fd) => {
-        nodeFileIo.fsyncSync(fd);
-        if (recording) ops.push({ k: 'sync' });
-      },
-    };
+    const rec = recordingIo();
+    const { io, ops } = rec;
     const c = Cartridge.open(path, { io });
     // The open itself writes nothing to a cleanly closed cartridge.
     const at = 9;
-    recording = true;
+    rec.record(true);
     c.truncate(at);
     const discardAcked = ops.length;
     c.appendBlock(bytes(2222, 200));
     c.appendBlock(bytes(3333, 201));
     c.appendFilemarks(1);
-    recording = false;
+    rec.record(false);
     c.close();
     const newState = [...oldState.slice(0, at), 'b2222', 'b3333', 'fm'];
     expect(readState(path)).toEqual(newState);
@@ -354,46 +329,23 @@ describe('torn tails after a power cut', () => {
     // A cut at time t (ops[0..t) issued) keeps everything up to the last fdatasync before t,
     // then a prefix of the rest (p ops), the next one torn.
     let cuts = 0;
-    for (let t = 0; t <= ops.length; t++) {
-      let synced = 0;
-      for (let i = 0; i < t; i++) if (ops[i]?.k === 'sync') synced = i + 1;
-      for (let n = synced; n <= t; n++) {
-        const next = n < t ? ops[n] : undefined;
-        // A write torn after `tear` bytes; a truncate not kept (-1) may still have zeroed the
-        // rest of the page holding its new end, as the kernel does in the page cache.
-        const tears = next?.k === 'write' ? [...new Set([...Array.from({ length: Math.min(next.data.length, 48) }, (_, b) => b + 1), next.data.length - 1, Math.floor(next.data.length / 2)])].filter((b) => b > 0 && b < next.data.length) : next?.k === 'truncate' ? [0, -1] : [0];
-        for (const tear of tears) {
-          let img = Buffer.from(before);
-          const apply = (o: Op, upTo?: number): void => {
-            if (o.k === 'truncate') img = o.len <= img.length ? img.subarray(0, o.len) : Buffer.concat([img, Buffer.alloc(o.len - img.length)]);
-            else if (o.k === 'write') {
-              const data = upTo === undefined ? o.data : o.data.subarray(0, upTo);
-              if (o.at + data.length > img.length) img = Buffer.concat([img, Buffer.alloc(o.at + data.length - img.length)]);
-              data.copy(img, o.at);
-            }
-          };
-          for (let i = 0; i < n; i++) apply(ops[i] as Op);
-          if (next?.k === 'write' && tear > 0) apply(next, tear);
-          if (next?.k === 'truncate' && tear === -1) img.fill(0, next.len, Math.min(img.length, Math.ceil((next.len + 1) / 4096) * 4096));
-          const cut = join(dir, `cut-${t}-${n}-${tear}.cart`);
-          writeFileSync(cut, img);
-          const where = `cut after ${t} of ${ops.length} operations, ${n} of them kept${tear > 0 ? `, the next write torn after ${tear} bytes` : tear < 0 ? ', the next (a truncate) lost with the page at its end zeroed' : ''}`;
-          expect(checkCartridge(cut).damaged, where).toEqual([]);
-          const got = readState(cut);
-          const isPrefixOf = (s: readonly string[]): boolean => got.length <= s.length && got.every((o, i) => o === s[i]);
-          // Once truncate returned, the discard is acknowledged: the old records never come back.
-          if (t < discardAcked) expect(isPrefixOf(oldState) || isPrefixOf(newState), where).toBe(true);
-          else expect(isPrefixOf(newState) && got.length >= at, `${where}: got ${got.join(' ')}`).toBe(true);
-          // What the cut left must also be writable: a drive loads it and appends.
-          const w = Cartridge.open(cut);
-          w.appendBlock(bytes(100, 7));
-          w.appendFilemarks(1);
-          w.close();
-          expect(readState(cut), where).toEqual([...got, 'b100', 'fm']);
-          rmSync(cut);
-          cuts++;
-        }
-      }
+    for (const { t, n, tear, img, where } of powerCuts(before, ops, { tearBytes: 48 })) {
+      const cut = join(dir, `cut-${t}-${n}-${tear}.cart`);
+      writeFileSync(cut, img);
+      expect(checkCartridge(cut).damaged, where).toEqual([]);
+      const got = readState(cut);
+      const isPrefixOf = (s: readonly string[]): boolean => got.length <= s.length && got.every((o, i) => o === s[i]);
+      // Once truncate returned, the discard is acknowledged: the old records never come back.
+      if (t < discardAcked) expect(isPrefixOf(oldState) || isPrefixOf(newState), where).toBe(true);
+      else expect(isPrefixOf(newState) && got.length >= at, `${where}: got ${got.join(' ')}`).toBe(true);
+      // What the cut left must also be writable: a drive loads it and appends.
+      const w = Cartridge.open(cut);
+      w.appendBlock(bytes(100, 7));
+      w.appendFilemarks(1);
+      w.close();
+      expect(readState(cut), where).toEqual([...got, 'b100', 'fm']);
+      rmSync(cut);
+      cuts++;
     }
     expect(cuts).toBeGreaterThan(ops.length);
   });

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/native.js';
-import { Cartridge, checkCartridge, formatCartridgeReport, MediaReadError, nodeFileIo, type CartridgeFileIo } from './index.js';
+import { Cartridge, checkCartridge, formatCartridgeReport, MediaReadError } from './index.js';
 import { decodeHeader, FORMAT_VERSION, HEADER_SIZE, PARTITIONED_VERSION, RECORD_HEADER_SIZE } from './format.js';
+import { powerCuts, recordingIo } from './test-file-ops.js';
 
 const init = { mediaType: 'LTO7', barcode: 'P00001L7', capacityBytes: 1 << 30, worm: false };
 let dir: string;
@@ -310,34 +311,8 @@ describe('partitions in the cartridge file', () => {
     const before = readFileSync(path);
     const oldState = fileState(path);
 
-    type Op = { k: 'write'; at: number; data: Buffer } | { k: 'truncate'; len: number } | { k: 'sync' };
-    const ops: Op[] = [];
-    let recording = false;
-    const io: CartridgeFileIo = {
-      ...nodeFileIo,
-      writeSync: (fd, buf, off, len, pos) => {
-        const n = nodeFileIo.writeSync(fd, buf, off, len, pos);
-        if (recording) ops.push({ k: 'write', at: pos, data: Buffer.from(buf.subarray(off, off + n)) });
-        return n;
-      },
-      writevSync: (fd, bufs, pos) => {
-        const n = nodeFileIo.writevSync(fd, bufs, pos);
-        if (recording) ops.push({ k: 'write', at: pos, data: Buffer.concat(bufs.map((b) => Buffer.from(b))).subarray(0, n) });
-        return n;
-      },
-      ftruncateSync: (fd, len) => {
-        nodeFileIo.ftruncateSync(fd, len);
-        if (recording) ops.push({ k: 'truncate', len });
-      },
-      fdatasyncSync: (fd) => {
-        nodeFileIo.fdatasyncSync(fd);
-        if (recording) ops.push({ k: 'sync' });
-      },
-      fsyncSync: (fd) => {
-        nodeFileIo.fsyncSync(fd);
-        if (recording) ops.push({ k: 'sync' });
-      },
-    };
+    const rec = recordingIo();
+    const { io, ops } = rec;
     // Every state the tape passes through, and from which operation on each is acknowledged.
     const history: string[] = [JSON.stringify(oldState)];
     const acked: Array<{ op: number; state: number }> = [];
@@ -347,7 +322,7 @@ describe('partitions in the cartridge file', () => {
       history.push(JSON.stringify(tapeState(c)));
       if (ack) acked.push({ op: ops.length, state: history.length - 1 });
     };
-    recording = true;
+    rec.record(true);
     step(() => c.format([200 << 20, 300 << 20]), true);
     step(() => c.appendBlock(bytes(1111, 40)), false);
     step(() => c.appendFilemarks(1), true);
@@ -360,7 +335,7 @@ describe('partitions in the cartridge file', () => {
     step(() => c.truncate(1), true);
     step(() => c.appendBlock(bytes(3333, 43)), false);
     step(() => c.appendFilemarks(1), true);
-    recording = false;
+    rec.record(false);
     c.close();
     expect(fileState(path)).toEqual([
       ['b1111:40', 'b3333:43', 'fm'],
@@ -368,51 +343,30 @@ describe('partitions in the cartridge file', () => {
     ]);
 
     let cuts = 0;
-    for (let t = 0; t <= ops.length; t++) {
-      let synced = 0;
-      for (let i = 0; i < t; i++) if (ops[i]?.k === 'sync') synced = i + 1;
-      for (let n = synced; n <= t; n++) {
-        const next = n < t ? ops[n] : undefined;
-        // The header (the version 3 mark) is 128 bytes inside the first sector: written whole
-        // or not at all, as for the conversion of format 1 files, so it is not torn here.
-        const tears = next?.k === 'write' && next.at === 0 ? [0] : next?.k === 'write' ? [...new Set([...Array.from({ length: Math.min(next.data.length, 40) }, (_, b) => b + 1), next.data.length - 1, Math.floor(next.data.length / 2)])].filter((b) => b > 0 && b < next.data.length) : next?.k === 'truncate' ? [0, -1] : [0];
-        for (const tear of tears) {
-          let img = Buffer.from(before);
-          const apply = (o: Op, upTo?: number): void => {
-            if (o.k === 'truncate') img = o.len <= img.length ? img.subarray(0, o.len) : Buffer.concat([img, Buffer.alloc(o.len - img.length)]);
-            else if (o.k === 'write') {
-              const data = upTo === undefined ? o.data : o.data.subarray(0, upTo);
-              if (o.at + data.length > img.length) img = Buffer.concat([img, Buffer.alloc(o.at + data.length - img.length)]);
-              data.copy(img, o.at);
-            }
-          };
-          for (let i = 0; i < n; i++) apply(ops[i] as Op);
-          if (next?.k === 'write' && tear > 0) apply(next, tear);
-          if (next?.k === 'truncate' && tear === -1) img.fill(0, next.len, Math.min(img.length, Math.ceil((next.len + 1) / 4096) * 4096));
-          const cut = join(dir, `cut-${t}-${n}-${tear}.cart`);
-          writeFileSync(cut, img);
-          const where = `cut after ${t} of ${ops.length} operations, ${n} kept${tear > 0 ? `, the next write torn after ${tear} bytes` : tear < 0 ? ', the next (a truncate) lost with its page zeroed' : ''}`;
-          const report = checkCartridge(cut);
-          expect(report.damaged, where).toEqual([]);
-          const got = JSON.stringify(fileState(cut));
-          // The old layout with exactly the old data, or one of the states the new layout was in.
-          const at = history.indexOf(got);
-          expect(at, `${where}: got ${got}`).toBeGreaterThanOrEqual(0);
-          // Nothing acknowledged is lost: a format, filemark or discard that returned before the cut stays.
-          const must = acked.filter((a) => a.op <= t).reduce((m, a) => Math.max(m, a.state), 0);
-          expect(at, `${where}: got ${got}, must be at least ${history[must]}`).toBeGreaterThanOrEqual(must);
-          // And the cut file takes writes again in every partition.
-          const w = Cartridge.open(cut);
-          w.selectPartition(w.partitionCount - 1);
-          w.appendBlock(bytes(9, 9));
-          w.appendFilemarks(1);
-          const after = tapeState(w);
-          w.close();
-          expect(fileState(cut), where).toEqual(after);
-          rmSync(cut);
-          cuts++;
-        }
-      }
+    // The header (the version 3 mark) is 128 bytes inside the first sector: written whole
+    // or not at all, as for the conversion of format 1 files, so it is not torn here.
+    for (const { t, tear, n, img, where } of powerCuts(before, ops, { tearBytes: 40, whole: (o) => o.k === 'write' && o.at === 0 })) {
+      const cut = join(dir, `cut-${t}-${n}-${tear}.cart`);
+      writeFileSync(cut, img);
+      const report = checkCartridge(cut);
+      expect(report.damaged, where).toEqual([]);
+      const got = JSON.stringify(fileState(cut));
+      // The old layout with exactly the old data, or one of the states the new layout was in.
+      const at = history.indexOf(got);
+      expect(at, `${where}: got ${got}`).toBeGreaterThanOrEqual(0);
+      // Nothing acknowledged is lost: a format, filemark or discard that returned before the cut stays.
+      const must = acked.filter((a) => a.op <= t).reduce((m, a) => Math.max(m, a.state), 0);
+      expect(at, `${where}: got ${got}, must be at least ${history[must]}`).toBeGreaterThanOrEqual(must);
+      // And the cut file takes writes again in every partition.
+      const w = Cartridge.open(cut);
+      w.selectPartition(w.partitionCount - 1);
+      w.appendBlock(bytes(9, 9));
+      w.appendFilemarks(1);
+      const after = tapeState(w);
+      w.close();
+      expect(fileState(cut), where).toEqual(after);
+      rmSync(cut);
+      cuts++;
     }
     expect(cuts).toBeGreaterThan(ops.length);
   });
