@@ -19,7 +19,8 @@ export function currentStatus(vtc: VtcState): PtpStatus {
   // recording: an older image of itself (this VTC may have restarted and missed its boot).
   if (VTS_NAMES.some((x) => vtc.eff.status[x] === 'in' && vtc.obs[x].view !== undefined && vtc.obs[x].at >= vtc.effAt && vtc.obs[x].view!.lastKeySeq < expectRange(vtc, x).lo)) return { kind: 'offline' };
   // Nor from one whose disks got less far than an earlier boot of them did (a restored image).
-  if (VTS_NAMES.some((x) => vtc.eff.status[x] === 'in' && reliedOn(vtc, x) && olderImage(vtc, x) !== null)) return { kind: 'offline' };
+  // (The cheap test first: without token sums in the views nothing is an older image.)
+  if (VTS_NAMES.some((x) => vtc.eff.status[x] === 'in' && olderImage(vtc, x) !== null && reliedOn(vtc, x))) return { kind: 'offline' };
   return deriveStatus(vtc.eff, { A: vtc.obs.A.view, B: vtc.obs.B.view });
 }
 
@@ -243,9 +244,9 @@ export function olderImage(vtc: VtcState, x: VtsName): string | null {
  */
 export function olderKept(vtc: VtcState, k: { readonly status: Readonly<Record<VtsName, 'in' | 'out'>>; readonly reason: string; readonly subjects: readonly VtsName[] }): string | null {
   for (const x of VTS_NAMES) {
-    if (k.status[x] !== 'in' || (k.reason === 'override' && k.subjects.includes(x)) || !reliedOn(vtc, x, k.status)) continue;
+    if (k.status[x] !== 'in' || (k.reason === 'override' && k.subjects.includes(x))) continue;
     const why = olderImage(vtc, x);
-    if (why !== null) return why;
+    if (why !== null && reliedOn(vtc, x, k.status)) return why;
   }
   return null;
 }
