@@ -9,7 +9,7 @@ import { runSchedule, ScheduleFailure } from './schedule.js';
 
 export const LONG = process.env.PTPVTS_LONG === '1';
 /**
- * Default total per run: 3 x 10^4, what CI runs beside 1,000 production-code schedules
+ * Default total per run: 3 x 10^4, what CI runs beside 500 production-code schedules
  * (`npm run sim:prod`) within its time; `PTPVTS_SIM_COUNT=100000` for the 10^5 scan, PTPVTS_LONG=1 for 10^6.
  */
 export const TOTAL = Number(process.env.PTPVTS_SIM_COUNT ?? (LONG ? 1_000_000 : 30_000));

@@ -1,6 +1,6 @@
 /**
  * Production-code schedules as vitest tests, in chunks, split over two files so that two
- * workers run them (`npm run sim:prod`; CI runs 1,000 schedules, `PTPVTS_LONG=1` 10^5).
+ * workers run them (`npm run sim:prod`; CI runs 500 schedules, `PTPVTS_LONG=1` 10^5).
  * `PTPVTS_PROD_SEEDS=N` and `PTPVTS_PROD_FROM=K` choose the range; `PTPVTS_SEED=S` replays
  * one seed and prints its trace. Without `PTPVTS_PROD_SIM=1` (set by the npm script) the
  * files define only a skipped test, so `npm test` does not run them.
@@ -55,7 +55,7 @@ export function defineProdRange(part: number): void {
     });
     return;
   }
-  const total = positiveInt('PTPVTS_PROD_SEEDS', PROD_LONG ? 100_000 : 1_000);
+  const total = positiveInt('PTPVTS_PROD_SEEDS', PROD_LONG ? 100_000 : 500);
   const first = positiveInt('PTPVTS_PROD_FROM', 1);
   const per = Math.ceil(total / PROD_PARTS);
   const from = first + part * per;
