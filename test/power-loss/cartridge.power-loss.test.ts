@@ -23,10 +23,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cutCount, mountPowerFs, powerFsAvailable, powerFsTempRoot, type CutMode, type PowerFs } from './powerfs.js';
+import { cutCount, cutRandom, mountPowerFs, powerFsAvailable, powerFsTempRoot, startCampaignWriter, type CutMode, type PowerFs } from './powerfs.js';
 import { checkCut, type Violation } from './cartridge/check.js';
 import { Script, Slot } from './cartridge/script.js';
 
@@ -74,21 +73,8 @@ describe.skipIf(!avail.ok)(`cartridge files across power cuts${avail.ok ? '' : `
     // -2: not even the first cartridge is loaded yet; -1: it is, no op done.
     sh[Slot.op] = -1;
     sh[Slot.done] = -2;
-    const worker = new Worker(bundle, { workerData: { dir: fs.mountpoint, seed, shared } });
-    const finished = new Promise<{ ops?: number; error?: string }>((resolve) => {
-      worker.once('message', resolve);
-      worker.once('error', (e) => resolve({ error: `${e.name}: ${e.message}` }));
-      worker.once('exit', (code) => resolve({ error: `writer exited (${code}) without a word` }));
-    });
-    let rs = (seed ^ 0x2545f491) >>> 0 || 1;
-    const rand = (): number => {
-      rs ^= rs << 13;
-      rs >>>= 0;
-      rs ^= rs >>> 17;
-      rs ^= rs << 5;
-      rs >>>= 0;
-      return rs / 0x100000000;
-    };
+    const { worker, finished } = startCampaignWriter(bundle, { dir: fs.mountpoint, seed, shared });
+    const rand = cutRandom(seed);
     const fresh = new Script(seed);
     const base = new Script(seed);
     const findings = new Findings();

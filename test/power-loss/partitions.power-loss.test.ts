@@ -20,11 +20,10 @@ import { rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cartridge, checkCartridge } from '../../firmware-sim/media/index.js';
-import { cutCount, mountPowerFs, powerFsAvailable, powerFsTempRoot, type CutMode, type PowerFs } from './powerfs.js';
+import { cutCount, cutRandom, mountPowerFs, powerFsAvailable, powerFsTempRoot, startCampaignWriter, type CutMode, type PowerFs } from './powerfs.js';
 import { blockBytes, CAPACITY, Script, Slot } from './partitions/script.js';
 
 const avail = powerFsAvailable();
@@ -78,21 +77,8 @@ describe.skipIf(!avail.ok)(`partitioned cartridge files across power cuts${avail
     const sh = new Int32Array(shared);
     sh[Slot.op] = -1;
     sh[Slot.done] = -1;
-    const worker = new Worker(bundle, { workerData: { path, seed, shared } });
-    const finished = new Promise<{ ops?: number; error?: string }>((resolve) => {
-      worker.once('message', resolve);
-      worker.once('error', (e) => resolve({ error: `${e.name}: ${e.message}` }));
-      worker.once('exit', (code) => resolve({ error: `writer exited (${code}) without a word` }));
-    });
-    let rs = (seed ^ 0x2545f491) >>> 0 || 1;
-    const rand = (): number => {
-      rs ^= rs << 13;
-      rs >>>= 0;
-      rs ^= rs >>> 17;
-      rs ^= rs << 5;
-      rs >>>= 0;
-      return rs / 0x100000000;
-    };
+    const { worker, finished } = startCampaignWriter(bundle, { path, seed, shared });
+    const rand = cutRandom(seed);
     const script = new Script(seed);
     const failures: string[] = [];
     const byCheck = new Map<string, number>();

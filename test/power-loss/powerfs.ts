@@ -13,6 +13,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 /** The harness works: colleagues' campaigns poll for this line. */
 export const READY = true;
@@ -454,4 +455,31 @@ export async function mountPowerFs(opts?: { name?: string }): Promise<PowerFs> {
     throw e;
   }
   return fs;
+}
+
+/**
+ * A campaign's writer: a worker running `bundle` with `workerData`, and a promise of its last
+ * word (`{ ops }` when it finished its script, `{ error }` when it failed or exited silently).
+ */
+export function startCampaignWriter(bundle: string | URL, workerData: unknown): { worker: Worker; finished: Promise<{ ops?: number; error?: string }> } {
+  const worker = new Worker(bundle, { workerData });
+  const finished = new Promise<{ ops?: number; error?: string }>((resolve) => {
+    worker.once('message', resolve);
+    worker.once('error', (e) => resolve({ error: `${e.name}: ${e.message}` }));
+    worker.once('exit', (code) => resolve({ error: `writer exited (${code}) without a word` }));
+  });
+  return { worker, finished };
+}
+
+/** The campaign's seeded choice of cut points (xorshift32), uniform in [0, 1). */
+export function cutRandom(seed: number): () => number {
+  let rs = (seed ^ 0x2545f491) >>> 0 || 1;
+  return (): number => {
+    rs ^= rs << 13;
+    rs >>>= 0;
+    rs ^= rs >>> 17;
+    rs ^= rs << 5;
+    rs >>>= 0;
+    return rs / 0x100000000;
+  };
 }
