@@ -361,12 +361,13 @@ export class VtsUnit {
 
   /** What the protocol core reads: status, last key seq, and the volumes this VTS is behind on. */
   view(): VtsStatusView {
-    const behind = this.cache
-      .list()
-      .filter((m) => m.dataGeneration !== m.generation)
-      .map((m) => m.volser);
+    // One pass over the volumes (a view answers every heartbeat).
+    const behind: string[] = [];
     let tokenSum = 0;
-    for (const m of this.cache.list()) tokenSum += m.generation;
+    for (const m of this.cache.list()) {
+      if (m.dataGeneration !== m.generation) behind.push(m.volser);
+      tokenSum += m.generation;
+    }
     return { name: this.id, inOperation: this.#inOperation, lastKeySeq: this.#lastKeySeq, behind, lastKeyMac: this.#lastKeyMac, imageId: this.#imageId, bootId: this.#bootId, tokenSum };
   }
 
