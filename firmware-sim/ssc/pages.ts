@@ -11,6 +11,7 @@ import { StoredModePage, type ModePage } from '../engine/mode-pages.js';
 import type { EmulatedUnit, UnitHooks } from '../engine/unit.js';
 import { earlyWarningPoint, partitionSizes, type PartitionRequest, type TapeDrive } from './drive.js';
 import { takeDeferredError } from './immediate.js';
+import { volumeStatisticsParameters } from './volume-statistics.js';
 
 const MiB = 1024 * 1024;
 
@@ -289,6 +290,7 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>, compressionDefa
       },
     });
   }
+  unit.logPages.add({ page: 0x17, subpage: 0, name: 'volume statistics', parameters: () => volumeStatisticsParameters(d) });
   unit.logPages.add({
     page: 0x31,
     subpage: 0,
