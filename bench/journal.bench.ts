@@ -144,6 +144,7 @@ const alternatives = {
   onePoolDsync: await KeyJournal.open(join(dir, 'one-pool-dsync.journal'), { native: { writer: 'threadpool', sync: 'dsync' } }),
   oneThreadFdatasync: await KeyJournal.open(join(dir, 'one-thread-fdatasync.journal'), { native: { writer: 'thread', sync: 'fdatasync' } }),
   oneThreadDsync: await KeyJournal.open(join(dir, 'one-thread-dsync.journal'), { native: { writer: 'thread', sync: 'dsync' } }),
+  oneThreadSpin: await KeyJournal.open(join(dir, 'one-thread-spin.journal'), { native: { writer: 'thread', sync: 'fdatasync', poll: 'spin' } }),
 };
 const shared = await KeyJournal.open(join(dir, 'shared.journal'));
 const rawAsync = await openHandle(join(dir, 'raw-async.bin'), 'w');
@@ -166,6 +167,7 @@ type Round = {
   onePoolDsync: number;
   oneThreadFdatasync: number;
   oneThreadDsync: number;
+  oneThreadSpin: number;
   many: number;
 };
 const cases: [keyof Round, () => Promise<number>][] = [
@@ -268,6 +270,7 @@ const perRound = rounds.map((r) => ({
   onePoolDsync: Math.round(r.onePoolDsync),
   oneThreadFdatasync: Math.round(r.oneThreadFdatasync),
   oneThreadDsync: Math.round(r.oneThreadDsync),
+  oneThreadSpin: Math.round(r.oneThreadSpin),
   many: Math.round(r.many),
   quiet: r.rawPre >= QUIET_SHARE * bestRawPre,
 }));
@@ -287,6 +290,7 @@ writeResults(
     { name: 'native journal, one writer, libuv threadpool + RWF_DSYNC (interleaved median)', value: medAlt('onePoolDsync'), unit: 'appends/s' },
     { name: 'native journal, one writer, own thread + pwrite + fdatasync (interleaved median)', value: medAlt('oneThreadFdatasync'), unit: 'appends/s' },
     { name: 'native journal, one writer, own thread + RWF_DSYNC (interleaved median)', value: medAlt('oneThreadDsync'), unit: 'appends/s' },
+    { name: 'native journal, one writer, own thread polling (spin) + pwrite + fdatasync (interleaved median)', value: medAlt('oneThreadSpin'), unit: 'appends/s' },
     {
       name: `native journal, ${WRITERS} concurrent writers (interleaved median)`,
       value: medMany,
@@ -310,6 +314,7 @@ writeResults(
     ratioTarget('one writer, libuv threadpool + RWF_DSYNC, vs the floor (alternative; informational)', vsFloor('onePoolDsync'), 0.95),
     ratioTarget('one writer, own thread + pwrite + fdatasync, vs the floor (alternative; informational)', vsFloor('oneThreadFdatasync'), 0.95),
     ratioTarget('one writer, own thread + RWF_DSYNC, vs the floor (alternative; informational)', vsFloor('oneThreadDsync'), 0.95),
+    ratioTarget('one writer, own thread polling (spin) + pwrite + fdatasync, vs the floor (alternative; informational)', vsFloor('oneThreadSpin'), 0.95),
     ratioTarget(`${WRITERS} writers vs raw loop into a growing file (median of per-round ratios)`, ratioMany, 20),
     ratioTarget('one writer vs fs/promises loop into a preallocated file (asynchronous both sides; informational)', ratioOnePreAsync, 0.95),
     ratioTarget('one writer vs fs/promises loop into a growing file (informational)', ratioOneAsync, 0.9),

@@ -59,7 +59,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -486,7 +488,7 @@ class PoolTask : public Napi::AsyncWorker {
 // work competing for the thread.
 class WriterThread {
  public:
-  WriterThread(Napi::Env env, KeyJournal* owner) : env_(env), owner_(owner), context_(env, "ptpvts.KeyJournal") {
+  WriterThread(Napi::Env env, KeyJournal* owner, bool spin) : env_(env), owner_(owner), context_(env, "ptpvts.KeyJournal"), spin_(spin) {
     async_ = new uv_async_t;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_async_init(loop, async_, &WriterThread::OnAsync) != 0) {
@@ -495,6 +497,14 @@ class WriterThread {
       throw Napi::Error::New(env, "KeyJournal: cannot set up the writer thread's completion handle");
     }
     async_->data = this;
+    if (spin_) {
+      // An idle handle, active only while a job is in flight, keeps the loop polling with a
+      // zero timeout, so the completion is picked up without the main thread sleeping and
+      // being woken.
+      idle_ = new uv_idle_t;
+      uv_idle_init(loop, idle_);
+      uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+    }
     uv_unref(reinterpret_cast<uv_handle_t*>(async_));  // only a job in flight keeps the loop alive
     try {
       thread_ = std::thread([this] { Loop(); });
@@ -513,22 +523,40 @@ class WriterThread {
 
   void Submit(std::unique_ptr<Job> job) {
     uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    if (idle_ != nullptr) uv_idle_start(idle_, [](uv_idle_t*) {});
+    bool sleeping;
     {
       std::lock_guard<std::mutex> lock(mu_);
       todo_ = std::move(job);
+      pending_.store(true, std::memory_order_release);
+      sleeping = sleeping_;
     }
-    cv_.notify_one();
+    // A spinning thread sees pending_ without a wake-up.
+    if (sleeping) cv_.notify_one();
   }
 
  private:
   void Loop() {
     for (;;) {
       std::unique_ptr<Job> job;
+      if (spin_) {
+        // Poll for the next job a little while before sleeping: a writer that appends
+        // again as soon as its last append is answered hands over without a futex wake.
+        const auto until = std::chrono::steady_clock::now() + kSpin;
+        while (!pending_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        }
+      }
       {
         std::unique_lock<std::mutex> lock(mu_);
+        sleeping_ = true;
         cv_.wait(lock, [this] { return stop_ || todo_ != nullptr; });
+        sleeping_ = false;
         if (todo_ == nullptr) return;  // stopping, nothing left to run
         job = std::move(todo_);
+        pending_.store(false, std::memory_order_relaxed);
       }
       job->Execute();
       {
@@ -554,6 +582,10 @@ class WriterThread {
     if (thread_.joinable()) thread_.join();
     uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
     async_ = nullptr;
+    if (idle_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+      idle_ = nullptr;
+    }
   }
 
   static void Cleanup(void* arg) { static_cast<WriterThread*>(arg)->Stop(); }
@@ -562,10 +594,16 @@ class WriterThread {
   KeyJournal* owner_;
   Napi::AsyncContext context_;
   uv_async_t* async_ = nullptr;
+  // poll: 'spin': how long the thread polls for the next job before it sleeps.
+  static constexpr std::chrono::microseconds kSpin{200};
+  const bool spin_;
+  uv_idle_t* idle_ = nullptr;
+  std::atomic<bool> pending_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<Job> todo_, done_;
   bool stop_ = false;
+  bool sleeping_ = false;
   std::thread thread_;
 };
 
@@ -597,7 +635,13 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       if (!info[1].IsObject()) throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options must be an object");
       Napi::Object o = info[1].As<Napi::Object>();
-      Napi::Value w = o.Get("writer"), y = o.Get("sync");
+      Napi::Value w = o.Get("writer"), y = o.Get("sync"), pl = o.Get("poll");
+      if (!pl.IsUndefined()) {
+        const std::string v = pl.IsString() ? pl.As<Napi::String>().Utf8Value() : "";
+        if (v == "block") spin_ = false;
+        else if (v == "spin") spin_ = true;
+        else throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options.poll must be 'block' or 'spin'");
+      }
       if (!w.IsUndefined()) {
         const std::string v = w.IsString() ? w.As<Napi::String>().Utf8Value() : "";
         if (v == "threadpool") writerMode_ = WriterMode::kThreadpool;
@@ -788,7 +832,7 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
         // Without a thread of its own (the process is out of threads) the journal still
         // works, on the threadpool.
         try {
-          writer_ = std::make_unique<WriterThread>(env, this);
+          writer_ = std::make_unique<WriterThread>(env, this, spin_);
         } catch (const Napi::Error&) {
           writerMode_ = WriterMode::kThreadpool;
         }
@@ -928,6 +972,7 @@ class KeyJournal : public Napi::ObjectWrap<KeyJournal> {
   // all four side by side; figures in docs/key-journal.md).
   SyncMode sync_ = SyncMode::kFdatasync;
   WriterMode writerMode_ = WriterMode::kThreadpool;
+  bool spin_ = false;
   std::unique_ptr<WriterThread> writer_;
   bool stopWriter_ = false;
 };
@@ -943,6 +988,7 @@ void WriterThread::OnAsync(uv_async_t* handle) {
   }
   if (job == nullptr) return;  // uv_async_send calls may coalesce
   uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  if (self->idle_ != nullptr) uv_idle_stop(self->idle_);
   KeyJournal* owner = self->owner_;
   {
     Napi::Env env = self->env_;

@@ -37,6 +37,12 @@ export interface NativeKeyJournalOptions {
   writer?: 'threadpool' | 'thread';
   /** 'fdatasync': pwrite then fdatasync; 'dsync': one pwritev2 with RWF_DSYNC. */
   sync?: 'fdatasync' | 'dsync';
+  /**
+   * With writer 'thread': 'block' (default) sleeps on both sides between jobs; 'spin' keeps
+   * the writer thread polling for the next job for 200 µs and the event loop polling while
+   * a job is in flight, trading CPU time for hand-offs without wake-ups.
+   */
+  poll?: 'block' | 'spin';
 }
 
 export interface NativeKeyJournal {

@@ -29,6 +29,7 @@ const impls = [
   ['native', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournal.open(p, o)],
   // The journal's own writer thread and RWF_DSYNC writes, the alternatives the benchmark weighs against the default.
   ['native (thread, dsync)', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournal.open(p, { ...o, native: { writer: 'thread', sync: 'dsync' } })],
+  ['native (thread, spin)', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournal.open(p, { ...o, native: { writer: 'thread', poll: 'spin' } })],
   ['reference', (p: string, o?: KeyJournalOpenOptions): Promise<KeyJournalApi> => KeyJournalRef.open(p, o)],
 ] as const;
 
@@ -442,6 +443,9 @@ describe('native writer thread (writer: \'thread\')', () => {
     expect({ status: open.status, stdout: open.stdout, stderr: open.stderr }).toEqual({ status: 0, stdout: 'appended\n', stderr: '' });
     const closed = child(`const j = new addon.KeyJournal(path, { writer: 'thread' }); await j.open(); await j.append(new Uint8Array([1])); await j.close(); console.log('closed');`);
     expect({ status: closed.status, stdout: closed.stdout, stderr: closed.stderr }).toEqual({ status: 0, stdout: 'closed\n', stderr: '' });
+    // Polling: the idle handle that keeps the loop spinning during a job must not keep it alive after.
+    const spin = child(`const j = new addon.KeyJournal(path, { writer: 'thread', poll: 'spin' }); await j.open(); for (let i = 0; i < 50; i++) await j.append(new Uint8Array([i])); console.log('appended');`);
+    expect({ status: spin.status, stdout: spin.stdout, stderr: spin.stderr }).toEqual({ status: 0, stdout: 'appended\n', stderr: '' });
   });
 
   it('keeps the process alive while an append is in flight', () => {
@@ -467,6 +471,7 @@ describe('native writer thread (writer: \'thread\')', () => {
   it('refuses unknown writer and sync options, naming them', () => {
     expect(() => new native.KeyJournal(fresh(), { writer: 'fast' as 'thread' })).toThrow(/options\.writer must be 'threadpool' or 'thread'/);
     expect(() => new native.KeyJournal(fresh(), { sync: 'none' as 'dsync' })).toThrow(/options\.sync must be 'fdatasync' or 'dsync'/);
+    expect(() => new native.KeyJournal(fresh(), { poll: 'busy' as 'spin' })).toThrow(/options\.poll must be 'block' or 'spin'/);
   });
 });
 
