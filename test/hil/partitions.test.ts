@@ -3,7 +3,8 @@
  * iSCSI target serving an emulated library (LTO-8 drive, 64 MiB cartridges): `mt-st
  * mkpartition` (st's MODE SELECT of page 11h, then FORMAT MEDIUM because the page reports
  * POFM), `mt-st setpartition` (LOCATE with CP), data written to each partition and read
- * back, after an unload and load too, and the partition st reports in `mt-st status`.
+ * back, after an unload and load too, the partition st reports in `mt-st status`, and the
+ * volume statistics log page (17h) as sg_logs decodes it.
  * Every check is a `@@HIL check NAME ok|fail DETAIL` marker printed by the guest script.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,10 @@ check write_p1 dd if=/tmp/p1 of="$NST" bs=10000
 check mt_setpartition_0 mt-st -f "$NST" setpartition 0
 p=$(part); [ "$p" = 0 ]; verdict status_partition_0 $? "mt-st status says partition '$p'"
 check write_p0 dd if=/tmp/p0 of="$NST" bs=10000
+# Log page 17h: sg_logs decodes the volume statistics, with both partitions' capacity and use.
+vs=$(sg_logs -p 0x17 "$TAPE_SG" 2>&1); echo "$vs" | sed 's/^/[vs] /' | head -40
+echo "$vs" | grep -q "Volume statistics page" && echo "$vs" | grep -q "partition number: 1, partition record data counter" && ! echo "$vs" | grep -qi "reserved parameter\|unexpected"
+verdict sg_logs_volume_statistics $? "$vs"
 # st goes back to where it left a partition (its last block there): seek to its start.
 check mt_setpartition_1b mt-st -f "$NST" setpartition 1
 check mt_seek_p1 mt-st -f "$NST" seek 0
