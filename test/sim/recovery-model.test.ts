@@ -48,11 +48,16 @@ describe('the recovery decision on the cost model', () => {
     expect(m.trail).toMatch(/\[timer \d+(\.\d+)?\]>vtc0:tick@[\d.]+ vts>vtc0:B record@[\d.]+ append>vtc0:commit \d+ by vtc0 done@[\d.]+$/);
   });
 
-  it('the election by ballots: returnGrace dominates, and every VTC sends its ballot to every other', () => {
+  it('the election by ballots: returnGrace dominates; the three talliers send their ballots to all, the others to the talliers', () => {
     const m = runDecision('election', 4, 1, LAN);
     expect(m.timerMs).toBeGreaterThanOrEqual(DEFAULT_TIMING.returnGrace);
+    // At 4 VTCs that is still everyone to everyone: 3 talliers x 3 + 1 x 3.
     expect(m.byType.ballot).toBe(4 * 3);
     expect(m.path.appends).toBe(2);
+    // At 32, O(n): 3 x 31 from the talliers and 29 x 3 from the others, not 32 x 31.
+    const big = runDecision('election', 32, 1, LAN);
+    expect(big.byType.ballot).toBe(3 * 31 + 29 * 3);
+    expect(big.path.appends).toBe(2);
   });
 
   it('the world applies the modelled costs: a fixed hop, append latency and VTS round trip', () => {
