@@ -49,4 +49,31 @@ describe('drive personalities', () => {
       expect(p.timing.rewindSeconds).toBeGreaterThan(p.timing.threadSeconds);
     }
   });
+
+  it('streams at the published speed steps: the native rate is the top step, the lowest is at least 40 MB/s', () => {
+    // Native rates (MB/s) and step counts: IBM's speed matching tables for LTO-7..9, the
+    // published 40..native range split into 10 MB/s steps for LTO-5 and LTO-6.
+    const expected: Record<string, [number, number]> = {
+      'ibm-lto5-fh': [140, 11],
+      'ibm-lto5-hh': [140, 11],
+      'ibm-lto6-fh': [160, 13],
+      'ibm-lto6-hh': [160, 13],
+      'ibm-lto7-fh': [306, 12],
+      'ibm-lto7-hh': [306, 12],
+      'ibm-lto8-fh': [365, 12],
+      'ibm-lto8-hh': [306.4, 9],
+      'ibm-lto9-fh': [408, 12],
+      'ibm-lto9-hh': [284, 6],
+    };
+    for (const p of drivePersonalities) {
+      const steps = p.timing.speedStepsMBps;
+      expect([steps[0], steps.length], p.id).toEqual(expected[p.id]);
+      expect(steps.every((s, i) => i === 0 || s < (steps[i - 1] ?? 0)), `${p.id} fastest first`).toBe(true);
+      expect(steps[steps.length - 1]).toBeGreaterThanOrEqual(40);
+      // The native transfer time is the top step's.
+      expect(p.timing.perMiBSeconds).toBeCloseTo(1.048576 / (steps[0] ?? 1), 12);
+      expect(p.timing.bufferBytes).toBe(p.generation >= 7 ? 1e9 : 512e6);
+      expect(p.timing.backhitchSeconds).toBeGreaterThan(0);
+    }
+  });
 });

@@ -45,8 +45,17 @@ export interface DriveTiming {
   readonly rewindSeconds: number;
   /** Average locate (a random position); scales with distance like a rewind. */
   readonly locateSeconds: number;
-  /** Streaming transfer time per MiB at the native data rate. */
+  /** Streaming transfer time per MiB at the native data rate (the top speed step). */
   readonly perMiBSeconds: number;
+  /**
+   * Speed matching steps in MB/s (10^6 bytes), fastest first: the tape runs at the lowest
+   * step at or above the host's net rate (ssc/streaming.ts). The first is the native rate.
+   */
+  readonly speedStepsMBps: readonly number[];
+  /** Data buffer between host and tape, bytes. */
+  readonly bufferBytes: number;
+  /** A backhitch: the tape stops, reverses and repositions before it streams again. */
+  readonly backhitchSeconds: number;
   /** ERASE of a whole tape (long erase). */
   readonly eraseSeconds: number;
 }
@@ -132,24 +141,67 @@ interface LtoModel {
   readonly revision: string;
   readonly write: readonly Density[];
   readonly readOnly: readonly Density[];
-  /** Native data rate in MB/s (full height). */
-  readonly mbPerSecond: number;
+  /** Speed matching steps in MB/s, fastest (native) first: full height, half height. */
+  readonly fhSteps: readonly number[];
+  readonly hhSteps: readonly number[];
+  /** Data buffer in bytes. */
+  readonly buffer: number;
   readonly rewindSeconds: number;
   readonly locateSeconds: number;
   readonly loadSeconds: number;
 }
 
+const MB = 1_000_000;
+
+/**
+ * Evenly spaced steps from `native` down to 40 MB/s, `step` apart, for the generations
+ * whose step table is not published (LTO-5, LTO-6): only the range is (40-140, 40-160 MB/s).
+ */
+function derivedSteps(native: number, step: number): number[] {
+  const steps: number[] = [];
+  for (let s = native; s >= 40; s -= step) steps.push(s);
+  return steps;
+}
+
+/**
+ * Speed matching tables as IBM publishes them for its full- and half-height drives (IBM
+ * Docs, TS4300 "Speed matching"; docs/emulator.md cites them). LTO-7 half height runs the
+ * same twelve steps as full height. LTO-5 and LTO-6 half height are as fast as full height
+ * (IBM lists 140 and 160 MB/s for both forms).
+ */
+const GEN7_STEPS = [306.0, 287.52, 268.56, 250.66, 231.86, 213.06, 194.26, 175.46, 157.67, 138.52, 120.11, 101.46];
+const GEN8_FH_STEPS = [365.0, 341.0, 318.0, 306.4, 273.0, 249.5, 226.0, 203.0, 180.0, 157.5, 135.0, 112.0];
+const GEN8_HH_STEPS = [306.4, 273.0, 249.5, 226.0, 203.0, 180.0, 157.5, 135.0, 112.0];
+const GEN9_FH_STEPS = [408, 385, 366, 347, 325, 305, 284, 263, 244, 223, 203, 177];
+const GEN9_HH_STEPS = [284, 263, 244, 223, 203, 177];
+
+/**
+ * Buffers: 1 GB is published for IBM's LTO-7 and LTO-8 drives (the TS2270 and TS2280, both
+ * half height); full height and LTO-9 are taken to have the same. 512 MB for LTO-5 and
+ * LTO-6 is an assumption (no figure found; those generations shipped smaller buffers).
+ */
+const GB_BUFFER = 1000 * MB;
+const OLD_BUFFER = 512 * MB;
+
 const models: readonly LtoModel[] = [
-  { gen: 5, revision: 'G9N1', write: [LtoDensity.LTO5, LtoDensity.LTO4], readOnly: [LtoDensity.LTO3], mbPerSecond: 140, rewindSeconds: 98, locateSeconds: 50, loadSeconds: 15 },
-  { gen: 6, revision: 'J4D0', write: [LtoDensity.LTO6, LtoDensity.LTO5], readOnly: [LtoDensity.LTO4], mbPerSecond: 160, rewindSeconds: 108, locateSeconds: 56, loadSeconds: 15 },
-  { gen: 7, revision: 'M9R0', write: [LtoDensity.LTO7, LtoDensity.LTO6], readOnly: [LtoDensity.LTO5], mbPerSecond: 300, rewindSeconds: 88, locateSeconds: 60, loadSeconds: 15 },
-  { gen: 8, revision: 'Q3B0', write: [LtoDensity.LTO8, LtoDensity.LTO7_M8, LtoDensity.LTO7], readOnly: [], mbPerSecond: 360, rewindSeconds: 94, locateSeconds: 62, loadSeconds: 17 },
-  { gen: 9, revision: 'S270', write: [LtoDensity.LTO9, LtoDensity.LTO8], readOnly: [], mbPerSecond: 400, rewindSeconds: 97, locateSeconds: 65, loadSeconds: 17 },
+  { gen: 5, revision: 'G9N1', write: [LtoDensity.LTO5, LtoDensity.LTO4], readOnly: [LtoDensity.LTO3], fhSteps: derivedSteps(140, 10), hhSteps: derivedSteps(140, 10), buffer: OLD_BUFFER, rewindSeconds: 98, locateSeconds: 50, loadSeconds: 15 },
+  { gen: 6, revision: 'J4D0', write: [LtoDensity.LTO6, LtoDensity.LTO5], readOnly: [LtoDensity.LTO4], fhSteps: derivedSteps(160, 10), hhSteps: derivedSteps(160, 10), buffer: OLD_BUFFER, rewindSeconds: 108, locateSeconds: 56, loadSeconds: 15 },
+  { gen: 7, revision: 'M9R0', write: [LtoDensity.LTO7, LtoDensity.LTO6], readOnly: [LtoDensity.LTO5], fhSteps: GEN7_STEPS, hhSteps: GEN7_STEPS, buffer: GB_BUFFER, rewindSeconds: 88, locateSeconds: 60, loadSeconds: 15 },
+  { gen: 8, revision: 'Q3B0', write: [LtoDensity.LTO8, LtoDensity.LTO7_M8, LtoDensity.LTO7], readOnly: [], fhSteps: GEN8_FH_STEPS, hhSteps: GEN8_HH_STEPS, buffer: GB_BUFFER, rewindSeconds: 94, locateSeconds: 62, loadSeconds: 17 },
+  { gen: 9, revision: 'S270', write: [LtoDensity.LTO9, LtoDensity.LTO8], readOnly: [], fhSteps: GEN9_FH_STEPS, hhSteps: GEN9_HH_STEPS, buffer: GB_BUFFER, rewindSeconds: 97, locateSeconds: 65, loadSeconds: 17 },
 ];
 
+/**
+ * A backhitch takes about three seconds: no figure is published. The tape decelerates from
+ * several metres per second, runs back past the point where writing stopped, and speeds
+ * up again to meet it at speed; each of those takes on the order of a second.
+ */
+const BACKHITCH_SECONDS = 3;
+
 function ibmLto(m: LtoModel, form: 'fh' | 'hh', product: string): DrivePersonality {
-  // Half-height drives of these generations stream a little slower than full-height ones.
-  const rate = form === 'hh' ? m.mbPerSecond * 0.85 : m.mbPerSecond;
+  // The native rate is the top speed step; half-height LTO-8 and LTO-9 stop lower.
+  const steps = form === 'hh' ? m.hhSteps : m.fhSteps;
+  const rate = steps[0] ?? 1;
   return {
     id: `ibm-lto${m.gen}-${form}`,
     vendor: 'IBM',
@@ -168,6 +220,9 @@ function ibmLto(m: LtoModel, form: 'fh' | 'hh', product: string): DrivePersonali
       rewindSeconds: m.rewindSeconds,
       locateSeconds: m.locateSeconds,
       perMiBSeconds: 1.048576 / rate,
+      speedStepsMBps: steps,
+      bufferBytes: m.buffer,
+      backhitchSeconds: BACKHITCH_SECONDS,
       eraseSeconds: 3 * 3600,
     },
     // LTO-4 and later encrypt (AES-256-GCM, application-managed through SECURITY PROTOCOL OUT).

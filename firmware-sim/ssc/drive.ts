@@ -16,6 +16,7 @@ import { Attr, asciiValue, binaryNumber, binaryValue } from './mam.js';
 import { Scratch } from './codec.js';
 import { DataEncryption, type EncryptionConfig } from './security.js';
 import { DriveSense } from './sense-codes.js';
+import { StreamingModel, type StreamingStats } from './streaming.js';
 
 /** Where the cartridge is. `unloaded`: in the drive but not threaded (after UNLOAD with HOLD). `ejected`: at the throat, ready for the robot. */
 export type MediumState = 'empty' | 'loading' | 'loaded' | 'unloaded' | 'ejected';
@@ -77,6 +78,8 @@ export interface TapeDriveOptions {
   readonly compression?: boolean;
   /** A key set by the drive's configuration (library-managed encryption), kept across loads. */
   readonly encryption?: EncryptionConfig;
+  /** Real time in seconds for the streaming model's device clock (tests inject one); `performance.now()` by default. */
+  readonly clock?: () => number;
 }
 
 /** An IMMED command still running after its GOOD status went back (immediate.ts). */
@@ -175,6 +178,17 @@ export class TapeDrive implements DriveBay {
   private readonly mediaIo: CartridgeFileIo | undefined;
   /** The cartridge write failure the host has been told about (WRITE ERROR); later flushes pass over it quietly. */
   private reportedFailure: CartridgeWriteError | undefined;
+  /**
+   * BUFFERED MODE of the mode parameter header: 1 (the default) lets a WRITE answer once
+   * its data is in the buffer, 0 makes it wait until the data is on tape.
+   */
+  bufferedMode = 1;
+  /** The data buffer, speed matching and backhitch (streaming.ts); made the first time the time scale is above 0. */
+  private stream: StreamingModel | undefined;
+  private readonly realClock: () => number;
+  /** Device seconds so far, and the real time they were last brought up to. */
+  private deviceSeconds = 0;
+  private lastRealSeconds: number | undefined;
 
   constructor(o: TapeDriveOptions) {
     this.personality = o.personality;
@@ -185,6 +199,7 @@ export class TapeDrive implements DriveBay {
     this.compression = this.compressionAtPowerOn;
     if (o.encryption && !o.personality.features.encryption) throw new RangeError(`drive personality '${o.personality.id}' has no encryption; an encryption key cannot be configured`);
     this.encryption = new DataEncryption(o.encryption);
+    this.realClock = o.clock ?? ((): number => performance.now() / 1000);
     this.faults = {
       mediumErrorAt: (n) => void this.mediumErrors.add(n),
       hang: () => void (this.hung = true),
@@ -222,6 +237,58 @@ export class TapeDrive implements DriveBay {
   /** True when a mechanical delay of `seconds` actually waits (time scale above 0). */
   waits(seconds: number): boolean {
     return seconds * this.timeScale > 0;
+  }
+
+  // ------------------------------------------------------------------ streaming
+
+  /**
+   * Device time: real time divided by the time scale (0.01 runs the drive 100 times fast),
+   * accumulated so that a time scale changed on the way applies from then on.
+   */
+  private deviceNow(): number {
+    const real = this.realClock();
+    if (this.lastRealSeconds !== undefined && this.timeScale > 0) this.deviceSeconds += Math.max(0, real - this.lastRealSeconds) / this.timeScale;
+    this.lastRealSeconds = real;
+    return this.deviceSeconds;
+  }
+
+  private streaming(): StreamingModel {
+    if (!this.stream) {
+      const t = this.personality.timing;
+      this.stream = new StreamingModel({ stepsBytesPerSecond: t.speedStepsMBps.map((s) => s * 1e6), bufferBytes: t.bufferBytes, backhitchSeconds: t.backhitchSeconds }, () => this.deviceNow());
+    }
+    return this.stream;
+  }
+
+  /**
+   * Device seconds a READ or WRITE of `storedBytes` (as on tape, after compression) waits
+   * in the streaming model. Only asked with a time scale above 0: at 0 nothing is modelled.
+   */
+  transferSeconds(kind: 'read' | 'write', storedBytes: number): number {
+    const s = this.streaming();
+    return kind === 'read' ? s.read(storedBytes) : s.write(storedBytes, this.bufferedMode !== 0);
+  }
+
+  /**
+   * Before the tape moves (and for WRITE FILEMARKS with IMMED 0): waits until the buffer's
+   * data is on tape, a reposition included when the tape stood still. Undefined when there
+   * is nothing to wait for (always with time scale 0). Not an IMMED release point: SSC has
+   * buffered data written before an IMMED REWIND, LOCATE or UNLOAD answers.
+   */
+  settleBuffer(signal: AbortSignal): Promise<void> | undefined {
+    if (!(this.timeScale > 0) || !this.stream) return undefined;
+    const seconds = this.stream.flush();
+    return seconds > 0 ? mechanicalDelay(seconds, this.timeScale, signal) : undefined;
+  }
+
+  /** After the tape moved (load, locate, space, rewind, format): it stands where the next transfer starts. */
+  tapeMoved(): void {
+    this.stream?.positioned();
+  }
+
+  /** The streaming model's figures, once it has run (time scale above 0 since power on). */
+  streamingStats(): StreamingStats | undefined {
+    return this.stream?.stats();
   }
 
   raiseTapeAlert(flag: number): void {
@@ -374,6 +441,7 @@ export class TapeDrive implements DriveBay {
     // BOP of partition 0.
     m.selectPartition(0);
     this.position = 0;
+    this.tapeMoved();
     this.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
     try {
       this.recordLoad(m, c);
@@ -453,6 +521,8 @@ export class TapeDrive implements DriveBay {
     // recovers); the command then reports the error.
     let failed: unknown;
     if (m) {
+      const settling = this.settleBuffer(signal);
+      if (settling) await settling;
       try {
         this.flush(true);
       } catch (e) {
@@ -550,6 +620,9 @@ export class TapeDrive implements DriveBay {
       if (this.media && !this.media.closed) this.media.selectPartition(0);
       this.partitionRequest = undefined;
       this.blockSize = 0;
+      this.bufferedMode = 1;
+      // What the buffer held was made durable above; the tape stands at BOP.
+      this.tapeMoved();
       this.softwareWriteProtect = false;
       this.offline = false;
       this.compression = this.compressionAtPowerOn;

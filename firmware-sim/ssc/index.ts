@@ -2,8 +2,10 @@
  * The emulated SSC tape drive. {@link createTapeDrive} builds one drive: a logical unit
  * for the fronts, a {@link DriveBay} for the library robot, and a faults API.
  */
-import { DeviceType, SscOpcode } from '../../src/scsi/opcodes.js';
-import { DispatchTable, type CommandSpec } from '../engine/dispatch.js';
+import { getU16 } from '../../src/scsi/bytes.js';
+import { DeviceType, SpcOpcode, SscOpcode } from '../../src/scsi/opcodes.js';
+import { invalidParamField } from '../engine/check.js';
+import { DispatchTable, type CommandSpec, type Handler } from '../engine/dispatch.js';
 import type { CartridgeRef, DriveBay } from '../engine/library-link.js';
 import type { CommandContext, CommandResult, LogicalUnit, TaskManagement } from '../engine/types.js';
 import { EmulatedUnit } from '../engine/unit.js';
@@ -20,6 +22,8 @@ import { sscLevel, type DrivePersonality } from '../personalities/drives.js';
 
 export { TapeDrive, TapeAlertFlag, earlyWarningPoint } from './drive.js';
 export type { DriveFaults, MediumState, TapeDriveOptions } from './drive.js';
+export { StreamingModel } from './streaming.js';
+export type { StreamingParameters, StreamingStats, TapeMotion } from './streaming.js';
 export { Attr, attributeCatalogue } from './mam.js';
 export type { AttributeDef } from './mam.js';
 export { DataEncryption, DecryptionMode, EncryptionMode } from './security.js';
@@ -58,6 +62,32 @@ export function sscCommandsFor(p: DrivePersonality): CommandSpec<TapeDrive>[] {
 }
 
 /**
+ * MODE SELECT for the drive: the shared command, plus the BUFFERED MODE field of the mode
+ * parameter header's device-specific parameter (SSC-4: bits 6..4; 0 unbuffered, 1
+ * buffered). It is checked before anything is applied and set once the rest is accepted;
+ * other values (2: buffered per initiator) answer INVALID FIELD IN PARAMETER LIST. WP and
+ * SPEED are ignored, as SSC allows (the drive picks its speed, streaming.ts).
+ */
+function withBufferedMode(spec: CommandSpec<TapeDrive>): CommandSpec<TapeDrive> {
+  const ten = spec.opcode === SpcOpcode.MODE_SELECT_10;
+  const inner: Handler<TapeDrive> = spec.handler;
+  const handler: Handler<TapeDrive> = (x) => {
+    const len = ten ? getU16(x.cdb, 7) : (x.cdb[4] ?? 0);
+    const at = ten ? 3 : 2;
+    const header = len > at && x.dataOut.length > at ? x.dataOut[at] : undefined;
+    const mode = header === undefined ? undefined : (header >> 4) & 0x07;
+    if (mode !== undefined && mode > 1) invalidParamField(at, 6);
+    const apply = <T>(v: T): T => {
+      if (mode !== undefined) x.device.bufferedMode = mode;
+      return v;
+    };
+    const r = inner(x);
+    return r instanceof Promise ? r.then(apply) : apply(r);
+  };
+  return { ...spec, handler };
+}
+
+/**
  * One emulated tape drive. As a {@link LogicalUnit}, `execute` never rejects (see the
  * engine contract): an aborted command (task management, transport timeout, a hung drive
  * being reset) resolves with TASK ABORTED. As a {@link DriveBay}, `insert` and
@@ -86,7 +116,10 @@ export function createTapeDrive(o: TapeDriveOptions): TapeDriveUnit {
       serial: o.serial,
       versionDescriptors: o.personality.versionDescriptors,
     },
-    table: new DispatchTable<TapeDrive>([...spcCommands<TapeDrive>(), ...sscCommandsFor(o.personality)]),
+    table: new DispatchTable<TapeDrive>([
+      ...spcCommands<TapeDrive>().map((s) => (s.opcode === SpcOpcode.MODE_SELECT_6 || s.opcode === SpcOpcode.MODE_SELECT_10 ? withBufferedMode(s) : s)),
+      ...sscCommandsFor(o.personality),
+    ]),
     device: drive,
     hooks: driveHooks(drive),
     timeScale: o.timeScale ?? 0,

@@ -18,8 +18,6 @@ import { earlyWarningPoint, TapeAlertFlag, type TapeDrive } from './drive.js';
 import { DecryptionMode } from './security.js';
 import { DriveSense } from './sense-codes.js';
 
-const MiB = 1024 * 1024;
-
 function concat(parts: Uint8Array[], total: number): Uint8Array {
   const b = new Uint8Array(total);
   let off = 0;
@@ -104,14 +102,19 @@ function place(d: TapeDrive, m: Cartridge, payload: Uint8Array, hostLength: numb
 
 
 /**
- * The transfer time of `bytes` (timing model), then `result`. Without a wait (time scale 0)
- * the result comes synchronously: a streaming READ or WRITE then costs no promise hops and
- * no AbortSignal, and the front can answer it at once.
+ * The transfer's wait in the streaming model (streaming.ts: buffer, speed matching,
+ * backhitch), then `result`. `storedBefore` is the medium byte counter (written or read)
+ * before the transfer, so the model sees bytes as stored, after compression. Without a
+ * time scale (0) there is no model work and the result comes synchronously: a streaming
+ * READ or WRITE then costs no promise hops and no AbortSignal, and the front can answer it
+ * at once.
  */
-function afterTransfer(x: Exec<TapeDrive>, bytes: number, result: HandlerResult): HandlerResult | Promise<HandlerResult> {
+function afterTransfer(x: Exec<TapeDrive>, kind: 'read' | 'write', storedBefore: number, result: HandlerResult): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
-  const seconds = (bytes / MiB) * d.personality.timing.perMiBSeconds;
-  if (!d.waits(seconds)) return result;
+  if (!d.waits(1)) return result;
+  const stored = (kind === 'read' ? d.counters.bytesRead : d.counters.bytesWritten) - storedBefore;
+  const seconds = d.transferSeconds(kind, stored);
+  if (!(seconds > 0)) return result;
   return d.delay(seconds, x.signal).then(() => result);
 }
 
@@ -138,6 +141,7 @@ function read(x: Exec<TapeDrive>, count: number): HandlerResult | Promise<Handle
   if (d.hung) return hangUntilAborted(x.signal);
   const m = d.readyNow();
   if (count === 0) return undefined;
+  const before = d.counters.bytesRead;
   if (!fixed) {
     if (d.position >= m.objectCount) throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED, { information: count }));
     const obj = m.object(d.position);
@@ -148,11 +152,11 @@ function read(x: Exec<TapeDrive>, count: number): HandlerResult | Promise<Handle
     const block = readBlock(d, m, count, [], 0);
     d.position++;
     d.counters.bytesToHost += Math.min(block.length, count);
-    if (block.length === count) return afterTransfer(x, block.length, block);
+    if (block.length === count) return afterTransfer(x, 'read', before, block);
     const data = block.length > count ? block.subarray(0, count) : block;
     // A shorter block under SILI is not an error; a longer one always is (variable mode).
-    if (block.length < count && sili) return afterTransfer(x, block.length, data);
-    return afterTransfer(x, block.length, { data, sense: sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: count - block.length }) });
+    if (block.length < count && sili) return afterTransfer(x, 'read', before, data);
+    return afterTransfer(x, 'read', before, { data, sense: sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: count - block.length }) });
   }
   const size = d.blockSize;
   const got: Uint8Array[] = [];
@@ -175,7 +179,7 @@ function read(x: Exec<TapeDrive>, count: number): HandlerResult | Promise<Handle
     bytes += block.length;
   }
   d.counters.bytesToHost += bytes;
-  return afterTransfer(x, bytes, got.length === 1 ? got[0] : concat(got, bytes));
+  return afterTransfer(x, 'read', before, got.length === 1 ? got[0] : concat(got, bytes));
 }
 
 /** After a write: the early-warning report when the tape is past the early-warning point. */
@@ -221,8 +225,9 @@ function write(x: Exec<TapeDrive>, count: number, countByte: number): HandlerRes
   } catch (e) {
     d.mediaWriteFailed(e, fixed ? blocks : count);
   }
+  const before = d.counters.bytesWritten;
   for (let i = 0; i < blocks; i++) storeBlock(d, m, x.dataOut.subarray(i * size, (i + 1) * size), fixed ? blocks - i : count);
-  return afterTransfer(x, size * blocks, earlyWarning(d, m));
+  return afterTransfer(x, 'write', before, earlyWarning(d, m));
 }
 
 /**
@@ -241,6 +246,14 @@ function startAt16(x: Exec<TapeDrive>, transfer: () => HandlerResult | Promise<H
   const m = d.readyNow();
   if (partition >= m.partitionCount) invalidCdbField(3, 7);
   if (partition === m.partition && target === d.position) return transfer();
+  const settling = d.settleBuffer(x.signal);
+  if (settling) return settling.then(() => locateThenTransfer(x, m, partition, target, transfer));
+  return locateThenTransfer(x, m, partition, target, transfer);
+}
+
+/** The locate part of {@link startAt16}, once the buffer's data is on tape. */
+function locateThenTransfer(x: Exec<TapeDrive>, m: Cartridge, partition: number, target: number, transfer: () => HandlerResult | Promise<HandlerResult>): HandlerResult | Promise<HandlerResult> {
+  const d = x.device;
   d.changePartition(m, partition);
   const full = d.personality.timing.locateSeconds * 2;
   const seconds = (Math.abs(m.dataBytesBefore(d.position) - m.dataBytesBefore(Math.min(target, m.objectCount))) / Math.max(1, m.partitionCapacity)) * full;
@@ -250,6 +263,7 @@ function startAt16(x: Exec<TapeDrive>, transfer: () => HandlerResult | Promise<H
       throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED));
     }
     d.position = target;
+    d.tapeMoved();
     return transfer();
   };
   if (!d.waits(seconds)) return go();
@@ -277,7 +291,7 @@ function verify6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
   const want = fixed ? d.blockSize * count : count;
   if (bytcmp && x.dataOut.length < want) throw new CheckCondition(sense(Sense.DATA_PHASE_ERROR));
   let compared = 0;
-  let verified = 0;
+  const before = d.counters.bytesRead;
   const objects = vte ? Infinity : fixed ? count : 1;
   for (let done = 0; done < objects; done++) {
     const residue = fixed ? count - done : count;
@@ -292,7 +306,6 @@ function verify6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
     }
     const block = readBlock(d, m, residue, [], 0);
     d.position++;
-    verified += block.length;
     const expected = fixed ? d.blockSize : count;
     if (!vte && block.length !== expected) {
       throw new CheckCondition(sense(Sense.NO_ADDITIONAL_SENSE, { ili: true, information: fixed ? residue : count - block.length }));
@@ -308,15 +321,20 @@ function verify6(x: Exec<TapeDrive>): HandlerResult | Promise<HandlerResult> {
       compared += block.length;
     }
   }
-  return afterTransfer(x, verified, undefined);
+  return afterTransfer(x, 'read', before, undefined);
 }
 
 async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<HandlerResult> {
   const d = x.device;
   const m = await d.ready(x.signal);
+  // IMMED 0: status once the buffer's data (and the filemarks) are on tape (SSC-4 WRITE
+  // FILEMARKS); with IMMED they stay in the buffer.
+  const immed = d.immediate?.controller.signal === x.signal;
   if (count === 0) {
     // A flush: everything written so far becomes durable, which a failed cartridge cannot promise.
     if (m.writeFailure) d.mediaWriteFailed(m.writeFailure, 0);
+    const settling = immed ? undefined : d.settleBuffer(x.signal);
+    if (settling) await settling;
     if (!m.readOnly) d.flush();
     return undefined;
   }
@@ -341,6 +359,8 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
     d.mediaWriteFailed(e, count);
   }
   d.position += now;
+  const settling = immed ? undefined : d.settleBuffer(x.signal);
+  if (settling) await settling;
   d.flush();
   if (now < count) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: count - now }));
   return earlyWarning(d, m);

@@ -32,11 +32,14 @@ async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
     if (d.state === 'loaded') {
       // LOAD of a loaded tape positions it at BOP of partition 0 (a rewind).
       const m = d.media;
+      const settling = d.settleBuffer(x.signal);
+      if (settling) await settling;
       d.flush();
       const cap = Math.max(1, m?.partitionCapacity ?? 1);
       await d.delay(((m?.dataBytesBefore(d.position) ?? 0) / cap) * d.personality.timing.rewindSeconds, x.signal);
       if (m) d.changePartition(m, 0);
       d.position = 0;
+      d.tapeMoved();
       return undefined;
     }
     const t = d.personality.timing;
@@ -61,6 +64,8 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   if (m.header.worm && d.position < m.objectCount) d.fail(Sense.WORM_OVERWRITE_ATTEMPTED);
   const cap = Math.max(1, m.partitionCapacity);
   const fraction = long ? 1 - m.dataBytesBefore(d.position) / cap : 0;
+  const settling = d.settleBuffer(x.signal);
+  if (settling) await settling;
   // The checks are done: with IMMED the command answers here and the erase runs on.
   await d.delay(0, x.signal);
   try {
@@ -70,6 +75,7 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   }
   d.flush();
   await d.delay(fraction * d.personality.timing.eraseSeconds, x.signal);
+  d.tapeMoved();
   return undefined;
 }
 
@@ -102,6 +108,8 @@ async function formatMedium(x: Exec<TapeDrive>): Promise<HandlerResult> {
     if ('error' in r) throw new CheckCondition(sense(Sense.PARAMETER_VALUE_INVALID));
     sizes = r.sizes;
   }
+  const settling = d.settleBuffer(x.signal);
+  if (settling) await settling;
   // The checks are done: with IMMED the command answers here and the format runs on.
   await d.delay(0, x.signal);
   try {
@@ -112,6 +120,7 @@ async function formatMedium(x: Exec<TapeDrive>): Promise<HandlerResult> {
   d.position = 0;
   d.partitionRequest = undefined;
   await d.delay(d.personality.timing.locateSeconds, x.signal);
+  d.tapeMoved();
   return undefined;
 }
 

@@ -3,11 +3,20 @@ import * as Cdb from '../../src/scsi/cdb.js';
 import { getU16, getU32 } from '../../src/scsi/bytes.js';
 import { ScsiStatus } from '../../src/scsi/status.js';
 import { TaskManagement } from '../engine/types.js';
+import { drivePersonality } from '../personalities/drives.js';
 import { drain, expectGood, pattern, rig, type Rig } from './test-kit.js';
+
+/**
+ * The drive with a one-byte buffer and no backhitch time: every WRITE waits its transfer
+ * time at the top speed step (the streaming model back-pressures it), so transfers take
+ * real time in proportion to their size.
+ */
+const base = drivePersonality('ibm-lto7-hh');
+const unbufferedLto7 = { ...base, timing: { ...base.timing, bufferBytes: 1, backhitchSeconds: 0 } };
 
 let r: Rig;
 beforeEach(async () => {
-  r = await rig();
+  r = await rig(unbufferedLto7);
 });
 afterEach(() => r.cleanup());
 
@@ -62,6 +71,17 @@ describe('commands carried out in order', () => {
     const pos = r.port.execute(Cdb.readPosition());
     for (const x of await Promise.all(w)) expectGood(x);
     expect(getU32((await pos).data, 4)).toBe(3);
+  });
+
+  it('READ POSITION queued behind a slow REWIND reports BOP: it waits for the rewind to end', async () => {
+    await r.load({ capacityBytes: 1_000_000 });
+    for (let i = 0; i < 9; i++) expectGood(await r.port.execute(Cdb.write6(pattern(100_000, i))));
+    r.lu.unit.timeScale = 0.0006; // a rewind over 90% of the tape (about 79 s) -> about 50 ms
+    const rewinding = r.port.execute(Cdb.rewind());
+    const pos = r.port.execute(Cdb.readPosition());
+    expectGood(await rewinding);
+    r.lu.unit.timeScale = 0;
+    expect(getU32((await pos).data, 4)).toBe(0);
   });
 
   it('INQUIRY and TEST UNIT READY overtake a hung command; the command behind it runs once the hung one is aborted', async () => {

@@ -314,7 +314,7 @@ export function installDrivePages(unit: EmulatedUnit<TapeDrive>, compressionDefa
 export function driveHooks(d: TapeDrive): UnitHooks {
   return {
     notReady: () => d.notReady(),
-    deviceSpecificParameter: () => (d.state === 'loaded' && (d.writeProtected() || d.access === 'read-only') ? 0x80 : 0) | 0x10,
+    deviceSpecificParameter: () => (d.state === 'loaded' && (d.writeProtected() || d.access === 'read-only') ? 0x80 : 0) | (d.bufferedMode << 4),
     blockDescriptors: () => {
       const b = new Uint8Array(8);
       b[0] = d.state === 'loaded' ? (d.mediumDensity()?.code ?? 0) : 0;

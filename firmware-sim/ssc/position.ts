@@ -104,6 +104,8 @@ async function space(x: Exec<TapeDrive>, code: number, count: number, codeByte: 
   const d = x.device;
   if (code > 3) invalidCdbField(codeByte, 3);
   const m = await d.ready(x.signal);
+  const settling = d.settleBuffer(x.signal);
+  if (settling) await settling;
   const from = d.position;
   let outcome: SenseData | undefined;
   if (code === 0) outcome = spaceBlocks(d, m, count);
@@ -111,6 +113,7 @@ async function space(x: Exec<TapeDrive>, code: number, count: number, codeByte: 
   else if (code === 2) outcome = spaceSequentialFilemarks(d, m, count);
   else d.position = m.objectCount;
   await d.delay(travelSeconds(d, m, from, d.position, d.personality.timing.rewindSeconds), x.signal);
+  d.tapeMoved();
   if (outcome) throw new CheckCondition(outcome);
   return undefined;
 }
@@ -132,6 +135,8 @@ async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'o
   const d = x.device;
   const m = await d.ready(x.signal);
   if (partition !== undefined && partition >= m.partitionCount) invalidCdbField(partitionByte, 7);
+  const settling = d.settleBuffer(x.signal);
+  if (settling) await settling;
   let from = d.position;
   if (partition !== undefined && partition !== m.partition) {
     // Across partitions: the move is timed from BOP of the other partition.
@@ -146,6 +151,7 @@ async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'o
     dest = fm === undefined ? m.objectCount + 1 : fm + 1;
   } else dest = target ?? 0;
   await d.delay(travelSeconds(d, m, from, Math.min(dest, m.objectCount), d.personality.timing.locateSeconds * 2), x.signal);
+  d.tapeMoved();
   if (dest > m.objectCount) {
     d.position = m.objectCount;
     throw new CheckCondition(sense(Sense.END_OF_DATA_DETECTED));
@@ -175,10 +181,13 @@ async function locate16(x: Exec<TapeDrive>): Promise<HandlerResult> {
 async function rewind(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const d = x.device;
   const m = await d.ready(x.signal, false);
+  const settling = d.settleBuffer(x.signal);
+  if (settling) await settling;
   d.flush();
   await d.delay(travelSeconds(d, m, d.position, 0, d.personality.timing.rewindSeconds), x.signal);
   d.changePartition(m, 0);
   d.position = 0;
+  d.tapeMoved();
   return undefined;
 }
 

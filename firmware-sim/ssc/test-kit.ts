@@ -9,8 +9,8 @@ import { ScsiStatus } from '../../src/scsi/status.js';
 import type { ScsiResponse } from '../../src/transport/scsi-port.js';
 import type { CartridgeRef } from '../engine/library-link.js';
 import { MemoryPort } from '../front/memory-port.js';
-import { drivePersonality } from '../personalities/drives.js';
-import { createTapeDrive, type TapeDriveUnit } from './index.js';
+import { drivePersonality, type DrivePersonality } from '../personalities/drives.js';
+import { createTapeDrive, type TapeDriveOptions, type TapeDriveUnit } from './index.js';
 
 export interface Rig {
   readonly dir: string;
@@ -24,9 +24,10 @@ export interface Rig {
 
 let seq = 0;
 
-export async function rig(personality = 'ibm-lto7-hh'): Promise<Rig> {
+export async function rig(personality: string | DrivePersonality = 'ibm-lto7-hh', options: Partial<Omit<TapeDriveOptions, 'personality'>> = {}): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'ptpvts-drive-'));
-  const lu = createTapeDrive({ personality: drivePersonality(personality), serial: `SN${++seq}` });
+  const p = typeof personality === 'string' ? drivePersonality(personality) : personality;
+  const lu = createTapeDrive({ personality: p, serial: `SN${++seq}`, ...options });
   const port = new MemoryPort(lu);
   await drain(port);
   const cartridge = (over: Partial<CartridgeRef> = {}): CartridgeRef => ({

@@ -17,7 +17,7 @@ import { describeSense } from '../scsi/sense.js';
 import { loadLibraryConfig, type EmulatedLibrary, type LibraryConfig } from '../../firmware-sim/library/index.js';
 import { OperatorActionError } from '../../firmware-sim/smc/index.js';
 import { CheckCondition } from '../../firmware-sim/engine/check.js';
-import type { TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
+import type { StreamingStats, TapeDriveUnit } from '../../firmware-sim/ssc/index.js';
 import { EncryptionRequestError, encryptionRequestSchemas, runEncryptionRequest } from './encryption-key.js';
 import { configWithState, type LabState } from './lab.js';
 
@@ -70,6 +70,11 @@ export interface DriveStatus {
   readonly barcode?: string;
   /** Logical object number of the tape, when loaded. */
   readonly block?: number;
+  /**
+   * The streaming model (speed step, backhitches, buffer fill, device seconds streaming and
+   * stopped), once the drive has run with a time scale above 0.
+   */
+  readonly streaming?: StreamingStats;
 }
 
 /** The answer to `status`. */
@@ -83,6 +88,10 @@ export interface LibraryStatus {
   readonly elements: readonly { address: number; kind: string; barcode: string; mediaType: string }[];
   readonly emptyImportExport: readonly number[];
   readonly faults: LabState['faults'];
+}
+
+function streamingOf(s: StreamingStats | undefined): { streaming?: StreamingStats } {
+  return s ? { streaming: s } : {};
 }
 
 /** A control request that could not be done; `code` says what kind of problem (`door-locked`, `not-found`, `bad-request`, ...). */
@@ -195,6 +204,7 @@ export class LibraryControl {
           state,
           ...(m?.cartridge ? { barcode: m.cartridge.barcode } : {}),
           ...(m?.state === 'loaded' ? { block: m.position } : {}),
+          ...streamingOf(m?.streamingStats()),
         };
       }),
       elements: inventory.map((e) => ({ address: e.address, kind: e.kind, barcode: e.barcode, mediaType: e.mediaType })),

@@ -91,6 +91,11 @@ function formatStatus(s: LibraryStatus): string[] {
   const lines = [`Library ${s.library} (${s.yaml}) is served as ${s.iqn} on ${s.portal}; ${s.sessions} session(s).`];
   for (const d of s.drives) {
     lines.push(`Drive ${d.number} (LUN ${d.lun}, ${d.personality}, serial ${d.serial}, ${hex(d.address)}): ${d.state}${d.barcode ? `, ${d.barcode}` : ''}${d.block === undefined ? '' : ` at block ${d.block}`}.`);
+    const t = d.streaming;
+    if (t) {
+      const fill = `${Math.round(t.bufferFillBytes / 1e6)}/${Math.round(t.bufferBytes / 1e6)} MB`;
+      lines.push(`  tape ${t.motion} at ${t.speedMBps} MB/s, buffer ${fill}, ${t.backhitches} backhitch(es), ${t.streamingSeconds.toFixed(1)} s streaming, ${t.stoppedSeconds.toFixed(1)} s stopped (device time).`);
+    }
   }
   for (const e of s.elements) lines.push(`${hex(e.address)} ${e.kind}: ${e.barcode} (${e.mediaType})`);
   if (s.emptyImportExport.length) lines.push(`Empty import/export slots: ${s.emptyImportExport.map((a) => hex(a)).join(', ')}.`);
