@@ -49,11 +49,15 @@ export interface LogicalUnit {
   /** Stable name for logs and traces, e.g. `lib0/drive1`. */
   readonly name: string;
   /**
-   * Executes one command. Never rejects: handler errors become CHECK CONDITION with
-   * HARDWARE ERROR / INTERNAL TARGET FAILURE (and are recorded as emulator bugs); an
-   * aborted command resolves with TASK ABORTED status.
+   * Executes one command. The result comes back as it is when the command completed
+   * synchronously (the handler did not wait: no timing delay, nothing queued before it on
+   * an ordered unit), so a front can answer in the same turn that delivered the command;
+   * otherwise it is a promise. A caller that does not care awaits either. Never rejects
+   * nor throws: handler errors become CHECK CONDITION with HARDWARE ERROR / INTERNAL
+   * TARGET FAILURE (and are recorded as emulator bugs); an aborted command answers TASK
+   * ABORTED status.
    */
-  execute(ctx: CommandContext): Promise<CommandResult>;
+  execute(ctx: CommandContext): CommandResult | Promise<CommandResult>;
   /** Applies a task management function; pending commands of the LU are aborted. */
   taskManagement(fn: TaskManagement, initiator: string): void;
   /** Sense format the initiator asked for (descriptor or fixed): per-initiator, via D_SENSE. */

@@ -127,6 +127,55 @@ describe('engine: shared command rules', () => {
     expect(unit.bugs[0]?.command).toBe('BUGGY');
   });
 
+  it('returns the result itself when the handler answered at once, a promise when it waits', async () => {
+    const unit = makeUnit();
+    const ctx = (cdb: Uint8Array, signal = new AbortController().signal): Parameters<typeof unit.execute>[0] => ({ initiator: 'i1', cdb, dataInLength: 255, signal });
+    const ua = unit.execute(ctx(Cdb.testUnitReady().cdb));
+    expect(ua).not.toBeInstanceOf(Promise);
+    expect((ua as { status: number }).status).toBe(ScsiStatus.CHECK_CONDITION);
+    const bump = unit.execute(ctx(raw(BUMP, 0, 0, 0, 3, 0)));
+    expect(bump).not.toBeInstanceOf(Promise);
+    expect(bump).toMatchObject({ status: ScsiStatus.GOOD, data: Uint8Array.of(3) });
+    const seen: number[] = [];
+    unit.observe((_name, _cdb, r) => seen.push(r.status));
+    const ac = new AbortController();
+    const hung = unit.execute(ctx(raw(HANG, 0, 0, 0, 0, 0), ac.signal));
+    expect(hung).toBeInstanceOf(Promise);
+    expect(seen).toEqual([]);
+    ac.abort();
+    expect(await hung).toEqual({ status: ScsiStatus.TASK_ABORTED });
+    expect(seen).toEqual([ScsiStatus.TASK_ABORTED]);
+  });
+
+  it('on an ordered unit, a command behind a waiting one waits (a promise); one that overtakes answers at once', async () => {
+    const device: Counter = { value: 0, ready: true };
+    let release: () => void = () => undefined;
+    const unit = new EmulatedUnit<Counter>({
+      name: 'test/ordered', deviceType: 0x01, device, ordered: true,
+      identity: { vendor: 'PTPVTS', product: 'COUNTER', revision: '0001', serial: 'C0FFEE02' },
+      table: new DispatchTable<Counter>([
+        ...spcCommands<Counter>(),
+        { opcode: BUMP, name: 'BUMP', usage: usage(6, { 4: 0xff }), handler: (x) => { x.device.value += x.cdb[4] ?? 0; return Uint8Array.of(x.device.value); } },
+        { opcode: HANG, name: 'SLOW', usage: usage(6), handler: () => new Promise<undefined>((r) => (release = () => r(undefined))) },
+      ]),
+    });
+    installSpc(unit);
+    const ctx = (cdb: Uint8Array): Parameters<typeof unit.execute>[0] => ({ initiator: 'i1', cdb, dataInLength: 255, signal: new AbortController().signal });
+    unit.execute(ctx(Cdb.testUnitReady().cdb));
+    const slow = unit.execute(ctx(raw(HANG, 0, 0, 0, 0, 0)));
+    expect(slow).toBeInstanceOf(Promise);
+    const behind = unit.execute(ctx(raw(BUMP, 0, 0, 0, 5, 0)));
+    expect(behind).toBeInstanceOf(Promise);
+    expect(unit.execute(ctx(Cdb.testUnitReady().cdb))).toEqual({ status: ScsiStatus.GOOD });
+    expect(device.value).toBe(0);
+    release();
+    expect(await slow).toEqual({ status: ScsiStatus.GOOD });
+    expect(await behind).toMatchObject({ status: ScsiStatus.GOOD, data: Uint8Array.of(5) });
+    // Once the queue is empty, commands answer at once again.
+    await new Promise((r) => setTimeout(r, 0));
+    expect(unit.execute(ctx(raw(BUMP, 0, 0, 0, 1, 0)))).toMatchObject({ status: ScsiStatus.GOOD, data: Uint8Array.of(6) });
+  });
+
   it('a hung command completes with TASK ABORTED after a LOGICAL UNIT RESET, and the reset is reported', async () => {
     const unit = makeUnit();
     const p = new MemoryPort(unit);

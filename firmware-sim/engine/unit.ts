@@ -115,28 +115,6 @@ class ExecContext<D> implements Exec<D> {
 
 const NO_DATA = new Uint8Array(0);
 
-/*
- * The promise execute() returned last for a command that completed synchronously, and its
- * result: a front that calls execute() can answer at once (see settledResult) instead of a
- * few microtask hops later. One slot is enough: it is read right after the call.
- */
-let settledPromise: Promise<CommandResult> | undefined;
-let settledValue: CommandResult | undefined;
-
-/**
- * The result of `p` when `p` is what {@link EmulatedUnit.execute} (possibly through a
- * wrapper that hands the same promise on) just returned for a command that had already
- * completed; otherwise undefined, and the caller awaits `p` as usual. Call it right after
- * execute(), before anything else runs a command.
- */
-export function settledResult(p: Promise<CommandResult>): CommandResult | undefined {
-  if (p !== settledPromise) return undefined;
-  const v = settledValue;
-  settledPromise = undefined;
-  settledValue = undefined;
-  return v;
-}
-
 export class EmulatedUnit<D> implements LogicalUnit {
   readonly name: string;
   readonly deviceType: number;
@@ -193,19 +171,14 @@ export class EmulatedUnit<D> implements LogicalUnit {
     return () => this.observers.delete(fn);
   }
 
-  execute(ctx: CommandContext): Promise<CommandResult> {
-    let result: CommandResult;
+  execute(ctx: CommandContext): CommandResult | Promise<CommandResult> {
+    let r: CommandResult | Promise<CommandResult>;
     try {
-      const r = this.run(ctx);
-      if (r instanceof Promise) return r.then((x) => this.observed(ctx, x));
-      result = this.observed(ctx, r);
+      r = this.run(ctx);
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const p = Promise.resolve(result);
-    settledPromise = p;
-    settledValue = result;
-    return p;
+    return r instanceof Promise ? r.then((x) => this.observed(ctx, x)) : this.observed(ctx, r);
   }
 
   private observed(ctx: CommandContext, result: CommandResult): CommandResult {

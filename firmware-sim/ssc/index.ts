@@ -141,7 +141,7 @@ export function createTapeDrive(o: TapeDriveOptions): TapeDriveUnit {
     },
     serial: drive.serial,
     vendorProduct: drive.vendorProduct,
-    execute: (ctx: CommandContext): Promise<CommandResult> => unit.execute(ctx),
+    execute: (ctx: CommandContext): CommandResult | Promise<CommandResult> => unit.execute(ctx),
     taskManagement: (fn: TaskManagement, initiator: string): void => unit.taskManagement(fn, initiator),
     senseFormat: (initiator: string) => unit.senseFormat(initiator),
     hasMedium: () => drive.hasMedium(),

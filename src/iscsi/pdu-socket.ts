@@ -118,7 +118,7 @@ export class PduSocket {
         this.out.push(part);
         this.outBytes += part.length;
       }
-      if (!this.flushQueued && this.holds === 0) {
+      if (!this.flushQueued) {
         this.flushQueued = true;
         // A microtask queued now runs after those already queued; the tick it queues runs
         // once the microtask queue is empty, i.e. after every command completion this
@@ -150,22 +150,6 @@ export class PduSocket {
   }
   private sentThisTurn = false;
   private corked = false;
-
-  private holds = 0;
-
-  /**
-   * Coalesce mode: PDUs sent until the matching {@link release} wait for it, and it writes
-   * them at once (for a caller that knows its burst of answers is complete).
-   */
-  hold(): void {
-    this.holds++;
-  }
-
-  release(): void {
-    if (--this.holds > 0) return;
-    this.holds = 0;
-    if (this.out.length) this.flush();
-  }
 
   private readonly afterMicrotasks = (): void => {
     process.nextTick(this.flushNow);

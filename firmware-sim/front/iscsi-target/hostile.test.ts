@@ -2,7 +2,7 @@
  * The target under bad input: one test per PDU class, a fuzz run of at least 100,000
  * random and mutated PDUs, and a check that one session's garbage leaves another alone.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connect } from 'node:net';
 import * as Cdb from '../../../src/scsi/cdb.js';
 import { ScsiStatus } from '../../../src/scsi/status.js';
@@ -105,10 +105,16 @@ describe('iSCSI target: bad input per PDU class', () => {
   });
 
   it('rejects a second command with an ITT in use (TASK IN PROGRESS)', async () => {
-    const { h } = await target();
+    const { h, lib } = await target();
     const c = await raw(h);
+    // The unit attention of a fresh unit first: otherwise the hanging command would be
+    // answered at once with it and its ITT would be free again.
+    c.sendPdu(scsi(c, { itt: 4 }));
+    c.cmdSN++;
+    await c.waitFor((p) => p.opcode === Opcode.SCSI_RESPONSE && p.itt === 4);
     c.sendPdu(scsi(c, { itt: 5, cdb: cdb16(hangCdb()) }));
     c.cmdSN++;
+    await vi.waitFor(() => expect(lib.units[0]!.inFlight()).toBe(1));
     c.sendPdu(scsi(c, { itt: 5 }));
     c.cmdSN++;
     await c.waitFor(isReject(RejectReason.TASK_IN_PROGRESS));

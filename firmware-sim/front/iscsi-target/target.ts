@@ -19,7 +19,6 @@ import { snLte } from '../../../src/iscsi/session.js';
 import { encodeText, parseText } from '../../../src/iscsi/text.js';
 import type { CommandContext, CommandResult, EmulatedTarget, LogicalUnit, TaskManagement } from '../../engine/types.js';
 import { LazyAbort } from '../../engine/lazy-abort.js';
-import { settledResult } from '../../engine/unit.js';
 
 export interface IscsiTargetChap {
   /** Initiator CHAP names and their secrets. */
@@ -140,8 +139,6 @@ class Task extends LazyAbort implements CommandContext {
   r2t: { ttt: number; offset: number; length: number } | undefined = undefined;
   r2tSN = 0;
   done: Promise<void> | undefined = undefined;
-  /** The unit's answer, while it waits to be sent. */
-  result: CommandResult | undefined = undefined;
   /** Its data is in and it waits only for the commands before it to the same LU. */
   ready = false;
   /** performance.now() at arrival, when an observer times commands (else 0). */
@@ -780,39 +777,21 @@ class TargetConnection {
     }
     const buffer = task.buffer;
     if (buffer) task.dataOut = task.received === buffer.length ? buffer : buffer.subarray(0, task.received);
-    const running = unit.execute(task);
-    // A command the unit finished at once (TEST UNIT READY, REQUEST SENSE...) is answered
-    // once the PDUs that arrived with it are dealt with (its ITT stays in use until then,
-    // as for any command), without the promise hops, in the same write as the others.
-    const now = settledResult(running);
-    if (now) {
+    const r = unit.execute(task);
+    if (!(r instanceof Promise)) {
+      // Finished at once (TEST UNIT READY, REQUEST SENSE, a buffered WRITE...): answered
+      // here, in CmdSN order with the PDUs around it. The socket gathers every answer of
+      // this read into one write (coalesce mode).
       task.done = RESOLVED;
-      task.result = now;
-      if (this.settled.push(task) === 1) void RESOLVED.then(this.answerSettled);
-      return;
+      if (!task.aborted && this.phase !== 'gone') this.respond(task, r, unit);
+      return this.release(task);
     }
-    task.done = running.then((r) => {
+    task.done = r.then((x) => {
       this.release(task);
       if (task.aborted || this.phase === 'gone') return;
-      this.respond(task, r, unit);
+      this.respond(task, x, unit);
     });
   }
-
-  /** Commands the unit completed synchronously, waiting for {@link answerSettled}. */
-  private settled: Task[] = [];
-  private readonly answerSettled = (): void => {
-    const list = this.settled;
-    this.settled = [];
-    // These are all the answers this batch of PDUs produced at once: out in one write now.
-    this.conn.hold();
-    for (const task of list) {
-      const r = task.result;
-      task.result = undefined;
-      if (r && !task.aborted && this.phase !== 'gone') this.respond(task, r, task.unit);
-      this.release(task);
-    }
-    this.conn.release();
-  };
 
   private respond(task: Task, r: CommandResult, unit: LogicalUnit | undefined): void {
     this.tasks.delete(task.itt);
