@@ -50,16 +50,18 @@ export class MemoryPort implements ScsiPort {
     request.signal?.addEventListener('abort', onCancel, { once: true });
     try {
       const dataInLength = request.direction === 'in' ? (request.dataInLength ?? 0) : 0;
-      const result = await Promise.race([
-        this.unit.execute({
-          initiator: this.initiator,
-          cdb: request.cdb.slice(),
-          ...(request.direction === 'out' && request.dataOut ? { dataOut: request.dataOut } : {}),
-          dataInLength,
-          signal: controller.signal,
-        }),
-        new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
-      ]);
+      const running = this.unit.execute({
+        initiator: this.initiator,
+        cdb: request.cdb.slice(),
+        ...(request.direction === 'out' && request.dataOut ? { dataOut: request.dataOut } : {}),
+        dataInLength,
+        signal: controller.signal,
+      });
+      // A command the unit finished at once needs no race against the timeout or cancel.
+      const result =
+        running instanceof Promise
+          ? await Promise.race([running, new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }))])
+          : running;
       if (failure) throw failure;
       const data = result.data ? result.data.slice(0, dataInLength) : new Uint8Array(0);
       return {
