@@ -4,7 +4,6 @@ import * as Cdb from '../../src/scsi/cdb.js';
 import { Sense } from '../../src/scsi/sense.js';
 import { ScsiStatus } from '../../src/scsi/status.js';
 import type { CommandResult } from '../engine/types.js';
-import { settledResult } from '../engine/unit.js';
 import { drivePersonality } from '../personalities/drives.js';
 import { StreamingModel } from './streaming.js';
 import { drain, expectGood, expectSense, pattern, rig, type Rig } from './test-kit.js';
@@ -213,10 +212,11 @@ async function timedRig(personality = 'ibm-lto7-hh', extra: { compression?: bool
 /** Runs `c` on the unit directly: the result when it completed synchronously, else undefined (and it is awaited). */
 async function run(r: Rig, c: Cdb.Command): Promise<{ sync: boolean; result: CommandResult }> {
   const p = r.lu.unit.execute({ initiator: r.port.initiator, cdb: c.cdb, ...(c.dataOut ? { dataOut: c.dataOut } : {}), dataInLength: c.dataInLength ?? 0, signal: new AbortController().signal });
-  const now = settledResult(p);
-  const result = now ?? (await p);
+  // The unit answers with the result itself when the command did not wait, a promise when it did.
+  const sync = !(p instanceof Promise);
+  const result = await p;
   expect(result.status, 'status').toBe(ScsiStatus.GOOD);
-  return { sync: now !== undefined, result };
+  return { sync, result };
 }
 
 /** MODE SELECT(6) of the header alone, with `dsp` as its device-specific parameter. */
