@@ -121,10 +121,19 @@ export class FrameCodec {
     return this.seal(to, new Uint8Array(0), now);
   }
 
-  seal(to: string, payload: Uint8Array, now: number): Uint8Array {
+  /**
+   * Seals `payload` for `to`. The payload may come in parts (an RPC's envelope and its
+   * body): they are laid one after another into the frame, which is the only copy made of
+   * them, so a 256 KiB body is copied once on its way out, not once per layer. The bytes on
+   * the wire are the same as for the parts joined into one payload.
+   */
+  seal(to: string, payload: Uint8Array | readonly Uint8Array[], now: number): Uint8Array {
     const dest = this.#vtcs.indexOf(to);
     if (dest < 0) throw new RangeError(`unknown VTC ${to}`);
-    const total = HEADER_SIZE + payload.length + this.#mac.size;
+    const parts: readonly Uint8Array[] = payload instanceof Uint8Array ? [payload] : payload;
+    let payloadSize = 0;
+    for (const p of parts) payloadSize += p.length;
+    const total = HEADER_SIZE + payloadSize + this.#mac.size;
     if (total > this.#max) throw new RangeError(`frame of ${total} bytes exceeds the limit of ${this.#max}`);
     if (now !== this.#lastSentAt) {
       this.#lastSentAt = now;
@@ -140,8 +149,12 @@ export class FrameCodec {
     v.setUint32(17, this.#counter++);
     v.setBigUint64(21, this.#run);
     v.setBigUint64(29, this.#peerRun.get(dest) ?? 0n);
-    buf.set(payload, HEADER_SIZE);
-    buf.set(this.#mac.sign(buf.subarray(0, HEADER_SIZE + payload.length)), HEADER_SIZE + payload.length);
+    let at = HEADER_SIZE;
+    for (const p of parts) {
+      buf.set(p, at);
+      at += p.length;
+    }
+    buf.set(this.#mac.sign(buf.subarray(0, at)), at);
     this.stats.sent++;
     return buf;
   }
@@ -196,32 +209,110 @@ export class FrameCodec {
   }
 }
 
+/** Why a {@link FrameSplitter} gave up on its stream. */
+export type SplitError = 'oversized' | 'malformed';
+
 /**
- * Splits a byte stream into whole frames. A length field above the limit poisons the
- * stream (the peer is broken or hostile): `push` then returns `oversized` and the
- * caller closes the connection.
+ * Splits a byte stream into whole frames. A length field above the limit, or one too short
+ * to hold a frame header, poisons the stream (the peer is broken or hostile): `push` then
+ * returns `error` (and `detail`, saying what the length was) for that push and every later
+ * one, and the caller closes the connection.
+ *
+ * Socket reads are kept as they came, in a list, never joined into one growing buffer: a
+ * frame lying inside one read is handed out as a view of it (no copy), and one spread over
+ * several reads is copied once, into a buffer of its own size. A frame handed out is never
+ * written to again by the splitter.
  */
 export class FrameSplitter {
   readonly #max: number;
-  #buf: Uint8Array = new Uint8Array(0);
+  /**
+   * Reads, oldest first: those before index `#first` are used up (dropped in batches, so a
+   * stream of tiny reads costs no quadratic shifting), and `#chunks[#first]` is unconsumed
+   * from byte `#head` on.
+   */
+  #chunks: Uint8Array[] = [];
+  #first = 0;
+  #head = 0;
+  /** Unconsumed bytes in `#chunks`. */
+  #pending = 0;
+  #poisoned: { error: SplitError; detail: string } | null = null;
+
   constructor(maxFrame = DEFAULT_MAX_FRAME) {
     this.#max = maxFrame;
   }
-  push(chunk: Uint8Array): { frames: Uint8Array[]; error?: 'oversized' | 'malformed' } {
-    const joined = new Uint8Array(this.#buf.length + chunk.length);
-    joined.set(this.#buf);
-    joined.set(chunk, this.#buf.length);
+
+  /** Bytes received but not yet handed out as part of a frame. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  push(chunk: Uint8Array): { frames: Uint8Array[]; error?: SplitError; detail?: string } {
     const frames: Uint8Array[] = [];
-    let off = 0;
-    while (joined.length - off >= 4) {
-      const len = new DataView(joined.buffer, joined.byteOffset + off, 4).getUint32(0);
-      if (len + 4 > this.#max) return { frames, error: 'oversized' };
-      if (len < HEADER_SIZE - 4) return { frames, error: 'malformed' };
-      if (joined.length - off < len + 4) break;
-      frames.push(joined.slice(off, off + 4 + len));
-      off += 4 + len;
+    if (this.#poisoned !== null) return { frames, ...this.#poisoned };
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#pending += chunk.length;
     }
-    this.#buf = joined.slice(off);
+    while (this.#pending >= 4) {
+      const len = this.#peekLength();
+      if (len + 4 > this.#max) {
+        this.#poisoned = { error: 'oversized', detail: `frame length field says ${len + 4} bytes, over the limit of ${this.#max}` };
+        return { frames, ...this.#poisoned };
+      }
+      if (len < HEADER_SIZE - 4) {
+        this.#poisoned = { error: 'malformed', detail: `frame length field says ${len + 4} bytes, shorter than a frame header (${HEADER_SIZE})` };
+        return { frames, ...this.#poisoned };
+      }
+      if (this.#pending < len + 4) break;
+      frames.push(this.#take(len + 4));
+    }
     return { frames };
+  }
+
+  /** The big-endian u32 at the front of the unconsumed bytes (at least 4 are there). */
+  #peekLength(): number {
+    let n = 0;
+    let got = 0;
+    for (let i = this.#first; got < 4; i++) {
+      const c = this.#chunks[i] as Uint8Array;
+      for (let j = i === this.#first ? this.#head : 0; j < c.length && got < 4; j++, got++) n = n * 256 + (c[j] as number);
+    }
+    return n;
+  }
+
+  /** Removes `size` bytes (no more than `#pending`) from the front: a view when they lie in one read, else one copy. */
+  #take(size: number): Uint8Array {
+    const first = this.#chunks[this.#first] as Uint8Array;
+    if (first.length - this.#head >= size) {
+      const out = first.subarray(this.#head, this.#head + size);
+      this.#advance(size);
+      return out;
+    }
+    const out = new Uint8Array(size);
+    let at = 0;
+    while (at < size) {
+      const c = this.#chunks[this.#first] as Uint8Array;
+      const n = Math.min(c.length - this.#head, size - at);
+      out.set(c.subarray(this.#head, this.#head + n), at);
+      at += n;
+      this.#advance(n);
+    }
+    return out;
+  }
+
+  /** Consumes `n` bytes of the first read (no more than it has left). */
+  #advance(n: number): void {
+    this.#head += n;
+    this.#pending -= n;
+    if (this.#head < (this.#chunks[this.#first] as Uint8Array).length) return;
+    this.#head = 0;
+    this.#first++;
+    if (this.#first === this.#chunks.length) {
+      this.#chunks = [];
+      this.#first = 0;
+    } else if (this.#first >= 64 && this.#first * 2 >= this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#first);
+      this.#first = 0;
+    }
   }
 }

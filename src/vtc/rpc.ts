@@ -108,13 +108,16 @@ export interface OperatorAuthStats {
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
-function pack(envelope: unknown, body?: Uint8Array): Uint8Array {
+/**
+ * An RPC payload as parts for {@link FrameCodec.seal}: the length-prefixed envelope, then
+ * the body as it is (not copied here: the frame is its one copy on the way out).
+ */
+function pack(envelope: unknown, body?: Uint8Array): Uint8Array[] {
   const json = enc.encode(JSON.stringify(envelope));
-  const out = new Uint8Array(4 + json.length + (body?.length ?? 0));
-  new DataView(out.buffer).setUint32(0, json.length);
-  out.set(json, 4);
-  if (body !== undefined) out.set(body, 4 + json.length);
-  return out;
+  const head = new Uint8Array(4 + json.length);
+  new DataView(head.buffer).setUint32(0, json.length);
+  head.set(json, 4);
+  return body === undefined || body.length === 0 ? [head] : [head, body];
 }
 
 function unpack(payload: Uint8Array): { envelope: unknown; body: Uint8Array } {
