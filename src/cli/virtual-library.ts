@@ -235,7 +235,7 @@ export function createVirtualDriveUnit(o: VirtualDriveOptions): VirtualDriveUnit
     device: drive,
     hooks: {
       notReady: () => drive.stateSense(),
-      // Buffered mode 1: a WRITE is on the VTS before GOOD; the commit is at unload.
+      // Buffered mode 1: a WRITE answers GOOD once sent to the VTS (a few on their way, volume-drive.ts); the commit is at unload.
       deviceSpecificParameter: () => 0x10,
       blockDescriptors: () => {
         const b = new Uint8Array(8);

@@ -18,6 +18,13 @@
  * - A key that takes effect while a write is mounted fences that write: the next WRITE,
  *   WRITE FILEMARKS or the unload answers MEDIUM ERROR / WRITE ERROR, and every data command
  *   after it too until the cartridge is unloaded: what the mount wrote is not acknowledged.
+ * - Buffered mode (the only mode the drive reports): a WRITE answers GOOD once its block is
+ *   sent to the VTS, with up to {@link WRITE_BEHIND} blocks on their way at once, so the
+ *   iSCSI hop and the RPC hop overlap. Nothing is acknowledged by that GOOD (only the
+ *   unload's commit acknowledges). A block the VTS fails loses the write as above, and the
+ *   host hears of it as a deferred error (sense 0x71) at its next command: a WRITE, WRITE
+ *   FILEMARKS (which waits for every block before it), any positioning or read, TEST UNIT
+ *   READY, or the unload, which then commits nothing.
  */
 import type { Logger } from 'pino';
 import { Sense, SenseKey, sense } from '../../scsi/sense.js';
@@ -32,6 +39,13 @@ import { DriveRefused, SenseError } from './sense-error.js';
 
 /** Largest block a host may write: what one read of the VTS returns whole. */
 export const MAX_BLOCK = MAX_BODY;
+
+/**
+ * WRITEs the drive keeps on their way to the VTS at once (buffered mode): enough that the
+ * host's next block arrives while the VTS writes this one, few enough that little is
+ * written past a failure the host has not heard of yet (it is not committed either way).
+ */
+export const WRITE_BEHIND = 4;
 
 const BLOCK = 0;
 const FILEMARK = 1;
@@ -54,6 +68,8 @@ export interface VirtualDriveOptions {
   readonly copyModeOf?: (volser: string) => CopyMode | undefined;
   /** Told after a write is acknowledged (the library moves a scratch volume to private); the unload answers once it settles. */
   readonly onCommitted?: (r: CloseResult) => Promise<void> | void;
+  /** WRITEs on their way to the VTS at once (default {@link WRITE_BEHIND}); 1 answers each WRITE once the VTS has its block. */
+  readonly writeBehind?: number;
 }
 
 /** The mounted volume as the drive tracks it. */
@@ -70,6 +86,10 @@ interface Medium {
   epoch: number;
   /** Set once the write is lost: every data command answers it until unload. */
   lost: SenseData | null;
+  /** Blocks sent to the VTS whose WRITE the host was already answered (write-behind); each settles, never rejects. */
+  readonly behind: Set<Promise<void>>;
+  /** A loss found by a block behind, not yet told to the host: its next command answers it (a deferred error). */
+  deferred: SenseData | null;
 }
 
 export const writeError = (information?: number): SenseData => sense(Sense.WRITE_ERROR, information === undefined ? {} : { information });
@@ -132,8 +152,31 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
     return undefined;
   }
 
-  /** The loaded medium, mounted for reading when it has data: or CHECK CONDITION (NOT READY). */
+  /**
+   * The loaded medium, mounted for reading when it has data: or CHECK CONDITION (NOT READY).
+   * Every block written behind is settled first, and a write they lost is answered now, as a
+   * deferred error.
+   */
   async ready(): Promise<Medium> {
+    const m = await this.#ready();
+    await this.#settle(m);
+    return m;
+  }
+
+  /** Waits for every block written behind; throws the deferred error one of them left, once. */
+  async #settle(m: Medium): Promise<void> {
+    while (m.behind.size > 0) await Promise.race(m.behind);
+    this.#tellDeferred(m);
+  }
+
+  #tellDeferred(m: Medium): void {
+    const d = m.deferred;
+    if (d === null) return;
+    m.deferred = null;
+    throw new SenseError(d);
+  }
+
+  async #ready(): Promise<Medium> {
     const why = this.stateSense();
     if (why !== undefined) throw new SenseError(why);
     const m = this.medium as Medium;
@@ -245,7 +288,9 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
 
   /** Ready for a write at the current position: the mount made writable, the fence checked. */
   async writable(): Promise<{ m: Medium; h: HostHandle }> {
-    const m = await this.ready();
+    // Not ready(): the blocks behind may stay on their way while the next one is sent.
+    const m = await this.#ready();
+    this.#tellDeferred(m);
     if (m.lost !== null) throw new SenseError(m.lost);
     const ctx = this.host.engine.writeContext();
     if (m.handle?.writable === true) {
@@ -331,12 +376,45 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
 
   async writeBlock(data: Uint8Array, residue: number): Promise<void> {
     const { m, h } = await this.writable();
-    try {
-      await this.host.write(h, data);
-    } catch (e) {
-      this.#lose(m, e, 'WRITE failed on the VTS', residue);
+    const depth = Math.max(1, this.#o.writeBehind ?? WRITE_BEHIND);
+    if (depth === 1) {
+      try {
+        await this.host.write(h, data);
+      } catch (e) {
+        this.#lose(m, e, 'WRITE failed on the VTS', residue);
+      }
+      this.#wrote(m, BLOCK);
+      return;
     }
+    // The host may reuse its buffer once answered, and the block may still be on its way.
+    const block = Uint8Array.from(data);
+    // The blocks reach the VTS in the order sent: one RPC connection carries them in order and
+    // the VTS queues each on the mount as its frame arrives (VtsUnit's per-mount chain). A
+    // block whose connection drops fails, and one sent after the drop goes only once the
+    // blocks before it were answered or failed: no two successful blocks can swap places,
+    // and one failed block keeps the mount from being committed.
+    const sent: Promise<void> = this.host.write(h, block).then(
+      () => undefined,
+      (e: unknown) => this.#lostBehind(m, h, e),
+    );
+    m.behind.add(sent);
+    void sent.finally(() => m.behind.delete(sent));
     this.#wrote(m, BLOCK);
+    while (m.behind.size >= depth) await Promise.race(m.behind);
+    // A block before this one failed: this WRITE is where the host hears of it.
+    this.#tellDeferred(m);
+  }
+
+  /** A block written behind failed: the write is lost, and the host's next command is told (deferred error). */
+  #lostBehind(m: Medium, h: HostHandle, e: unknown): void {
+    // Blocks behind the first failure fail too (the mount is being ended): one loss.
+    if (m.lost !== null || m.handle !== h) return;
+    m.lost = writeError();
+    m.deferred = { ...m.lost, deferred: true };
+    m.handle = null;
+    this.stats.lost++;
+    this.log.error({ volser: m.volser, err: e, code: codeOf(e) }, 'a WRITE answered before the VTS had it failed there: write lost, the host is told at its next command (deferred error), WRITE ERROR until the cartridge is unloaded');
+    void this.#drop(h);
   }
 
   async writeFilemarks(count: number): Promise<void> {
@@ -392,7 +470,7 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
   // ------------------------------------------------------------------ load and unload
 
   #newMedium(volser: string): Medium {
-    return { volser, handle: null, blank: false, pos: 0, kinds: [], epoch: 0, lost: null };
+    return { volser, handle: null, blank: false, pos: 0, kinds: [], epoch: 0, lost: null, behind: new Set(), deferred: null };
   }
 
   /** Threads the cartridge: mounts it now when the PtP system can (else at the first command). */
@@ -412,9 +490,14 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
    */
   async unload(): Promise<void> {
     const m = this.medium;
+    // Every block written behind is on the VTS, or the write is lost, before anything is committed.
+    if (m !== undefined) while (m.behind.size > 0) await Promise.race(m.behind);
     this.medium = undefined;
     this.state = this.cartridge === undefined ? 'empty' : 'unloaded';
-    if (m === undefined || m.handle === null) return;
+    if (m === undefined) return;
+    // Lost by a block behind, and the host not told yet: the unload answers it; nothing is committed.
+    if (m.handle === null) this.#tellDeferred(m);
+    if (m.handle === null) return;
     const h = m.handle;
     m.handle = null;
     if (!h.writable) {
@@ -545,12 +628,12 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
 
   /** WRITE of `blocks` blocks of `size` bytes from `data`; `fixed` says how residues count. */
   async write(data: Uint8Array, size: number, blocks: number, fixed: boolean): Promise<void> {
-    await this.ready();
+    await this.#ready();
     if (data.length < size * blocks) throw new SenseError(sense(Sense.DATA_PHASE_ERROR));
     for (let i = 0; i < blocks; i++) await this.writeBlock(data.subarray(i * size, (i + 1) * size), fixed ? blocks - i : size);
   }
 
-  /** WRITE FILEMARKS; 0 is a flush (nothing is buffered here; a lost write says so). */
+  /** WRITE FILEMARKS; 0 is a flush (every block written behind is on the VTS first; a lost write says so). */
   async filemarks(count: number): Promise<void> {
     const m = await this.ready();
     if (count === 0) {
