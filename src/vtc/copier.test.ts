@@ -31,7 +31,71 @@ describe('copyVolume', () => {
   it('streams every chunk and closes: no abort, nothing left held', async () => {
     const { from, to, calls } = pair(false);
     expect(await copyVolume('V00002', from, to)).toBe(3);
-    expect(calls).toEqual(['export-open', 'copy-open', 'export-read', 'copy-write', 'export-read', 'copy-write', 'export-read', 'copy-close']);
+    // Each chunk's next read is sent before the chunk is written (read-ahead).
+    expect(calls).toEqual(['export-open', 'copy-open', 'export-read', 'export-read', 'copy-write', 'export-read', 'copy-write', 'copy-close']);
+  });
+
+  it('reads the next chunk while the destination writes this one, writes the chunks in order, and after a failed write releases the source only once the read ahead ended', async () => {
+    const events: string[] = [];
+    const chunks = [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)];
+    let reads = 0;
+    const from = {
+      name: 'B',
+      exportOpen: async () => ({ xid: 7, token: { generation: 3 }, sha256: 'ab', bytes: 3 }),
+      exportRead: () => {
+        const n = reads++;
+        events.push(`read ${n} sent`);
+        return new Promise<Uint8Array | null>((resolve) =>
+          setTimeout(() => {
+            events.push(`read ${n} done`);
+            resolve(chunks[n] ?? null);
+          }, 5),
+        );
+      },
+      exportRelease: async () => void events.push('release'),
+    } as unknown as VtsClient;
+    const written: number[] = [];
+    const mkTo = (failAt: number) =>
+      ({
+        name: 'A',
+        copyOpen: async () => 11,
+        copyWrite: (_cid: number, data: Uint8Array) => {
+          events.push(`write ${data[0]} sent`);
+          return new Promise<void>((resolve, reject) =>
+            setTimeout(() => {
+              events.push(`write ${data[0]} done`);
+              if (data[0] === failAt) reject(new Error('disk full'));
+              else {
+                written.push(data[0] ?? -1);
+                resolve();
+              }
+            }, 20),
+          );
+        },
+        copyClose: async () => ({ generation: 3, consistent: true }),
+        copyAbort: async () => void events.push('abort'),
+      }) as unknown as VtsClient;
+    expect(await copyVolume('V00002', from, mkTo(-1))).toBe(3);
+    expect(written).toEqual([1, 2, 3]);
+    // Chunk 2's read ran while chunk 1 was being written.
+    expect(events.indexOf('read 1 done')).toBeLessThan(events.indexOf('write 1 done'));
+    expect(events.indexOf('read 1 sent')).toBeLessThan(events.indexOf('write 1 sent'));
+    // The last write fails with the end-of-stream read still on its way, which is slower.
+    events.length = 0;
+    reads = 2;
+    const slowFrom = {
+      ...from,
+      exportRead: () => {
+        const n = reads++;
+        events.push(`read ${n} sent`);
+        return new Promise<Uint8Array | null>((resolve) => setTimeout(() => (events.push(`read ${n} done`), resolve(chunks[n] ?? null)), n === 3 ? 60 : 5));
+      },
+      exportRelease: async () => void events.push('release'),
+    } as unknown as VtsClient;
+    await expect(copyVolume('V00002', slowFrom, mkTo(3))).rejects.toBeInstanceOf(CopyError);
+    expect(events.indexOf('read 3 done')).toBeGreaterThan(events.indexOf('write 3 done'));
+    expect(events.indexOf('release')).toBeGreaterThan(events.indexOf('read 3 done'));
+    expect(events).toContain('abort');
   });
 
   // A close that failed may never have reached the destination (seed 147 of the production

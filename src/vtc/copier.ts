@@ -28,14 +28,25 @@ export async function copyVolume(volser: string, from: VtsClient, to: VtsClient,
       await from.exportRelease(x.xid).catch(() => undefined);
       throw e;
     }
+    // Read-ahead: the source reads chunk n+1 while the destination writes chunk n. One read
+    // at a time on the export (it is a stream), and the destination still takes the chunks
+    // in order, one write after another; its close checks the whole against x.sha256.
+    let reading: Promise<Uint8Array | null> | null = null;
     try {
+      reading = from.exportRead(x.xid);
       while (true) {
-        const chunk = await from.exportRead(x.xid);
+        const chunk: Uint8Array | null = await reading;
+        reading = null;
         if (chunk === null) break;
+        reading = from.exportRead(x.xid);
+        // Failing here, the copy waits for the read (below) before it releases the export.
+        reading.catch(() => undefined);
         for (let off = 0; off < chunk.length; off += MAX_BODY) await to.copyWrite(cid, chunk.subarray(off, off + MAX_BODY));
       }
       return (await to.copyClose(cid)).generation;
     } catch (e) {
+      // The read ahead, if any, ends first: the release must not overtake it on the source.
+      await reading?.catch(() => undefined);
       // Neither side may stay held by a copy that will not finish: the destination would
       // refuse every other copy and mount of the volume until its idle bound. A close that
       // failed may never have reached it (seed 147); an abort after a close that did is a no-op.
