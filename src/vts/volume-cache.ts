@@ -12,6 +12,7 @@
  * ```
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
@@ -98,31 +99,50 @@ export interface VolumeCacheOptions {
 /**
  * One volume file opened for record access: a committed file read-only, or a working
  * file a mount writes. Keeps the record index in memory.
+ *
+ * A working file also keeps the SHA-256 of its bytes as they are written (and as they are
+ * read when it is opened), so its commit need not read the whole file again to hash it
+ * ({@link VolumeFile.sha256}). The hash covers exactly the bytes this object wrote or read,
+ * in file order; anything that could leave the file otherwise (a truncation, a failed
+ * append) drops it, and the commit then hashes the file as before. Nothing of it is kept
+ * on disk: a working file does not outlive its process (only a commit makes it data), and
+ * the commit stores the hash in the volume's metadata, durably, as it always did.
  */
 export class VolumeFile {
+  /** SHA-256 of bytes [0, `hashed`) of the file, or null once they may differ from the file. */
+  #hash: Hash | null;
+  #hashed: number;
+
   private constructor(
     readonly path: string,
     private readonly fh: PlatformFile,
     readonly entries: RecordEntry[],
     private size: number,
     readonly writable: boolean,
-  ) {}
+    hash: Hash | null,
+  ) {
+    this.#hash = hash;
+    this.#hashed = hash === null ? 0 : size;
+  }
 
   /** Opens and indexes a volume file. Rejects with {@link BadVolumeDataError} when it is malformed. */
   static async open(path: string, writable: boolean, fs: PlatformFs = nodeFs): Promise<VolumeFile> {
     const fh = await fs.open(path, writable ? 'r+' : 'r');
     try {
       const parser = new VolumeParser({ index: true });
+      // A working file (a copy's, a recall's, a prefix for a write) is hashed as it is indexed.
+      const hash = writable ? createHash('sha256') : null;
       const buf = Buffer.alloc(1 << 20);
       let pos = 0;
       for (;;) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
         parser.push(buf.subarray(0, bytesRead));
+        hash?.update(buf.subarray(0, bytesRead));
         pos += bytesRead;
       }
       parser.end();
-      return new VolumeFile(path, fh, parser.entries ?? [], pos, writable);
+      return new VolumeFile(path, fh, parser.entries ?? [], pos, writable, hash);
     } catch (e) {
       await fh.close();
       throw e instanceof BadVolumeDataError ? new BadVolumeDataError(`${path}: ${e.message}`, { cause: e }) : e;
@@ -138,7 +158,7 @@ export class VolumeFile {
       await fh.close();
       throw e;
     }
-    return new VolumeFile(path, fh, [], VOLUME_MAGIC.length, true);
+    return new VolumeFile(path, fh, [], VOLUME_MAGIC.length, true, createHash('sha256').update(VOLUME_MAGIC));
   }
 
   get bytes(): number {
@@ -147,6 +167,15 @@ export class VolumeFile {
 
   get records(): number {
     return this.entries.length;
+  }
+
+  /**
+   * The SHA-256 (hex) of the file's bytes, as written and read through this object; null
+   * when it does not know them all (truncated, an append failed): hash the file then.
+   */
+  sha256(): string | null {
+    if (this.#hash === null || this.#hashed !== this.size) return null;
+    return this.#hash.copy().digest('hex');
   }
 
   /** Byte offset where record `i` begins (the file size when `i` is past the end). */
@@ -169,6 +198,8 @@ export class VolumeFile {
   async truncateTo(i: number): Promise<void> {
     if (i >= this.entries.length) return;
     const off = this.offsetOf(i);
+    // A running hash cannot be wound back: the commit hashes the file instead.
+    this.#hash = null;
     await this.fh.truncate(off);
     this.entries.length = i;
     this.size = off;
@@ -178,7 +209,15 @@ export class VolumeFile {
   async append(kind: RecordKind, data: Uint8Array): Promise<void> {
     const head = recordHeader(kind, data.length);
     const buf = data.length ? Buffer.concat([head, data]) : head;
-    await writeAll(this.fh, buf, this.size, this.path);
+    try {
+      await writeAll(this.fh, buf, this.size, this.path);
+    } catch (e) {
+      // Part of it may be on disk past `size`: the hash no longer speaks for the file.
+      this.#hash = null;
+      throw e;
+    }
+    this.#hash?.update(buf);
+    this.#hashed += buf.length;
     this.entries.push({ kind, offset: this.size, length: data.length });
     this.size += buf.length;
   }
@@ -426,8 +465,10 @@ export class VolumeCache {
     await f.sync();
     const bytes = f.bytes;
     const records = f.records;
+    // Hashed as it was written or read in, when it was all along; else read again.
+    const known = f.sha256();
     await f.close();
-    const { sha256 } = await hashFile(f.path, this.#fs);
+    const sha256 = known ?? (await hashFile(f.path, this.#fs)).sha256;
     const name = `${volser}.${generation}.${this.#random(6).toString('hex')}.vol`;
     await this.#fs.rename(f.path, join(this.#dataDir, name));
     await syncDir(this.#dataDir, this.#fs);
