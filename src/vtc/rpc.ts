@@ -497,7 +497,9 @@ export class RpcClient {
     if (p === undefined) return;
     this.#pending.delete(env.id);
     this.#clock.clearTimeout(p.timer);
-    if (env.ok === true) p.resolve({ result: env.r, body: body.slice() });
+    // The body is a view of the frame, which is this answer's alone (FrameSplitter hands out
+    // each frame once and never writes to it again): no copy.
+    if (env.ok === true) p.resolve({ result: env.r, body });
     else p.reject(new RemoteError(String(env.e?.code ?? 'EUNKNOWN'), String(env.e?.name ?? 'Error'), String(env.e?.message ?? 'remote error')));
   }
 
