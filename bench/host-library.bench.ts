@@ -85,12 +85,13 @@ const OPERATOR_VTC = 'vtc2';
 /**
  * What a CPU profile of this benchmark showed (HOST_LIBRARY_BENCH_NODE_ARGS="--cpu-prof
  * --cpu-prof-dir=DIR", 3 rounds, 2026-12-06, load average about 2): kept in the results
- * beside each run's own split of the time, as the reason the targets are not met.
+ * beside each run's own split of the time, as the reason the targets were not met, with
+ * what has been changed since (the last note).
  */
 const PROFILE_NOTES = [
   'profile (node --cpu-prof on every server process, 3 rounds + the untimed round and read-back: 1 GiB written through vtc1 and 1 GiB copied A -> vtc1 -> B): vtc1 busy 26.8 s of 52.8 s wall, of which garbage collection 9.6 s (36%), socket writes of 256 KiB frames 5.2 s, HMAC-SHA256 of frames 2.9 s, FrameSplitter.push (src/net/frame.ts) 1.9 s, RPC pack + frame seal (two copies of every body) 1.0 s; VTS A busy 17.6 s (GC 4.6 s, writes to socket and cache file 3.3 s, HMAC 1.9 s, FrameSplitter.push 1.35 s); VTS B busy 16.3 s (GC 4.1 s, writes 3.1 s, HMAC 2.3 s, FrameSplitter.push 1.6 s); the emulator drive (sim serve) busy about 2.4 s for its 320 MiB (GC 0.4 s)',
   'so the PtP path is CPU-bound on two cores: every host byte crosses three processes (host -> vtc1 -> VTS A) where the baseline crosses two, each RPC hop copies a 256 KiB body four to five times (pack, seal, then FrameSplitter.push re-concatenates its whole buffer on every 64 KiB socket read and slices the frame out again) and the garbage of those copies is the largest single cost; the virtual drive sends one WRITE to the VTS at a time (ordered unit), so the hops never overlap; the commit re-reads the volume file to hash it; the immediate copy then moves the volume again over two more hops, one chunk at a time',
-  'measured fix, not applied here: FrameSplitter keeping the socket reads in a list and copying each frame once takes 0.23 s per GiB of 256 KiB frames against 1.1 s per GiB today (same process, interleaved, 64 KiB reads), before the garbage it no longer makes',
+  'changed since that profile: FrameSplitter keeps the socket reads in a list and copies a frame once (none when it lies in one read), seal takes the envelope and the body as parts (the frame is the body\'s one copy on its way out) and an answer\'s body is not copied again; the virtual drive keeps up to four WRITEs on their way to the VTS (buffered mode, an error answered as a deferred error); the copy reads the next chunk while it writes one; the VTS hashes a volume as it is written or read in, not at commit, and writes a record\'s header and data without joining them',
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -534,7 +535,7 @@ try {
     const writeMBps = mb(STREAM, median([...rounds.immediate, ...rounds.deferred].map((x) => x.writeMs)));
     const copyInUnload = med('immediate', 'unloadMs') - med('deferred', 'unloadMs');
     notes.push(
-      `split of a PtP round (medians): the write phase (REWIND to the end of WRITE FILEMARKS, host -> vtc1 -> VTS A, one 256 KiB RPC at a time) runs at ${writeMBps.toFixed(0)} MB/s, ${(writeMBps / base).toFixed(2)}x the emulator drive's whole round, so it alone keeps deferred copy under ${(writeMBps / base).toFixed(2)}x; the unload (commit on VTS A: the volume file hashed and fsynced) takes ${med('deferred', 'unloadMs').toFixed(0)} ms with deferred copy and ${med('immediate', 'unloadMs').toFixed(0)} ms with immediate copy, i.e. the copy to VTS B (VTS A -> vtc1 -> VTS B, one chunk at a time, then hashed and fsynced on B) costs ${copyInUnload.toFixed(0)} ms (${mb(STREAM, copyInUnload).toFixed(0)} MB/s) of the immediate round; run in the background (deferred) the same copy took ${median(copyMs).toFixed(0)} ms`,
+      `split of a PtP round (medians): the write phase (REWIND to the end of WRITE FILEMARKS, host -> vtc1 -> VTS A, up to four 256 KiB WRITEs on their way) runs at ${writeMBps.toFixed(0)} MB/s, ${(writeMBps / base).toFixed(2)}x the emulator drive's whole round, so it alone keeps deferred copy under ${(writeMBps / base).toFixed(2)}x; the unload (commit on VTS A: the volume file fsynced, its hash kept as it was written) takes ${med('deferred', 'unloadMs').toFixed(0)} ms with deferred copy and ${med('immediate', 'unloadMs').toFixed(0)} ms with immediate copy, i.e. the copy to VTS B (VTS A -> vtc1 -> VTS B, the next chunk read while one is written, hashed as it arrives and fsynced on B) costs ${copyInUnload.toFixed(0)} ms (${mb(STREAM, copyInUnload).toFixed(0)} MB/s) of the immediate round; run in the background (deferred) the same copy took ${median(copyMs).toFixed(0)} ms`,
     );
   }
 
