@@ -94,7 +94,7 @@ async function rig(writeBehind?: number) {
   const x = heldHost();
   const d = createVirtualDriveUnit({ host: x.host, serial: 'T1', name: 'test/drive1', log: pino({ level: 'silent' }), ...(writeBehind === undefined ? {} : { writeBehind }) });
   await d.bay.insert(cartridgeOf('V00001'));
-  const send = (c: Command): Promise<CommandResult> =>
+  const send = async (c: Command): Promise<CommandResult> =>
     d.unit.execute({ initiator: 'h1', cdb: c.cdb, dataInLength: c.dataInLength ?? 0, signal: new AbortController().signal, ...(c.dataOut === undefined ? {} : { dataOut: c.dataOut }) });
   const run = async (c: Command): Promise<CommandResult> => {
     for (;;) {
