@@ -208,20 +208,18 @@ export class VolumeFile {
   /** Appends one record. Rejects with the fs error or ShortWriteError; the record then does not count (the next append overwrites it). */
   async append(kind: RecordKind, data: Uint8Array): Promise<void> {
     const head = recordHeader(kind, data.length);
-    // Header and data written one after the other rather than joined: a block is not copied
-    // again here. Either failing leaves the record uncounted, as one write failing did.
+    const buf = data.length ? Buffer.concat([head, data]) : head;
     try {
-      await writeAll(this.fh, head, this.size, this.path);
-      if (data.length > 0) await writeAll(this.fh, data, this.size + head.length, this.path);
+      await writeAll(this.fh, buf, this.size, this.path);
     } catch (e) {
       // Part of it may be on disk past `size`: the hash no longer speaks for the file.
       this.#hash = null;
       throw e;
     }
-    this.#hash?.update(head).update(data);
-    this.#hashed += head.length + data.length;
+    this.#hash?.update(buf);
+    this.#hashed += buf.length;
     this.entries.push({ kind, offset: this.size, length: data.length });
-    this.size += head.length + data.length;
+    this.size += buf.length;
   }
 
   async sync(): Promise<void> {
