@@ -150,8 +150,10 @@ describe.skipIf(replay !== null)('production simulation', () => {
   // weak forced keys; in 1425 the VTS's clock stepped back, its replies looked sent before the
   // VTCs restarted, and \`vts in B\` failed as unreachable. Frames now name the receiver's run
   // (src/net/frame.ts): one bound to it is no replay of an earlier run, whatever the clocks.
-  it('seeds 670 and 1425: clock skew against a peer\'s start costs at most one refused frame', { timeout: 60_000 }, async () => {
-    for (const seed of [670, 1425]) {
+  // Seed 11 (VTS A's clock stepped back 2.9 s) still meets that skew after the host path's
+  // write-behind and copy read-ahead moved the schedules of 670 and 1425 past it.
+  it('seeds 11, 670 and 1425: clock skew against a peer\'s start costs at most one refused frame', { timeout: 90_000 }, async () => {
+    for (const seed of [11, 670, 1425]) {
       const r = await runProdSchedule(seed);
       expect(r.online, `seed ${seed}`).toBe(true);
       expect(r.faultKinds['clock-skew'], `seed ${seed}`).toBe(1);
