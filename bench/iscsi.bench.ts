@@ -16,7 +16,7 @@
  * results go to bench/results/iscsi-one-cpu.json.
  */
 import b from 'benny';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ import { IscsiSession } from '../src/iscsi/session.js';
 import { IscsiPort } from '../src/transport/iscsi/iscsi-port.js';
 import { MediaChanger } from '../src/devices/media-changer.js';
 import { startTgtd, tgtdUnavailable } from '../test/hil/lib/tgtd.js';
-import { median, serial, target, writeResults, type Figure, type Target, BENCH_DRIVE_LIBRARY_YAML } from './lib.js';
+import { median, serial, startSimServe, target, writeResults, type Figure, type Target, BENCH_DRIVE_LIBRARY_YAML } from './lib.js';
 
 const CHUNK = 256 * 1024;
 const CHUNKS = 128;
@@ -85,29 +85,16 @@ interface Subject {
 
 // ------------------------------------------------------------------ ptpvts target
 
-/**
- * `ptpvts sim serve` in a process of its own, as a user runs it (and as tgtd runs): the
- * target never shares an event loop with the client being measured.
- */
+/** `ptpvts sim serve` in a process of its own ({@link startSimServe}). */
 async function ptpvtsSubject(): Promise<Subject> {
   const yaml = join(dir, 'library.yaml');
   writeFileSync(yaml, BENCH_DRIVE_LIBRARY_YAML);
-  const runner = join(process.cwd(), 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
   // ISCSI_BENCH_TARGET_NODE_ARGS: extra Node options for the target process (e.g. --cpu-prof).
-  const extra = (process.env.ISCSI_BENCH_TARGET_NODE_ARGS ?? '').split(/\s+/u).filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let out = '';
-  const found = await new Promise<RegExpExecArray>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(out);
-      if (m) resolve(m);
-    });
-    void exited.then((code) => reject(new Error(`ptpvts sim serve exited (${code}) before serving:\n${out}`)));
+  const sim = await startSimServe(yaml, (process.env.ISCSI_BENCH_TARGET_NODE_ARGS ?? '').split(/\s+/u).filter(Boolean));
+  const session = await IscsiSession.open({ host: sim.host, port: sim.port, initiatorName: INITIATOR, targetName: sim.iqn, queueDepth: 16 }).catch(async (e: unknown) => {
+    await sim.stop().catch(() => undefined);
+    throw e;
   });
-  const [, iqn, host, portNo] = found;
-  const session = await IscsiSession.open({ host: host!, port: Number(portNo), initiatorName: INITIATOR, targetName: iqn!, queueDepth: 16 });
   const port = new IscsiPort(session, 1);
   await port.execute(Cdb.requestSense());
   return {
@@ -116,9 +103,7 @@ async function ptpvtsSubject(): Promise<Subject> {
     negotiated: negotiated(session),
     async close() {
       await session.close();
-      child.kill('SIGTERM');
-      const code = await exited;
-      if (code !== 0) throw new Error(`ptpvts sim serve exited with ${code}`);
+      await sim.stop();
     },
   };
 }

@@ -3,6 +3,7 @@
  * suite in bench/results/ carrying the date, machine and Node version beside the figures,
  * and each target as measured against its same-run baseline.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { cpus, totalmem, hostname, release } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -108,16 +109,74 @@ export async function openBenchDrive(tag: string): Promise<{ dir: string; lab: L
 }
 
 /** A library of one LTO-8 drive holding an 8 GiB cartridge (BEN001L8), no timing model: what `sim serve` serves as a benchmark's baseline drive. */
-export const BENCH_DRIVE_LIBRARY_YAML = `name: bench
+export const BENCH_DRIVE_LIBRARY_YAML = benchLibraryYaml(1);
+
+/**
+ * A library of `drives` LTO-8 drives, drive k holding the cartridge BEN00kL8 (`capacity`
+ * each), no timing model: the multi-drive counterpart of {@link BENCH_DRIVE_LIBRARY_YAML}.
+ */
+export function benchLibraryYaml(drives: number, capacity = '8GiB'): string {
+  if (!Number.isInteger(drives) || drives < 1 || drives > 9) throw new Error(`benchLibraryYaml: ${drives} drives (1 to 9 supported)`);
+  const cartridges = Array.from({ length: drives }, (_, i) => `  - barcode: ${benchBarcode(i + 1)}
+    capacity: ${capacity}
+    location: drive ${i + 1}
+`).join('');
+  return `name: bench
 personality: PTPVTS-LIB
 timeScale: 0
 mediaDir: ./media
-storageSlots: 4
+storageSlots: ${Math.max(4, drives)}
 drives:
-  count: 1
+  count: ${drives}
   personality: LTO8
 cartridges:
-  - barcode: BEN001L8
-    capacity: 8GiB
-    location: drive 1
-`;
+${cartridges}`;
+}
+
+/** Barcode of the cartridge loaded in bench drive `drive` (1-based): BEN001L8, BEN002L8... */
+export function benchBarcode(drive: number): string {
+  return `BEN${String(drive).padStart(3, '0')}L8`;
+}
+
+/** A `ptpvts sim serve` process serving one library, as {@link startSimServe} returns it. */
+export interface SimServe {
+  readonly host: string;
+  readonly port: number;
+  readonly iqn: string;
+  readonly pid: number;
+  /** SIGTERM, then waits for a clean exit (throws when the exit code is not 0). */
+  stop(): Promise<void>;
+}
+
+/**
+ * `ptpvts sim serve <yaml> --portal 127.0.0.1:0` in a process of its own, as a user runs it
+ * (and as tgtd runs): the target never shares an event loop with the client being measured.
+ * `nodeArgs` are extra Node options for that process (e.g. `--cpu-prof`, which needs the
+ * clean SIGTERM exit `stop()` asks for).
+ */
+export async function startSimServe(yaml: string, nodeArgs: readonly string[] = []): Promise<SimServe> {
+  const runner = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  const found = await new Promise<RegExpExecArray>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /iSCSI target (\S+) on portal (\S+):(\d+)\./u.exec(out);
+      if (m) resolve(m);
+    });
+    void exited.then((code) => reject(new Error(`ptpvts sim serve exited (${code}) before serving:\n${out}`)));
+  });
+  const [, iqn, host, portNo] = found;
+  return {
+    host: host!,
+    port: Number(portNo),
+    iqn: iqn!,
+    pid: child.pid!,
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (code !== 0) throw new Error(`ptpvts sim serve exited with ${code}`);
+    },
+  };
+}

@@ -8,10 +8,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
-const suites = readdirSync(here)
-  .filter((f) => f.endsWith('.bench.ts'))
-  .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
-  .sort();
+const all = readdirSync(here).filter((f) => f.endsWith('.bench.ts'));
+// A name that is a suite's whole name picks that suite alone (`iscsi` is not also
+// `iscsi-drives`); any other name picks every suite it begins.
+const picks = (w, f) => (all.includes(`${w}.bench.ts`) ? f === `${w}.bench.ts` : f.startsWith(w));
+const suites = all.filter((f) => wanted.length === 0 || wanted.some((w) => picks(w, f))).sort();
 if (suites.length === 0) {
   console.error(`no benchmark suite matches ${wanted.join(' ')}`);
   process.exit(2);

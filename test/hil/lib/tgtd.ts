@@ -43,6 +43,8 @@ export interface TgtdLibrary {
   /** Element addresses as configured. */
   readonly elements: { transport: number; drives: number[]; slots: number[] };
   readonly dir: string;
+  /** tgtd's process id (for CPU accounting from /proc). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export async function startTgtd(opts: TgtdOptions = {}): Promise<TgtdLibrary> {
       changerLun,
       elements: { transport, drives: driveLuns.map((d) => d), slots: Array.from({ length: slotsN }, (_, i) => firstSlot + i) },
       dir,
+      pid: child.pid!,
       stop,
     };
   } catch (err) {
