@@ -36,9 +36,36 @@ export interface CloseResult {
   readonly queued: readonly VtsName[];
 }
 
+/**
+ * How many of the secondary's blocks may still be on their way when a host write is
+ * answered: the tee's own write-behind, on top of the drive's towards the primary.
+ */
+export const TEE_WINDOW = 8;
+
+/**
+ * The secondary VTS's mount of an immediate write, written as the host writes (the tee):
+ * each block, filemark and rewind goes to it after the primary's, in order, through the same
+ * VTS calls (the same checks on each). Dropped (its mount abandoned, nothing of it
+ * committed) at its first failure, or when the host reads or positions on the mount; the
+ * close then copies as without a tee.
+ */
+interface Tee {
+  readonly vts: VtsName;
+  readonly h: number;
+  /** Calls sent to the secondary and not yet settled (each settles, never rejects). */
+  readonly pending: Set<Promise<void>>;
+  /** Host writes waiting for the window to have room. */
+  readonly room: (() => void)[];
+  /** Why it was dropped; null while it runs. */
+  dropped: string | null;
+  /** The abandon of its mount, once dropped. */
+  ended: Promise<void> | null;
+}
+
 interface Mount {
   readonly handle: HostHandle;
   readonly h: number;
+  readonly tee: Tee | null;
   readonly plan: (WritePlan & { ok: true }) | null;
   readonly copyMode: CopyMode;
   readonly epoch: number;
@@ -142,9 +169,22 @@ export class HostRouter {
       if (!plan.ok) throw new PtpOfflineError(plan.reason);
       // The host writes to one VTS; with immediate copies the other gets the data before the close is acknowledged.
       const primary = plan.targets.some((t) => t.vts === chosen && t.data) ? chosen : (plan.targets.find((t) => t.data)?.vts ?? chosen);
-      const h = await this.#vtsMount(primary, volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) }, ctx.boots[primary]);
+      // An immediate write from the beginning of the volume is written to the other VTS as
+      // well, as the host writes (the tee): its close then only commits there. A write that
+      // starts elsewhere on the volume, or a secondary that refuses the mount, is copied at close.
+      const secondary = copyMode === 'immediate' && o.scratch === true ? plan.targets.find((t) => t.vts !== primary && t.data)?.vts : undefined;
+      const [ph, sh] = await Promise.allSettled([
+        this.#vtsMount(primary, volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) }, ctx.boots[primary]),
+        secondary === undefined ? Promise.resolve(null) : this.#vtsMount(secondary, volser, { scratch: true, writable: true, ...fenceFor(ctx, secondary) }, ctx.boots[secondary]),
+      ]);
+      if (ph.status === 'rejected') {
+        if (secondary !== undefined && sh.status === 'fulfilled' && sh.value !== null) await this.#d.clients[secondary].abandon(sh.value).catch(() => this.#orphan(secondary, sh.value!, ctx.boots[secondary]));
+        throw ph.reason;
+      }
+      const tee: Tee | null = secondary !== undefined && sh.status === 'fulfilled' && sh.value !== null ? { vts: secondary, h: sh.value, pending: new Set(), room: [], dropped: null, ended: null } : null;
+      if (tee !== null) this.teeStats.teed++;
       const handle: HostHandle = { id: this.#nextMount++, volser, vts: primary, writable: true };
-      this.#mounts.set(handle.id, { handle, h, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
+      this.#mounts.set(handle.id, { handle, h: ph.value, tee, plan, copyMode, epoch: plan.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
       return handle;
     }
     // The newest generation either VTS reports, from one that holds it; in on-line with both,
@@ -158,7 +198,7 @@ export class HostRouter {
     const x = this.#select(rp.holders);
     const h = await this.#vtsMount(x, volser, { writable: false, ...fenceFor(ctx, x) }, ctx.boots[x]);
     const handle: HostHandle = { id: this.#nextMount++, volser, vts: x, writable: false };
-    this.#mounts.set(handle.id, { handle, h, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
+    this.#mounts.set(handle.id, { handle, h, tee: null, plan: null, copyMode, epoch: ctx.epoch, epochMac: ctx.epochMac, boots: ctx.boots, minSeqs: ctx.minSeqs });
     return handle;
   }
 
@@ -168,21 +208,76 @@ export class HostRouter {
     return m;
   }
 
+  /**
+   * Writes a block on the mount's VTS, and on the secondary when the write is teed. Resolves
+   * once the primary has it and the secondary's window has room; the secondary's failure
+   * only drops the tee (the close copies instead).
+   */
   write(h: HostHandle, data: Uint8Array): Promise<void> {
     const m = this.#m(h);
-    return this.#d.clients[m.handle.vts].write(m.h, data);
+    const sent = this.#d.clients[m.handle.vts].write(m.h, data);
+    const t = m.tee;
+    if (t === null || t.dropped !== null) return sent;
+    return Promise.all([sent, this.#teeSend(m, t, (c) => c.write(t.h, data))]).then(() => undefined);
   }
   writeFilemark(h: HostHandle): Promise<void> {
     const m = this.#m(h);
-    return this.#d.clients[m.handle.vts].writeFilemark(m.h);
+    const sent = this.#d.clients[m.handle.vts].writeFilemark(m.h);
+    const t = m.tee;
+    if (t === null || t.dropped !== null) return sent;
+    return Promise.all([sent, this.#teeSend(m, t, (c) => c.writeFilemark(t.h))]).then(() => undefined);
   }
   read(h: HostHandle, max = MAX_BODY): ReturnType<VtsClient['read']> {
     const m = this.#m(h);
+    // The secondary does not follow reads: its position would no longer be the primary's.
+    if (m.tee !== null) this.#dropTee(m, m.tee, 'the host read on the mount');
     return this.#d.clients[m.handle.vts].read(m.h, max);
   }
   rewind(h: HostHandle): Promise<void> {
     const m = this.#m(h);
-    return this.#d.clients[m.handle.vts].rewind(m.h);
+    const sent = this.#d.clients[m.handle.vts].rewind(m.h);
+    const t = m.tee;
+    if (t === null || t.dropped !== null) return sent;
+    return Promise.all([sent, this.#teeSend(m, t, (c) => c.rewind(t.h))]).then(() => undefined);
+  }
+
+  /** Tees of immediate writes: made, dropped (the close copied instead), committed on the secondary at close. */
+  readonly teeStats = { teed: 0, dropped: 0, committed: 0 };
+
+  /**
+   * Sends one call of the tee to the secondary now (so the calls reach it in the host's
+   * order). Resolves once at most {@link TEE_WINDOW} calls are on their way there; never rejects.
+   */
+  #teeSend(m: Mount, t: Tee, call: (c: VtsClient) => Promise<unknown>): Promise<void> {
+    const p: Promise<void> = call(this.#d.clients[t.vts]).then(
+      () => undefined,
+      (e: unknown) => this.#dropTee(m, t, `the secondary failed a call: ${codeOf(e) || String(e)}`),
+    );
+    t.pending.add(p);
+    void p.finally(() => {
+      t.pending.delete(p);
+      if (t.pending.size <= TEE_WINDOW) for (const r of t.room.splice(0)) r();
+    });
+    if (t.pending.size <= TEE_WINDOW) return Promise.resolve();
+    return new Promise((r) => t.room.push(r));
+  }
+
+  /** Drops the tee: the secondary's mount is abandoned after the calls already sent; nothing of it is committed. */
+  #dropTee(m: Mount, t: Tee, why: string): void {
+    if (t.dropped !== null) return;
+    t.dropped = why;
+    this.teeStats.dropped++;
+    for (const r of t.room.splice(0)) r();
+    t.ended = this.#d.clients[t.vts].abandon(t.h).then(
+      () => undefined,
+      () => this.#orphan(t.vts, t.h, m.boots[t.vts]),
+    );
+  }
+
+  /** Ends the tee before its close: its calls settled, and its mount abandoned when it was dropped. */
+  async #settleTee(t: Tee): Promise<void> {
+    while (t.pending.size > 0) await Promise.all([...t.pending]);
+    await t.ended;
   }
 
   /**
@@ -204,22 +299,36 @@ export class HostRouter {
     // a VTC that missed a key (cut off from its peers) is fenced by the VTS that recorded it,
     // and commits nothing on the other, which the key may have left outside current.
     const others = plan.targets.filter((t) => t.vts !== x);
+    const tee = m.tee;
+    if (tee !== null) await this.#settleTee(tee);
     try {
       for (const t of others) await this.#d.clients[t.vts].fence(fenceFor(m, t.vts));
     } catch (e) {
       await this.#d.clients[x].abandon(m.h).catch(() => this.#orphan(x, m.h, m.boots[x]));
+      if (tee !== null) this.#dropTee(m, tee, 'the write was not committed');
       throw e;
     }
     // A close that failed may not have reached the VTS: the mount is abandoned there later
-    // (a no-op if the close did reach it).
-    await this.#d.clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) }).catch((e: unknown) => this.#orphaned(x, m.h, m.boots[x], e));
+    // (a no-op if the close did reach it). The secondary's tee is committed only after the
+    // primary's commit: a write the primary refused (fenced, or its generation taken there)
+    // must not become a generation on the secondary.
+    let primary: Awaited<ReturnType<VtsClient['close']>>;
+    try {
+      primary = await this.#d.clients[x].close(m.h, { generation: plan.generation, ...fenceFor(m, x) }).catch((e: unknown) => this.#orphaned(x, m.h, m.boots[x], e));
+    } catch (e) {
+      if (tee !== null) this.#dropTee(m, tee, 'the primary did not commit');
+      throw e;
+    }
     const copies: VtsName[] = [x];
     const queued: VtsName[] = [];
     // Then the copy or token update, fenced again: a key recorded on the other VTS between the
     // check and here refuses it, so the write is not acknowledged; one recorded after it finds
     // the volume in that VTS's token summary and counts it as a pending copy.
     for (const t of others) {
-      if (t.data) {
+      if (t.data && tee !== null && tee.vts === t.vts && (await this.#commitTee(m, tee, plan.generation, primary.sha256))) {
+        copies.push(t.vts);
+      } else if (t.data) {
+        if (tee !== null) await this.#settleTee(tee);
         await copyVolume(h.volser, this.#d.clients[x], this.#d.clients[t.vts], fenceFor(m, t.vts));
         copies.push(t.vts);
       } else {
@@ -236,6 +345,31 @@ export class HostRouter {
       throw new PtpOfflineError(`key ${now.epoch} took effect while ${h.volser} was written (PtP ${formatStatus(now.status)}): the write is not acknowledged`);
     }
     return { volser: h.volser, generation: plan.generation, copyMode: m.copyMode, copies, queued };
+  }
+
+  /**
+   * Commits the tee on the secondary as the generation the primary just committed, with the
+   * primary's hash: the secondary's close refuses other data, refuses under a newer key
+   * (the write's fence), and makes the generation current as a copy's close does (the same
+   * commit of the data file and metadata). True once durable there; false when the tee was
+   * dropped or the secondary refused (its mount then abandoned): the caller copies.
+   */
+  async #commitTee(m: Mount, t: Tee, generation: number, sha256: string | undefined): Promise<boolean> {
+    if (t.dropped !== null) return false;
+    if (sha256 === undefined) {
+      this.#dropTee(m, t, 'the primary gave no hash of the committed data');
+      return false;
+    }
+    try {
+      const r = await this.#d.clients[t.vts].close(t.h, { generation, sha256, ...fenceFor(m, t.vts) });
+      if (r.generation !== generation || (r.sha256 !== undefined && r.sha256 !== sha256)) throw new Error(`secondary committed generation ${r.generation}, not ${generation}`);
+      this.teeStats.committed++;
+      return true;
+    } catch (e) {
+      // A refused close may leave the mount there (a stale generation, other data): it ends now.
+      this.#dropTee(m, t, `the secondary refused the commit: ${codeOf(e) || String(e)}`);
+      return false;
+    }
   }
 
   /** Writes a whole volume (scratch mount, blocks of at most 256 KiB, close). */
@@ -261,7 +395,9 @@ export class HostRouter {
   async abandon(h: HostHandle): Promise<void> {
     const m = this.#mounts.get(h.id);
     this.#mounts.delete(h.id);
-    if (m !== undefined) await this.#d.clients[m.handle.vts].abandon(m.h).catch(() => this.#orphan(m.handle.vts, m.h, m.boots[m.handle.vts]));
+    if (m === undefined) return;
+    if (m.tee !== null) this.#dropTee(m, m.tee, 'the write was abandoned');
+    await Promise.all([this.#d.clients[m.handle.vts].abandon(m.h).catch(() => this.#orphan(m.handle.vts, m.h, m.boots[m.handle.vts])), m.tee?.ended]);
   }
 
   /**

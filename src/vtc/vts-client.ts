@@ -145,7 +145,8 @@ export class VtsClient {
   abandon(h: number): Promise<RemoteView> {
     return this.#r('abandon', { h });
   }
-  close(h: number, o: { generation?: number; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number }): Promise<{ generation: number; consistent: boolean }> {
+  /** Closes mount `h` (a write: commits `generation`; with `sha256`, only data of that hash). The answer names the committed data's hash when the VTS made data current. */
+  close(h: number, o: { generation?: number; epoch?: number; epochMac?: string; bootId?: string; minSeq?: number; sha256?: string }): Promise<{ generation: number; consistent: boolean; sha256?: string }> {
     return this.#r('close', { h, ...o });
   }
   exportOpen(volser: string): Promise<{ xid: number; token: { generation: number; consistent: boolean }; bytes: number; sha256: string }> {

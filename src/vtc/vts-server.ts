@@ -332,8 +332,12 @@ export class VtsServer {
       case 'close': {
         const h = this.#h(from, p);
         const generation = optNum(p, 'generation');
+        const sha256 = optStr(p, 'sha256');
         try {
-          return { result: await u.close(h, { ...(generation === undefined ? {} : { generation }), ...fenceOf(p) }) };
+          const token = await u.close(h, { ...(generation === undefined ? {} : { generation }), ...(sha256 === undefined ? {} : { sha256 }), ...fenceOf(p) });
+          // The hash of what the close made current, for a second VTS to commit the same data under (see VtsUnit.close).
+          const meta = u.cache.get(h.volser);
+          return { result: { ...token, ...(meta !== undefined && meta.dataGeneration === token.generation ? { sha256: meta.sha256 } : {}) } };
         } finally {
           // A refused close may leave the mount active (a stale generation: close again) or end it (fenced).
           if (!u.activeMounts().some((x) => x.id === h.id)) this.#mounts.delete(h.id);

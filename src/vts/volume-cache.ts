@@ -206,9 +206,17 @@ export class VolumeFile {
   }
 
   /** Appends one record. Rejects with the fs error or ShortWriteError; the record then does not count (the next append overwrites it). */
-  async append(kind: RecordKind, data: Uint8Array): Promise<void> {
-    const head = recordHeader(kind, data.length);
-    const buf = data.length ? Buffer.concat([head, data]) : head;
+  append(kind: RecordKind, data: Uint8Array): Promise<void> {
+    return this.appendRecord(frameRecord(kind, data));
+  }
+
+  /**
+   * Appends one record made by {@link frameRecord} (header and data in one buffer, written
+   * with one write). The buffer is read until the promise settles.
+   */
+  async appendRecord(buf: Uint8Array): Promise<void> {
+    const kind = buf[0] as RecordKind;
+    const length = buf.length - RECORD_HEADER_BYTES;
     try {
       await writeAll(this.fh, buf, this.size, this.path);
     } catch (e) {
@@ -218,7 +226,7 @@ export class VolumeFile {
     }
     this.#hash?.update(buf);
     this.#hashed += buf.length;
-    this.entries.push({ kind, offset: this.size, length: data.length });
+    this.entries.push({ kind, offset: this.size, length });
     this.size += buf.length;
   }
 
@@ -232,6 +240,15 @@ export class VolumeFile {
 }
 
 /** Streams a file's bytes and returns their SHA-256 and length. */
+/**
+ * A record as it goes to disk: header and data joined in a new buffer (a copy of `data`,
+ * which the caller may reuse at once).
+ */
+export function frameRecord(kind: RecordKind, data: Uint8Array): Buffer {
+  const head = recordHeader(kind, data.length);
+  return data.length ? Buffer.concat([head, data]) : head;
+}
+
 export async function hashFile(path: string, fs: PlatformFs = nodeFs): Promise<{ sha256: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;

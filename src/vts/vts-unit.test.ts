@@ -308,6 +308,53 @@ describe('VtsUnit peer copies', () => {
     expect(readdirSync(join(u.cache.dir, 'data'))).toEqual([]);
   });
 
+  it('a write closed with the hash of the same blocks written on another VTS (a tee) ends as a copy would: same token, bytes and hash; other data is refused and nothing is committed', async () => {
+    const a = await openVts(tempDir());
+    const b = await openVts(tempDir(), { id: 'B' });
+    const c = await openVts(tempDir(), { id: 'C' });
+    const recs = [bytes(300_000, 1), 'fm' as const, bytes(70_000, 2), 'fm' as const];
+    await a.close((await writeVolume(a, 'TEE001', recs)).h, { generation: 5 });
+    const sha = a.cache.get('TEE001')?.sha256 ?? '';
+    // B: the tee, the same blocks, closed with A's generation and hash.
+    await b.close((await writeVolume(b, 'TEE001', recs)).h, { generation: 5, sha256: sha });
+    // C: the copy of A.
+    const ex = await a.exportVolume('TEE001');
+    await c.applyCopy('TEE001', ex.chunks, ex.token, { sha256: ex.sha256 });
+    const facts = (u: VtsUnit) => {
+      const m = u.cache.get('TEE001');
+      return { token: u.token('TEE001'), dataGeneration: m?.dataGeneration, bytes: m?.bytes, records: m?.records, sha256: m?.sha256, behind: u.view().behind };
+    };
+    expect(facts(b)).toEqual(facts(a));
+    expect(facts(c)).toEqual(facts(b));
+    // Other data under that hash is refused, the mount stays until abandoned, nothing changes.
+    const { h } = await writeVolume(b, 'TEE001', [bytes(300_000, 1), 'fm']);
+    await expect(b.close(h, { generation: 6, sha256: sha })).rejects.toBeInstanceOf(BadVolumeDataError);
+    await b.abandon(h);
+    expect(facts(b)).toEqual(facts(a));
+    expect(b.volumes()).toMatchObject([{ volser: 'TEE001', mounted: false }]);
+  });
+
+  it('a block buffer the caller reuses as soon as write() returns does not change what is stored', async () => {
+    const u = await openVts(tempDir());
+    const h = await u.mount('REUSE1', { scratch: true });
+    // One buffer for every block, refilled right after each write() call, the writes unawaited
+    // (queued behind each other on the mount, as the RPC server queues a VTC's writes).
+    const buf = new Uint8Array(65_536);
+    const expected: Uint8Array[] = [];
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < 16; i++) {
+      buf.set(bytes(buf.length, i));
+      expected.push(bytes(buf.length, i));
+      sent.push(u.write(h, buf));
+      buf.fill(0xee);
+    }
+    await Promise.all(sent);
+    await u.close(h);
+    const r = await u.mount('REUSE1');
+    expect(digest(await readAll(u, r))).toEqual(digest(expected));
+    await u.close(r);
+  });
+
   it('refuses to grow past the cache capacity when nothing is premigrated', async () => {
     const u = await openVts(tempDir(), { cacheCapacityBytes: 100_000 });
     const h = await u.mount('CAP001', { scratch: true });

@@ -30,7 +30,7 @@ import {
   checkVolser,
 } from './errors.js';
 import { Premigrator, type PremigratorOptions } from './premigration.js';
-import { VolumeCache, VolumeFile, isPremigrated, isResident, tokenOf, type VolumeMeta, type VolumeToken } from './volume-cache.js';
+import { VolumeCache, VolumeFile, frameRecord, hashFile, isPremigrated, isResident, tokenOf, type VolumeMeta, type VolumeToken } from './volume-cache.js';
 import { MAX_HOST_BLOCK, RecordKind, VolumeParser } from './volume-format.js';
 
 /** The physical library behind a VTS: what {@link Premigrator} needs besides the VTS's name and state directory. */
@@ -100,6 +100,12 @@ export interface CloseOptions extends Fence {
   readonly generation?: number;
   readonly epoch?: number;
   readonly epochMac?: string;
+  /**
+   * The sha256 the mount's data must have: a VTC that wrote the same blocks to both VTS
+   * commits the second with the first's hash, as a copy carries the source's. A mount whose
+   * data differs is refused with BadVolumeDataError (the mount stays: abandon it).
+   */
+  readonly sha256?: string;
 }
 
 /** One READ from a mounted volume, with tape semantics. */
@@ -540,24 +546,30 @@ export class VtsUnit {
     return m.work;
   }
 
-  async #append(m: Mount, kind: RecordKind, data: Uint8Array): Promise<void> {
+  /** Appends a record made by frameRecord. */
+  async #append(m: Mount, record: Uint8Array): Promise<void> {
     const f = await this.#writable(m);
-    await this.cache.ensureSpace(data.length + 5);
-    await f.append(kind, data);
-    this.cache.accountWork(data.length + 5);
+    await this.cache.ensureSpace(record.length);
+    await f.appendRecord(record);
+    this.cache.accountWork(record.length);
     m.pos++;
   }
 
-  /** Writes one host block (1 byte to 8 MiB) at the current position; what followed it is gone (tape semantics). */
+  /**
+   * Writes one host block (1 byte to 8 MiB) at the current position; what followed it is
+   * gone (tape semantics). The caller may reuse `data` once this returns: the record is
+   * framed (header and data joined, the one copy the disk write needs anyway) before the
+   * write is queued behind the mount's earlier operations.
+   */
   write(h: MountHandle, data: Uint8Array): Promise<void> {
     if (data.length === 0 || data.length > MAX_HOST_BLOCK) return Promise.reject(new RangeError(`a block is 1..${MAX_HOST_BLOCK} bytes (got ${data.length})`));
-    const copy = Uint8Array.from(data);
-    return this.#run(h, (m) => this.#append(m, RecordKind.block, copy));
+    const record = frameRecord(RecordKind.block, data);
+    return this.#run(h, (m) => this.#append(m, record));
   }
 
   /** Writes one tape mark at the current position. */
   writeFilemark(h: MountHandle): Promise<void> {
-    return this.#run(h, (m) => this.#append(m, RecordKind.filemark, new Uint8Array(0)));
+    return this.#run(h, (m) => this.#append(m, frameRecord(RecordKind.filemark, new Uint8Array(0))));
   }
 
   /** Reads the next record: a block (cut to `max` bytes, `truncated` then true), a filemark, or end of data. */
@@ -607,6 +619,10 @@ export class VtsUnit {
         const gen = o.generation ?? current + 1;
         if (gen <= current) throw new StaleGenerationError(volser, gen, current);
         m.work ??= await this.cache.newWork(volser);
+        if (o.sha256 !== undefined) {
+          const sha = m.work.sha256() ?? (await hashFile(m.work.path, this.#fs)).sha256;
+          if (sha !== o.sha256) throw new BadVolumeDataError(`${volser}: the mount's data has sha256 ${sha}, expected ${o.sha256}`);
+        }
         // A key recorded while the close waited its turn fences it still: nothing is committed,
         // and the mount ends (the volume must not stay held).
         try {
