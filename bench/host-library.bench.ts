@@ -361,7 +361,7 @@ async function copied(p: Ptp, volser: string, ms = 120_000): Promise<number> {
 interface PtpRound {
   /** REWIND to the end of WRITE FILEMARKS. */
   writeMs: number;
-  /** LOAD UNLOAD: the commit (and, for immediate copy, the copy to the other VTS). */
+  /** LOAD UNLOAD: the commit (for immediate copy, on both VTS: the tee, or the copy when the tee was dropped). */
   unloadMs: number;
   totalMs: number;
 }
@@ -532,10 +532,9 @@ try {
   // Where a PtP round's time goes, from this run's own split of it.
   {
     const med = (s: 'immediate' | 'deferred', k: keyof PtpRound): number => median(rounds[s].map((x) => x[k]));
-    const writeMBps = mb(STREAM, median([...rounds.immediate, ...rounds.deferred].map((x) => x.writeMs)));
-    const copyInUnload = med('immediate', 'unloadMs') - med('deferred', 'unloadMs');
+    const writeMBps = (s: 'immediate' | 'deferred'): number => mb(STREAM, med(s, 'writeMs'));
     notes.push(
-      `split of a PtP round (medians): the write phase (REWIND to the end of WRITE FILEMARKS, host -> vtc1 -> VTS A, up to four 256 KiB WRITEs on their way) runs at ${writeMBps.toFixed(0)} MB/s, ${(writeMBps / base).toFixed(2)}x the emulator drive's whole round, so it alone keeps deferred copy under ${(writeMBps / base).toFixed(2)}x; the unload (commit on VTS A: the volume file fsynced, its hash kept as it was written) takes ${med('deferred', 'unloadMs').toFixed(0)} ms with deferred copy and ${med('immediate', 'unloadMs').toFixed(0)} ms with immediate copy, i.e. the copy to VTS B (VTS A -> vtc1 -> VTS B, the next chunk read while one is written, hashed as it arrives and fsynced on B) costs ${copyInUnload.toFixed(0)} ms (${mb(STREAM, copyInUnload).toFixed(0)} MB/s) of the immediate round; run in the background (deferred) the same copy took ${median(copyMs).toFixed(0)} ms`,
+      `split of a PtP round (medians): the write phase (REWIND to the end of WRITE FILEMARKS, up to four 256 KiB WRITEs on their way) runs at ${writeMBps('deferred').toFixed(0)} MB/s with deferred copy (host -> vtc1 -> VTS A), ${(writeMBps('deferred') / base).toFixed(2)}x the emulator drive's whole round, so it alone keeps deferred copy under that, and at ${writeMBps('immediate').toFixed(0)} MB/s with immediate copy (host -> vtc1 -> VTS A and VTS B: each block teed to both as the host writes it); the unload takes ${med('deferred', 'unloadMs').toFixed(0)} ms with deferred copy (commit on VTS A: the volume file fsynced, its hash kept as it was written) and ${med('immediate', 'unloadMs').toFixed(0)} ms with immediate copy (commit on VTS A, then the same generation and hash on VTS B, which already holds the blocks: no copy); run in the background (deferred) the copy to VTS B (VTS A -> vtc1 -> VTS B) took ${median(copyMs).toFixed(0)} ms`,
     );
   }
 
