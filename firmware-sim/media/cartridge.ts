@@ -1,9 +1,13 @@
 /**
  * One cartridge file opened for use by a drive: the position index (logical object number
  * to file offset) rebuilt by scanning on open, the append path with its sync points, tape
- * overwrite (truncation), and cartridge memory. Synchronous I/O on purpose: a drive model
- * executes one medium operation at a time, and a crash test needs every write to have
- * reached the kernel when the call returns.
+ * overwrite (truncation), and cartridge memory. Writes and reads are synchronous on
+ * purpose: a drive model executes one medium operation at a time, a crash test needs
+ * every write to have reached the kernel when the call returns, and a write to the page
+ * cache costs a copy. The wait for the disk is not: a drive's sync point
+ * ({@link Cartridge.syncAsync}, {@link Cartridge.appendFilemarksAsync}) runs its fdatasync
+ * on the thread pool, so one drive's filemark (or a slow disk) does not stall the other
+ * drives and sessions the event loop serves.
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -304,6 +308,13 @@ export class Cartridge {
   /** Bytes appended since the last fdatasync (sync point or early writeback). */
   private unflushed = 0;
   private writebackRunning = false;
+  /**
+   * The sync point whose fdatasync is running on the thread pool ({@link syncAsync}), as a
+   * promise that settles (never rejects) when it returned.
+   */
+  private syncing: Promise<void> | undefined;
+  /** Appends so far: a sync point that returns knows whether records came after its marker. */
+  private appends = 0;
   /** The first failed write or sync: set, the cartridge refuses writes until reopened. */
   private failure: CartridgeWriteError | undefined;
   private mamSequence = 0;
@@ -575,6 +586,7 @@ export class Cartridge {
    */
   truncate(at: number): void {
     this.writable();
+    this.quiet('an overwrite');
     const ix = this.ix;
     if (at < 0 || at > ix.count) throw new RangeError(`cannot truncate at ${at} (EOD is ${ix.count})`);
     if (at < ix.count && this.parts.length > 1) {
@@ -635,6 +647,7 @@ export class Cartridge {
    */
   format(sizes: readonly number[]): void {
     this.writable();
+    this.quiet('FORMAT MEDIUM');
     if (sizes.length < 1 || sizes.length > MAX_PARTITIONS) throw new RangeError(`a tape holds 1 to ${MAX_PARTITIONS} partitions (asked for ${sizes.length})`);
     for (const s of sizes) if (!Number.isSafeInteger(s) || s <= 0) throw new RangeError(`partition sizes must be positive integers (got ${sizes.join(', ')})`);
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -727,6 +740,7 @@ export class Cartridge {
     this.genEnd = Math.max(this.genEnd, this.appendOffset);
     this.fileSize = Math.max(this.fileSize, this.appendOffset);
     this.dirty = true;
+    this.appends++;
     this.unflushed += total;
     if (this.unflushed >= EARLY_WRITEBACK_BYTES && !this.writebackRunning) this.earlyWriteback();
   }
@@ -752,6 +766,25 @@ export class Cartridge {
       for (let k = 0; k < count; k++) this.push('filemark', base + k * rec.length, 0);
     }
     this.sync();
+  }
+
+  /**
+   * {@link appendFilemarks} with the sync point's wait off the event loop: the filemarks
+   * are appended here (they are in the file when this returns its promise), and the
+   * promise resolves once they and everything before them are durable ({@link syncAsync}).
+   */
+  appendFilemarksAsync(count: number): Promise<void> {
+    this.writable();
+    if (count > 0) {
+      this.cutTail();
+      const rec = encodeRecord(RecordKind.filemark, this.generation, undefined, this.cur);
+      const all = new Uint8Array(rec.length * count);
+      for (let k = 0; k < count; k++) all.set(rec, k * rec.length);
+      const base = this.appendOffset;
+      this.append(all);
+      for (let k = 0; k < count; k++) this.push('filemark', base + k * rec.length, 0);
+    }
+    return this.syncAsync();
   }
 
   /**
@@ -795,9 +828,89 @@ export class Cartridge {
    */
   sync(): void {
     this.writable();
+    this.quiet('a sync point');
     this.applyCut();
     if (!this.dirty) return;
     this.syncMarker();
+  }
+
+  /**
+   * {@link sync} with the fdatasync on the thread pool: the marker is written at once, and
+   * the promise resolves when the fdatasync returned (everything appended before the
+   * marker is then durable), or rejects with {@link CartridgeWriteError} when it failed, or
+   * when any write or sync failed before or meanwhile (the background writeback's
+   * included): the cartridge then refuses writes until reopened, as after {@link sync}.
+   *
+   * Ordering while the fdatasync runs:
+   * - Sync points queue: a second one writes its marker only after the first returned, so
+   *   every marker but the last is durable with all before it, the invariant the scan on
+   *   open relies on when it treats the log up to the second-to-last marker as durable
+   *   (a damaged stretch there is a damaged block, past it the torn tail).
+   * - Appends ({@link appendBlock}, {@link appendFilemarksAsync}) proceed: the marker's
+   *   offset is fixed and they lie past it. A crash leaves what it would leave if they had
+   *   waited: the marker may or may not be durable, and whatever reached the disk after
+   *   the last marker is checked record by record on open, its first damage cut off as
+   *   the torn tail. The fdatasync may write some of them as well, which makes nothing
+   *   acknowledged that is not durable; they become durable for sure at the next marker.
+   *   After a failed fdatasync the next sync point fails, so none of them is ever
+   *   acknowledged as durable.
+   * - Calls that fdatasync on the loop or cut the file ({@link sync}, {@link truncate},
+   *   {@link format}, {@link writeAttributes}, {@link close}) throw
+   *   {@link CartridgeStateError} until it returned ({@link whenSynced}): two fdatasyncs on
+   *   one open file at once could let the wrong one take the kernel's one-time report of a
+   *   writeback error.
+   * - Reads proceed: they see the page cache, as before.
+   */
+  async syncAsync(): Promise<void> {
+    // A sync point in flight: ours writes its marker after that one returned.
+    while (this.syncing) await this.syncing;
+    this.writable();
+    this.applyCut();
+    if (!this.dirty) return;
+    this.append(encodeRecord(RecordKind.syncPoint, this.generation));
+    const marked = this.appends;
+    const fd = this.fd;
+    let settle = (): void => undefined;
+    this.syncing = new Promise<void>((resolve) => (settle = resolve));
+    try {
+      const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => this.io.fdatasync(fd, resolve));
+      if (err) {
+        const f = new CartridgeWriteError(`fdatasync at a sync point on ${this.path} failed${err.code ? ` (${err.code})` : ''}: ${err.message}`, { cause: err });
+        this.failure ??= f;
+        throw f;
+      }
+      // A failure seen meanwhile (the background writeback's) means what came before may be lost.
+      this.writable();
+      if (this.appends === marked) {
+        this.unflushed = 0;
+        this.dirty = false;
+      }
+      // No cut can start while the sync runs (quiet()): the last one is durable now.
+      this.cutUnsynced = false;
+    } finally {
+      this.syncing = undefined;
+      settle();
+    }
+  }
+
+  /** True while a sync point's fdatasync runs on the thread pool ({@link syncAsync}). */
+  get syncInFlight(): boolean {
+    return this.syncing !== undefined;
+  }
+
+  /** Resolves (never rejects) once no sync point is in flight: then {@link sync}, {@link close} and the rest may run. */
+  async whenSynced(): Promise<void> {
+    while (this.syncing) await this.syncing;
+  }
+
+  /** Nothing appended or cut since the last sync point, and none in flight: {@link sync} would have nothing to do. */
+  get synced(): boolean {
+    return !this.dirty && !this.cutPending && !this.syncing;
+  }
+
+  /** Refuses a call that fdatasyncs on the loop or cuts the file while a sync point is in flight (see {@link syncAsync}). */
+  private quiet(what: string): void {
+    if (this.syncing) throw new CartridgeStateError(`${what} on ${this.path} cannot start while a sync point's fdatasync is in flight; wait for whenSynced()`);
   }
 
   private syncMarker(): void {
@@ -859,6 +972,7 @@ export class Cartridge {
    */
   writeAttributeSets(sets: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>>): void {
     this.writable();
+    this.quiet('writing cartridge memory');
     const partitions = new Map(this.partitionMam);
     let mam: ReadonlyMap<number, StoredAttribute> = this.mam;
     for (const [p, attrs] of sets) {
@@ -891,6 +1005,8 @@ export class Cartridge {
    */
   close(): void {
     if (this.fd < 0) return;
+    // The fdatasync on the thread pool uses this descriptor: closing it now could sync another file.
+    this.quiet('closing the cartridge');
     try {
       if (!this.readOnly && !this.failure) {
         this.sync();

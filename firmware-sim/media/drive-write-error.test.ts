@@ -38,6 +38,12 @@ const io: CartridgeFileIo = {
     nodeFileIo.fdatasyncSync(fd);
   },
   fdatasync(fd, cb) {
+    // A sync point's fdatasync runs on the thread pool: it fails as the synchronous one would.
+    if (faults.failSyncs > 0) {
+      faults.failSyncs--;
+      setImmediate(() => cb(eio('EIO')));
+      return;
+    }
     const code = faults.writebackError;
     if (!code) return nodeFileIo.fdatasync(fd, cb);
     faults.writebackDone = new Promise((res) =>

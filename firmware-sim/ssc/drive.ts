@@ -405,11 +405,16 @@ export class TapeDrive implements DriveBay {
    * READ(16)/WRITE(16), REWIND): what was written is flushed first, as a drive empties its
    * buffer before it leaves a partition. The caller then positions inside it.
    */
-  changePartition(m: Cartridge, p: number): void {
-    if (p === m.partition) return;
-    this.flush();
-    m.selectPartition(p);
-    this.position = 0;
+  changePartition(m: Cartridge, p: number): Promise<void> | undefined {
+    if (p === m.partition) return undefined;
+    const flushing = this.flush();
+    const change = (): void => {
+      m.selectPartition(p);
+      this.position = 0;
+    };
+    if (flushing) return flushing.then(change);
+    change();
+    return undefined;
   }
 
   /** Beyond the early-warning point of the current partition (READ POSITION EOP bit, write warnings). */
@@ -499,19 +504,55 @@ export class TapeDrive implements DriveBay {
    * Makes everything written durable (a sync point). With `usage`, the load's usage
    * counters also go to cartridge memory: drives write it when the cartridge leaves
    * (unload, power loss), not at every filemark, and READ ATTRIBUTE reports live values
-   * meanwhile, so filemarks cost one fdatasync rather than two.
+   * meanwhile, so filemarks cost one fdatasync rather than two. Undefined when there is
+   * nothing to wait for; else a promise that resolves once it is durable (the fdatasync
+   * runs on the thread pool) or rejects with CHECK CONDITION, WRITE ERROR. A failure not
+   * yet reported is thrown at once.
    */
-  flush(usage = false): void {
+  flush(usage = false): Promise<void> | undefined {
     const m = this.media;
-    if (!m || m.readOnly || m.closed) return;
+    if (!m || m.readOnly || m.closed) return undefined;
     // Told once: the host may still rewind and read what did reach the tape.
-    if (m.writeFailure && m.writeFailure === this.reportedFailure) return;
+    if (m.writeFailure && m.writeFailure === this.reportedFailure) return undefined;
+    if (m.writeFailure) this.mediaWriteFailed(m.writeFailure);
+    // Nothing to wait for: no promise, so a command that needs no sync answers at once.
+    if (m.synced && !usage) return undefined;
+    return this.flushAsync(m, usage);
+  }
+
+  /**
+   * {@link flush} when there is something to make durable: the sync point's fdatasync runs
+   * on the thread pool (Cartridge.syncAsync) while the event loop serves the other drives.
+   */
+  private async flushAsync(m: Cartridge, usage: boolean): Promise<void> {
+    try {
+      await m.syncAsync();
+      if (usage) {
+        // Another sync point (a robot's unload, a power on) may have started meanwhile.
+        await m.whenSynced();
+        if (!m.closed) this.recordUsage(m);
+      }
+    } catch (e) {
+      this.mediaWriteFailed(e);
+    }
+  }
+
+  /**
+   * {@link flush}, for callers that must stay synchronous (LU reset hooks, process
+   * shutdown): the fdatasync runs on the event loop. Only when no sync point is in flight;
+   * otherwise {@link flush} is taken, its promise returned.
+   */
+  private flushNow(usage: boolean): Promise<void> | undefined {
+    const m = this.media;
+    if (!m || m.readOnly || m.closed || m.syncInFlight) return this.flush(usage);
+    if (m.writeFailure && m.writeFailure === this.reportedFailure) return undefined;
     try {
       m.sync();
       if (usage) this.recordUsage(m);
     } catch (e) {
       this.mediaWriteFailed(e);
     }
+    return undefined;
   }
 
   /** Unthreads: flushes, closes the file, and (unless `hold`) presents the cartridge to the robot. */
@@ -524,13 +565,15 @@ export class TapeDrive implements DriveBay {
       const settling = this.settleBuffer(signal);
       if (settling) await settling;
       try {
-        this.flush(true);
+        await this.flush(true);
       } catch (e) {
         failed = e;
       }
       this.attributeCache = cacheAttributes(this, m);
       await this.delay(this.personality.timing.unloadSeconds, signal);
       try {
+        // A sync point another path started (a power on) must return before the file closes.
+        await m.whenSynced();
         m.close();
       } catch (e) {
         failed ??= e;
@@ -608,11 +651,15 @@ export class TapeDrive implements DriveBay {
     this.deferredErrors.clear();
     if (kind === 'power-on') {
       if (this.media && !this.media.closed && !this.media.readOnly) {
-        try {
-          this.flush(true);
-        } catch (e) {
-          // Power on reports POWER ON OCCURRED; the failed cartridge refuses the next write.
+        // Power on reports POWER ON OCCURRED; the failed cartridge refuses the next write.
+        const quiet = (e: unknown): void => {
           if (!(e instanceof CheckCondition)) throw e;
+        };
+        try {
+          // With a sync point in flight (a WRITE FILEMARKS the reset cut short) this one queues behind it.
+          this.flushNow(true)?.catch(quiet);
+        } catch (e) {
+          quiet(e);
         }
       }
       // The drive re-threads a cartridge it finds at power on: position is back at BOP 0.
@@ -631,15 +678,20 @@ export class TapeDrive implements DriveBay {
     }
   }
 
-  /** Flushes and closes the cartridge (process shutdown); the drive keeps its state otherwise. */
-  close(): void {
+  /**
+   * Flushes and closes the cartridge (process shutdown); the drive keeps its state
+   * otherwise. Synchronous, unless a sync point is in flight: then it waits for it (its
+   * descriptor is in use on the thread pool) and the promise resolves once the file closed.
+   */
+  close(): void | Promise<void> {
     const m = this.media;
     if (!m || m.closed) return;
+    if (m.syncInFlight) return m.whenSynced().then(() => this.close());
     // Process shutdown has no host to answer: a write failure is left as it is (the file
     // keeps what reached the disk), and the file is closed either way.
     let failed: unknown;
     try {
-      this.flush(true);
+      void this.flushNow(true);
     } catch (e) {
       if (!(e instanceof CheckCondition)) failed = e;
     }

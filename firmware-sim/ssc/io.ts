@@ -220,6 +220,8 @@ function write(x: Exec<TapeDrive>, count: number, countByte: number): HandlerRes
   const blocks = fixed ? count : 1;
   if (x.dataOut.length < size * blocks) throw new CheckCondition(sense(Sense.DATA_PHASE_ERROR));
   d.checkWritable(m, d.position, fixed ? blocks : count);
+  // An overwrite cuts the file: not while a sync point is in flight (another path's flush).
+  if (d.position < m.objectCount && m.syncInFlight) return m.whenSynced().then(() => write(x, count, countByte));
   try {
     if (d.position < m.objectCount) m.truncate(d.position);
   } catch (e) {
@@ -254,7 +256,9 @@ function startAt16(x: Exec<TapeDrive>, transfer: () => HandlerResult | Promise<H
 /** The locate part of {@link startAt16}, once the buffer's data is on tape. */
 function locateThenTransfer(x: Exec<TapeDrive>, m: Cartridge, partition: number, target: number, transfer: () => HandlerResult | Promise<HandlerResult>): HandlerResult | Promise<HandlerResult> {
   const d = x.device;
-  d.changePartition(m, partition);
+  // Leaving a partition with unsynced data waits for its sync point (off the event loop).
+  const changing = d.changePartition(m, partition);
+  if (changing) return changing.then(() => locateThenTransfer(x, m, partition, target, transfer));
   const full = d.personality.timing.locateSeconds * 2;
   const seconds = (Math.abs(m.dataBytesBefore(d.position) - m.dataBytesBefore(Math.min(target, m.objectCount))) / Math.max(1, m.partitionCapacity)) * full;
   const go = (): HandlerResult | Promise<HandlerResult> => {
@@ -335,14 +339,17 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
     if (m.writeFailure) d.mediaWriteFailed(m.writeFailure, 0);
     const settling = immed ? undefined : d.settleBuffer(x.signal);
     if (settling) await settling;
-    if (!m.readOnly) d.flush();
+    if (!m.readOnly) await d.flush();
     return undefined;
   }
   d.checkWritable(m, d.position, count);
   // The checks are done: with IMMED the command answers here and the rest runs on.
   await d.delay(0, x.signal);
   try {
-    if (d.position < m.objectCount) m.truncate(d.position);
+    if (d.position < m.objectCount) {
+      await m.whenSynced();
+      m.truncate(d.position);
+    }
   } catch (e) {
     d.mediaWriteFailed(e, count);
   }
@@ -353,15 +360,16 @@ async function writeFilemarks(x: Exec<TapeDrive>, count: number): Promise<Handle
   const now = Math.min(count, fit);
   try {
     // The filemarks' sync point: a write or sync failure (now or in the background
-    // writeback since the last one) means none of them is acknowledged.
-    if (now > 0) m.appendFilemarks(now);
+    // writeback since the last one) means none of them is acknowledged. Its fdatasync runs
+    // on the thread pool; the command answers when it returned, other drives run meanwhile.
+    if (now > 0) await m.appendFilemarksAsync(now);
   } catch (e) {
     d.mediaWriteFailed(e, count);
   }
   d.position += now;
   const settling = immed ? undefined : d.settleBuffer(x.signal);
   if (settling) await settling;
-  d.flush();
+  await d.flush();
   if (now < count) throw new CheckCondition(sense(Sense.VOLUME_OVERFLOW_EOM, { eom: true, information: count - now }));
   return earlyWarning(d, m);
 }

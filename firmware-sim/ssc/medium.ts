@@ -34,10 +34,10 @@ async function loadUnload(x: Exec<TapeDrive>): Promise<HandlerResult> {
       const m = d.media;
       const settling = d.settleBuffer(x.signal);
       if (settling) await settling;
-      d.flush();
+      await d.flush();
       const cap = Math.max(1, m?.partitionCapacity ?? 1);
       await d.delay(((m?.dataBytesBefore(d.position) ?? 0) / cap) * d.personality.timing.rewindSeconds, x.signal);
-      if (m) d.changePartition(m, 0);
+      if (m) await d.changePartition(m, 0);
       d.position = 0;
       d.tapeMoved();
       return undefined;
@@ -69,11 +69,12 @@ async function erase(x: Exec<TapeDrive>): Promise<HandlerResult> {
   // The checks are done: with IMMED the command answers here and the erase runs on.
   await d.delay(0, x.signal);
   try {
+    await m.whenSynced();
     m.truncate(d.position);
   } catch (e) {
     d.mediaWriteFailed(e);
   }
-  d.flush();
+  await d.flush();
   await d.delay(fraction * d.personality.timing.eraseSeconds, x.signal);
   d.tapeMoved();
   return undefined;
@@ -113,6 +114,7 @@ async function formatMedium(x: Exec<TapeDrive>): Promise<HandlerResult> {
   // The checks are done: with IMMED the command answers here and the format runs on.
   await d.delay(0, x.signal);
   try {
+    await m.whenSynced();
     m.format(sizes);
   } catch (e) {
     d.mediaWriteFailed(e);

@@ -140,7 +140,7 @@ async function locateTo(x: Exec<TapeDrive>, target: number | undefined, kind: 'o
   let from = d.position;
   if (partition !== undefined && partition !== m.partition) {
     // Across partitions: the move is timed from BOP of the other partition.
-    d.changePartition(m, partition);
+    await d.changePartition(m, partition);
     from = 0;
   }
   let dest: number;
@@ -183,9 +183,9 @@ async function rewind(x: Exec<TapeDrive>): Promise<HandlerResult> {
   const m = await d.ready(x.signal, false);
   const settling = d.settleBuffer(x.signal);
   if (settling) await settling;
-  d.flush();
+  await d.flush();
   await d.delay(travelSeconds(d, m, d.position, 0, d.personality.timing.rewindSeconds), x.signal);
-  d.changePartition(m, 0);
+  await d.changePartition(m, 0);
   d.position = 0;
   d.tapeMoved();
   return undefined;

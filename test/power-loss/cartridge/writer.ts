@@ -87,6 +87,11 @@ async function main(): Promise<void> {
       Atomics.store(sh, Slot.converting, 0);
       if (Atomics.load(sh, Slot.discarding) === 2) Atomics.store(sh, Slot.discarding, 0);
     },
+    // A sync point's fdatasync (filemarks, flushes) runs on the thread pool: its window is held open the same way.
+    fdatasync: (fd, cb) => {
+      sleep(0.25, 3);
+      nodeFileIo.fdatasync(fd, cb);
+    },
     fsyncSync: (fd) => {
       sleep(0.5, 3);
       nodeFileIo.fsyncSync(fd);
