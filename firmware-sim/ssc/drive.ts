@@ -8,7 +8,7 @@ import { CheckCondition } from '../engine/check.js';
 import { InsertRefused, type CartridgeRef, type DriveBay } from '../engine/library-link.js';
 import { hangUntilAborted, mechanicalDelay } from '../engine/timing.js';
 import type { EmulatedUnit } from '../engine/unit.js';
-import { Cartridge, CartridgeWriteError } from '../media/cartridge.js';
+import { Cartridge, CartridgeStateError, CartridgeWriteError } from '../media/cartridge.js';
 import type { CartridgeFileIo } from '../media/file-io.js';
 import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
 import { cacheAttributes, type AttributeCache } from './attributes.js';
@@ -533,6 +533,9 @@ export class TapeDrive implements DriveBay {
         if (!m.closed) this.recordUsage(m);
       }
     } catch (e) {
+      // Closed meanwhile (an unload on another path): its own sync points made everything
+      // durable, or found the failure and told that path.
+      if (e instanceof CartridgeStateError && m.closed) return;
       this.mediaWriteFailed(e);
     }
   }
@@ -652,14 +655,14 @@ export class TapeDrive implements DriveBay {
     if (kind === 'power-on') {
       if (this.media && !this.media.closed && !this.media.readOnly) {
         // Power on reports POWER ON OCCURRED; the failed cartridge refuses the next write.
-        const quiet = (e: unknown): void => {
-          if (!(e instanceof CheckCondition)) throw e;
-        };
         try {
-          // With a sync point in flight (a WRITE FILEMARKS the reset cut short) this one queues behind it.
-          this.flushNow(true)?.catch(quiet);
+          // With a sync point in flight (a WRITE FILEMARKS the reset cut short) this one
+          // queues behind it; nobody waits for it, so anything but WRITE ERROR is a bug.
+          this.flushNow(true)?.catch((e: unknown) => {
+            if (!(e instanceof CheckCondition)) this.unit.bugs.push({ command: 'power-on flush', cdb: '', error: e });
+          });
         } catch (e) {
-          quiet(e);
+          if (!(e instanceof CheckCondition)) throw e;
         }
       }
       // The drive re-threads a cartridge it finds at power on: position is back at BOP 0.

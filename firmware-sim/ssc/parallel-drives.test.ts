@@ -7,8 +7,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Cdb from '../../src/scsi/cdb.js';
 import { Sense } from '../../src/scsi/sense.js';
-import { nodeFileIo, type CartridgeFileIo } from '../media/index.js';
-import { expectGood, expectSense, pattern, rig, type Rig } from './test-kit.js';
+import { ScsiStatus } from '../../src/scsi/status.js';
+import { checkCartridge, nodeFileIo, type CartridgeFileIo } from '../media/index.js';
+import { drain, expectGood, expectSense, pattern, rig, type Rig } from './test-kit.js';
 
 const SLOW_MS = 1000;
 /** How long drive 2's commands may take while drive 1 waits for its disk. */
@@ -89,6 +90,31 @@ describe('drives in one process', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(SLOW_MS - 5);
     disk.slow = false;
     expect(d1.lu.drive.position).toBe(2);
+  });
+
+  it('a power cycle and an unload while a sync point waits for the disk: they queue behind it, and the cartridge is whole', async () => {
+    const disk = slowDisk();
+    const d1 = await rig('ibm-lto7-hh', { mediaIo: disk.io });
+    rigs.push(d1);
+    const c = await d1.load({ capacityBytes: 64 << 20 });
+    expectGood(await d1.port.execute(Cdb.write6(pattern(4096, 1))));
+    disk.slow = true;
+    const filemark = d1.port.execute(Cdb.writeFilemarks6(1));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(d1.lu.drive.media?.syncInFlight).toBe(true);
+    // The power cycle's flush cannot fdatasync on the loop now: it queues behind the sync point.
+    d1.lu.unit.powerCycle();
+    expect((await filemark).status).toBe(ScsiStatus.TASK_ABORTED);
+    disk.slow = false;
+    await drain(d1.port);
+    // Power on leaves the tape at BOP: to end of data, and on from there.
+    expectGood(await d1.port.execute(Cdb.space6(3)));
+    expectGood(await d1.port.execute(Cdb.write6(pattern(4096, 2))));
+    expectGood(await d1.port.execute(Cdb.loadUnload({ load: false, hold: true })));
+    expect(d1.lu.drive.state).toBe('unloaded');
+    const report = checkCartridge(c.path);
+    expect(report.damaged).toEqual([]);
+    expect([report.blocks, report.filemarks, report.cleanEod]).toEqual([2, 1, true]);
   });
 
   it('a failed fdatasync on the thread pool fails WRITE FILEMARKS with WRITE ERROR as before, and nothing later is acknowledged', async () => {
