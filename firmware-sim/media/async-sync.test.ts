@@ -165,6 +165,43 @@ describe('sync points off the event loop', () => {
     expect(checkCartridge(p).damaged).toEqual([]);
   });
 
+  it('cartridge memory and the close make their fdatasyncs on the thread pool too; a failed one keeps the old attributes and fails the cartridge', async () => {
+    const h = heldIo();
+    const p = join(dir, 'e.cart');
+    const c = Cartridge.open(p, { create: init, io: h.io });
+    const value = (v: number): Map<number, { format: number; value: Uint8Array }> => new Map([[0x0800, { format: 1, value: new TextEncoder().encode(`VENDOR${v}`.padEnd(8)) }]]);
+    const w1 = c.writeAttributeSetsAsync(new Map([[0, value(1)]]));
+    await until(() => h.held.length === 1);
+    // Not durable yet: reads report the attributes as they were.
+    expect(c.readAttributes().has(0x0800)).toBe(false);
+    h.held[0]?.release();
+    await w1;
+    expect(c.readAttributes().get(0x0800)?.value).toEqual(value(1).get(0x0800)?.value);
+    c.appendBlock(bytes(100, 1));
+    const closing = c.closeAsync();
+    await until(() => h.held.length === 2);
+    h.held[1]?.release();
+    await until(() => h.held.length === 3);
+    h.held[2]?.release();
+    await closing;
+    expect(c.closed).toBe(true);
+    expect(h.syncCalls).toBe(0);
+    const r = checkCartridge(p);
+    expect([r.blocks, r.cleanEod, r.damaged.length]).toEqual([1, true, 0]);
+
+    const h2 = heldIo();
+    const d = Cartridge.open(p, { io: h2.io });
+    expect(d.readAttributes().get(0x0800)?.value).toEqual(value(1).get(0x0800)?.value);
+    const w2 = d.writeAttributeSetsAsync(new Map([[0, value(2)]]));
+    await until(() => h2.held.length === 1);
+    h2.held[0]?.release('EIO');
+    await expect(w2).rejects.toBeInstanceOf(CartridgeWriteError);
+    expect(d.readAttributes().get(0x0800)?.value).toEqual(value(1).get(0x0800)?.value);
+    expect(() => d.appendBlock(bytes(10, 2))).toThrow(CartridgeWriteError);
+    await d.closeAsync();
+    expect(d.closed).toBe(true);
+  });
+
   it('a background writeback that fails while a sync point is in flight fails that sync point even though its own fdatasync succeeded', async () => {
     const h = heldIo();
     const c = Cartridge.open(join(dir, 'd.cart'), { create: init, io: h.io });

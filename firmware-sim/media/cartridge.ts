@@ -756,6 +756,7 @@ export class Cartridge {
   /** Appends `count` filemarks at EOD and makes everything so far durable (a sync point). */
   appendFilemarks(count: number): void {
     this.writable();
+    this.quiet('a sync point');
     if (count > 0) {
       this.cutTail();
       const rec = encodeRecord(RecordKind.filemark, this.generation, undefined, this.cur);
@@ -858,7 +859,8 @@ export class Cartridge {
    *   {@link format}, {@link writeAttributes}, {@link close}) throw
    *   {@link CartridgeStateError} until it returned ({@link whenSynced}): two fdatasyncs on
    *   one open file at once could let the wrong one take the kernel's one-time report of a
-   *   writeback error.
+   *   writeback error. Their asynchronous forms ({@link writeAttributeSetsAsync},
+   *   {@link closeAsync}) wait for it, and are themselves the one fdatasync in flight.
    * - Reads proceed: they see the page cache, as before.
    */
   async syncAsync(): Promise<void> {
@@ -869,24 +871,33 @@ export class Cartridge {
     if (!this.dirty) return;
     this.append(encodeRecord(RecordKind.syncPoint, this.generation));
     const marked = this.appends;
+    await this.fdatasyncAsync('fdatasync at a sync point');
+    if (this.appends === marked) {
+      this.unflushed = 0;
+      this.dirty = false;
+    }
+    // No cut can start while the sync runs (quiet()): the last one is durable now.
+    this.cutUnsynced = false;
+  }
+
+  /**
+   * An fdatasync of the cartridge's descriptor on the thread pool, as the one sync point in
+   * flight ({@link syncInFlight}). Rejects with {@link CartridgeWriteError}, failing the
+   * cartridge, when it failed, or when any write or sync failed meanwhile (the background
+   * writeback's): what came before may then be lost.
+   */
+  private async fdatasyncAsync(what: string): Promise<void> {
     const fd = this.fd;
     let settle = (): void => undefined;
     this.syncing = new Promise<void>((resolve) => (settle = resolve));
     try {
       const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => this.io.fdatasync(fd, resolve));
       if (err) {
-        const f = new CartridgeWriteError(`fdatasync at a sync point on ${this.path} failed${err.code ? ` (${err.code})` : ''}: ${err.message}`, { cause: err });
+        const f = new CartridgeWriteError(`${what} on ${this.path} failed${err.code ? ` (${err.code})` : ''}: ${err.message}`, { cause: err });
         this.failure ??= f;
         throw f;
       }
-      // A failure seen meanwhile (the background writeback's) means what came before may be lost.
       this.writable();
-      if (this.appends === marked) {
-        this.unflushed = 0;
-        this.dirty = false;
-      }
-      // No cut can start while the sync runs (quiet()): the last one is durable now.
-      this.cutUnsynced = false;
     } finally {
       this.syncing = undefined;
       settle();
@@ -973,6 +984,38 @@ export class Cartridge {
   writeAttributeSets(sets: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>>): void {
     this.writable();
     this.quiet('writing cartridge memory');
+    const { mam, partitions } = this.attributeSets(sets);
+    const previous = this.partitionMam;
+    this.partitionMam = partitions;
+    try {
+      this.writeMamSlot(this.mamSequence + 1, mam);
+    } catch (e) {
+      this.partitionMam = previous;
+      throw e;
+    }
+    this.mam = new Map(mam);
+  }
+
+  /**
+   * {@link writeAttributeSets} with the fdatasync on the thread pool (after any sync point
+   * in flight): durable when the promise resolves, refused and failed as it is. Until then
+   * {@link readAttributes} reports the attributes as they were.
+   */
+  async writeAttributeSetsAsync(sets: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>>): Promise<void> {
+    await this.whenSynced();
+    this.writable();
+    const { mam, partitions } = this.attributeSets(sets);
+    const seq = this.mamSequence + 1;
+    const image = encodeMamSlot(seq, this.withFloor(mam, this.floor, partitions));
+    this.guarded('writing cartridge memory', () => writeAll(this.io, this.fd, image, MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE));
+    await this.fdatasyncAsync('writing cartridge memory');
+    this.mamSequence = seq;
+    this.partitionMam = partitions;
+    this.mam = new Map(mam);
+  }
+
+  /** The cartridge memory `sets` make (see {@link writeAttributeSets}), checked: throws before anything is written. */
+  private attributeSets(sets: ReadonlyMap<number, ReadonlyMap<number, StoredAttribute>>): { mam: ReadonlyMap<number, StoredAttribute>; partitions: Map<number, Map<number, StoredAttribute>> } {
     const partitions = new Map(this.partitionMam);
     let mam: ReadonlyMap<number, StoredAttribute> = this.mam;
     for (const [p, attrs] of sets) {
@@ -986,15 +1029,7 @@ export class Cartridge {
     }
     // An overwrite must always find room for its floor, and a FORMAT MEDIUM for the largest layout.
     encodeMamSlot(this.mamSequence + 1, this.withFloor(mam, this.floor ?? { offset: 0, generation: 0 }, partitions, { sizes: new Array<number>(MAX_PARTITIONS).fill(0) }));
-    const previous = this.partitionMam;
-    this.partitionMam = partitions;
-    try {
-      this.writeMamSlot(this.mamSequence + 1, mam);
-    } catch (e) {
-      this.partitionMam = previous;
-      throw e;
-    }
-    this.mam = new Map(mam);
+    return { mam, partitions };
   }
 
   /**
@@ -1015,12 +1050,37 @@ export class Cartridge {
         this.sync();
       }
     } finally {
-      this.io.closeSync(this.fd);
-      this.fd = -1;
-      // A writeback still running closes its descriptor when it ends.
-      if (this.wbFd >= 0 && !this.writebackRunning) this.io.closeSync(this.wbFd);
-      if (!this.writebackRunning) this.wbFd = -1;
+      this.closeFiles();
     }
+  }
+
+  /**
+   * {@link close} with its fdatasyncs on the thread pool (after any sync point in flight):
+   * the same sync points and EOD marker, the file closed when the promise settles, even
+   * when it rejects. Idempotent.
+   */
+  async closeAsync(): Promise<void> {
+    await this.whenSynced();
+    if (this.fd < 0) return;
+    try {
+      if (!this.readOnly && !this.failure) {
+        await this.syncAsync();
+        if (this.fileSize === this.appendOffset) this.append(encodeRecord(RecordKind.endOfData, this.generation));
+        await this.syncAsync();
+      }
+    } finally {
+      // Another caller may have started a sync point or closed the file meanwhile.
+      await this.whenSynced();
+      if (this.fd >= 0) this.closeFiles();
+    }
+  }
+
+  private closeFiles(): void {
+    this.io.closeSync(this.fd);
+    this.fd = -1;
+    // A writeback still running closes its descriptor when it ends.
+    if (this.wbFd >= 0 && !this.writebackRunning) this.io.closeSync(this.wbFd);
+    if (!this.writebackRunning) this.wbFd = -1;
   }
 
   get closed(): boolean {

@@ -186,8 +186,7 @@ async function writeAttribute(x: Exec<TapeDrive>): Promise<HandlerResult> {
     off += 5 + n;
   }
   try {
-    await m.whenSynced();
-    m.writeAttributeSets(partition === 0 ? new Map([[0, medium]]) : new Map([[0, medium], [partition, own]]));
+    await m.writeAttributeSetsAsync(partition === 0 ? new Map([[0, medium]]) : new Map([[0, medium], [partition, own]]));
   } catch (e) {
     if (e instanceof Error && /cartridge memory is full/u.test(e.message)) throw new CheckCondition(sense(Sense.INVALID_FIELD_IN_PARAMETER_LIST, { fieldPointer: { inCdb: false, byte: 0 } }));
     d.mediaWriteFailed(e);

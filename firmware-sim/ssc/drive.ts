@@ -9,6 +9,7 @@ import { InsertRefused, type CartridgeRef, type DriveBay } from '../engine/libra
 import { hangUntilAborted, mechanicalDelay } from '../engine/timing.js';
 import type { EmulatedUnit } from '../engine/unit.js';
 import { Cartridge, CartridgeStateError, CartridgeWriteError } from '../media/cartridge.js';
+import type { StoredAttribute } from '../media/format.js';
 import type { CartridgeFileIo } from '../media/file-io.js';
 import { densityOf, mediaAccess, parseMediaType, type Density, type DrivePersonality, type MediaAccess } from '../personalities/drives.js';
 import { cacheAttributes, type AttributeCache } from './attributes.js';
@@ -449,7 +450,7 @@ export class TapeDrive implements DriveBay {
     this.tapeMoved();
     this.counters = { bytesWritten: 0, bytesRead: 0, bytesFromHost: 0, bytesToHost: 0 };
     try {
-      this.recordLoad(m, c);
+      await this.recordLoad(m, c);
     } catch (e) {
       // The tape still loads: it reads, and refuses writes with WRITE ERROR.
       if (!(e instanceof CartridgeWriteError)) throw e;
@@ -461,7 +462,7 @@ export class TapeDrive implements DriveBay {
     this.unit.raise(Sense.NOT_READY_TO_READY_CHANGE, initiator);
   }
 
-  private recordLoad(m: Cartridge, c: CartridgeRef): void {
+  private async recordLoad(m: Cartridge, c: CartridgeRef): Promise<void> {
     if (m.readOnly) return;
     const attrs = m.readAttributes();
     const set = (id: number, format: number, value: Uint8Array): void => void attrs.set(id, { format, value });
@@ -483,12 +484,17 @@ export class TapeDrive implements DriveBay {
     set(Attr.DEVICE_AT_LAST_LOAD, 1, asciiValue(`${this.personality.vendor.padEnd(8)}${this.serial}`, 40));
     set(Attr.TOTAL_MB_WRITTEN_THIS_LOAD, 0, binaryValue(0, 8));
     set(Attr.TOTAL_MB_READ_THIS_LOAD, 0, binaryValue(0, 8));
-    m.writeAttributes(attrs);
+    await m.writeAttributeSetsAsync(new Map([[0, attrs]]));
   }
 
-  /** Adds this load's transfer counts to the cartridge memory. */
+  /** Adds this load's transfer counts to the cartridge memory (its fdatasync on the loop: for the synchronous paths). */
   private recordUsage(m: Cartridge): void {
     if (m.readOnly) return;
+    m.writeAttributes(this.usageAttributes(m));
+  }
+
+  /** The cartridge memory with this load's transfer counts added. */
+  private usageAttributes(m: Cartridge): Map<number, StoredAttribute> {
     const attrs = m.readAttributes();
     const mbW = Math.floor(this.counters.bytesWritten / MiB);
     const mbR = Math.floor(this.counters.bytesRead / MiB);
@@ -497,7 +503,7 @@ export class TapeDrive implements DriveBay {
     add(Attr.TOTAL_MB_READ_LIFETIME, mbR - binaryNumber(attrs.get(Attr.TOTAL_MB_READ_THIS_LOAD)?.value));
     attrs.set(Attr.TOTAL_MB_WRITTEN_THIS_LOAD, { format: 0, value: binaryValue(mbW, 8) });
     attrs.set(Attr.TOTAL_MB_READ_THIS_LOAD, { format: 0, value: binaryValue(mbR, 8) });
-    m.writeAttributes(attrs);
+    return attrs;
   }
 
   /**
@@ -527,11 +533,7 @@ export class TapeDrive implements DriveBay {
   private async flushAsync(m: Cartridge, usage: boolean): Promise<void> {
     try {
       await m.syncAsync();
-      if (usage) {
-        // Another sync point (a robot's unload, a power on) may have started meanwhile.
-        await m.whenSynced();
-        if (!m.closed) this.recordUsage(m);
-      }
+      if (usage && !m.readOnly) await m.writeAttributeSetsAsync(new Map([[0, this.usageAttributes(m)]]));
     } catch (e) {
       // Closed meanwhile (an unload on another path): its own sync points made everything
       // durable, or found the failure and told that path.
@@ -575,9 +577,8 @@ export class TapeDrive implements DriveBay {
       this.attributeCache = cacheAttributes(this, m);
       await this.delay(this.personality.timing.unloadSeconds, signal);
       try {
-        // A sync point another path started (a power on) must return before the file closes.
-        await m.whenSynced();
-        m.close();
+        // Its sync points and EOD marker, with the fdatasyncs on the thread pool.
+        await m.closeAsync();
       } catch (e) {
         failed ??= e;
       }

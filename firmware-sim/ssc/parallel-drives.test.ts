@@ -16,14 +16,15 @@ const SLOW_MS = 1000;
 const BOUND_MS = 300;
 
 /** Node's fs, with every fdatasync (thread pool or synchronous) taking {@link SLOW_MS} while `slow` is set. */
-function slowDisk(): { io: CartridgeFileIo; slow: boolean; syncs: number } {
-  const s = { io: undefined as unknown as CartridgeFileIo, slow: false, syncs: 0 };
+function slowDisk(): { io: CartridgeFileIo; slow: boolean; syncs: number; loopSyncs: number } {
+  const s = { io: undefined as unknown as CartridgeFileIo, slow: false, syncs: 0, loopSyncs: 0 };
   const blocked = new Int32Array(new SharedArrayBuffer(4));
   s.io = {
     ...nodeFileIo,
     fdatasyncSync: (fd) => {
       if (s.slow) {
         s.syncs++;
+        s.loopSyncs++;
         // A disk that takes a second blocks the calling thread for a second.
         Atomics.wait(blocked, 0, 0, SLOW_MS);
       }
@@ -90,6 +91,42 @@ describe('drives in one process', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(SLOW_MS - 5);
     disk.slow = false;
     expect(d1.lu.drive.position).toBe(2);
+  });
+
+  it("an unload on a slow disk (sync point, cartridge memory, EOD) does not stall another drive", async () => {
+    const disk = slowDisk();
+    const d1 = await rig('ibm-lto7-hh', { mediaIo: disk.io });
+    const d2 = await rig('ibm-lto7-hh');
+    rigs.push(d1, d2);
+    const c = await d1.load({ capacityBytes: 64 << 20 });
+    await d2.load({ barcode: 'B00002L7', capacityBytes: 64 << 20 });
+    expectGood(await d1.port.execute(Cdb.write6(pattern(4096, 1))));
+    disk.slow = true;
+    let unloaded = false;
+    const unload = d1.port.execute(Cdb.loadUnload({ load: false, hold: true })).then((r) => {
+      unloaded = true;
+      return r;
+    });
+    // Drive 2 keeps working all through the unload's three fdatasyncs (about 3 s).
+    let slowest = 0;
+    let commands = 0;
+    for (let i = 0; !unloaded; i++) {
+      // A 10 ms pause and a command: a stalled loop shows in either.
+      const t = performance.now();
+      await new Promise((r) => setTimeout(r, 10));
+      expectGood(await d2.port.execute(i % 2 ? Cdb.testUnitReady() : Cdb.write6(pattern(4096, i))));
+      slowest = Math.max(slowest, performance.now() - t);
+      commands++;
+    }
+    expect(slowest, `drive 2's slowest pause and command took ${slowest.toFixed(0)} ms`).toBeLessThan(BOUND_MS);
+    expect(commands).toBeGreaterThan(20);
+    expectGood(await unload);
+    disk.slow = false;
+    // Every fdatasync of the unload ran on the thread pool.
+    expect(disk.loopSyncs).toBe(0);
+    expect(disk.syncs).toBeGreaterThanOrEqual(3);
+    const report = checkCartridge(c.path);
+    expect([report.blocks, report.cleanEod, report.damaged.length]).toEqual([1, true, 0]);
   });
 
   it('a power cycle and an unload while a sync point waits for the disk: they queue behind it, and the cartridge is whole', async () => {

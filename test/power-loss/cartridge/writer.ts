@@ -89,8 +89,15 @@ async function main(): Promise<void> {
     },
     // A sync point's fdatasync (filemarks, flushes) runs on the thread pool: its window is held open the same way.
     fdatasync: (fd, cb) => {
-      sleep(0.25, 3);
-      nodeFileIo.fdatasync(fd, cb);
+      if (Atomics.load(sh, Slot.converting) || Atomics.load(sh, Slot.discarding) === 2) sleep(1, 4);
+      else sleep(0.25, 3);
+      nodeFileIo.fdatasync(fd, (err) => {
+        if (!err) {
+          Atomics.store(sh, Slot.converting, 0);
+          if (Atomics.load(sh, Slot.discarding) === 2) Atomics.store(sh, Slot.discarding, 0);
+        }
+        cb(err);
+      });
     },
     fsyncSync: (fd) => {
       sleep(0.5, 3);
