@@ -180,6 +180,8 @@ export class Premigrator {
   readonly #slots: DriveSlot[];
   readonly #waiters: { recall: boolean; avoid: ReadonlySet<number>; resolve: (s: DriveSlot) => void; reject: (e: Error) => void }[] = [];
   readonly #cartBusy = new Set<string>();
+  /** Those waiting for a busy cartridge (see {@link #cartReleased}). */
+  readonly #releaseWaiters: Array<() => void> = [];
   readonly #carts = new Map<string, CartridgeInfo>();
   readonly #statePath: string;
   readonly #fs: PlatformFs;
@@ -343,18 +345,46 @@ export class Premigrator {
 
   // ------------------------------------------------------------------ premigration
 
-  /** Owned, writable cartridges not in use, filling ones first so cartridges fill one by one. */
+  /**
+   * The first candidate cartridge, waiting while every writable one is busy with another
+   * copy: volumes queued together share a cartridge one after the other instead of the later
+   * ones failing for want of one. Undefined when no owned cartridge is writable at all.
+   */
+  async #freeCandidate(exclude: ReadonlySet<string>): Promise<string | undefined> {
+    for (;;) {
+      const [free] = await this.#candidates(exclude);
+      if (free !== undefined && !this.#cartBusy.has(free)) return free;
+      // A cartridge busy with another copy is in a drive, not in its slot.
+      if (free === undefined && ![...this.#cartBusy].some((b) => this.#owned(b) && this.#writable(b) && !exclude.has(b))) return undefined;
+      await this.#cartReleased();
+    }
+  }
+
+  /** Resolves when a copy or recall lets go of a cartridge. */
+  #cartReleased(): Promise<void> {
+    return new Promise((resolve) => this.#releaseWaiters.push(resolve));
+  }
+
+  #releaseCart(barcode: string): void {
+    this.#cartBusy.delete(barcode);
+    const waiters = this.#releaseWaiters.splice(0);
+    for (const w of waiters) w();
+  }
+
+  /** A cartridge that may take another copy: new, or filling. */
+  #writable(b: string): boolean {
+    const s = this.#carts.get(b)?.state ?? CartridgeState.scratch;
+    return s === CartridgeState.scratch || s === CartridgeState.filling;
+  }
+
+  /** Owned, writable cartridges in their slots and not in use, filling ones first so cartridges fill one by one. */
   async #candidates(exclude: ReadonlySet<string>): Promise<string[]> {
     const inv = await this.#inventory();
     const rank = (b: string): number => (this.#carts.get(b)?.state === CartridgeState.filling ? 0 : 1);
-    const writable = (b: string): boolean => {
-      const s = this.#carts.get(b)?.state ?? CartridgeState.scratch;
-      return s === CartridgeState.scratch || s === CartridgeState.filling;
-    };
     return inv.storage
       .filter((e) => e.full)
       .map(barcodeOf)
-      .filter((b): b is string => b !== undefined && this.#owned(b) && writable(b) && !exclude.has(b) && !this.#cartBusy.has(b))
+      .filter((b): b is string => b !== undefined && this.#owned(b) && this.#writable(b) && !exclude.has(b) && !this.#cartBusy.has(b))
       .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
   }
 
@@ -372,7 +402,7 @@ export class Premigrator {
       const slot = await this.#acquire(false, avoid);
       let barcode: string | undefined;
       try {
-        barcode = (await this.#candidates(triedCarts))[0];
+        barcode = await this.#freeCandidate(triedCarts);
         if (barcode === undefined) throw new NoCartridgeError(`no writable cartridge left for ${src.volser} (owned cartridges are full, failed, protected or busy)`);
         this.#cartBusy.add(barcode);
         const bc = barcode;
@@ -395,7 +425,7 @@ export class Premigrator {
         this.#log.warn({ volser: src.volser, barcode, drive: slot.index + 1, attempt: i, err: message(last) }, 'premigration attempt failed');
         if (i < attempts) await this.#sleep(this.#o.retryDelayMs ?? 500);
       } finally {
-        if (barcode !== undefined) this.#cartBusy.delete(barcode);
+        if (barcode !== undefined) this.#releaseCart(barcode);
         this.#release(slot);
       }
     }
@@ -479,7 +509,7 @@ export class Premigrator {
       const slot = await this.#acquire(true, avoid);
       let holding = false;
       try {
-        while (this.#cartBusy.has(copy.barcode)) await this.#sleep(50);
+        while (this.#cartBusy.has(copy.barcode)) await this.#cartReleased();
         this.#cartBusy.add(copy.barcode);
         holding = true;
         await this.#onDrive(slot, copy.barcode, (d) => this.#readCopy(d, volser, copy, destPath));
@@ -496,7 +526,7 @@ export class Premigrator {
         if (e instanceof NoCartridgeError) break;
         if (i < attempts) await this.#sleep(this.#o.retryDelayMs ?? 500);
       } finally {
-        if (holding) this.#cartBusy.delete(copy.barcode);
+        if (holding) this.#releaseCart(copy.barcode);
         this.#release(slot);
       }
     }
