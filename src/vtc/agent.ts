@@ -81,6 +81,12 @@ export interface VtcAgentOptions {
   readonly timing?: Partial<Timing>;
   /** Copy mode of host writes that do not name one. Default immediate. */
   readonly copyMode?: CopyMode;
+  /**
+   * An immediate write from the beginning of a volume goes to both VTS as the host writes it
+   * (default true). False copies it to the other VTS at close instead: the host's link then
+   * carries each block once, at the price of the copy's time in the close.
+   */
+  readonly tee?: boolean;
   readonly ioSelection?: IoSelection;
   readonly preferredVts?: VtsName;
   /** JS vote tally instead of the native one (tests on machines without the addon). */

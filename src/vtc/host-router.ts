@@ -84,7 +84,7 @@ export const fenceFor = (c: { readonly epoch: number; readonly epochMac: string;
 /** What the router needs of its VTC. */
 export interface HostRouterDeps {
   readonly self: string;
-  readonly options: { readonly ioSelection?: IoSelection; readonly preferredVts?: VtsName; readonly copyMode?: CopyMode };
+  readonly options: { readonly ioSelection?: IoSelection; readonly preferredVts?: VtsName; readonly copyMode?: CopyMode; readonly tee?: boolean };
   readonly engine: VtcEngine;
   readonly clients: Record<VtsName, VtsClient>;
   readonly copies: CopyQueue;
@@ -172,7 +172,7 @@ export class HostRouter {
       // An immediate write from the beginning of the volume is written to the other VTS as
       // well, as the host writes (the tee): its close then only commits there. A write that
       // starts elsewhere on the volume, or a secondary that refuses the mount, is copied at close.
-      const secondary = copyMode === 'immediate' && o.scratch === true ? plan.targets.find((t) => t.vts !== primary && t.data)?.vts : undefined;
+      const secondary = copyMode === 'immediate' && o.scratch === true && this.#d.options.tee !== false ? plan.targets.find((t) => t.vts !== primary && t.data)?.vts : undefined;
       const [ph, sh] = await Promise.allSettled([
         this.#vtsMount(primary, volser, { scratch: o.scratch === true, writable: true, ...fenceFor(ctx, primary) }, ctx.boots[primary]),
         secondary === undefined ? Promise.resolve(null) : this.#vtsMount(secondary, volser, { scratch: true, writable: true, ...fenceFor(ctx, secondary) }, ctx.boots[secondary]),

@@ -17,6 +17,8 @@ export interface ProdScheduleOptions {
   readonly livenessMs?: number;
   /** Number of VTCs (default 2..5 from the seed). */
   readonly n?: number;
+  /** The VTCs' `tee` option (default on). */
+  readonly tee?: boolean;
   /** Called with the world before the history check (debugging a seed). */
   readonly inspect?: (w: ProdWorld) => void;
 }
@@ -164,7 +166,7 @@ export async function runProdSchedule(seed: number, o: ProdScheduleOptions = {})
   const pick = new SeededRandom(seed ^ 0x2545f491);
   const u = pick.next();
   const n = o.n ?? (u < 0.35 ? 2 : u < 0.7 ? 3 : u < 0.9 ? 4 : 5);
-  const w = new ProdWorld({ seed, n });
+  const w = new ProdWorld({ seed, n, ...(o.tee === undefined ? {} : { tee: o.tee }) });
   const r = new SeededRandom(seed ^ 0x68e31da4);
   const s = w.os.sched;
   const chaos = o.chaosMs ?? 1500 + r.int(2000);

@@ -119,13 +119,18 @@ describe.skipIf(replay !== null)('production simulation', () => {
     const r = await runProdSchedule(289);
     expect(r.online).toBe(true);
   });
+  // The replays below run with the VTCs' `tee` off (immediate copies made at close), as when
+  // they were found: writing immediate copies to both VTS as the host writes moves every
+  // schedule, and with it on 554, 252, 602 and 11 no longer reach the fault their story is
+  // about (a survey of production seeds 1..1500 with the fork mutation in place found no
+  // other seed that does). The random schedules (npm run sim:prod) run with the tee on.
   // Regression: vtc3, cut off, committed a weak forced key 2 and recorded it on B; the
   // majority's own key 2 (vts-in B) then put B back in operation without recording (a VTS
   // keeps the first key of a seq), so B refused every fenced copy of the majority's chain
   // as a fork and resync never ended. A VTC that sees a VTS in operation holding another
   // key of its newest seq now commits a key that supersedes it (reason supersede).
   it('seed 554: a forked key recorded on a VTS is superseded, and resync finishes', { timeout: 60_000 }, async () => {
-    const r = await runProdSchedule(554);
+    const r = await runProdSchedule(554, { tee: false });
     expect(r.online).toBe(true);
   });
   // Regression: both VTS lost power and A came back restored from before writes acknowledged
@@ -137,10 +142,10 @@ describe.skipIf(replay !== null)('production simulation', () => {
   // system comes back with both, and the one write only A held (its copy to B was queued)
   // reads as unavailable, never stale.
   it('seeds 252 and 602: a restored image that no key tells apart is never served as current', { timeout: 60_000 }, async () => {
-    const r252 = await runProdSchedule(252);
+    const r252 = await runProdSchedule(252, { tee: false });
     expect(r252.restoredCurrent).toBe(true);
     expect(r252.faultKinds['vts-restored-image']).toBe(1);
-    const r602 = await runProdSchedule(602);
+    const r602 = await runProdSchedule(602, { tee: false });
     expect(r602.online).toBe(true);
     expect(r602.faultKinds['vts-restored-image']).toBe(1);
   });
@@ -154,7 +159,7 @@ describe.skipIf(replay !== null)('production simulation', () => {
   // write-behind and copy read-ahead moved the schedules of 670 and 1425 past it.
   it('seeds 11, 670 and 1425: clock skew against a peer\'s start costs at most one refused frame', { timeout: 90_000 }, async () => {
     for (const seed of [11, 670, 1425]) {
-      const r = await runProdSchedule(seed);
+      const r = await runProdSchedule(seed, { tee: false });
       expect(r.online, `seed ${seed}`).toBe(true);
       expect(r.faultKinds['clock-skew'], `seed ${seed}`).toBe(1);
     }

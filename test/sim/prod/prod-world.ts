@@ -69,6 +69,8 @@ export interface ProdWorldOptions {
   /** Real Ed25519 keys derived from the seed, or (default) the cheaper keyed tags of test/sim (signing is injected: the engine's checks are the same). */
   readonly ed25519?: boolean;
   readonly volumes?: number;
+  /** The VTCs' `tee` option (default: theirs, on). */
+  readonly tee?: boolean;
 }
 
 interface VtcNode {
@@ -116,6 +118,7 @@ export class ProdWorld {
   readonly vtcs: VtcNode[];
   readonly vts: Record<VtsName, VtsNode>;
   readonly timing: Timing;
+  readonly tee: boolean | undefined;
   readonly keyring: SimKeyring;
   readonly ops: HostOp[] = [];
   readonly keys: KeyEvent[] = [];
@@ -138,6 +141,7 @@ export class ProdWorld {
     this.rng = new SeededRandom(o.seed);
     this.net = new SimNet(this.os, new SeededRandom(o.seed ^ 0x5bd1e995));
     this.timing = o.timing ?? PROD_TIMING;
+    this.tee = o.tee;
     this.names = Array.from({ length: o.n }, (_, i) => `vtc${i + 1}`);
     this.keyring = new SimKeyring(o.seed, this.names, o.ed25519 === true);
     this.volumes = Array.from({ length: o.volumes ?? 4 }, (_, i) => `V${String(i + 1).padStart(5, '0')}`);
@@ -318,6 +322,7 @@ export class ProdWorld {
       preferredVts: io?.preferredVts ?? drawnPreferred,
       logger: silent,
       rpcTimeoutMs: 400,
+      ...(this.tee === undefined ? {} : { tee: this.tee }),
       platform: {
         net: this.net.platform(p),
         clock: this.os.clock(p),
