@@ -757,6 +757,12 @@ export class Cartridge {
   appendFilemarks(count: number): void {
     this.writable();
     this.quiet('a sync point');
+    this.appendFilemarkRecords(count);
+    this.sync();
+  }
+
+  /** Appends `count` filemark records at EOD (no sync point). */
+  private appendFilemarkRecords(count: number): void {
     if (count > 0) {
       this.cutTail();
       const rec = encodeRecord(RecordKind.filemark, this.generation, undefined, this.cur);
@@ -766,7 +772,6 @@ export class Cartridge {
       this.append(all);
       for (let k = 0; k < count; k++) this.push('filemark', base + k * rec.length, 0);
     }
-    this.sync();
   }
 
   /**
@@ -776,15 +781,7 @@ export class Cartridge {
    */
   appendFilemarksAsync(count: number): Promise<void> {
     this.writable();
-    if (count > 0) {
-      this.cutTail();
-      const rec = encodeRecord(RecordKind.filemark, this.generation, undefined, this.cur);
-      const all = new Uint8Array(rec.length * count);
-      for (let k = 0; k < count; k++) all.set(rec, k * rec.length);
-      const base = this.appendOffset;
-      this.append(all);
-      for (let k = 0; k < count; k++) this.push('filemark', base + k * rec.length, 0);
-    }
+    this.appendFilemarkRecords(count);
     return this.syncAsync();
   }
 
