@@ -274,8 +274,10 @@ describe('virtual library over iSCSI in front of the PtP system', () => {
     const h = await connect(lib, 'host1');
     const home = await loadVolume(h, 'V00003');
     await good(h.drive, Cdb.write6(FILE1[0]!), 'WRITE before the key');
-    // A key takes effect while the write is mounted (VTS B out: the write's copy target is gone).
-    await cl.agent('vtc2').command({ command: 'vts-out', vts: 'B', mode: 'normal' });
+    // A key takes effect while the write is mounted (VTS B out: the write's copy target is
+    // gone). Immediate mode: the write is teed to B, an active mount there that normal mode
+    // would let run to completion (PROTOCOL.md, execution modes) while the host holds it.
+    await cl.agent('vtc2').command({ command: 'vts-out', vts: 'B', mode: 'immediate' });
     expect(await cl.waitFor(() => cl.agent('vtc1').engine.newestKey().seq >= 1, 3000)).toBe(true);
     const w = await run(h.drive, Cdb.write6(FILE1[1]!));
     expect(is(w, Sense.WRITE_ERROR), 'the host sees the fenced write').toBe(true);
