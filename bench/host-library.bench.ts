@@ -42,6 +42,7 @@ import { parseElementStatus } from '../src/scsi/parse-element-status.js';
 import { decodeSense } from '../src/scsi/sense.js';
 import { ScsiStatus } from '../src/scsi/status.js';
 import { freePorts, stopProcesses } from '../src/scenario/processes.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { IscsiPort } from '../src/transport/iscsi/iscsi-port.js';
 import type { ScsiResponse } from '../src/transport/scsi-port.js';
 import type { OperatorCommand } from '../src/ptp/engine.js';
@@ -92,6 +93,7 @@ const PROFILE_NOTES = [
   'profile (node --cpu-prof on every server process, 3 rounds + the untimed round and read-back: 1 GiB written through vtc1 and 1 GiB copied A -> vtc1 -> B): vtc1 busy 26.8 s of 52.8 s wall, of which garbage collection 9.6 s (36%), socket writes of 256 KiB frames 5.2 s, HMAC-SHA256 of frames 2.9 s, FrameSplitter.push (src/net/frame.ts) 1.9 s, RPC pack + frame seal (two copies of every body) 1.0 s; VTS A busy 17.6 s (GC 4.6 s, writes to socket and cache file 3.3 s, HMAC 1.9 s, FrameSplitter.push 1.35 s); VTS B busy 16.3 s (GC 4.1 s, writes 3.1 s, HMAC 2.3 s, FrameSplitter.push 1.6 s); the emulator drive (sim serve) busy about 2.4 s for its 320 MiB (GC 0.4 s)',
   'so the PtP path is CPU-bound on two cores: every host byte crosses three processes (host -> vtc1 -> VTS A) where the baseline crosses two, each RPC hop copies a 256 KiB body four to five times (pack, seal, then FrameSplitter.push re-concatenates its whole buffer on every 64 KiB socket read and slices the frame out again) and the garbage of those copies is the largest single cost; the virtual drive sends one WRITE to the VTS at a time (ordered unit), so the hops never overlap; the commit re-reads the volume file to hash it; the immediate copy then moves the volume again over two more hops, one chunk at a time',
   'changed since that profile: FrameSplitter keeps the socket reads in a list and copies a frame once (none when it lies in one read), seal takes the envelope and the body as parts (the frame is the body\'s one copy on its way out) and an answer\'s body is not copied again; the virtual drive keeps up to four WRITEs on their way to the VTS (buffered mode, an error answered as a deferred error); the copy reads the next chunk while it writes one; the VTS hashes a volume as it is written or read in, not at commit',
+  'since: every server process starts with --initial-old-space-size=128 (src/node-flags.ts, as bin/ptpvts.js, the systemd units and the container image start it): the 256 KiB buffers in flight outlived scavenges and the old generation, sized from a live heap of about 20 MB, made V8 run a full mark-compact every 40-60 ms (--trace-gc, 1 round: vtc1 87, VTS A 64, VTS B 37; with the option 0, 1, 0); a CPU profile of 3 rounds, before and after: vtc1 busy 9.7 s (GC 2.8 s) and 5.6 s (GC 0.2 s), VTS A 7.2 s (GC 2.1 s) and 4.2 s (GC 0.15 s); socket writes and hashing (HMAC-SHA256 of frames, SHA-256 of the volume) are now the top costs',
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -177,7 +179,7 @@ interface Started {
 }
 
 function start(script: string, args: string[], ready: RegExp, tag: string): Promise<Started> {
-  const p = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+  const p = spawn(process.execPath, [...NODE_FLAGS, ...nodeArgs, '--import', 'tsx', script, ...args], {
     cwd: root,
     env: { ...process.env, PTPVTS_LOG_LEVEL: logDir === undefined ? 'error' : 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -185,6 +187,8 @@ function start(script: string, args: string[], ready: RegExp, tag: string): Prom
   if (logDir !== undefined) {
     mkdirSync(logDir, { recursive: true });
     p.stderr.pipe(createWriteStream(join(logDir, `${tag}.log`)));
+    // Node's own diagnostics (--trace-gc and the like) go to stdout.
+    p.stdout.pipe(createWriteStream(join(logDir, `${tag}.out`)));
   }
   return new Promise((res, rej) => {
     let buf = '';

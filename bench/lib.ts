@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultLibraryYaml } from '../src/cli/default-lab.js';
 import { openEmbeddedLab, type Lab } from '../src/cli/lab.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { loadCartridge } from '../src/cli/ops.js';
 import * as Cdb from '../src/scsi/cdb.js';
 import { MemoryPort } from '../firmware-sim/front/memory-port.js';
@@ -151,12 +152,13 @@ export interface SimServe {
 /**
  * `ptpvts sim serve <yaml> --portal 127.0.0.1:0` in a process of its own, as a user runs it
  * (and as tgtd runs): the target never shares an event loop with the client being measured.
+ * It starts with the Node options an installed ptpvts has (src/node-flags.ts).
  * `nodeArgs` are extra Node options for that process (e.g. `--cpu-prof`, which needs the
  * clean SIGTERM exit `stop()` asks for).
  */
 export async function startSimServe(yaml: string, nodeArgs: readonly string[] = []): Promise<SimServe> {
   const runner = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'interop', 'fixtures', 'sim-serve-runner.ts');
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...nodeArgs, '--import', 'tsx', runner, 'sim', 'serve', yaml, '--portal', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
   const found = await new Promise<RegExpExecArray>((resolve, reject) => {

@@ -25,6 +25,7 @@ import { KeyJournal } from '../src/hotpath/key-journal.js';
 import { freePorts, stopProcesses } from '../src/scenario/processes.js';
 import { ControlClient } from '../src/vtc/control-client.js';
 import type { KeySummary } from '../src/vtc/agent.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { median, writeResults } from './lib.js';
 import type { Figure, Target } from './lib.js';
 
@@ -103,7 +104,7 @@ async function measureFloor(dir: string): Promise<Floor> {
 
 function start(args: string[], ready: RegExp): Promise<ChildProcess> {
   const logDir = process.env.PTPVTS_BENCH_LOGDIR;
-  const p = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root, env: { ...process.env, PTPVTS_LOG_LEVEL: logDir === undefined ? 'error' : 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', cli, ...args], { cwd: root, env: { ...process.env, PTPVTS_LOG_LEVEL: logDir === undefined ? 'error' : 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (logDir !== undefined) p.stderr?.pipe(createWriteStream(join(logDir, `${args.join('-').replace(/[^\w-]/g, '_').slice(-40)}.log`)));
   return new Promise((res, rej) => {
     let buf = '';

@@ -1,8 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // Entry point of the `ptpvts` command. Runs the compiled CLI in dist/ when it is a complete
 // build as new as the sources; in a checkout whose sources changed since (or that was never
 // built, or whose build was cut short) it runs the sources through tsx instead, so that a
 // stale or half-written dist/ never runs and no first run has to wait for the compiler.
+// The Node options on the first line are src/node-flags.ts's (why there).
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distState } from './dist-state.js';

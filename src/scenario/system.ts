@@ -22,6 +22,7 @@ import { ControlClient } from '../vtc/control-client.js';
 import { OPERATOR, participants, RpcClient, vtsParticipant } from '../vtc/rpc.js';
 import { FAST_TIMING } from './cluster.js';
 import { freePorts } from './processes.js';
+import { NODE_FLAGS } from '../node-flags.js';
 import type { LocalCluster } from './cluster.js';
 import type { ClusterEvent } from './cluster.js';
 
@@ -266,7 +267,7 @@ export class ProcessSystem implements ScenarioSystem {
     const here = fileURLToPath(import.meta.url);
     const entry = join(resolve(here, '..'), here.endsWith('.ts') ? 'process-entry.ts' : 'process-entry.js');
     const loader = here.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    const p = spawn(process.execPath, [...loader, entry, ...args, '-t', this.#topo], {
+    const p = spawn(process.execPath, [...NODE_FLAGS, ...loader, entry, ...args, '-t', this.#topo], {
       cwd: resolve(here, '../../..'),
       env: { ...process.env, PTPVTS_ALLOW_FAULTS: '1', PTPVTS_LOG_LEVEL: process.env.PTPVTS_LOG_LEVEL ?? 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -239,7 +239,6 @@ export class VolumeFile {
   }
 }
 
-/** Streams a file's bytes and returns their SHA-256 and length. */
 /**
  * A record as it goes to disk: header and data joined in a new buffer (a copy of `data`,
  * which the caller may reuse at once).
@@ -249,6 +248,7 @@ export function frameRecord(kind: RecordKind, data: Uint8Array): Buffer {
   return data.length ? Buffer.concat([head, data]) : head;
 }
 
+/** Streams a file's bytes and returns their SHA-256 and length. */
 export async function hashFile(path: string, fs: PlatformFs = nodeFs): Promise<{ sha256: string; bytes: number }> {
   const h = createHash('sha256');
   let bytes = 0;

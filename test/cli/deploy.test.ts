@@ -1,11 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const deploy = join(root, 'deploy');
+/** The Node options of a ptpvts server, as one string (src/node-flags.ts). */
+const flags = NODE_FLAGS.join(' ');
 const units = { 'ptpvts-sim.service': 'ptpvts-sim.service', 'ptpvts-vtc@.service': 'ptpvts-vtc@vtc1.service', 'ptpvts-vts@.service': 'ptpvts-vts@A.service' } as const;
 
 const systemdAnalyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -34,12 +37,25 @@ function unitKeys(text: string): Map<string, string[]> {
 const tmp = mkdtempSync(join(tmpdir(), 'ptpvts-deploy-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+describe('the Node options of a server', () => {
+  it('are on the #! line of bin/ptpvts.js, so `npx ptpvts` and an installed ptpvts start with them', () => {
+    const first = readFileSync(join(root, 'bin', 'ptpvts.js'), 'utf8').split('\n')[0];
+    expect(first).toBe(`#!/usr/bin/env -S node ${flags}`);
+  });
+
+  it('reach the process through the #! line (env -S)', () => {
+    const r = spawnSync(join(root, 'bin', 'ptpvts.js'), ['--version'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, NODE_OPTIONS: '--require ' + join(root, 'test', 'cli', 'fixtures', 'print-exec-argv.cjs') } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`execArgv ${JSON.stringify(NODE_FLAGS)}`);
+  });
+});
+
 describe('systemd unit files', () => {
   it.each(Object.keys(units))('%s runs the right command as an unprivileged, restarted, hardened service', (file) => {
     const k = unitKeys(readFileSync(join(deploy, 'systemd', file), 'utf8'));
     const one = (key: string): string | undefined => k.get(key)?.at(-1);
     const exec = one('Service.ExecStart') ?? '';
-    expect(exec).toMatch(/^\/usr\/bin\/node \/opt\/ptpvts\/bin\/ptpvts\.js /);
+    expect(exec.startsWith(`/usr/bin/node ${flags} /opt/ptpvts/bin/ptpvts.js `), exec).toBe(true);
     if (file === 'ptpvts-sim.service') {
       expect(exec).toMatch(/ sim serve /);
       expect(one('Service.DynamicUser')).toBe('yes');
@@ -122,7 +138,7 @@ describe('deploy/Dockerfile', () => {
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);
     const entry = runtime.find((i) => i.op === 'ENTRYPOINT')?.args ?? '';
-    expect(JSON.parse(entry)).toEqual(['node', '/opt/ptpvts/bin/ptpvts.js']);
+    expect(JSON.parse(entry)).toEqual(['node', ...NODE_FLAGS, '/opt/ptpvts/bin/ptpvts.js']);
     expect(JSON.parse(runtime.find((i) => i.op === 'CMD')?.args ?? 'null')).toEqual(['sim', 'serve', '--portal', '0.0.0.0:3260']);
     expect(text).not.toMatch(/--privileged|modprobe|insmod/);
   });
