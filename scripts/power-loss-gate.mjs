@@ -61,6 +61,16 @@ const SYNC_POINTS = [
     campaigns: [CART],
     optional: 'background writeback between sync points; acknowledged data is covered by the sync-point fdatasync',
   },
+  // The sync points a drive waits for off the event loop (Cartridge.syncAsync, cartridge memory
+  // and the close): one fdatasync on the thread pool serves them all.
+  {
+    id: 'cart-async-sync-point',
+    file: 'firmware-sim/media/cartridge.ts',
+    match: 'const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => this.io.fdatasync(fd, resolve));',
+    call: 'this.io.fdatasync(fd, resolve)',
+    noop: 'resolve(null)',
+    campaigns: [CART, PART],
+  },
   { id: 'cart-sync-point', file: 'firmware-sim/media/cartridge.ts', match: "this.guarded('fdatasync at a sync point', () => this.io.fdatasyncSync(this.fd));", call: 'this.io.fdatasyncSync(this.fd)', noop: 'undefined', campaigns: [CART, PART] },
   { id: 'cart-mam-sync', file: 'firmware-sim/media/cartridge.ts', match: 'MAM_SLOT_OFFSETS[seq % 2] ?? HEADER_SIZE);\n      this.io.fdatasyncSync(this.fd);', call: 'this.io.fdatasyncSync(this.fd);', noop: 'void this.fd;', campaigns: [CART, PART] },
   {
@@ -147,6 +157,16 @@ const NOT_SYNC_POINTS = {
     'function fsyncDir(io: CartridgeFileIo, path: string): void {',
     'fsyncDir(io, path);', // its only caller; the fsync inside is cart-dir-fsync
     'this.sync();',
+    // fdatasyncAsync and its callers: the fdatasync inside is cart-async-sync-point.
+    'private async fdatasyncAsync(what: string): Promise<void> {',
+    "await this.fdatasyncAsync('fdatasync at a sync point');",
+    "await this.fdatasyncAsync('writing cartridge memory');",
+    "if (this.syncing) throw new CartridgeStateError(`${what} on ${this.path} cannot start while a sync point's fdatasync is in flight; wait for whenSynced()`);",
+  ],
+  // The journal's sync option being parsed, and its fallback when RWF_DSYNC is refused.
+  'native/key_journal.cc': [
+    'else throw Napi::TypeError::New(info.Env(), "new KeyJournal(path, options): options.sync must be \'fdatasync\' or \'dsync\'");',
+    'if (t.dsyncUnsupported_) sync_ = SyncMode::kFdatasync;',
   ],
   'firmware-sim/media/file-io.ts': [
     'fsyncSync(fd: number): void;',

@@ -162,6 +162,27 @@ export const MUTATIONS = [
     // read-ahead moved their schedules only seed 11 of them still meets it.
     checks: [story('seeds 11, 670 and 1425', 'test/sim/prod/prod-sim.test.ts'), story('RPC frames bound to the server run', 'src/vtc/rpc-run.test.ts')],
   },
+  {
+    id: 'tee-commit-unfenced',
+    mechanism: "The tee's commit on the secondary VTS carries the write's fence, so a key recorded there after the primary's commit refuses it (HostRouter #commitTee)",
+    file: 'src/vtc/host-router.ts',
+    edits: [['const r = await this.#d.clients[t.vts].close(t.h, { generation, sha256, ...fenceFor(m, t.vts) });', 'const r = await this.#d.clients[t.vts].close(t.h, { generation, sha256 });']],
+    checks: [story('a key recorded on the secondary between the two commits', 'src/vtc/host-library/tee.test.ts')],
+  },
+  {
+    id: 'tee-secondary-before-primary',
+    mechanism: 'The tee commits the secondary only after the primary committed: a write the primary refused never becomes a generation on the secondary (HostRouter close)',
+    file: 'src/vtc/host-router.ts',
+    edits: [["      if (tee !== null) this.#dropTee(m, tee, 'the primary did not commit');", '      if (tee !== null) await this.#d.clients[tee.vts].close(tee.h, { generation: plan.generation, ...fenceFor(m, tee.vts) }).catch(() => undefined);']],
+    checks: [story('a primary that refuses its commit', 'src/vtc/host-library/tee.test.ts')],
+  },
+  {
+    id: 'unit-close-hash-unchecked',
+    mechanism: "A VTS commits a teed write only when its data has the primary's hash (VtsUnit.close sha256)",
+    file: 'src/vts/vts-unit.ts',
+    edits: [['if (sha !== o.sha256) throw', 'if (sha !== o.sha256 && false) throw']],
+    checks: [story('a write closed with the hash of the same blocks written on another VTS', 'src/vts/vts-unit.test.ts')],
+  },
 ];
 
 // ------------------------------------------------------------------------------------------

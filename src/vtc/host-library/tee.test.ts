@@ -141,6 +141,32 @@ describe('immediate copy teed to both VTS as the host writes', () => {
     expect(facts('B', 'V00013')).toBeUndefined();
   }, 60_000);
 
+  it('a key recorded on the secondary between the two commits fences the secondary\'s: B does not take the generation, and the unload answers WRITE ERROR', async () => {
+    const { a, d, good, run, unit, copies, facts } = await rig();
+    await d.bay.insert(cartridgeOf('V00015'));
+    for (let i = 0; i < 6; i++) await good(Cdb.write6(block(50_000, i)), `WRITE ${i}`);
+    await good(Cdb.writeFilemarks6(1), 'WRITE FILEMARKS');
+    const ua = unit('A');
+    const ub = unit('B');
+    const close = ua.close.bind(ua);
+    // Once A has committed, B records a newer key (as when the other VTCs decided something
+    // while this VTC closed): the write's fence on B is now stale.
+    vi.spyOn(ua, 'close').mockImplementationOnce(async (h, o) => {
+      const token = await close(h, o);
+      await ub.recordKey(ub.lastKeySeq + 1, 'test: a newer key');
+      return token;
+    });
+    const r = await run(Cdb.loadUnload({ load: false }));
+    expect([r.status, r.sense?.key, r.sense?.asc]).toEqual([ScsiStatus.CHECK_CONDITION, Sense.WRITE_ERROR.key, Sense.WRITE_ERROR.asc]);
+    expect(facts('A', 'V00015')?.records).toBe(7);
+    // B refused the tee's commit and then the copy, both under the stale fence.
+    expect(facts('B', 'V00015')).toBeUndefined();
+    expect(a.host.teeStats).toMatchObject({ teed: 1, dropped: 1, committed: 0 });
+    // The copy was tried after the tee's commit was refused, and refused in its turn.
+    expect(copies.applied).toBe(1);
+    expect(await c!.waitFor(() => ub.activeMounts().length === 0, 5000)).toBe(true);
+  }, 60_000);
+
   it('a primary that refuses its commit leaves the secondary without the new generation: the unload answers WRITE ERROR', async () => {
     const { a, d, good, run, unit, facts } = await rig();
     await d.bay.insert(cartridgeOf('V00014'));
