@@ -112,7 +112,10 @@ async function ptpvtsSubject(): Promise<Subject> {
 
 async function tgtdSubject(): Promise<Subject> {
   const lib = await startTgtd({ drives: 1, barcodes: ['BEN001L8'], tapeMB: 2048, parentDir: dir });
-  const session = await IscsiSession.open({ host: lib.host, port: lib.port, initiatorName: INITIATOR, targetName: lib.iqn, queueDepth: 16 });
+  const session = await IscsiSession.open({ host: lib.host, port: lib.port, initiatorName: INITIATOR, targetName: lib.iqn, queueDepth: 16 }).catch(async (e: unknown) => {
+    await lib.stop().catch(() => undefined);
+    throw e;
+  });
   try {
     const changer = new MediaChanger(new IscsiPort(session, lib.changerLun));
     await changer.testUnitReady().catch(() => undefined);
