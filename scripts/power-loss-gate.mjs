@@ -101,7 +101,17 @@ const SYNC_POINTS = [
     campaigns: [PART],
     optional: "the format's floor already makes every record before it stale; the sync keeps a later floor (a one-partition overwrite) from ever standing over a cut not yet durable",
   },
-  { id: 'drive-filemark-sync', file: 'firmware-sim/ssc/drive.ts', match: 'try {\n      m.sync();', call: 'm.sync();', noop: 'void m;', campaigns: [CART] },
+  {
+    // WRITE FILEMARKS, REWIND and unload wait for cart-async-sync-point; this synchronous flush
+    // is the power-on reset's and process shutdown's, which answer no host.
+    id: 'drive-flush-now-sync',
+    file: 'firmware-sim/ssc/drive.ts',
+    match: 'try {\n      m.sync();',
+    call: 'm.sync();',
+    noop: 'void m;',
+    campaigns: [CART],
+    optional: 'the power-on reset and process shutdown flush answer no host: nothing acknowledged rests on it (the acknowledged sync points are cart-async-sync-point)',
+  },
   // VTS unit state (src/vts)
   { id: 'vts-slot-file-sync', file: 'src/vts/slot-file.ts', match: 'await fd.datasync();', call: 'fd.datasync()', noop: 'Promise.resolve()', campaigns: [VTS] },
   { id: 'vts-durable-dir-fsync', file: 'src/vts/durable.ts', match: "const h = await fs.open(dir, 'r');\n  try {\n    await h.sync();", call: 'h.sync()', noop: 'Promise.resolve()', campaigns: [VTS] },
