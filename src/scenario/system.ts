@@ -425,6 +425,11 @@ export class ProcessSystem implements ScenarioSystem {
   }
   async stop(): Promise<void> {
     if (this.#sampler !== null) clearInterval(this.#sampler);
+    this.#sampler = null;
+    // One last look at every VTC: a key or status that came after the last tick (a story of
+    // a few hundred milliseconds on a loaded machine may see only one or two) is in the
+    // timeline all the same.
+    await this.#sample();
     for (const c of this.#controls.values()) c.close();
     await Promise.all([...this.#procs.keys()].map((k) => this.#kill(k, 'SIGTERM')));
   }
