@@ -215,6 +215,9 @@ const parseStatus = (s: string): PtpStatus => {
  * Partitions, loss and paused copies go over the control endpoints (faults allowed by
  * the environment of these processes only). The timeline is sampled every 100 ms.
  */
+/** How long `stop` waits for its last status sample of the VTCs. */
+const FINAL_SAMPLE_MS = 2000;
+
 export class ProcessSystem implements ScenarioSystem {
   readonly names: string[];
   readonly events: ClusterEvent[] = [];
@@ -428,8 +431,8 @@ export class ProcessSystem implements ScenarioSystem {
     this.#sampler = null;
     // One last look at every VTC: a key or status that came after the last tick (a story of
     // a few hundred milliseconds on a loaded machine may see only one or two) is in the
-    // timeline all the same.
-    await this.#sample();
+    // timeline all the same. Bounded: a VTC that does not answer must not hold the stop.
+    await Promise.race([this.#sample(), new Promise<void>((r) => setTimeout(r, FINAL_SAMPLE_MS).unref())]);
     for (const c of this.#controls.values()) c.close();
     await Promise.all([...this.#procs.keys()].map((k) => this.#kill(k, 'SIGTERM')));
   }
