@@ -9,7 +9,8 @@
         "native/vote_tally.cc",
         "native/key_journal.cc",
         "native/sgio.cc",
-        "native/pty.cc"
+        "native/pty.cc",
+        "native/writeback.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -34,6 +34,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSgio(env, exports);
   RegisterPty(env, exports);
   RegisterGcm(env, exports);
+  RegisterWriteback(env, exports);
   return exports;
 }
 

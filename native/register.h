@@ -14,4 +14,5 @@ void RegisterKeyJournal(Napi::Env env, Napi::Object exports);
 void RegisterSgio(Napi::Env env, Napi::Object exports);
 void RegisterPty(Napi::Env env, Napi::Object exports);
 void RegisterGcm(Napi::Env env, Napi::Object exports);
+void RegisterWriteback(Napi::Env env, Napi::Object exports);
 }  // namespace ptpvts

@@ -1,8 +1,11 @@
-/** CRC-32C from the addon: the check value, incremental use, and every length around the interleaved lanes; AES-256-GCM sealing. */
+/** CRC-32C from the addon: the check value, incremental use, and every length around the interleaved lanes; AES-256-GCM sealing; starting writeback of a file range. */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c, gcmSeal, gcmSeal2 } from './native.js';
+import { crc32c, gcmSeal, gcmSeal2, native } from './native.js';
 
 function reference(b: Uint8Array, seed = 0): number {
   let c = ~seed >>> 0;
@@ -92,5 +95,36 @@ describe('gcmSeal', () => {
     expect(() => gcmSeal(key, nonce, b, b, b, tag.subarray(0, 8))).toThrow(/tag must be 16 bytes/u);
     expect(() => gcmSeal(key, nonce, b, b, b.subarray(0, 10), tag)).toThrow(/out is shorter than plain/u);
     expect(() => gcmSeal(key, nonce, b, b.subarray(0, 32), b.subarray(8, 40), tag)).toThrow(/overlaps/u);
+  });
+});
+
+describe('startWriteback', () => {
+  const start = (fd: number, offset: number, length: number): Promise<Error | null> => new Promise((r) => native.startWriteback(fd, offset, length, r));
+
+  it('starts the writeback of a range on a read-only descriptor and leaves the data as it was; reports a bad descriptor by its code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptpvts-writeback-'));
+    try {
+      const path = join(dir, 'f');
+      const w = openSync(path, 'w');
+      const data = Uint8Array.from({ length: 3 << 20 }, (_, i) => (i * 7) & 0xff);
+      writeSync(w, data);
+      const r = openSync(path, 'r');
+      expect(await start(r, 1 << 20, 1 << 20)).toBeNull();
+      closeSync(r);
+      closeSync(w);
+      expect(readFileSync(path).equals(data)).toBe(true);
+      expect(await start(r, 0, 1)).toMatchObject({ code: 'EBADF', syscall: 'sync_file_range' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses bad arguments with an error naming the argument', () => {
+    const cb = (): void => undefined;
+    expect(() => native.startWriteback(-1, 0, 1, cb)).toThrow(/fd must be a non-negative integer/);
+    expect(() => native.startWriteback(3, 1.5, 1, cb)).toThrow(/offset must be a non-negative integer/);
+    expect(() => native.startWriteback(3, 0, Number.NaN, cb)).toThrow(/length must be a non-negative integer/);
+    expect(() => (native.startWriteback as (...a: unknown[]) => void)(3, 0, 1)).toThrow(/callback must be a function/);
+    expect(() => (native.startWriteback as (...a: unknown[]) => void)('3', 0, 1, cb)).toThrow(/fd must be a number/);
   });
 });

@@ -162,8 +162,13 @@ export class CartridgeStateError extends Error {
   readonly code = 'ECARTSTATE';
 }
 
-/** Appended bytes after which their writeback to disk starts in the background. */
+/**
+ * Appended bytes after which their writeback to disk starts in the background: a started
+ * writeback of the range (sync_file_range) when the file I/O offers it, else an fdatasync,
+ * which also waits for the device's cache and so is worth starting only every few MiB.
+ */
 const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
+const EARLY_WRITEBACK_RANGE_BYTES = 1024 * 1024;
 
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
@@ -742,7 +747,7 @@ export class Cartridge {
     this.dirty = true;
     this.appends++;
     this.unflushed += total;
-    if (this.unflushed >= EARLY_WRITEBACK_BYTES && !this.writebackRunning) this.earlyWriteback();
+    if (this.unflushed >= (this.io.startWriteback ? EARLY_WRITEBACK_RANGE_BYTES : EARLY_WRITEBACK_BYTES) && !this.writebackRunning) this.earlyWriteback();
   }
 
   /** Appends one block at EOD. Durable only after the next {@link sync}. */
@@ -786,8 +791,9 @@ export class Cartridge {
   }
 
   /**
-   * Starts writing what was appended to the disk in the background (an fdatasync on the
-   * thread pool), as a drive writes its buffer to tape while the host keeps sending: the
+   * Starts writing what was appended to the disk in the background (sync_file_range of
+   * the range, or an fdatasync, on the thread pool), as a drive writes its buffer to tape
+   * while the host keeps sending: the
    * next sync point then waits for less. It makes nothing durable that a sync point would
    * not, and changes nothing a crash leaves (records after the last sync point marker are
    * still checked on open). It runs on its own open of the file: Linux reports a writeback
@@ -795,6 +801,7 @@ export class Cartridge {
    * error it sees itself is kept and fails the next write or sync point all the same.
    */
   private earlyWriteback(): void {
+    const length = this.unflushed;
     this.unflushed = 0;
     if (this.wbFd < 0) {
       try {
@@ -806,7 +813,7 @@ export class Cartridge {
     }
     const fd = this.wbFd;
     this.writebackRunning = true;
-    this.io.fdatasync(fd, (err) => {
+    const done = (err: NodeJS.ErrnoException | null): void => {
       this.writebackRunning = false;
       if (this.fd < 0) {
         // Closed meanwhile (close left this descriptor to us): its sync point already
@@ -815,7 +822,11 @@ export class Cartridge {
         return;
       }
       if (err) this.failure ??= new CartridgeWriteError(`background writeback of ${this.path} failed (${err.code ?? err.message}): records since the last sync point may be lost`, { cause: err });
-    });
+    };
+    // The range just appended (a head start only: after an overwrite it may reach back
+    // over older bytes, which does no harm).
+    if (this.io.startWriteback) this.io.startWriteback(fd, Math.max(0, this.appendOffset - length), length, done);
+    else this.io.fdatasync(fd, done);
   }
 
   /**

@@ -44,18 +44,27 @@ const io: CartridgeFileIo = {
       setImmediate(() => cb(eio('EIO')));
       return;
     }
-    const code = faults.writebackError;
-    if (!code) return nodeFileIo.fdatasync(fd, cb);
-    faults.writebackDone = new Promise((res) =>
-      setImmediate(() => {
-        // Linux reports a writeback error once per open file, to whichever fdatasync comes first.
-        faults.writebackError = undefined;
-        cb(eio(code));
-        res();
-      }),
-    );
+    if (!failWriteback(cb)) nodeFileIo.fdatasync(fd, cb);
+  },
+  startWriteback(fd, offset, length, cb) {
+    if (!failWriteback(cb)) nodeFileIo.startWriteback!(fd, offset, length, cb);
   },
 };
+
+/** Fails this background writeback if a test asked for it (true: it was failed). */
+function failWriteback(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
+  const code = faults.writebackError;
+  if (!code) return false;
+  faults.writebackDone = new Promise((res) =>
+    setImmediate(() => {
+      // Linux reports a writeback error once per open file, to whichever call comes first.
+      faults.writebackError = undefined;
+      cb(eio(code));
+      res();
+    }),
+  );
+  return true;
+}
 
 let cartridge: CartridgeRef;
 beforeEach(async () => {
@@ -84,7 +93,7 @@ async function reload(): Promise<void> {
 describe('cartridge write errors through the drive', () => {
   it('a background writeback error fails the next WRITE FILEMARKS with WRITE ERROR; the filemark is not acknowledged', async () => {
     faults.writebackError = 'EIO';
-    // 9 MiB buffered: the drive starts writing back in the background after 8.
+    // 9 MiB buffered: the drive starts writing back in the background after the first.
     for (let i = 0; i < 9; i++) expectGood(await port.execute(Cdb.write6(pattern(MiB, i))));
     expect(faults.writebackDone).toBeDefined();
     await faults.writebackDone;

@@ -40,20 +40,21 @@ function rootCause(e: unknown): unknown {
 const attr = (v: number): Map<number, StoredAttribute> => new Map([[0x0003, { format: 0, value: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, v) }]]);
 
 describe('write and sync failures', () => {
-  it('a failed background writeback fails the next sync point, and the cartridge refuses writes until reopened', async () => {
+  it.each(['sync_file_range', 'fdatasync'] as const)('a failed background writeback (%s) fails the next sync point, and the cartridge refuses writes until reopened', async (how) => {
     let reported!: () => void;
     const done = new Promise<void>((res) => (reported = res));
-    // Linux reports a writeback error once per open file: the background fdatasync sees
+    // Linux reports a writeback error once per open file: the background writeback sees
     // it, the sync point's fdatasync afterwards succeeds.
-    const io: CartridgeFileIo = {
-      ...nodeFileIo,
-      fdatasync: (_fd, cb) => {
-        setImmediate(() => {
-          cb(errno('EIO'));
-          reported();
-        });
-      },
+    const fail = (cb: (err: NodeJS.ErrnoException | null) => void): void => {
+      setImmediate(() => {
+        cb(errno('EIO'));
+        reported();
+      });
     };
+    const io: CartridgeFileIo =
+      how === 'fdatasync'
+        ? { ...nodeFileIo, startWriteback: undefined, fdatasync: (_fd, cb) => fail(cb) }
+        : { ...nodeFileIo, startWriteback: (_fd, _offset, _length, cb) => fail(cb) };
     const p = join(dir, 'wb.cart');
     const c = Cartridge.open(p, { create: init, io });
     for (let i = 0; i < 9; i++) c.appendBlock(bytes(1 << 20, i));

@@ -3,6 +3,7 @@
  * Node's fs; tests hand in a facade that fails an fdatasync, shortens a write or refuses a
  * directory fsync, to show what the cartridge does about it.
  */
+import { native } from '../../src/native.js';
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 
 /**
@@ -26,6 +27,12 @@ export interface CartridgeFileIo {
   fdatasync(fd: number, callback: (err: NodeJS.ErrnoException | null) => void): void;
   renameSync(from: string, to: string): void;
   unlinkSync(path: string): void;
+  /**
+   * Starts writeback of a range on the thread pool (sync_file_range, write only): makes
+   * nothing durable, only shortens the next fdatasync. Optional: without it the cartridge
+   * starts early writeback with an fdatasync every few MiB instead.
+   */
+  startWriteback?(fd: number, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null) => void): void;
 }
 
 export const nodeFileIo: CartridgeFileIo = {
@@ -41,4 +48,5 @@ export const nodeFileIo: CartridgeFileIo = {
   fdatasync: (fd, callback) => fdatasync(fd, callback),
   renameSync: (from, to) => renameSync(from, to),
   unlinkSync: (path) => unlinkSync(path),
+  startWriteback: (fd, offset, length, callback) => native.startWriteback(fd, offset, length, callback),
 };
