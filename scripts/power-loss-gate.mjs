@@ -55,11 +55,20 @@ const SYNC_POINTS = [
   {
     id: 'cart-early-writeback',
     file: 'firmware-sim/media/cartridge.ts',
-    match: 'this.io.fdatasync(fd, (err) => {',
+    match: 'else this.io.fdatasync(fd, done);',
     call: 'this.io.fdatasync(fd,',
     noop: '((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => setImmediate(cb, null))(fd,',
     campaigns: [CART],
-    optional: 'background writeback between sync points; acknowledged data is covered by the sync-point fdatasync',
+    optional: 'background writeback between sync points (its fdatasync form, for a file I/O without sync_file_range); acknowledged data is covered by the sync-point fdatasync',
+  },
+  {
+    id: 'cart-early-writeback-range',
+    file: 'firmware-sim/media/cartridge.ts',
+    match: 'if (this.io.startWriteback) this.io.startWriteback(fd, Math.max(0, this.appendOffset - length), length, done);',
+    call: 'this.io.startWriteback(fd,',
+    noop: '((_fd: number, _offset: number, _length: number, cb: (e: NodeJS.ErrnoException | null) => void) => setImmediate(cb, null))(fd,',
+    campaigns: [CART],
+    optional: 'sync_file_range only starts writeback and makes nothing durable; acknowledged data is covered by the sync-point fdatasync',
   },
   // The sync points a drive waits for off the event loop (Cartridge.syncAsync, cartridge memory
   // and the close): one fdatasync on the thread pool serves them all.
