@@ -64,8 +64,8 @@ const SYNC_POINTS = [
   {
     id: 'cart-early-writeback-range',
     file: 'firmware-sim/media/cartridge.ts',
-    match: 'if (this.io.startWriteback) this.io.startWriteback(fd, Math.max(0, this.appendOffset - length), length, done);',
-    call: 'this.io.startWriteback(fd,',
+    match: 'if (range) this.io.startWriteback!(fd, Math.max(0, this.appendOffset - length), length, done);',
+    call: 'this.io.startWriteback!(fd,',
     noop: '((_fd: number, _offset: number, _length: number, cb: (e: NodeJS.ErrnoException | null) => void) => setImmediate(cb, null))(fd,',
     campaigns: [CART],
     optional: 'sync_file_range only starts writeback and makes nothing durable; acknowledged data is covered by the sync-point fdatasync',

@@ -268,4 +268,39 @@ describe('sync points off the event loop', () => {
     expect(() => c.sync()).toThrow(CartridgeWriteError);
     c.close();
   });
+
+  it('a file system that refuses sync_file_range (EINVAL) loses only the head start: no failure, and the early writeback is an fdatasync every 8 MiB from then on', async () => {
+    let ranges = 0;
+    let fdatasyncs = 0;
+    let refused: Promise<void> | undefined;
+    const io: CartridgeFileIo = {
+      ...nodeFileIo,
+      startWriteback: (_fd, _offset, _length, cb) => {
+        ranges++;
+        refused = new Promise((res) =>
+          setImmediate(() => {
+            cb(Object.assign(new Error('EINVAL: injected'), { code: 'EINVAL' }));
+            res();
+          }),
+        );
+      },
+      fdatasync: (fd, cb) => {
+        fdatasyncs++;
+        nodeFileIo.fdatasync(fd, cb);
+      },
+    };
+    const c = Cartridge.open(join(dir, 'e.cart'), { create: init, io });
+    c.appendBlock(bytes(1 << 20, 0));
+    expect(ranges).toBe(1);
+    await refused;
+    expect(c.writeFailure).toBeUndefined();
+    // No more ranges; 8 MiB later the fdatasync form starts.
+    for (let i = 0; i < 8; i++) c.appendBlock(bytes(1 << 20, 1 + i));
+    expect(ranges).toBe(1);
+    expect(fdatasyncs).toBe(1);
+    await c.appendFilemarksAsync(1);
+    expect(c.writeFailure).toBeUndefined();
+    c.close();
+    expect(checkCartridge(join(dir, 'e.cart')).damaged).toEqual([]);
+  });
 });

@@ -169,6 +169,8 @@ export class CartridgeStateError extends Error {
  */
 const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const EARLY_WRITEBACK_RANGE_BYTES = 1024 * 1024;
+/** What sync_file_range answers on a file system that does not offer it: not a failure of the data. */
+const RANGE_WRITEBACK_UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);
 
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
@@ -313,6 +315,8 @@ export class Cartridge {
   /** Bytes appended since the last fdatasync (sync point or early writeback). */
   private unflushed = 0;
   private writebackRunning = false;
+  /** The file system refused sync_file_range: the early writeback is an fdatasync from then on. */
+  private noRangeWriteback = false;
   /**
    * The sync point whose fdatasync is running on the thread pool ({@link syncAsync}), as a
    * promise that settles (never rejects) when it returned.
@@ -747,7 +751,7 @@ export class Cartridge {
     this.dirty = true;
     this.appends++;
     this.unflushed += total;
-    if (this.unflushed >= (this.io.startWriteback ? EARLY_WRITEBACK_RANGE_BYTES : EARLY_WRITEBACK_BYTES) && !this.writebackRunning) this.earlyWriteback();
+    if (this.unflushed >= (this.rangeWriteback ? EARLY_WRITEBACK_RANGE_BYTES : EARLY_WRITEBACK_BYTES) && !this.writebackRunning) this.earlyWriteback();
   }
 
   /** Appends one block at EOD. Durable only after the next {@link sync}. */
@@ -800,6 +804,10 @@ export class Cartridge {
    * error once per open file, and that report belongs to the sync point's fdatasync. An
    * error it sees itself is kept and fails the next write or sync point all the same.
    */
+  private get rangeWriteback(): boolean {
+    return this.io.startWriteback !== undefined && !this.noRangeWriteback;
+  }
+
   private earlyWriteback(): void {
     const length = this.unflushed;
     this.unflushed = 0;
@@ -813,6 +821,7 @@ export class Cartridge {
     }
     const fd = this.wbFd;
     this.writebackRunning = true;
+    const range = this.rangeWriteback;
     const done = (err: NodeJS.ErrnoException | null): void => {
       this.writebackRunning = false;
       if (this.fd < 0) {
@@ -821,11 +830,17 @@ export class Cartridge {
         this.io.closeSync(fd);
         return;
       }
+      // A file system without sync_file_range: only a head start is lost, and the next
+      // early writeback is an fdatasync.
+      if (err && range && RANGE_WRITEBACK_UNSUPPORTED.has(err.code ?? '')) {
+        this.noRangeWriteback = true;
+        return;
+      }
       if (err) this.failure ??= new CartridgeWriteError(`background writeback of ${this.path} failed (${err.code ?? err.message}): records since the last sync point may be lost`, { cause: err });
     };
     // The range just appended (a head start only: after an overwrite it may reach back
     // over older bytes, which does no harm).
-    if (this.io.startWriteback) this.io.startWriteback(fd, Math.max(0, this.appendOffset - length), length, done);
+    if (range) this.io.startWriteback!(fd, Math.max(0, this.appendOffset - length), length, done);
     else this.io.fdatasync(fd, done);
   }
 
