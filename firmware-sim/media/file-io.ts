@@ -48,5 +48,6 @@ export const nodeFileIo: CartridgeFileIo = {
   fdatasync: (fd, callback) => fdatasync(fd, callback),
   renameSync: (from, to) => renameSync(from, to),
   unlinkSync: (path) => unlinkSync(path),
-  startWriteback: (fd, offset, length, callback) => native.startWriteback(fd, offset, length, callback),
+  // An addon built before the call existed (no `npm install` since) keeps the fdatasync form.
+  ...(typeof native.startWriteback === 'function' ? { startWriteback: (fd: number, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null) => void) => native.startWriteback(fd, offset, length, callback) } : {}),
 };
