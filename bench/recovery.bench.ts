@@ -210,8 +210,11 @@ try {
     const m = median(lat);
     figures.push({ name: `recovery decision, ${n} VTC processes`, value: m, unit: 'ms', detail: { statistic: 'median', rounds: lat.map((x) => Number(x.toFixed(2))), min: Math.min(...lat), max: Math.max(...lat), timing: TIMING } });
     const ratio = m / floorMs;
-    targets.push({ name: `decision at ${n} VTCs vs floor (lower is better${n === 8 ? '; target <= 3x' : ''})`, ratio: Number(ratio.toFixed(2)), required: 3, met: ratio <= 3, lowerIsBetter: true });
-    targets.push({ name: `decision at ${n} VTCs vs the idle-matched floor (context, not the target)`, ratio: Number((m / floorIdleMs).toFixed(2)), required: 3, met: m / floorIdleMs <= 3, lowerIsBetter: true });
+    // The issue's target is the real-process decision against the idle-matched floor (4 and
+    // 8 VTCs); the back-to-back floor inside one process is context.
+    const idle = m / floorIdleMs;
+    targets.push({ name: `decision at ${n} VTCs vs the idle-matched floor (lower is better${n <= 8 ? '; target <= 3x' : ''})`, ratio: Number(idle.toFixed(2)), required: 3, met: idle <= 3, lowerIsBetter: true });
+    targets.push({ name: `decision at ${n} VTCs vs the back-to-back floor in one process (context)`, ratio: Number(ratio.toFixed(2)), required: 3, met: ratio <= 3, lowerIsBetter: true });
   }
   notes.push(`latency = operator \`vts in B\` sent to vtc1 (after ${IDLE_MS} ms idle) until vtc1 answers it with the key that placed B on-line: one key whose phase 1 holds the election (every acknowledgement carries the VTC's ballot), then B started and recording the key, then the commit made durable at vtc1`);
   notes.push(`timers used: ${JSON.stringify(TIMING)} (returnGrace 0: the protocol's wait for the other VTS is left out of the figure)`);
