@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <string>
 
 #include "errors.h"
 #include "register.h"
@@ -24,16 +25,53 @@ class WritebackTask : public Napi::AsyncWorker {
     if (sync_file_range(fd_, offset_, length_, SYNC_FILE_RANGE_WRITE) != 0) err_ = errno;
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (err_ != 0) {
-      Callback().Call({ErrnoError(env, err_, "sync_file_range").Value()});
-    } else {
-      Callback().Call({env.Null()});
-    }
+  // The callback is called with raw N-API calls whose failures are ignored: when a worker
+  // thread is terminated with a range in flight, its environment can no longer run
+  // JavaScript, and AsyncWorker's own delivery (handle scope, Function::Call, Error::New)
+  // would throw out of this libuv callback or abort the process. The callback is then
+  // dropped: the cartridge it belongs to is gone with the worker.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status != napi_cancelled) Deliver(env);
+    Destroy();
   }
 
  private:
+  void Deliver(napi_env env) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value cb = nullptr;
+    napi_value recv = nullptr;
+    napi_value arg = err_ != 0 ? RawErrnoError(env) : nullptr;
+    if (err_ == 0) napi_get_null(env, &arg);
+    if (arg != nullptr && napi_get_reference_value(env, static_cast<napi_ref>(Callback()), &cb) == napi_ok && cb != nullptr &&
+        napi_get_undefined(env, &recv) == napi_ok) {
+      napi_value result;
+      if (napi_call_function(env, recv, cb, 1, &arg, &result) != napi_ok) {
+        // The callback threw: leave the exception pending so that it surfaces as uncaught,
+        // as it would from any other callback. A terminating environment refuses it.
+        bool pending = false;
+        napi_value exc;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_throw(env, exc);
+      }
+    }
+    napi_close_handle_scope(env, scope);
+  }
+
+  // {code, errno, syscall} as ErrnoError makes them, or null if the environment refuses.
+  napi_value RawErrnoError(napi_env env) const {
+    const std::string code = ErrnoName(err_);
+    const std::string message = code + ": " + ErrnoText(err_) + ", sync_file_range";
+    napi_value msg, codeValue, errnoValue, syscall, error;
+    if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok) return nullptr;
+    if (napi_create_string_utf8(env, code.c_str(), code.size(), &codeValue) != napi_ok) return nullptr;
+    if (napi_create_error(env, nullptr, msg, &error) != napi_ok) return nullptr;
+    if (napi_set_named_property(env, error, "code", codeValue) != napi_ok) return nullptr;
+    if (napi_create_int32(env, err_, &errnoValue) != napi_ok || napi_set_named_property(env, error, "errno", errnoValue) != napi_ok) return nullptr;
+    if (napi_create_string_utf8(env, "sync_file_range", NAPI_AUTO_LENGTH, &syscall) != napi_ok || napi_set_named_property(env, error, "syscall", syscall) != napi_ok) return nullptr;
+    return error;
+  }
+
+
   int fd_;
   int64_t offset_;
   int64_t length_;

@@ -1,8 +1,10 @@
 /** CRC-32C from the addon: the check value, incremental use, and every length around the interleaved lanes; AES-256-GCM sealing; starting writeback of a file range. */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32c, gcmSeal, gcmSeal2, native } from './native.js';
@@ -114,6 +116,40 @@ describe('startWriteback', () => {
       closeSync(w);
       expect(readFileSync(path).equals(data)).toBe(true);
       expect(await start(r, 0, 1)).toMatchObject({ code: 'EBADF', syscall: 'sync_file_range' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a worker thread terminated with ranges in flight ends alone: the process goes on', () => {
+    // Each worker keeps four ranges in flight on its own file and is terminated at a random
+    // moment; a completion that tried to call into the dying worker used to abort the process.
+    const addon = process.env['PTPVTS_NATIVE'] ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'ptpvts.node');
+    const dir = mkdtempSync(join(tmpdir(), 'ptpvts-writeback-worker-'));
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const body = \`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const a = require(workerData.addon);
+        const fs = require('node:fs');
+        const fd = fs.openSync(workerData.file, 'w+');
+        const buf = Buffer.alloc(1 << 20, 7);
+        const go = () => { fs.writeSync(fd, buf, 0, buf.length, 0); a.startWriteback(fd, 0, buf.length, go); };
+        for (let i = 0; i < 4; i++) go();
+        parentPort.postMessage('up');
+      \`;
+      (async () => {
+        for (let i = 0; i < 60; i++) {
+          const w = new Worker(body, { eval: true, workerData: { addon: ${JSON.stringify(addon)}, file: ${JSON.stringify(join(dir, 'f'))} + i } });
+          await new Promise((r) => w.once('message', r));
+          await new Promise((r) => setTimeout(r, Math.random() * 4));
+          await w.terminate();
+        }
+        console.log('survived');
+      })();`;
+    try {
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
+      expect({ status: r.status, signal: r.signal, stdout: r.stdout.trim(), stderr: r.stderr.slice(0, 400) }).toEqual({ status: 0, signal: null, stdout: 'survived', stderr: '' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
