@@ -24,16 +24,35 @@ inline std::string ErrnoText(int err) {
   return text != nullptr ? text : "unknown error";
 }
 
-inline Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall, const std::string& path = {}) {
-  std::string code = ErrnoName(err);
-  std::string message = code + ": " + ErrnoText(err) + ", " + syscall;
+// "ENOENT: no such file or directory, open '/x'", as Node words its fs errors.
+inline std::string ErrnoMessage(int err, const std::string& syscall, const std::string& path = {}) {
+  std::string message = ErrnoName(err) + ": " + ErrnoText(err) + ", " + syscall;
   if (!path.empty()) message += " '" + path + "'";
-  Napi::Error e = Napi::Error::New(env, message);
+  return message;
+}
+
+inline Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall, const std::string& path = {}) {
+  const std::string code = ErrnoName(err);
+  Napi::Error e = Napi::Error::New(env, ErrnoMessage(err, syscall, path));
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("syscall", Napi::String::New(env, syscall));
   if (!path.empty()) e.Set("path", Napi::String::New(env, path));
   return e;
+}
+
+// ErrnoError (without a path) made with plain N-API calls that never throw: nullptr when
+// the environment refuses one of them, as it does while it is torn down. For completions
+// that may run then (a worker thread terminated with work in flight).
+inline napi_value ErrnoErrorOrNull(napi_env env, int err, const char* syscall) {
+  const std::string code = ErrnoName(err);
+  const std::string message = ErrnoMessage(err, syscall);
+  napi_value msg, codeValue, errnoValue, syscallValue, error;
+  if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok || napi_create_error(env, nullptr, msg, &error) != napi_ok) return nullptr;
+  if (napi_create_string_utf8(env, code.c_str(), code.size(), &codeValue) != napi_ok || napi_set_named_property(env, error, "code", codeValue) != napi_ok) return nullptr;
+  if (napi_create_int32(env, err, &errnoValue) != napi_ok || napi_set_named_property(env, error, "errno", errnoValue) != napi_ok) return nullptr;
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscallValue) != napi_ok || napi_set_named_property(env, error, "syscall", syscallValue) != napi_ok) return nullptr;
+  return error;
 }
 
 // A failed syscall as seen from a worker thread: captured there, turned into a JS error

@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <string>
 
 #include "errors.h"
 #include "register.h"
@@ -41,8 +40,9 @@ class WritebackTask : public Napi::AsyncWorker {
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     napi_value cb = nullptr;
     napi_value recv = nullptr;
-    napi_value arg = err_ != 0 ? RawErrnoError(env) : nullptr;
-    if (err_ == 0) napi_get_null(env, &arg);
+    napi_value arg = nullptr;
+    if (err_ != 0) arg = ErrnoErrorOrNull(env, err_, "sync_file_range");
+    else napi_get_null(env, &arg);
     if (arg != nullptr && napi_get_reference_value(env, static_cast<napi_ref>(Callback()), &cb) == napi_ok && cb != nullptr &&
         napi_get_undefined(env, &recv) == napi_ok) {
       napi_value result;
@@ -56,21 +56,6 @@ class WritebackTask : public Napi::AsyncWorker {
     }
     napi_close_handle_scope(env, scope);
   }
-
-  // {code, errno, syscall} as ErrnoError makes them, or null if the environment refuses.
-  napi_value RawErrnoError(napi_env env) const {
-    const std::string code = ErrnoName(err_);
-    const std::string message = code + ": " + ErrnoText(err_) + ", sync_file_range";
-    napi_value msg, codeValue, errnoValue, syscall, error;
-    if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok) return nullptr;
-    if (napi_create_string_utf8(env, code.c_str(), code.size(), &codeValue) != napi_ok) return nullptr;
-    if (napi_create_error(env, nullptr, msg, &error) != napi_ok) return nullptr;
-    if (napi_set_named_property(env, error, "code", codeValue) != napi_ok) return nullptr;
-    if (napi_create_int32(env, err_, &errnoValue) != napi_ok || napi_set_named_property(env, error, "errno", errnoValue) != napi_ok) return nullptr;
-    if (napi_create_string_utf8(env, "sync_file_range", NAPI_AUTO_LENGTH, &syscall) != napi_ok || napi_set_named_property(env, error, "syscall", syscall) != napi_ok) return nullptr;
-    return error;
-  }
-
 
   int fd_;
   int64_t offset_;

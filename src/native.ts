@@ -101,13 +101,13 @@ export interface NativeAddon {
   /** AES-256-GCM: `plain` sealed into `out` (the same buffer, or one not overlapping it), its tag into `tag` (native/gcm.cc). */
   gcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array, tag: Uint8Array): void;
   /** Two seals with one key and AAD, the second on a helper thread meanwhile. */
+  gcmSeal2(key: Uint8Array, nonce0: Uint8Array, nonce1: Uint8Array, aad: Uint8Array, plain0: Uint8Array, out0: Uint8Array, tag0: Uint8Array, plain1: Uint8Array, out1: Uint8Array, tag1: Uint8Array): void;
   /**
    * Starts writeback of `length` bytes of `fd` from `offset` on the threadpool
    * (sync_file_range, SYNC_FILE_RANGE_WRITE): nothing is durable until an fdatasync. The
    * callback gets null, or the {@link NativeOsError} the kernel reported.
    */
   startWriteback(fd: number, offset: number, length: number, callback: (err: NativeOsError | null) => void): void;
-  gcmSeal2(key: Uint8Array, nonce0: Uint8Array, nonce1: Uint8Array, aad: Uint8Array, plain0: Uint8Array, out0: Uint8Array, tag0: Uint8Array, plain1: Uint8Array, out1: Uint8Array, tag1: Uint8Array): void;
 }
 
 function findPackageRoot(start: string): string {

@@ -794,20 +794,21 @@ export class Cartridge {
     return this.syncAsync();
   }
 
-  /**
-   * Starts writing what was appended to the disk in the background (sync_file_range of
-   * the range, or an fdatasync, on the thread pool), as a drive writes its buffer to tape
-   * while the host keeps sending: the
-   * next sync point then waits for less. It makes nothing durable that a sync point would
-   * not, and changes nothing a crash leaves (records after the last sync point marker are
-   * still checked on open). It runs on its own open of the file: Linux reports a writeback
-   * error once per open file, and that report belongs to the sync point's fdatasync. An
-   * error it sees itself is kept and fails the next write or sync point all the same.
-   */
+  /** The early writeback starts ranges (sync_file_range) rather than an fdatasync. */
   private get rangeWriteback(): boolean {
     return this.io.startWriteback !== undefined && !this.noRangeWriteback;
   }
 
+  /**
+   * Starts writing what was appended to the disk in the background (sync_file_range of
+   * the range, or an fdatasync, on the thread pool), as a drive writes its buffer to tape
+   * while the host keeps sending: the next sync point then waits for less. It makes
+   * nothing durable that a sync point would not, and changes nothing a crash leaves
+   * (records after the last sync point marker are still checked on open). It runs on its
+   * own open of the file: Linux reports a writeback error once per open file, and that
+   * report belongs to the sync point's fdatasync. An error it sees itself is kept and
+   * fails the next write or sync point all the same.
+   */
   private earlyWriteback(): void {
     const length = this.unflushed;
     this.unflushed = 0;

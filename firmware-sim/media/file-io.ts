@@ -49,5 +49,5 @@ export const nodeFileIo: CartridgeFileIo = {
   renameSync: (from, to) => renameSync(from, to),
   unlinkSync: (path) => unlinkSync(path),
   // An addon built before the call existed (no `npm install` since) keeps the fdatasync form.
-  ...(typeof native.startWriteback === 'function' ? { startWriteback: (fd: number, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null) => void) => native.startWriteback(fd, offset, length, callback) } : {}),
+  startWriteback: typeof native.startWriteback === 'function' ? (fd, offset, length, callback) => native.startWriteback(fd, offset, length, callback) : undefined,
 };

@@ -209,15 +209,15 @@ const parseStatus = (s: string): PtpStatus => {
   return s === 'online-both' ? { kind: 'online-both' } : { kind: 'offline' };
 };
 
+/** How long `stop` waits for its last status sample of the VTCs. */
+const FINAL_SAMPLE_MS = 2000;
+
 /**
  * One process per VTS and per VTC on 127.0.0.1, each `ptpvts vts|vtc` from a topology
  * written for the run. Crashes are SIGKILL; restarts spawn the same command again.
  * Partitions, loss and paused copies go over the control endpoints (faults allowed by
  * the environment of these processes only). The timeline is sampled every 100 ms.
  */
-/** How long `stop` waits for its last status sample of the VTCs. */
-const FINAL_SAMPLE_MS = 2000;
-
 export class ProcessSystem implements ScenarioSystem {
   readonly names: string[];
   readonly events: ClusterEvent[] = [];
