@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
-import { KeyedQueue, mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
+import { EarlyWriteback, KeyedQueue, mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll, writeJsonDurable } from './durable.js';
 import { BadVolumeDataError, CacheFullError, checkVolser } from './errors.js';
 import { RECORD_HEADER_BYTES, RecordKind, VOLUME_MAGIC, VolumeParser, recordHeader, type RecordEntry } from './volume-format.js';
 
@@ -112,6 +112,8 @@ export class VolumeFile {
   /** SHA-256 of bytes [0, `hashed`) of the file, or null once they may differ from the file. */
   #hash: Hash | null;
   #hashed: number;
+  /** A working file's early writeback: its commit's fsync waits for about the last MiB. */
+  readonly #writeback: EarlyWriteback | null;
 
   private constructor(
     readonly path: string,
@@ -123,6 +125,7 @@ export class VolumeFile {
   ) {
     this.#hash = hash;
     this.#hashed = hash === null ? 0 : size;
+    this.#writeback = writable ? new EarlyWriteback(fh) : null;
   }
 
   /** Opens and indexes a volume file. Rejects with {@link BadVolumeDataError} when it is malformed. */
@@ -200,6 +203,7 @@ export class VolumeFile {
     const off = this.offsetOf(i);
     // A running hash cannot be wound back: the commit hashes the file instead.
     this.#hash = null;
+    this.#writeback?.truncated();
     await this.fh.truncate(off);
     this.entries.length = i;
     this.size = off;
@@ -228,13 +232,18 @@ export class VolumeFile {
     this.#hashed += buf.length;
     this.entries.push({ kind, offset: this.size, length });
     this.size += buf.length;
+    this.#writeback?.appended(this.size, buf.length);
   }
 
+  /** fsync. Rejects with the error an early writeback of this file reported, if one did: a page may not have reached the disk. */
   async sync(): Promise<void> {
+    await this.#writeback?.settle();
     await this.fh.sync();
   }
 
   async close(): Promise<void> {
+    // A range in flight runs on this descriptor: never close it under the range.
+    await this.#writeback?.drain();
     await this.fh.close().catch(() => undefined);
   }
 }
@@ -284,6 +293,8 @@ export class VolumeCache {
   readonly #pins = new Map<string, number>();
   #workBytes = 0;
   #lastTick = 0;
+  /** Removals of replaced generations' data files still running ({@link idle}). */
+  readonly #removing = new Set<Promise<void>>();
 
   private constructor(o: VolumeCacheOptions) {
     this.dir = o.dir;
@@ -505,9 +516,29 @@ export class VolumeCache {
       };
       await this.#writeMeta(meta);
       const oldPath = old ? this.dataPath(old) : null;
-      if (oldPath) await unlinkQuiet(oldPath, this.#fs);
+      if (oldPath) this.#removeLater(oldPath);
       return meta;
     });
+  }
+
+  /**
+   * Removes the data file of a generation just replaced, without the commit waiting for it:
+   * the commit is durable once the metadata names the new file, and freeing a large file's
+   * extents takes ext4 about 20 ms per 64 MiB, which the host's unload would otherwise wait
+   * for. A crash before the removal leaves a file no metadata names, which {@link open}
+   * removes. Data file names are never reused (a random part in each), so nothing can
+   * take the name meanwhile. {@link idle} waits for the removals.
+   */
+  #removeLater(path: string): void {
+    const p: Promise<void> = unlinkQuiet(path, this.#fs)
+      .catch((err: unknown) => this.#log.warn({ err, file: path }, 'could not remove the data file of a replaced generation (removed at the next open)'))
+      .finally(() => this.#removing.delete(p));
+    this.#removing.add(p);
+  }
+
+  /** Resolves once the data files of replaced generations are removed. */
+  async idle(): Promise<void> {
+    while (this.#removing.size > 0) await Promise.all([...this.#removing]);
   }
 
   /**

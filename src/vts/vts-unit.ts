@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { nodeFs, type PlatformFs } from '../platform/fs.js';
-import { mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll } from './durable.js';
+import { EarlyWriteback, mkdirDurable, readJson, syncDir, unlinkQuiet, writeAll } from './durable.js';
 import { SlotFile } from './slot-file.js';
 import { StateFileError } from './errors.js';
 import {
@@ -768,6 +768,8 @@ export class VtsUnit {
       const fh = await this.#fs.open(path, 'wx');
       const parser = new VolumeParser();
       const hash = createHash('sha256');
+      // Started as the copy streams in, so the commit's fsync waits for about the last MiB.
+      const writeback = new EarlyWriteback(fh);
       try {
         const source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
         for await (const chunk of source) {
@@ -777,11 +779,15 @@ export class VtsUnit {
           this.cache.accountWork(chunk.length);
           accounted += chunk.length;
           await writeAll(fh, chunk, parser.bytes - chunk.length, path);
+          writeback.appended(parser.bytes, chunk.length);
         }
         parser.end();
         // No fsync here: commitData fsyncs this same inode before the rename that makes it the
-        // volume's data, and nothing is acknowledged before that.
+        // volume's data, and nothing is acknowledged before that. A range that failed fails the
+        // copy here: the commit's fsync runs on another descriptor.
+        await writeback.settle();
       } finally {
+        await writeback.drain();
         await fh.close();
       }
       const sha = hash.digest('hex');
@@ -900,6 +906,7 @@ export class VtsUnit {
     await this.abortMounts(`VTS ${this.id} shutting down`);
     this.#pmQueue.length = 0;
     await this.whenPremigrationIdle();
+    await this.cache.idle();
     this.#closed = true;
     this.premigrator?.close();
     await this.#state.close();

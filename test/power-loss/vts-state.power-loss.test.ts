@@ -182,11 +182,12 @@ describe.skipIf(!avail.ok)(`VTS durable state across power cuts${avail.ok ? '' :
     await writeJsonDurable(join(stateDir, 'vts-state.json'), { id: 'A', lastKeySeq: LEGACY_SEQ, inOperation: true });
     const opts = (root: string) => ({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state') });
     const vts = await VtsUnit.open(opts(fs.mountpoint));
-    const hosts = ['H00001', 'H00002'].map((v) => new VolumeLedger(v));
+    // H00003 writes volumes of 4 to 6 MiB: its working files' early writeback runs under the cuts.
+    const hosts = ['H00001', 'H00002', 'H00003'].map((v) => new VolumeLedger(v));
     const behind = new VolumeLedger('B00001');
     const keys = new SeriesLedger('last key seq');
     const load = new Load();
-    for (const l of hosts) load.spawn(`host ${l.volser}`, hostLoop(vts, l, rand));
+    for (const l of hosts) load.spawn(`host ${l.volser}`, hostLoop(vts, l, rand, l.volser === 'H00003'));
     load.spawn('markBehind', async () => {
       const gen = behind.nextGeneration();
       behind.attemptToken(gen);
