@@ -153,7 +153,10 @@ function scriptedFs(o: { range?: (path: string) => Promise<void> | undefined; da
     open: async (path, flags) => {
       const h = await nodeFs.open(path, flags);
       const f: PlatformFile = {
-        read: (b, off, len, pos) => h.read(b, off, len, pos),
+        read: (b, off, len, pos) => {
+          o.log.push(`read ${path}`);
+          return h.read(b, off, len, pos);
+        },
         write: (b, off, len, pos) => h.write(b, off, len, pos),
         sync: async () => {
           o.log.push(`fsync ${path}`);
@@ -280,6 +283,37 @@ describe('a VTS working file written with the early writeback', () => {
     release();
     await closing;
     expect(closedWork()).toBe(true);
+  });
+});
+
+describe('a peer copy', () => {
+  it('is committed as it was written: indexed and hashed as it streamed in, fsynced on the descriptor that wrote it, never read back', async () => {
+    const log: string[] = [];
+    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs: scriptedFs({ log }) });
+    try {
+      const blocks = Array.from({ length: 10 }, (_, i) => block(i));
+      const image = buildVolume([...blocks.slice(0, 5), 'filemark', ...blocks.slice(5)]);
+      const chunks = Array.from({ length: Math.ceil(image.length / (300 * KIB)) }, (_, i) => image.subarray(i * 300 * KIB, (i + 1) * 300 * KIB));
+      const token = await u.applyCopy('V00007', chunks[Symbol.iterator]() as unknown as AsyncIterable<Uint8Array>, { generation: 4, consistent: true }, { sha256: sha(image) });
+      expect(token).toEqual({ generation: 4, consistent: true });
+      const work = log.find((l) => l.startsWith('fsync ') && l.endsWith('.work'))!.slice('fsync '.length);
+      expect(log.filter((l) => l === `read ${work}`), 'the working file was read back').toEqual([]);
+      expect(log.filter((l) => l.endsWith(work)).map((l) => l.split(' ')[0]), 'one descriptor wrote, synced and closed it').toEqual(expect.arrayContaining(['fsync', 'close']));
+      const m = u.cache.get('V00007')!;
+      expect(m).toMatchObject({ dataGeneration: 4, bytes: image.length, records: 11, sha256: sha(image) });
+      // Read back through a mount: the index made as the copy streamed in is the file's.
+      const h = await u.mount('V00007');
+      const seen: string[] = [];
+      for (;;) {
+        const r = await u.read(h, MIB);
+        if (r.kind === 'eod') break;
+        seen.push(r.kind === 'filemark' ? 'fm' : sha(r.data));
+      }
+      await u.close(h);
+      expect(seen).toEqual([...blocks.slice(0, 5).map(sha), 'fm', ...blocks.slice(5).map(sha)]);
+    } finally {
+      await u.shutdown();
+    }
   });
 });
 

@@ -152,6 +152,15 @@ export class VolumeFile {
     }
   }
 
+  /**
+   * A working file its writer has just written whole through `fh` (a peer copy), with the
+   * index and the running hash made as it was written: nothing is read back. `hash` covers
+   * bytes [0, `size`) of the file.
+   */
+  static adopt(path: string, fh: PlatformFile, entries: RecordEntry[], size: number, hash: Hash): VolumeFile {
+    return new VolumeFile(path, fh, entries, size, true, hash);
+  }
+
   /** Creates an empty working volume (magic only). */
   static async create(path: string, fs: PlatformFs = nodeFs): Promise<VolumeFile> {
     const fh = await fs.open(path, 'wx+');
@@ -473,6 +482,13 @@ export class VolumeCache {
   /** Opens a complete working file written by someone else (a recall) and accounts its bytes. */
   async adoptWork(path: string): Promise<VolumeFile> {
     const f = await VolumeFile.open(path, true, this.#fs);
+    this.accountWork(f.bytes);
+    return f;
+  }
+
+  /** Takes a working file written whole through `fh`, indexed and hashed as it was ({@link VolumeFile.adopt}), and accounts its bytes. */
+  adoptWritten(path: string, fh: PlatformFile, entries: RecordEntry[], size: number, hash: Hash): VolumeFile {
+    const f = VolumeFile.adopt(path, fh, entries, size, hash);
     this.accountWork(f.bytes);
     return f;
   }

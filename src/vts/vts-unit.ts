@@ -765,11 +765,13 @@ export class VtsUnit {
     const path = this.cache.workPath(volser);
     let accounted = 0;
     try {
-      const fh = await this.#fs.open(path, 'wx');
-      const parser = new VolumeParser();
+      const fh = await this.#fs.open(path, 'wx+');
+      // Indexed and hashed as it streams in: the file is committed as written, never read back.
+      const parser = new VolumeParser({ index: true });
       const hash = createHash('sha256');
       // Started as the copy streams in, so the commit's fsync waits for about the last MiB.
       const writeback = new EarlyWriteback(fh);
+      let f: VolumeFile;
       try {
         const source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
         for await (const chunk of source) {
@@ -782,22 +784,29 @@ export class VtsUnit {
           writeback.appended(parser.bytes, chunk.length);
         }
         parser.end();
-        // No fsync here: commitData fsyncs this same inode before the rename that makes it the
-        // volume's data, and nothing is acknowledged before that. A range that failed fails the
-        // copy here: the commit's fsync runs on another descriptor.
         await writeback.settle();
-      } finally {
+        const sha = hash.copy().digest('hex');
+        if (o.sha256 !== undefined && sha !== o.sha256) throw new BadVolumeDataError(`copy of ${volser}: sha256 ${sha}, expected ${o.sha256}`);
+        // The copier's key may have been overtaken while the bytes streamed in.
+        this.#operating(o);
+        this.cache.accountWork(-accounted);
+        accounted = 0;
+        f = this.cache.adoptWritten(path, fh, parser.entries ?? [], parser.bytes, hash);
+      } catch (e) {
         await writeback.drain();
         await fh.close();
+        throw e;
       }
-      const sha = hash.digest('hex');
-      if (o.sha256 !== undefined && sha !== o.sha256) throw new BadVolumeDataError(`copy of ${volser}: sha256 ${sha}, expected ${o.sha256}`);
-      this.cache.accountWork(-accounted);
-      accounted = 0;
-      // The copier's key may have been overtaken while the bytes streamed in.
-      this.#operating(o);
-      const f = await this.cache.adoptWork(path);
-      const committed = await this.cache.commitData(volser, f, token.generation);
+      let committed: VolumeMeta;
+      try {
+        // commitData fsyncs the file (on the descriptor that wrote it) before the rename that
+        // makes it the volume's data: nothing is acknowledged before that.
+        committed = await this.cache.commitData(volser, f, token.generation);
+      } catch (e) {
+        // Its descriptor is not left open (the file itself is removed below).
+        await f.close();
+        throw e;
+      }
       this.#log.info({ volser, generation: token.generation, bytes: committed.bytes }, 'peer copy applied');
       if (this.#autoPremigrate) this.#enqueue(volser);
       return tokenOf(committed);
