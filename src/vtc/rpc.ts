@@ -398,6 +398,8 @@ export class RpcClient {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
+  /** Calls waiting for the connection: a call made meanwhile waits behind them (order). */
+  #waiting = 0;
   /** Fault injection (scenarios): when set, every call fails as unreachable without touching the network. */
   blocked = false;
   // Several clients may speak as the same participant (two operator shells): a random
@@ -503,6 +505,16 @@ export class RpcClient {
     else p.reject(new RemoteError(String(env.e?.code ?? 'EUNKNOWN'), String(env.e?.name ?? 'Error'), String(env.e?.message ?? 'remote error')));
   }
 
+  /**
+   * Sends a call and resolves with its answer. `o.body` is read only while `call` runs: on an
+   * open connection it is sealed into the frame (its one copy on the way out) before `call`
+   * returns, and otherwise copied first, so a caller may reuse its buffer at once (the
+   * virtual drive hands over the iSCSI target's pooled Data-Out buffer so).
+   *
+   * Order: calls leave in the order they were made. One made while the connection is being
+   * set up waits for it, and every call after it waits behind it, even once the connection
+   * is open.
+   */
   async call(method: string, params: Record<string, unknown> = {}, o: CallOptions = {}): Promise<{ result: unknown; body: Uint8Array }> {
     if (this.#closed || this.blocked) throw new UnreachableError(this.#to);
     const id = this.#nextId++;
@@ -515,21 +527,34 @@ export class RpcClient {
         this.#pending.delete(id);
         reject(new RpcTimeoutError(`${this.#to} (${method})`, ms));
       }, ms);
+      const send = (sock: NetSocket, body: Uint8Array | undefined): void => {
+        if (expired) return;
+        this.#pending.set(id, { resolve, reject, timer });
+        try {
+          const at = this.#clock.now() + this.#skew;
+          const auth = this.#operatorKey === undefined ? undefined : signOperatorRequest(this.#operatorKey, this.#to, method, params, body ?? new Uint8Array(0), at);
+          sock.write(this.#codec.seal(this.#to, pack({ id, m: method, p: params, ...(auth === undefined ? {} : { a: auth }) }, body), at));
+        } catch (e) {
+          this.#pending.delete(id);
+          this.#clock.clearTimeout(timer);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      };
+      const open = this.#sock;
+      if (open !== null && !open.destroyed && this.#waiting === 0) {
+        send(open, o.body);
+        return;
+      }
+      // Uint8Array's slice copies (a Buffer's would be a view of the caller's bytes).
+      const body = o.body === undefined ? undefined : Uint8Array.prototype.slice.call(o.body);
+      this.#waiting++;
       this.#connect().then(
         (sock) => {
-          if (expired) return;
-          this.#pending.set(id, { resolve, reject, timer });
-          try {
-            const at = this.#clock.now() + this.#skew;
-            const auth = this.#operatorKey === undefined ? undefined : signOperatorRequest(this.#operatorKey, this.#to, method, params, o.body ?? new Uint8Array(0), at);
-            sock.write(this.#codec.seal(this.#to, pack({ id, m: method, p: params, ...(auth === undefined ? {} : { a: auth }) }, o.body), at));
-          } catch (e) {
-            this.#pending.delete(id);
-            this.#clock.clearTimeout(timer);
-            reject(e instanceof Error ? e : new Error(String(e)));
-          }
+          this.#waiting--;
+          send(sock, body);
         },
         (e: unknown) => {
+          this.#waiting--;
           this.#clock.clearTimeout(timer);
           reject(e instanceof Error ? e : new Error(String(e)));
         },

@@ -8,6 +8,12 @@ import type { SenseData } from '../../scsi/sense.js';
 import type { HostHandle, VtcAgent } from '../agent.js';
 import { codeOf } from '../errors.js';
 
+/**
+ * `write(h, data)` reads `data` only while it runs, before it returns its promise (the RPC
+ * seals it into a frame, or copies it): the virtual drive passes the target's pooled Data-Out
+ * buffer, reused as soon as the WRITE is answered, with the block maybe still on its way.
+ * A stand-in must keep that contract (copy the block if it keeps it).
+ */
 export type HostPath = Pick<VtcAgent, 'self' | 'mount' | 'write' | 'writeFilemark' | 'read' | 'rewind' | 'close' | 'engine'> & {
   /**
    * Ends a mount without committing what it wrote. Used when present: a write the host was

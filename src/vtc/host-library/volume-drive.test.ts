@@ -50,8 +50,10 @@ function heldHost() {
       mounts.set(h.id, { volser, recs: o.scratch === true ? [] : [...(volumes.get(volser) ?? [])], writable: h.writable });
       return Promise.resolve(h);
     },
-    write(h: HostHandle, d: Uint8Array): Promise<void> {
+    write(h: HostHandle, data: Uint8Array): Promise<void> {
       stats.writesSent++;
+      // HostPath's contract: the block is read only while write runs (kept, it is copied).
+      const d = Uint8Array.from(data);
       return new Promise((resolve, reject) => {
         held.push({
           data: d,

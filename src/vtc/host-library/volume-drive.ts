@@ -386,8 +386,10 @@ export class VirtualDrive<C extends VirtualCartridge = VirtualCartridge> {
       this.#wrote(m, BLOCK);
       return;
     }
-    // The host may reuse its buffer once answered, and the block may still be on its way.
-    const block = Uint8Array.from(data);
+    // The host's buffer (the target's pooled Data-Out) is reused once the WRITE is answered,
+    // with the block maybe still on its way: the host path reads it only while `write` runs
+    // (RpcClient.call seals it into its frame, or copies it while the connection is set up).
+    const block = data;
     // The blocks reach the VTS in the order sent: one RPC connection carries them in order and
     // the VTS queues each on the mount as its frame arrives (VtsUnit's per-mount chain). A
     // block whose connection drops fails, and one sent after the drop goes only once the

@@ -47,7 +47,9 @@ async function rig() {
     self: a.self,
     engine: a.engine,
     mount: (v, o) => a.mount(v, o),
-    write: async (h: HostHandle, d: Uint8Array) => {
+    write: async (h: HostHandle, data: Uint8Array) => {
+      // HostPath's contract: the block is read only while write runs (held back, it is copied).
+      const d = Uint8Array.from(data);
       if (!open) await new Promise<void>((r) => waiting.push(r));
       return a.write(h, d);
     },
