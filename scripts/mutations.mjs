@@ -152,7 +152,7 @@ export const MUTATIONS = [
     file: 'src/vts/vts-unit.ts',
     edits: [
       ['o: { sha256?: string } & Fence = {}): Promise<VolumeToken> {\n    this.#operating(o);', 'o: { sha256?: string } & Fence = {}): Promise<VolumeToken> {\n    this.#operating();'],
-      ["// The copier's key may have been overtaken while the bytes streamed in.\n      this.#operating(o);", "// The copier's key may have been overtaken while the bytes streamed in.\n      this.#operating();"],
+      ["// The copier's key may have been overtaken while the bytes streamed in.\n        this.#operating(o);", "// The copier's key may have been overtaken while the bytes streamed in.\n        this.#operating();"],
     ],
     checks: [story('src/vts/fencing.test.ts', 'carry the epoch'), story('src/vtc/fencing.test.ts')],
   },
