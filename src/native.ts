@@ -137,6 +137,20 @@ function load(): NativeAddon {
 /** The loaded addon. Loading happens once, on first import. */
 export const native: NativeAddon = load();
 
+/**
+ * {@link NativeAddon.startWriteback}, or undefined with an addon built before the call
+ * existed (`npm install` not run since): callers then keep their fdatasync form.
+ */
+export const startWriteback: NativeAddon['startWriteback'] | undefined = typeof native.startWriteback === 'function' ? (fd, offset, length, callback) => native.startWriteback(fd, offset, length, callback) : undefined;
+
+/** What sync_file_range answers on a file system that does not offer it: not a failure of the data. */
+const WRITEBACK_UNSUPPORTED: ReadonlySet<string> = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);
+
+/** True when a {@link startWriteback} error says the file system refuses the call (only a head start is lost). */
+export function writebackUnsupported(err: { readonly code?: string | undefined } | null | undefined): boolean {
+  return WRITEBACK_UNSUPPORTED.has(err?.code ?? '');
+}
+
 /** CRC-32C (Castagnoli) of `data`, continuing from `seed` (a previous result) when given. */
 export function crc32c(data: Uint8Array, seed = 0): number {
   return native.crc32c(data, seed);

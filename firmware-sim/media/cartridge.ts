@@ -45,6 +45,7 @@ import {
   type PartitionLayout,
   type StoredAttribute,
 } from './format.js';
+import { writebackUnsupported } from '../../src/native.js';
 import { nodeFileIo, type CartridgeFileIo } from './file-io.js';
 import { scanLog } from './scan.js';
 
@@ -169,8 +170,6 @@ export class CartridgeStateError extends Error {
  */
 const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const EARLY_WRITEBACK_RANGE_BYTES = 1024 * 1024;
-/** What sync_file_range answers on a file system that does not offer it: not a failure of the data. */
-const RANGE_WRITEBACK_UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);
 
 const KIND_CODE = { block: 0, filemark: 1, damaged: 2 } as const;
 const KIND_NAME: readonly TapeObjectKind[] = ['block', 'filemark', 'damaged'];
@@ -833,7 +832,7 @@ export class Cartridge {
       }
       // A file system without sync_file_range: only a head start is lost, and the next
       // early writeback is an fdatasync.
-      if (err && range && RANGE_WRITEBACK_UNSUPPORTED.has(err.code ?? '')) {
+      if (err && range && writebackUnsupported(err)) {
         this.noRangeWriteback = true;
         return;
       }

@@ -3,7 +3,7 @@
  * Node's fs; tests hand in a facade that fails an fdatasync, shortens a write or refuses a
  * directory fsync, to show what the cartridge does about it.
  */
-import { native } from '../../src/native.js';
+import { startWriteback } from '../../src/native.js';
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 
 /**
@@ -48,6 +48,6 @@ export const nodeFileIo: CartridgeFileIo = {
   fdatasync: (fd, callback) => fdatasync(fd, callback),
   renameSync: (from, to) => renameSync(from, to),
   unlinkSync: (path) => unlinkSync(path),
-  // An addon built before the call existed (no `npm install` since) keeps the fdatasync form.
-  startWriteback: typeof native.startWriteback === 'function' ? (fd, offset, length, callback) => native.startWriteback(fd, offset, length, callback) : undefined,
+  // Undefined with an addon built before the call existed: the fdatasync form then.
+  startWriteback,
 };

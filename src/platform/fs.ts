@@ -11,7 +11,7 @@ import { close, constants, createReadStream, fdatasync, fstat, fsync, ftruncate,
 import { copyFile, link, mkdir, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
-import { native } from '../native.js';
+import { startWriteback } from '../native.js';
 
 /** What the callers read of a stat: sizes, identity and type. */
 export interface PlatformStat {
@@ -52,9 +52,9 @@ export interface PlatformFile {
    * Optional: starts writing bytes [offset, offset + length) of the file to the disk and
    * does not wait for them (sync_file_range with SYNC_FILE_RANGE_WRITE), a head start for
    * the next {@link sync}. It makes nothing durable. Resolves once the writeback was
-   * started; rejects with the OS error: ENOSYS when the call is not available (an addon
-   * built before it), EINVAL, EOPNOTSUPP or ESPIPE where the file system refuses it, EIO
-   * when a page could not be written. A file system without it leaves it out.
+   * started; rejects with the OS error: EINVAL, ENOSYS, EOPNOTSUPP or ESPIPE where the file
+   * system refuses it, EIO when a page could not be written. A file system without it (or
+   * node:fs with an addon built before the call) leaves it out.
    */
   startWriteback?(offset: number, length: number): Promise<void>;
 }
@@ -143,13 +143,12 @@ class NodeFile implements PlatformFile {
   truncate(length: number): Promise<void> {
     return this.#with('ftruncate', (fd) => ftruncateP(fd, length));
   }
-  startWriteback(offset: number, length: number): Promise<void> {
-    return this.#with('sync_file_range', (fd) => {
-      // An addon built before the call existed (npm install not run since).
-      if (typeof native.startWriteback !== 'function') return Promise.reject(Object.assign(new Error('ENOSYS: the addon has no startWriteback, sync_file_range'), { code: 'ENOSYS', syscall: 'sync_file_range' }));
-      return new Promise<void>((resolve, reject) => native.startWriteback(fd, offset, length, (err) => (err ? reject(err) : resolve())));
-    });
-  }
+  /** Undefined with an addon built before the call existed: no ranges then. */
+  readonly startWriteback =
+    startWriteback === undefined
+      ? undefined
+      : (offset: number, length: number): Promise<void> =>
+          this.#with('sync_file_range', (fd) => new Promise<void>((resolve, reject) => startWriteback!(fd, offset, length, (err) => (err ? reject(err) : resolve()))));
   async close(): Promise<void> {
     const fd = this.#fd;
     if (fd < 0) return;

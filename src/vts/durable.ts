@@ -7,6 +7,7 @@
  * over one that loses what was not synced.
  */
 import { randomBytes } from 'node:crypto';
+import { writebackUnsupported } from '../native.js';
 import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
@@ -50,9 +51,6 @@ export async function writeAll(h: PositionalWriter, data: Uint8Array, position: 
 export const EARLY_WRITEBACK_BYTES = 1 << 20;
 /** Bytes appended between two background fdatasyncs of a file being written ({@link EarlyWriteback}). */
 export const EARLY_DATASYNC_BYTES = 4 << 20;
-
-/** Errors of a file system that does not do sync_file_range: only the head start is lost. */
-const WRITEBACK_UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ESPIPE']);
 
 /**
  * The early writeback of a file being appended, so that the fsync making it durable waits
@@ -121,7 +119,7 @@ export class EarlyWriteback {
       (e: unknown) => {
         this.#inFlight = null;
         // A file system without sync_file_range: the ranges' head start is lost, no more.
-        if (range && WRITEBACK_UNSUPPORTED.has((e as NodeJS.ErrnoException | null)?.code ?? '')) this.#noRanges = true;
+        if (range && writebackUnsupported(e as NodeJS.ErrnoException | null)) this.#noRanges = true;
         else this.#error ??= e;
       },
     );

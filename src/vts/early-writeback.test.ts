@@ -186,6 +186,11 @@ function scriptedFs(o: { range?: (path: string) => Promise<void> | undefined; da
   };
 }
 
+/** A VTS on `fs` in this test's directory. */
+const openUnit = (fs: PlatformFs): Promise<VtsUnit> => VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+/** node:fs whose fdatasyncs of working files fail with EIO. */
+const failingWorkDatasync = (log: string[]): PlatformFs => scriptedFs({ log, datasync: (p) => (p.endsWith('.work') ? Promise.reject(osError('EIO', 'fdatasync')) : undefined) });
+
 const block = (seed: number): Uint8Array => Uint8Array.from({ length: 256 * KIB }, (_, i) => (i * 7 + seed) & 0xff);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -202,7 +207,7 @@ describe('a VTS working file written with the early writeback', () => {
 
   it('a mount writing 6 MiB starts ranges and an fdatasync before its close, and the close commits every byte', async () => {
     const log: string[] = [];
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs: scriptedFs({ log }) });
+    const u = await openUnit(scriptedFs({ log }));
     try {
       const h = await u.mount('V00001', { scratch: true });
       const blocks = Array.from({ length: 24 }, (_, i) => block(i));
@@ -222,7 +227,7 @@ describe('a VTS working file written with the early writeback', () => {
     const log: string[] = [];
     let fail = false;
     const fs = scriptedFs({ log, range: () => (fail ? Promise.reject(osError('EIO', 'sync_file_range')) : undefined) });
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+    const u = await openUnit(fs);
     try {
       const first = await u.mount('V00001', { scratch: true });
       await u.write(first, block(1));
@@ -239,9 +244,7 @@ describe('a VTS working file written with the early writeback', () => {
   });
 
   it('a background fdatasync that failed fails the close', async () => {
-    const log: string[] = [];
-    const fs = scriptedFs({ log, datasync: (p) => (p.endsWith('.work') ? Promise.reject(osError('EIO', 'fdatasync')) : undefined) });
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+    const u = await openUnit(failingWorkDatasync([]));
     try {
       const h = await u.mount('V00002', { scratch: true });
       for (let i = 0; i < 20; i++) await u.write(h, block(i));
@@ -253,9 +256,7 @@ describe('a VTS working file written with the early writeback', () => {
   });
 
   it('a peer copy whose early writeback failed is refused, and the volume is left as it was', async () => {
-    const log: string[] = [];
-    const fs = scriptedFs({ log, datasync: (p) => (p.endsWith('.work') ? Promise.reject(osError('EIO', 'fdatasync')) : undefined) });
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+    const u = await openUnit(failingWorkDatasync([]));
     try {
       const image = buildVolume(Array.from({ length: 24 }, (_, i) => block(i)));
       const chunks = Array.from({ length: Math.ceil(image.length / MIB) }, (_, i) => image.subarray(i * MIB, (i + 1) * MIB));
@@ -289,7 +290,7 @@ describe('a VTS working file written with the early writeback', () => {
 describe('a peer copy', () => {
   it('is committed as it was written: indexed and hashed as it streamed in, fsynced on the descriptor that wrote it, never read back', async () => {
     const log: string[] = [];
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs: scriptedFs({ log }) });
+    const u = await openUnit(scriptedFs({ log }));
     try {
       const blocks = Array.from({ length: 10 }, (_, i) => block(i));
       const image = buildVolume([...blocks.slice(0, 5), 'filemark', ...blocks.slice(5)]);
@@ -324,7 +325,7 @@ describe('the old generation\'s data file', () => {
     const held = new Promise<void>((r) => (release = r));
     let holdUnlink = false;
     const fs = scriptedFs({ log, unlink: (p) => (holdUnlink && p.endsWith('.vol') ? held.then(() => nodeFs.unlink(p)) : undefined) });
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+    const u = await openUnit(fs);
     try {
       const a = await u.mount('V00005', { scratch: true });
       await u.write(a, block(1));
@@ -354,7 +355,7 @@ describe('the old generation\'s data file', () => {
     const log: string[] = [];
     let failUnlink = false;
     const fs = scriptedFs({ log, unlink: (p) => (failUnlink && p.endsWith('.vol') ? Promise.reject(osError('EIO', 'unlink')) : undefined) });
-    const u = await VtsUnit.open({ id: 'A', cacheDir: join(root, 'cache'), stateDir: join(root, 'state'), fs });
+    const u = await openUnit(fs);
     const a = await u.mount('V00006', { scratch: true });
     await u.write(a, block(1));
     await u.close(a);
