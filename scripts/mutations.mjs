@@ -157,6 +157,13 @@ export const MUTATIONS = [
     checks: [story('src/vts/fencing.test.ts', 'carry the epoch'), story('src/vtc/fencing.test.ts')],
   },
   {
+    id: 'commit-retried-after-failure',
+    rule: "A close whose commit failed (its working file's fsync, say) ends the mount, so no close tried again can commit: the failed fsync may have dropped what it could not write (here the mount stays, and the retry commits)",
+    file: 'src/vts/vts-unit.ts',
+    edits: [["          m.aborted = reason;\n          this.#abortedHandles.set(m.handle.id, reason);\n          await this.#release(m);\n", "          void reason;\n"]],
+    checks: [story('src/vts/commit-failure.test.ts', 'a close whose commit fails')],
+  },
+  {
     id: 'token-unfenced',
     rule: 'A token update (markBehind, the deferred copy of an on-line write) is fenced by the writer\'s epoch',
     file: 'src/vts/vts-unit.ts',

@@ -144,8 +144,8 @@ const SYNC_POINTS = [
     optional: 'sync_file_range only starts writeback and makes nothing durable',
   },
   { id: 'vts-cache-file-sync', file: 'src/vts/volume-cache.ts', match: 'await this.fh.sync();', call: 'this.fh.sync()', noop: 'Promise.resolve()', campaigns: [VTS] },
-  { id: 'vts-cache-commit-sync', file: 'src/vts/volume-cache.ts', match: 'generation: number): Promise<VolumeMeta> {\n    await f.sync();', call: 'f.sync()', noop: 'Promise.resolve()', campaigns: [VTS] },
-  { id: 'vts-cache-recall-sync', file: 'src/vts/volume-cache.ts', match: 'is no longer the cached one`);\n      }\n      await f.sync();', call: 'f.sync()', noop: 'Promise.resolve()', campaigns: [VTS] },
+  // A new generation's data (a close, a peer copy, a recall) is placed by VolumeCache.#place.
+  { id: 'vts-cache-commit-sync', file: 'src/vts/volume-cache.ts', match: 'let at = f.path;\n    try {\n      await f.sync();', call: 'f.sync()', noop: 'Promise.resolve()', campaigns: [VTS] },
   // lab CLI state (src/cli/lab.ts)
   { id: 'lab-dir-fsync', file: 'src/cli/lab.ts', match: "const fd = openSync(dir, 'r');\n  try {\n    fsyncSync(fd);", call: 'fsyncSync(fd);', noop: 'void fd;', campaigns: [LAB] },
   { id: 'lab-file-fsync', file: 'src/cli/lab.ts', match: 'bytes.length - off);\n    fsyncSync(fd);', call: 'fsyncSync(fd);', noop: 'void fd;', campaigns: [LAB] },

@@ -87,16 +87,16 @@ export const MUTATIONS = [
   },
   {
     id: 'cache-commit-no-fsync',
-    mechanism: 'The volume cache fsyncs the data of a new generation before the rename that commits it (VolumeCache.commitData)',
+    mechanism: 'The volume cache fsyncs the data of a new generation before the rename that commits it (VolumeCache.commitData, through #place)',
     file: 'src/vts/volume-cache.ts',
-    edits: [['async commitData(volser: string, f: VolumeFile, generation: number): Promise<VolumeMeta> {\n    await f.sync();', 'async commitData(volser: string, f: VolumeFile, generation: number): Promise<VolumeMeta> {']],
+    edits: [['    let at = f.path;\n    try {\n      await f.sync();', '    let at = f.path;\n    try {']],
     checks: [story('both VTS lose power just after acknowledged writes')],
   },
   {
     id: 'cache-commit-no-dirsync',
-    mechanism: "The volume cache fsyncs the data directory after the rename, so the committed file's name survives a power cut (VolumeCache.commitData)",
+    mechanism: "The volume cache fsyncs the data directory after the rename, so the committed file's name survives a power cut (VolumeCache.commitData, through #place)",
     file: 'src/vts/volume-cache.ts',
-    edits: [['    await this.#fs.rename(f.path, join(this.#dataDir, name));\n    await syncDir(this.#dataDir, this.#fs);\n    this.accountWork(-bytes);', '    await this.#fs.rename(f.path, join(this.#dataDir, name));\n    this.accountWork(-bytes);']],
+    edits: [['      at = join(this.#dataDir, name);\n      await syncDir(this.#dataDir, this.#fs);', '      at = join(this.#dataDir, name);']],
     checks: [story('both VTS lose power just after acknowledged writes')],
   },
   {

@@ -504,19 +504,29 @@ export class VolumeCache {
    * Commits a working file as the data of `generation`: the file is fsynced and renamed,
    * then the metadata names it, then the previous data file is removed. Resolves only once
    * all of that is durable: that is the moment a close may be acknowledged.
+   *
+   * Takes `f` over, whether the commit succeeds or not: its descriptor is closed and its
+   * bytes leave the working account exactly once. When the commit fails before the metadata
+   * write, the file is removed: a failed fsync has already reported the error (and may have
+   * dropped the pages it could not write), so an fsync tried again would succeed on data
+   * that is not on disk, and nothing may ever commit this file. When the metadata write
+   * itself fails, the file stays, since that metadata may be on disk already; {@link open}
+   * removes it later if nothing names it.
    */
   async commitData(volser: string, f: VolumeFile, generation: number): Promise<VolumeMeta> {
-    await f.sync();
     const bytes = f.bytes;
     const records = f.records;
     // Hashed as it was written or read in, when it was all along; else read again.
-    const known = f.sha256();
-    await f.close();
-    const sha256 = known ?? (await hashFile(f.path, this.#fs)).sha256;
-    const name = `${volser}.${generation}.${this.#random(6).toString('hex')}.vol`;
-    await this.#fs.rename(f.path, join(this.#dataDir, name));
-    await syncDir(this.#dataDir, this.#fs);
-    this.accountWork(-bytes);
+    let sha256 = f.sha256();
+    if (sha256 === null) {
+      try {
+        sha256 = (await hashFile(f.path, this.#fs)).sha256;
+      } catch (e) {
+        await this.discardWork(f);
+        throw e;
+      }
+    }
+    const name = await this.#place(volser, f, generation);
     return this.#locked(volser, async () => {
       const old = this.#meta.get(volser);
       const meta: VolumeMeta = {
@@ -535,6 +545,30 @@ export class VolumeCache {
       if (oldPath) this.#removeLater(oldPath);
       return meta;
     });
+  }
+
+  /**
+   * Makes working file `f` durable under a new data file name of `generation` and returns
+   * that name: fsync, close, rename, directory fsync. Its bytes leave the working account
+   * either way; on failure it is closed and removed, whichever name it had by then.
+   */
+  async #place(volser: string, f: VolumeFile, generation: number): Promise<string> {
+    const name = `${volser}.${generation}.${this.#random(6).toString('hex')}.vol`;
+    let at = f.path;
+    try {
+      await f.sync();
+      await f.close();
+      await this.#fs.rename(f.path, join(this.#dataDir, name));
+      at = join(this.#dataDir, name);
+      await syncDir(this.#dataDir, this.#fs);
+    } catch (e) {
+      await f.close();
+      this.accountWork(-f.bytes);
+      await unlinkQuiet(at, this.#fs).catch((err: unknown) => this.#log.warn({ err, file: at }, 'could not remove a working file whose commit failed (removed at the next open)'));
+      throw e;
+    }
+    this.accountWork(-f.bytes);
+    return name;
   }
 
   /**
@@ -584,7 +618,7 @@ export class VolumeCache {
     });
   }
 
-  /** Installs recalled data (a verified file already in the data directory's work name) for a migrated volume. */
+  /** Installs recalled data (a verified file already in the data directory's work name) for a migrated volume. Takes `f` over as {@link commitData} does. */
   installRecalled(volser: string, f: VolumeFile, copy: TapeCopy): Promise<VolumeMeta> {
     return this.#locked(volser, async () => {
       const m = this.#meta.get(volser);
@@ -592,12 +626,7 @@ export class VolumeCache {
         await this.discardWork(f);
         throw new BadVolumeDataError(`recalled generation ${copy.generation} of ${volser} is no longer the cached one`);
       }
-      await f.sync();
-      await f.close();
-      const name = `${volser}.${copy.generation}.${this.#random(6).toString('hex')}.vol`;
-      await this.#fs.rename(f.path, join(this.#dataDir, name));
-      await syncDir(this.#dataDir, this.#fs);
-      this.accountWork(-f.bytes);
+      const name = await this.#place(volser, f, copy.generation);
       const meta: VolumeMeta = { ...m, dataFile: name, lastAccess: this.#stamp() };
       await this.#writeMeta(meta);
       return meta;

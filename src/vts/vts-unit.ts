@@ -631,8 +631,23 @@ export class VtsUnit {
           await this.#release(m);
           throw e;
         }
-        const committed = await this.cache.commitData(volser, m.work, gen);
+        // The cache takes the working file over, committed or not. A commit that failed ends
+        // the mount: its fsync may have dropped what it could not write, so nothing it wrote
+        // may be committed by a close tried again (which would start an empty file and
+        // commit that instead); the host must write the volume again.
+        const work = m.work;
         m.work = null;
+        let committed: VolumeMeta;
+        try {
+          committed = await this.cache.commitData(volser, work, gen);
+        } catch (e) {
+          const reason = `its close failed to commit (${(e as { code?: string }).code ?? (e as Error).message}); nothing it wrote since the mount is kept`;
+          m.aborted = reason;
+          this.#abortedHandles.set(m.handle.id, reason);
+          await this.#release(m);
+          this.#log.error({ err: e, volser, generation: gen }, 'close failed to commit: mount ended');
+          throw e;
+        }
         token = tokenOf(committed);
         this.#log.info({ volser, generation: gen, bytes: committed.bytes }, 'closed, new generation committed');
         if (this.#autoPremigrate) this.#enqueue(volser);
@@ -797,16 +812,10 @@ export class VtsUnit {
         await fh.close();
         throw e;
       }
-      let committed: VolumeMeta;
-      try {
-        // commitData fsyncs the file (on the descriptor that wrote it) before the rename that
-        // makes it the volume's data: nothing is acknowledged before that.
-        committed = await this.cache.commitData(volser, f, token.generation);
-      } catch (e) {
-        // Its descriptor is not left open (the file itself is removed below).
-        await f.close();
-        throw e;
-      }
+      // commitData fsyncs the file (on the descriptor that wrote it) before the rename that
+      // makes it the volume's data: nothing is acknowledged before that. It takes the file
+      // over, committed or not (closed, unaccounted, removed when the commit failed).
+      const committed = await this.cache.commitData(volser, f, token.generation);
       this.#log.info({ volser, generation: token.generation, bytes: committed.bytes }, 'peer copy applied');
       if (this.#autoPremigrate) this.#enqueue(volser);
       return tokenOf(committed);

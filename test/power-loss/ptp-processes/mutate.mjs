@@ -23,7 +23,7 @@ const CAMPAIGN = 'test/power-loss/ptp-processes.power-loss.test.ts';
 const MUTATIONS = [
   { id: 'vts-slot-file-sync', file: 'src/vts/slot-file.ts', match: 'await datasyncP(fd);', call: 'datasyncP(fd)', noop: 'Promise.resolve()' },
   { id: 'kj-native-append-sync', file: 'native/key_journal.cc', match: '    if (fdatasync(fd_) != 0) fail_.set(errno, "fdatasync", path_);', call: 'fdatasync(fd_)', noop: '0' },
-  { id: 'vts-cache-commit-sync', file: 'src/vts/volume-cache.ts', match: 'generation: number): Promise<VolumeMeta> {\n    await f.sync();', call: 'f.sync()', noop: 'Promise.resolve()' },
+  { id: 'vts-cache-commit-sync', file: 'src/vts/volume-cache.ts', match: 'let at = f.path;\n    try {\n      await f.sync();', call: 'f.sync()', noop: 'Promise.resolve()' },
   { id: 'vts-durable-dir-fsync', file: 'src/vts/durable.ts', match: "const h = await open(dir, 'r');\n  try {\n    await h.sync();", call: 'h.sync()', noop: 'Promise.resolve()' },
   { id: 'vts-cache-file-sync', file: 'src/vts/volume-cache.ts', match: 'await this.fh.sync();', call: 'this.fh.sync()', noop: 'Promise.resolve()' },
 ];
