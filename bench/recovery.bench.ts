@@ -33,6 +33,8 @@ const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'src/scenario/process-entry.ts');
 const COUNTS = (process.env.PTPVTS_BENCH_VTCS ?? '4,8,32').split(',').map(Number);
 const ROUNDS = Number(process.env.PTPVTS_BENCH_ROUNDS ?? 5);
+/** Extra node options for every VTC and VTS process, e.g. "--cpu-prof --cpu-prof-dir=DIR". */
+const NODE_ARGS = (process.env.PTPVTS_BENCH_NODE_ARGS ?? '').split(/\s+/u).filter(Boolean);
 const TIMING = { tick: Number(process.env.PTPVTS_BENCH_TICK ?? 100), heartbeatTimeout: 1500, ackTimeout: 1500, returnGrace: 0, electionTimeout: 1000, pendingTimeout: 3000, helloInterval: 250, stagger: Number(process.env.PTPVTS_BENCH_STAGGER ?? 5) };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -104,7 +106,7 @@ async function measureFloor(dir: string): Promise<Floor> {
 
 function start(args: string[], ready: RegExp): Promise<ChildProcess> {
   const logDir = process.env.PTPVTS_BENCH_LOGDIR;
-  const p = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', cli, ...args], { cwd: root, env: { ...process.env, PTPVTS_LOG_LEVEL: logDir === undefined ? 'error' : 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [...NODE_FLAGS, ...NODE_ARGS, '--import', 'tsx', cli, ...args], { cwd: root, env: { ...process.env, PTPVTS_LOG_LEVEL: logDir === undefined ? 'error' : 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (logDir !== undefined) p.stderr?.pipe(createWriteStream(join(logDir, `${args.join('-').replace(/[^\w-]/g, '_').slice(-40)}.log`)));
   return new Promise((res, rej) => {
     let buf = '';
@@ -143,7 +145,8 @@ async function runCount(n: number, dir: string): Promise<number[]> {
     for (let i = 0; i < n; i += 4) procs.push(...(await Promise.all(ids.slice(i, i + 4).map((id) => start(['vtc', '-t', topo, '--id', id], /is running/)))));
     for (let i = 0; i < n; i++) clients.push(new ControlClient(ids, ids[i]!, { host: '127.0.0.1', port: ports[2 * i + 1]! }, { secret: 'recovery benchmark cluster secret', operatorKey }, 10_000));
     const c1 = clients[0]!;
-    const everyone = async (want: string, ms = 30_000): Promise<void> => {
+    // Every status poll reaches all n VTCs, and 34 processes on two cores settle slowly.
+    const everyone = async (want: string, ms = 30_000 + 1000 * n): Promise<void> => {
       const end = Date.now() + ms;
       while (Date.now() < end) {
         const s = await Promise.all(clients.map((c) => c.status().then((x) => x.ptp, () => 'unreachable')));
@@ -206,7 +209,17 @@ try {
   figures.push({ name: `loopback round trip to another process after ${IDLE_MS} ms idle`, value: floor.rttProcessIdle, unit: 'ms', detail: { samples: 15, statistic: 'median' } });
   figures.push({ name: 'idle-matched floor: one append + two cross-process round trips, each after the idle time a round starts from', value: floorIdleMs, unit: 'ms' });
   for (const n of COUNTS) {
-    const lat = await runCount(n, dir);
+    let lat: number[];
+    try {
+      lat = await runCount(n, dir);
+    } catch (e) {
+      // Sizes above 8 carry no target (context only): one that does not settle on this
+      // machine is reported as such, and the suite goes on.
+      if (n <= 8) throw e;
+      notes.push(`${n} VTC processes: no figure, the run did not settle (${(e as Error).message})`);
+      console.error(`recovery at ${n} VTCs: ${(e as Error).message}`);
+      continue;
+    }
     const m = median(lat);
     figures.push({ name: `recovery decision, ${n} VTC processes`, value: m, unit: 'ms', detail: { statistic: 'median', rounds: lat.map((x) => Number(x.toFixed(2))), min: Math.min(...lat), max: Math.max(...lat), timing: TIMING } });
     const ratio = m / floorMs;
