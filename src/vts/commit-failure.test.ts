@@ -60,21 +60,35 @@ const cacheDir = (): string => join(root, 'cache');
 const openUnit = (fs: PlatformFs): Promise<VtsUnit> => VtsUnit.open({ id: 'A', cacheDir: cacheDir(), stateDir: join(root, 'state'), fs });
 const dataFiles = (): string[] => readdirSync(join(cacheDir(), 'data')).sort();
 
-/** Volume V00001 committed once with one block; returns its bytes in use. */
-async function firstGeneration(u: VtsUnit): Promise<number> {
+interface Ctx {
+  /** The unit under test (a test that reopens it puts the new one here). */
+  u: VtsUnit;
+  readonly fs: PlatformFs;
+  readonly plan: { fail: ((path: string) => boolean) | null };
+  /** Bytes in use with V00001 committed once (one block), and the data files then. */
+  readonly committed: number;
+  readonly files: string[];
+}
+
+/** Runs `fn` on a unit whose V00001 was committed once; shuts the unit down after. */
+async function withUnit(fn: (c: Ctx) => Promise<void>): Promise<void> {
+  const plan: Ctx['plan'] = { fail: null };
+  const fs = failingFs(plan);
+  const u = await openUnit(fs);
   const h = await u.mount('V00001', { scratch: true });
   await u.write(h, block(1));
   await u.close(h);
-  return u.cache.usedBytes;
+  const c: Ctx = { u, fs, plan, committed: u.cache.usedBytes, files: dataFiles() };
+  try {
+    await fn(c);
+  } finally {
+    await c.u.shutdown();
+  }
 }
 
 describe('a close whose commit fails', () => {
   it("whose working file's fsync fails: the close fails and the mount ends; a close tried again never commits; the volume is free; nothing stays accounted", async () => {
-    const plan: { fail: ((path: string) => boolean) | null } = { fail: null };
-    const u = await openUnit(failingFs(plan));
-    try {
-      const committed = await firstGeneration(u);
-      const files = dataFiles();
+    await withUnit(async ({ u, plan, committed, files }) => {
       const h = await u.mount('V00001');
       for (let i = 0; i < 4; i++) await u.write(h, block(10 + i));
       plan.fail = (p) => p.endsWith('.work');
@@ -91,17 +105,11 @@ describe('a close whose commit fails', () => {
       const again = await u.mount('V00001');
       await u.write(again, block(30));
       expect((await u.close(again)).generation).toBe(2);
-    } finally {
-      await u.shutdown();
-    }
+    });
   });
 
   it('whose data directory fsync fails after the rename: the renamed file is removed, and nothing stays accounted', async () => {
-    const plan: { fail: ((path: string) => boolean) | null } = { fail: null };
-    const u = await openUnit(failingFs(plan));
-    try {
-      const committed = await firstGeneration(u);
-      const files = dataFiles();
+    await withUnit(async ({ u, plan, committed, files }) => {
       const h = await u.mount('V00001');
       await u.write(h, block(11));
       plan.fail = (p) => p === join(cacheDir(), 'data');
@@ -111,18 +119,12 @@ describe('a close whose commit fails', () => {
       expect(u.cache.get('V00001')?.generation).toBe(1);
       expect(u.cache.usedBytes).toBe(committed);
       expect(dataFiles()).toEqual(files);
-    } finally {
-      await u.shutdown();
-    }
+    });
   });
 
   it('whose metadata write fails: the new data file stays (that metadata may be on disk), accounted once; a reopen keeps the last durable generation and removes the orphan', async () => {
-    const plan: { fail: ((path: string) => boolean) | null } = { fail: null };
-    const fs = failingFs(plan);
-    let u = await openUnit(fs);
-    try {
-      const committed = await firstGeneration(u);
-      const files = dataFiles();
+    await withUnit(async (c) => {
+      const { u, plan, committed, files } = c;
       const h = await u.mount('V00001');
       await u.write(h, block(12));
       plan.fail = (p) => p.includes(join(cacheDir(), 'meta', 'V00001.json'));
@@ -134,23 +136,17 @@ describe('a close whose commit fails', () => {
       expect(u.cache.usedBytes).toBe(committed);
       expect(dataFiles()).toHaveLength(files.length + 1);
       await u.shutdown();
-      u = await openUnit(fs);
-      expect(u.cache.get('V00001')?.generation).toBe(1);
+      c.u = await openUnit(c.fs);
+      expect(c.u.cache.get('V00001')?.generation).toBe(1);
       expect(dataFiles()).toEqual(files);
-      expect(u.cache.usedBytes).toBe(committed);
-    } finally {
-      await u.shutdown();
-    }
+      expect(c.u.cache.usedBytes).toBe(committed);
+    });
   });
 });
 
 describe('a peer copy whose commit fails', () => {
   it('is refused, leaves no file, and gives back every byte it accounted', async () => {
-    const plan: { fail: ((path: string) => boolean) | null } = { fail: null };
-    const u = await openUnit(failingFs(plan));
-    try {
-      const committed = await firstGeneration(u);
-      const files = dataFiles();
+    await withUnit(async ({ u, plan, committed, files }) => {
       const image = buildVolume([block(5), block(6), block(7)]);
       plan.fail = (p) => p.endsWith('.work');
       const chunks = [image.subarray(0, 70_000), image.subarray(70_000)];
@@ -163,8 +159,6 @@ describe('a peer copy whose commit fails', () => {
       const token = await u.applyCopy('V00009', [image][Symbol.iterator]() as unknown as AsyncIterable<Uint8Array>, { generation: 2, consistent: true }, { sha256: sha(image) });
       expect(token.generation).toBe(2);
       expect(u.cache.usedBytes).toBe(committed + image.length);
-    } finally {
-      await u.shutdown();
-    }
+    });
   });
 });
