@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  BadHandleError,
   BadVolumeDataError,
   CacheFullError,
   FencedError,
@@ -17,7 +18,7 @@ import {
   VolumeNotFoundError,
   VtsOutOfOperationError,
 } from './errors.js';
-import { VtsUnit, type MountHandle, type VtsUnitOptions } from './vts-unit.js';
+import { ABORTED_HANDLES_KEPT, VtsUnit, type MountHandle, type VtsUnitOptions } from './vts-unit.js';
 import { VolumeParser, buildVolume } from './volume-format.js';
 
 const dirs: string[] = [];
@@ -166,6 +167,19 @@ describe('VtsUnit host I/O', () => {
     u.refuseNewMounts(true);
     await expect(u.mount('A3', { scratch: true })).rejects.toBeInstanceOf(MountsRefusedError);
     expect(u.activeMounts().map((m) => m.volser)).toEqual(['A2']);
+  });
+
+  it('remembers why the newest aborted mounts ended, and only so many of them', async () => {
+    const u = await openVts(tempDir());
+    const handles = [];
+    for (let i = 0; i <= ABORTED_HANDLES_KEPT; i++) {
+      handles.push(await u.mount('V00006', { scratch: true }));
+      await u.abortMounts(`failover ${i}`);
+    }
+    await expect(u.close(handles.at(-1)!)).rejects.toMatchObject({ code: 'EMOUNTABORTED', message: expect.stringContaining(`failover ${ABORTED_HANDLES_KEPT}`) });
+    await expect(u.close(handles[1]!)).rejects.toMatchObject({ code: 'EMOUNTABORTED', message: expect.stringContaining('failover 1') });
+    await expect(u.close(handles[0]!)).rejects.toBeInstanceOf(BadHandleError);
+    await u.shutdown();
   });
 
   it('aborts active mounts during a write: hosts get errors, the previous generation stays', async () => {

@@ -175,6 +175,9 @@ interface Mount {
 const stateSchema = z.object({ id: z.string(), lastKeySeq: z.number().int().nonnegative(), inOperation: z.boolean(), lastKeyMac: z.string().max(256).optional(), imageId: z.string().max(64).optional() });
 const newImageId = (random: (size: number) => Buffer): string => random(12).toString('hex');
 
+/** How many aborted mounts a VTS remembers the reason of (see VtsUnit.#abortedHandles). */
+export const ABORTED_HANDLES_KEPT = 4096;
+
 /**
  * A VTS. Every host operation rejects with {@link VtsOutOfOperationError} while the VTS
  * is out of operation, and with {@link MountAbortedError} once its mount was aborted.
@@ -506,8 +509,17 @@ export class VtsUnit {
   }
 
   #pendingMounts = 0;
-  /** Handles of aborted mounts, so a host's later operations say why rather than "bad handle". */
+  /**
+   * Handles of aborted mounts, so a host's later operations say why rather than "bad handle":
+   * the newest {@link ABORTED_HANDLES_KEPT}, so a VTS that runs for months through many
+   * failovers does not keep every one (an older handle gets BadHandleError).
+   */
   readonly #abortedHandles = new Map<number, string>();
+
+  #noteAborted(id: number, reason: string): void {
+    this.#abortedHandles.set(id, reason);
+    if (this.#abortedHandles.size > ABORTED_HANDLES_KEPT) this.#abortedHandles.delete(this.#abortedHandles.keys().next().value!);
+  }
 
   #mount(h: MountHandle): Mount {
     const m = this.#mounts.get(h.id);
@@ -643,7 +655,7 @@ export class VtsUnit {
         } catch (e) {
           const reason = `its close failed to commit (${(e as { code?: string }).code ?? (e as Error).message}); nothing it wrote since the mount is kept`;
           m.aborted = reason;
-          this.#abortedHandles.set(m.handle.id, reason);
+          this.#noteAborted(m.handle.id, reason);
           await this.#release(m);
           this.#log.error({ err: e, volser, generation: gen }, 'close failed to commit: mount ended');
           throw e;
@@ -700,7 +712,7 @@ export class VtsUnit {
     const all = [...this.#mounts.values()];
     for (const m of all) {
       m.aborted = reason;
-      this.#abortedHandles.set(m.handle.id, reason);
+      this.#noteAborted(m.handle.id, reason);
     }
     await Promise.all(all.map(async (m) => {
       await m.chain;
