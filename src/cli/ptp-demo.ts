@@ -42,7 +42,8 @@ export function tellScenario(out: Out, r: ScenarioResult): void {
     byElection.set(id, l);
   }
   if (byElection.size === 0) out.line('No election was held.');
-  for (const [id, l] of byElection) out.line(`  Election on ${id}: ${l.join(', ')}.`);
+  // Ballots arrive in whatever order the VTCs cast them: listed by VTC, so the story reads the same every run.
+  for (const [id, l] of byElection) out.line(`  Election on ${id}: ${l.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')}.`);
   out.line(r.passed ? `The story ended as the claims say, in ${(r.durationMs / 1000).toFixed(1)} s.` : `The story did NOT end as expected: ${r.error?.message ?? ''}`);
 }
 
