@@ -160,7 +160,7 @@ export const MUTATIONS = [
     id: 'commit-retried-after-failure',
     rule: "A close whose commit failed (its working file's fsync, say) ends the mount, so no close tried again can commit: the failed fsync may have dropped what it could not write (here the mount stays, and the retry commits)",
     file: 'src/vts/vts-unit.ts',
-    edits: [["          m.aborted = reason;\n          this.#noteAborted(m.handle.id, reason);\n          await this.#release(m);\n", "          void reason;\n"]],
+    edits: [["          this.#markAborted(m, reason);\n          await this.#release(m);\n", "          void reason;\n"]],
     checks: [story('src/vts/commit-failure.test.ts', 'a close whose commit fails')],
   },
   {

@@ -14,7 +14,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
+import type { PlatformFs } from '../platform/fs.js';
+import { wrappedFs } from '../../test/kit/wrapped-fs.js';
 import { buildVolume } from './volume-format.js';
 import { VtsUnit } from './vts-unit.js';
 
@@ -30,31 +31,14 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** node:fs whose fsync of a path fails once when `fail(path)` says so (and is then cleared). */
-function failingFs(plan: { fail: ((path: string) => boolean) | null }): PlatformFs {
-  return {
-    ...nodeFs,
-    open: async (path, flags) => {
-      const h = await nodeFs.open(path, flags);
-      const f: PlatformFile = {
-        read: (b, off, len, pos) => h.read(b, off, len, pos),
-        write: (b, off, len, pos) => h.write(b, off, len, pos),
-        sync: () => {
-          if (plan.fail?.(path) === true) {
-            plan.fail = null;
-            return Promise.reject(eio('fsync'));
-          }
-          return h.sync();
-        },
-        datasync: () => h.datasync(),
-        stat: () => h.stat(),
-        truncate: (n) => h.truncate(n),
-        close: () => h.close(),
-      };
-      if (h.startWriteback !== undefined) f.startWriteback = (offset, length) => h.startWriteback!(offset, length);
-      return f;
+const failingFs = (plan: { fail: ((path: string) => boolean) | null }): PlatformFs =>
+  wrappedFs((path, h) => ({
+    sync: () => {
+      if (plan.fail?.(path) !== true) return h.sync();
+      plan.fail = null;
+      return Promise.reject(eio('fsync'));
     },
-  };
-}
+  }));
 
 const cacheDir = (): string => join(root, 'cache');
 const openUnit = (fs: PlatformFs): Promise<VtsUnit> => VtsUnit.open({ id: 'A', cacheDir: cacheDir(), stateDir: join(root, 'state'), fs });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeFs, type PlatformFile, type PlatformFs } from '../platform/fs.js';
+import { wrappedFs } from '../../test/kit/wrapped-fs.js';
 import { EARLY_DATASYNC_BYTES, EARLY_WRITEBACK_BYTES, EarlyWriteback } from './durable.js';
 import { VolumeCache } from './volume-cache.js';
 import { VtsUnit } from './vts-unit.js';
@@ -148,41 +149,19 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** node:fs with the working files' ranges, fdatasyncs and unlinks scripted. */
 function scriptedFs(o: { range?: (path: string) => Promise<void> | undefined; datasync?: (path: string) => Promise<void> | undefined; unlink?: (path: string) => Promise<void> | undefined; log: string[] }): PlatformFs {
+  const logged = <T>(what: string, path: string, call: () => T): T => {
+    o.log.push(`${what} ${path}`);
+    return call();
+  };
   return {
-    ...nodeFs,
-    open: async (path, flags) => {
-      const h = await nodeFs.open(path, flags);
-      const f: PlatformFile = {
-        read: (b, off, len, pos) => {
-          o.log.push(`read ${path}`);
-          return h.read(b, off, len, pos);
-        },
-        write: (b, off, len, pos) => h.write(b, off, len, pos),
-        sync: async () => {
-          o.log.push(`fsync ${path}`);
-          await h.sync();
-        },
-        datasync: () => {
-          o.log.push(`fdatasync ${path}`);
-          return o.datasync?.(path) ?? h.datasync();
-        },
-        stat: () => h.stat(),
-        truncate: (n) => h.truncate(n),
-        close: () => {
-          o.log.push(`close ${path}`);
-          return h.close();
-        },
-        startWriteback: (offset, length) => {
-          o.log.push(`range ${path}`);
-          return o.range?.(path) ?? h.startWriteback!(offset, length);
-        },
-      };
-      return f;
-    },
-    unlink: (path) => {
-      o.log.push(`unlink ${path}`);
-      return o.unlink?.(path) ?? nodeFs.unlink(path);
-    },
+    ...wrappedFs((path, h) => ({
+      read: (b, off, len, pos) => logged('read', path, () => h.read(b, off, len, pos)),
+      sync: () => logged('fsync', path, () => h.sync()),
+      datasync: () => logged('fdatasync', path, () => o.datasync?.(path) ?? h.datasync()),
+      close: () => logged('close', path, () => h.close()),
+      startWriteback: (offset, length) => logged('range', path, () => o.range?.(path) ?? h.startWriteback!(offset, length)),
+    })),
+    unlink: (path) => logged('unlink', path, () => o.unlink?.(path) ?? nodeFs.unlink(path)),
   };
 }
 

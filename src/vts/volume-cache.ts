@@ -493,11 +493,11 @@ export class VolumeCache {
     return f;
   }
 
-  /** Discards a working file (a mount aborted or closed without writing). */
-  async discardWork(f: VolumeFile): Promise<void> {
+  /** Discards a working file (a mount aborted or closed without writing), found at `path` (a commit may have renamed it). */
+  async discardWork(f: VolumeFile, path = f.path): Promise<void> {
     await f.close();
     this.accountWork(-f.bytes);
-    await unlinkQuiet(f.path, this.#fs);
+    await unlinkQuiet(path, this.#fs);
   }
 
   /**
@@ -562,9 +562,7 @@ export class VolumeCache {
       at = join(this.#dataDir, name);
       await syncDir(this.#dataDir, this.#fs);
     } catch (e) {
-      await f.close();
-      this.accountWork(-f.bytes);
-      await unlinkQuiet(at, this.#fs).catch((err: unknown) => this.#log.warn({ err, file: at }, 'could not remove a working file whose commit failed (removed at the next open)'));
+      await this.discardWork(f, at).catch((err: unknown) => this.#log.warn({ err, file: at }, 'could not remove a working file whose commit failed (removed at the next open)'));
       throw e;
     }
     this.accountWork(-f.bytes);

@@ -516,8 +516,10 @@ export class VtsUnit {
    */
   readonly #abortedHandles = new Map<number, string>();
 
-  #noteAborted(id: number, reason: string): void {
-    this.#abortedHandles.set(id, reason);
+  /** Marks `m` aborted: its pending and later operations get MountAbortedError saying `reason`. */
+  #markAborted(m: Mount, reason: string): void {
+    m.aborted = reason;
+    this.#abortedHandles.set(m.handle.id, reason);
     if (this.#abortedHandles.size > ABORTED_HANDLES_KEPT) this.#abortedHandles.delete(this.#abortedHandles.keys().next().value!);
   }
 
@@ -654,8 +656,7 @@ export class VtsUnit {
           committed = await this.cache.commitData(volser, work, gen);
         } catch (e) {
           const reason = `its close failed to commit (${(e as { code?: string }).code ?? (e as Error).message}); nothing it wrote since the mount is kept`;
-          m.aborted = reason;
-          this.#noteAborted(m.handle.id, reason);
+          this.#markAborted(m, reason);
           await this.#release(m);
           this.#log.error({ err: e, volser, generation: gen }, 'close failed to commit: mount ended');
           throw e;
@@ -710,10 +711,7 @@ export class VtsUnit {
    */
   async abortMounts(reason: string): Promise<number> {
     const all = [...this.#mounts.values()];
-    for (const m of all) {
-      m.aborted = reason;
-      this.#noteAborted(m.handle.id, reason);
-    }
+    for (const m of all) this.#markAborted(m, reason);
     await Promise.all(all.map(async (m) => {
       await m.chain;
       await this.#release(m);
